@@ -1,0 +1,33 @@
+"""The `nctool` command line: thin typer commands, one library call each.
+
+Each command lives in its own module under nctool/cli/, registers itself on the shared `app`
+(nctool/cli/_ui.py), and is imported by nctool/cli/commands.py.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from nctool.cli._ui import app, console_err
+from nctool.errors import NctoolError
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: user errors become one red line and exit code 2, never a traceback."""
+    import nctool.cli.commands  # noqa: F401  (registers every command on `app`)
+
+    try:
+        app(args=argv, standalone_mode=False)
+    except NctoolError as exc:
+        console_err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:  # bad option or argument: click's own one-line message
+        exc.show()
+        sys.exit(exc.exit_code)
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        console_err.print("[yellow]interrupted[/]")
+        sys.exit(130)

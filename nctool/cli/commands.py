@@ -1,0 +1,2 @@
+"""Imports every command module so each registers its command on the shared app."""
+# ruff: noqa: F401

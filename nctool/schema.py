@@ -1,0 +1,243 @@
+"""The one table schema every nctool command reads and writes.
+
+One row per image-caption pair. See docs/schema.md for the meaning of each column.
+Every write is atomic (temp file in the same folder, then rename), and readers can stream
+row groups so memory does not grow with the dataset.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from nctool.errors import NctoolError
+
+IMAGE_TYPE = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+SPLITS = ("train", "val", "test")
+LABELS = ("clean", "ambiguous", "noisy")
+
+# Columns every dataset file has.
+REQUIRED = {
+    "pair_id": pa.string(),    # stable, unique id of the row
+    "image_id": pa.string(),   # rows sharing an image share this id
+    "image": IMAGE_TYPE,       # Hugging Face convention: {bytes, path}; bytes win when present
+    "caption": pa.string(),
+    "split": pa.string(),      # train / val / test
+}
+
+# Columns that exist only on some files; when present they must have this type.
+OPTIONAL = {
+    "category": pa.string(),        # scene class, null where unknown
+    # written by `nctool inject`
+    "noisy": pa.bool_(),            # the caption on this row was written for another image
+    "caption_source": pa.string(),  # pair_id whose caption now sits on this row
+    "noise_kind": pa.string(),
+    "noise_rate": pa.float64(),
+    # written by `nctool score` (scores files hold pair_id + these)
+    "reliability": pa.float64(),    # in [0, 1], 1 = surely matched
+    "label": pa.string(),           # clean / ambiguous / noisy
+    "detector": pa.string(),
+    "loss": pa.float64(),
+    "similarity": pa.float64(),
+    # written by review
+    "review": pa.string(),          # keep / drop, a person's decision
+}
+
+ALL_COLUMNS = {**REQUIRED, **OPTIONAL}
+
+# Key of the Parquet file metadata that records where relative image paths resolve.
+IMAGE_ROOT_KEY = b"nctool.image_root"
+
+
+def _type_ok(actual: pa.DataType, expected: pa.DataType) -> bool:
+    if actual.equals(expected):
+        return True
+    # large_string / large_binary and dictionary-encoded strings read back equivalently
+    if pa.types.is_dictionary(actual):
+        actual = actual.value_type
+    if expected == pa.string():
+        return pa.types.is_string(actual) or pa.types.is_large_string(actual) or pa.types.is_null(actual)
+    if pa.types.is_struct(expected) and pa.types.is_struct(actual):
+        names = {actual.field(i).name: actual.field(i).type for i in range(actual.num_fields)}
+        return all(f.name in names and _type_ok(names[f.name], f.type) for f in expected)
+    if expected == pa.binary():
+        return pa.types.is_binary(actual) or pa.types.is_large_binary(actual) or pa.types.is_null(actual)
+    if expected == pa.float64():
+        return pa.types.is_floating(actual)
+    return pa.types.is_null(actual)
+
+
+def check_schema(schema: pa.Schema, source: str, required: dict | None = None) -> None:
+    """Raise NctoolError naming the first missing or mistyped column."""
+    required = REQUIRED if required is None else required
+    for name, expected in required.items():
+        if name not in schema.names:
+            raise NctoolError(
+                f"{source}: missing required column '{name}' ({expected}); "
+                f"run `nctool ingest` to convert the data to nctool's schema (docs/schema.md)"
+            )
+    for name in schema.names:
+        expected = ALL_COLUMNS.get(name)
+        if expected is not None and not _type_ok(schema.field(name).type, expected):
+            raise NctoolError(
+                f"{source}: column '{name}' has type {schema.field(name).type}, expected {expected} "
+                f"(docs/schema.md)"
+            )
+
+
+def check_frame(df: pd.DataFrame, source: str, required: dict | None = None) -> None:
+    """Value checks that types cannot express: unique pair ids, known splits and labels."""
+    check_schema(pa.Schema.from_pandas(df, preserve_index=False), source, required)
+    if "pair_id" in df and df["pair_id"].duplicated().any():
+        dup = df.loc[df["pair_id"].duplicated(), "pair_id"].iloc[0]
+        raise NctoolError(f"{source}: pair_id '{dup}' appears more than once; pair ids must be unique")
+    if "split" in df:
+        bad = set(df["split"].dropna().unique()) - set(SPLITS)
+        if bad or df["split"].isna().any():
+            raise NctoolError(f"{source}: column 'split' has values {sorted(map(str, bad)) or ['null']}; "
+                              f"allowed are {', '.join(SPLITS)}")
+    if "label" in df:
+        bad = set(df["label"].dropna().unique()) - set(LABELS)
+        if bad:
+            raise NctoolError(f"{source}: column 'label' has values {sorted(bad)}; allowed are {', '.join(LABELS)}")
+
+
+def _open(path: str | os.PathLike) -> pq.ParquetFile:
+    path = Path(path)
+    if not path.exists():
+        raise NctoolError(f"{path}: file not found; check the path (datasets come from `nctool ingest` or `nctool synth`)")
+    try:
+        return pq.ParquetFile(path)
+    except Exception as exc:  # pyarrow raises several types for a non-Parquet file
+        raise NctoolError(f"{path}: not a readable Parquet file ({exc.__class__.__name__}); "
+                          f"give a .parquet written by nctool or convert it with `nctool ingest`") from None
+
+
+def image_root(path: str | os.PathLike) -> Path:
+    """Folder that relative image paths in this file resolve against.
+
+    The root recorded in the file's metadata wins; otherwise the file's own folder.
+    """
+    meta = _open(path).schema_arrow.metadata or {}
+    if IMAGE_ROOT_KEY in meta:
+        return Path(meta[IMAGE_ROOT_KEY].decode())
+    return Path(path).resolve().parent
+
+
+def read_table(path: str | os.PathLike, columns: list[str] | None = None,
+               required: dict | None = None, splits: list[str] | None = None) -> pd.DataFrame:
+    """Read a whole file into a DataFrame after checking its schema."""
+    pf = _open(path)
+    check_schema(pf.schema_arrow, str(path), required)
+    df = pf.read(columns=columns).to_pandas()
+    if splits:
+        df = df[df["split"].isin(splits)].reset_index(drop=True)
+    check_frame(df, str(path), {k: v for k, v in (REQUIRED if required is None else required).items()
+                                if columns is None or k in columns})
+    return df
+
+
+def iter_batches(path: str | os.PathLike, columns: list[str] | None = None, batch_size: int = 4096,
+                 required: dict | None = None) -> Iterator[pd.DataFrame]:
+    """Stream a file as DataFrames of at most batch_size rows (memory stays flat)."""
+    pf = _open(path)
+    check_schema(pf.schema_arrow, str(path), required)
+    for batch in pf.iter_batches(batch_size=batch_size, columns=columns):
+        yield batch.to_pandas()
+
+
+def num_rows(path: str | os.PathLike) -> int:
+    return _open(path).metadata.num_rows
+
+
+def to_arrow(df: pd.DataFrame) -> pa.Table:
+    """DataFrame -> Arrow table with the schema's types for every known column."""
+    fields = []
+    for name in df.columns:
+        typ = ALL_COLUMNS.get(name)
+        fields.append(pa.field(name, typ) if typ is not None else None)
+    arrays = {}
+    for name, field in zip(df.columns, fields):
+        col = df[name]
+        if field is None:
+            arrays[name] = pa.array(col, from_pandas=True)
+        else:
+            arrays[name] = pa.array(col.tolist() if pa.types.is_struct(field.type) else col,
+                                    type=field.type, from_pandas=True)
+    return pa.table(arrays)
+
+
+@contextmanager
+def atomic_path(dest: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temp path beside dest; rename it onto dest only if the block succeeds."""
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, dest)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class TableWriter:
+    """Atomic, streaming Parquet writer: write() DataFrames in row groups, then close().
+
+    Used as a context manager; the destination appears only when the block ends without error.
+    """
+
+    def __init__(self, dest: str | os.PathLike, image_root: str | os.PathLike | None = None,
+                 row_group_size: int = 4096):
+        self.dest = Path(dest)
+        self.image_root = image_root
+        self.row_group_size = row_group_size
+        self._writer: pq.ParquetWriter | None = None
+        self._ctx = atomic_path(self.dest)
+
+    def __enter__(self) -> "TableWriter":
+        self._tmp = self._ctx.__enter__()
+        return self
+
+    def write(self, df: pd.DataFrame) -> None:
+        table = to_arrow(df)
+        if self._writer is None:
+            schema = table.schema
+            if self.image_root is not None:
+                schema = schema.with_metadata({IMAGE_ROOT_KEY: str(Path(self.image_root).resolve()).encode()})
+            self._schema = schema
+            self._writer = pq.ParquetWriter(self._tmp, schema, compression="zstd")
+        self._writer.write_table(table.cast(self._schema), row_group_size=self.row_group_size)
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if self._writer is not None:
+            self._writer.close()
+        elif exc_type is None:
+            err = NctoolError(f"{self.dest}: nothing to write (no rows)")
+            self._ctx.__exit__(NctoolError, err, None)  # removes the temp file
+            raise err
+        return self._ctx.__exit__(exc_type, exc, tb)
+
+
+def write_table(df: pd.DataFrame, dest: str | os.PathLike, image_root: str | os.PathLike | None = None,
+                row_group_size: int = 4096) -> Path:
+    """Write a whole DataFrame atomically (in row groups)."""
+    with TableWriter(dest, image_root=image_root, row_group_size=row_group_size) as writer:
+        writer.write(df)
+    return Path(dest)
+
+
+def write_json(obj, dest: str | os.PathLike) -> Path:
+    """Atomic JSON write (configs, summaries)."""
+    with atomic_path(dest) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n")
+    return Path(dest)
