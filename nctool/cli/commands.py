@@ -1,2 +1,3 @@
 """Imports every command module so each registers its command on the shared app."""
 # ruff: noqa: F401
+from nctool.cli import train

@@ -1,0 +1,119 @@
+"""Retrieval recalls and noise-detection metrics, as pure functions of arrays."""
+
+import math
+
+import numpy as np
+import torch
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+from nctool.errors import NctoolError
+from nctool.losses import LABEL_NAMES
+
+
+def _ratio(numerator, denominator) -> float:
+    """numerator / denominator as a float, NaN when the denominator is 0."""
+    return float(numerator / denominator) if denominator else math.nan
+
+
+def retrieval_recalls(scores, caption_image_index, ks=(1, 5, 10), chunk_elements: int = 2**24) -> dict:
+    """Recall@K both ways, in percent.
+
+    ``scores[i, j]`` is the similarity of image i and caption j (numpy array or torch tensor,
+    on any device); ``caption_image_index[j]`` is the index of caption j's image. A caption's
+    rank is the number of candidates with a strictly greater score, so ties count in the
+    ground truth's favour.
+
+    - image -> text: image i is a hit at K if any of its captions has rank < K among all
+      captions (the rank of its best-scoring caption);
+    - text -> image: caption j is a hit at K if its image has rank < K among all images.
+
+    Returns ``i2t_r{k}`` and ``t2i_r{k}`` for each k, ``rsum`` (their sum) and ``mr`` (their
+    mean). Works through ``scores`` in blocks of about ``chunk_elements`` entries.
+    """
+    scores = torch.as_tensor(scores)
+    n_images, n_captions = scores.shape
+    owner = torch.as_tensor(caption_image_index, device=scores.device).long()
+    if owner.shape != (n_captions,) or owner.min() < 0 or owner.max() >= n_images:
+        raise NctoolError(
+            f"caption_image_index: needs one image index in [0, {n_images}) for each of the "
+            f"{n_captions} captions; pass the image row of every caption column"
+        )
+    if (torch.bincount(owner, minlength=n_images) == 0).any():
+        raise NctoolError("caption_image_index: some images have no caption; drop them from the scores")
+    positive = scores[owner, torch.arange(n_captions, device=scores.device)]
+    best_own = torch.full((n_images,), -math.inf, dtype=scores.dtype, device=scores.device)
+    best_own = best_own.scatter_reduce(0, owner, positive, reduce="amax")
+    i2t_rank = torch.empty(n_images, dtype=torch.long, device=scores.device)
+    t2i_rank = torch.zeros(n_captions, dtype=torch.long, device=scores.device)
+    step = max(1, chunk_elements // n_captions)
+    for start in range(0, n_images, step):
+        block = scores[start : start + step]
+        i2t_rank[start : start + step] = (block > best_own[start : start + step, None]).sum(dim=1)
+        t2i_rank += (block > positive).sum(dim=0)
+    recalls = {}
+    for direction, rank in (("i2t", i2t_rank), ("t2i", t2i_rank)):
+        for k in ks:
+            recalls[f"{direction}_r{k}"] = 100 * (rank < k).double().mean().item()
+    rsum = sum(recalls.values())
+    return {**recalls, "rsum": rsum, "mr": rsum / len(recalls)}
+
+
+def detection_metrics(noisy_truth, noise_score, predicted_noisy=None) -> dict:
+    """How well a score (higher = more likely noisy) and a hard prediction find the noisy pairs.
+
+    Returns ``auroc`` and ``auprc`` (average precision, noisy = positive), both NaN when the
+    truth holds only one class; with ``predicted_noisy`` also ``precision``, ``recall``, ``f1``
+    of the predicted-noisy set and its ``predicted_share`` of all rows (NaN where undefined).
+    """
+    truth = np.asarray(noisy_truth, dtype=bool)
+    score = np.asarray(noise_score, dtype=float)
+    both_classes = 0 < truth.sum() < truth.size
+    metrics = {
+        "auroc": float(roc_auc_score(truth, score)) if both_classes else math.nan,
+        "auprc": float(average_precision_score(truth, score)) if both_classes else math.nan,
+    }
+    if predicted_noisy is not None:
+        predicted = np.asarray(predicted_noisy, dtype=bool)
+        caught = np.sum(truth & predicted)
+        metrics.update(
+            precision=_ratio(caught, predicted.sum()),
+            recall=_ratio(caught, truth.sum()),
+            f1=_ratio(2 * caught, predicted.sum() + truth.sum()),
+            predicted_share=_ratio(predicted.sum(), predicted.size),
+        )
+    return metrics
+
+
+def label_metrics(noisy_truth, labels) -> list[dict]:
+    """One row per bin of LABEL_NAMES ("clean", "ambiguous", "noisy"), in that order.
+
+    ``labels`` holds those strings (from split codes: ``np.asarray(LABEL_NAMES)[codes]``).
+    Each row: ``label``, ``count``, ``share`` of all rows, ``noisy_rate`` (share of truly noisy
+    rows in the bin), and for the clean and noisy bins ``precision`` (share of the bin that is
+    truly of its class) and ``recall`` (share of all rows of that class the bin caught); these
+    two are NaN for the ambiguous bin, and wherever a denominator is 0.
+    """
+    truth = np.asarray(noisy_truth, dtype=bool)
+    labels = np.asarray(labels)
+    known = np.isin(labels, LABEL_NAMES)
+    if not known.all():
+        unknown = sorted(set(labels[~known].tolist()))
+        raise NctoolError(f"labels: unknown values {unknown}; use only {', '.join(LABEL_NAMES)}")
+    of_class = {"clean": ~truth, "noisy": truth}
+    rows = []
+    for name in LABEL_NAMES:
+        in_bin = labels == name
+        count = int(in_bin.sum())
+        row = {
+            "label": name,
+            "count": count,
+            "share": _ratio(count, labels.size),
+            "noisy_rate": _ratio(np.sum(truth & in_bin), count),
+            "precision": math.nan,
+            "recall": math.nan,
+        }
+        if name in of_class:
+            caught = np.sum(of_class[name] & in_bin)
+            row.update(precision=_ratio(caught, count), recall=_ratio(caught, of_class[name].sum()))
+        rows.append(row)
+    return rows

@@ -1,0 +1,91 @@
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from nctool import schema
+from nctool.errors import NctoolError
+
+
+def _frame(n=6):
+    return pd.DataFrame({
+        "pair_id": [f"d/{i // 2}#{i % 2}" for i in range(n)],
+        "image_id": [f"d/{i // 2}" for i in range(n)],
+        "image": [{"bytes": None, "path": f"{i // 2}.png"} for i in range(n)],
+        "caption": [f"caption {i}" for i in range(n)],
+        "split": ["train"] * (n - 2) + ["val", "test"],
+        "category": ["a"] * n,
+    })
+
+
+def test_round_trip_keeps_types_and_values(tmp_path):
+    dest = schema.write_table(_frame(), tmp_path / "d.parquet", row_group_size=2)
+    assert pq.ParquetFile(dest).num_row_groups == 3
+    back = schema.read_table(dest)
+    assert back["caption"].tolist() == _frame()["caption"].tolist()
+    assert back["image"][0] == {"bytes": None, "path": "0.png"}
+    assert pq.read_schema(dest).field("image").type.equals(schema.IMAGE_TYPE)
+
+
+def test_streaming_reads_in_batches(tmp_path):
+    dest = schema.write_table(_frame(), tmp_path / "d.parquet")
+    sizes = [len(b) for b in schema.iter_batches(dest, batch_size=4)]
+    assert sizes == [4, 2]
+
+
+def test_missing_column_names_it(tmp_path):
+    pq.write_table(pa.Table.from_pandas(_frame().drop(columns=["caption"])), tmp_path / "x.parquet")
+    with pytest.raises(NctoolError, match="missing required column 'caption'"):
+        schema.read_table(tmp_path / "x.parquet")
+
+
+def test_wrong_type_names_column(tmp_path):
+    df = _frame()
+    df["noisy"] = ["yes"] * len(df)
+    pq.write_table(pa.Table.from_pandas(df), tmp_path / "x.parquet")
+    with pytest.raises(NctoolError, match="column 'noisy' has type \w*string, expected bool"):
+        schema.read_table(tmp_path / "x.parquet")
+
+
+def test_duplicate_pair_id_and_bad_split_are_refused(tmp_path):
+    df = _frame()
+    df.loc[1, "pair_id"] = df.loc[0, "pair_id"]
+    with pytest.raises(NctoolError, match="appears more than once"):
+        schema.check_frame(df, "x")
+    df = _frame()
+    df.loc[0, "split"] = "training"
+    with pytest.raises(NctoolError, match="'split' has values \\['training'\\]"):
+        schema.check_frame(df, "x")
+
+
+def test_missing_and_non_parquet_files(tmp_path):
+    with pytest.raises(NctoolError, match="file not found"):
+        schema.read_table(tmp_path / "nope.parquet")
+    (tmp_path / "x.parquet").write_text("not parquet")
+    with pytest.raises(NctoolError, match="not a readable Parquet file"):
+        schema.read_table(tmp_path / "x.parquet")
+
+
+def test_failed_write_leaves_earlier_file_intact(tmp_path):
+    dest = schema.write_table(_frame(), tmp_path / "d.parquet")
+    before = dest.read_bytes()
+    with pytest.raises(RuntimeError):
+        with schema.TableWriter(dest) as writer:
+            writer.write(_frame())
+            raise RuntimeError("interrupted")
+    assert dest.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["d.parquet"]  # no temp file left
+
+
+def test_empty_write_is_refused_and_leaves_nothing(tmp_path):
+    with pytest.raises(NctoolError, match="nothing to write"):
+        with schema.TableWriter(tmp_path / "e.parquet"):
+            pass
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_image_root_from_metadata_or_folder(tmp_path):
+    a = schema.write_table(_frame(), tmp_path / "a.parquet")
+    assert schema.image_root(a) == tmp_path.resolve()
+    b = schema.write_table(_frame(), tmp_path / "b.parquet", image_root="/data/imgs")
+    assert schema.image_root(b) == __import__("pathlib").Path("/data/imgs")
