@@ -21,9 +21,13 @@ REFERENCE_TERMS = 4
 
 
 def _symmetric_ce(logits: torch.Tensor) -> torch.Tensor:
-    """CE_row_i(M) + CE_col_i(M) for every pair i, in float32."""
+    """CE_row_i(M) + CE_col_i(M) for every pair i, in float32.
+
+    The diagonal is subtracted before the logsumexp so that small losses keep their precision.
+    """
     logits = logits.float()
-    return logits.logsumexp(dim=1) + logits.logsumexp(dim=0) - 2 * logits.diagonal()
+    positive = logits.diagonal()
+    return (logits - positive[:, None]).logsumexp(dim=1) + (logits - positive).logsumexp(dim=0)
 
 
 def per_pair_loss(global_logits: torch.Tensor, local_logits: torch.Tensor | None = None) -> torch.Tensor:

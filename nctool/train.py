@@ -147,8 +147,9 @@ def _split_quality(labels: np.ndarray, truth: np.ndarray | None) -> dict:
     out = {f"n_{name}": int((names == name).sum()) for name in losses.LABEL_NAMES}
     if truth is not None:
         for row in label_metrics(truth[seen], names):
-            out[f"{row['label']}_precision"] = row["precision"]
-            out[f"{row['label']}_recall"] = row["recall"]
+            out[f"{row['label']}_noisy_rate"] = row["noisy_rate"]
+            # precision/recall are undefined (NaN) for the ambiguous bin; JSON has no NaN
+            out.update({f"{row['label']}_{k}": row[k] for k in ("precision", "recall") if math.isfinite(row[k])})
     return out
 
 

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import sys
 
-import click
-
 from nctool.cli._ui import app, console_err
 from nctool.errors import NctoolError
 
@@ -19,15 +17,7 @@ def main(argv: list[str] | None = None) -> None:
     import nctool.cli.commands  # noqa: F401  (registers every command on `app`)
 
     try:
-        app(args=argv, standalone_mode=False)
+        app(args=argv)  # standalone: typer shows usage errors as one line and exits 2 itself
     except NctoolError as exc:
         console_err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except click.ClickException as exc:  # bad option or argument: click's own one-line message
-        exc.show()
-        sys.exit(exc.exit_code)
-    except (KeyboardInterrupt, click.exceptions.Abort):
-        console_err.print("[yellow]interrupted[/]")
-        sys.exit(130)

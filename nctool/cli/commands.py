@@ -1,3 +1,4 @@
 """Imports every command module so each registers its command on the shared app."""
 # ruff: noqa: F401
 from nctool.cli import train
+from nctool.cli import inject

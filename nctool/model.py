@@ -1,0 +1,267 @@
+"""open_clip models for image-text retrieval: global and local (token-level) embeddings.
+
+RRSITR scores a pair with CLIP's own joint space (docs method.md, "Backbone"):
+- global: image class token -> ln_post -> proj; text end-of-text token -> ln_final -> text_projection;
+- local: every image patch token -> ln_post -> proj, every text position -> ln_final -> text_projection;
+  local(text, image) = ||C||_F, the Frobenius norm of the cosine matrix between text tokens and
+  image patches.
+All embeddings are L2-normalised. nctool's own small configs live in `nctool/model_configs/` and are
+registered with open_clip when this module is imported.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import open_clip
+import torch
+import torch.nn.functional as F
+from open_clip.factory import load_state_dict as read_open_clip_state_dict
+from open_clip.transformer import TextTransformer, VisionTransformer
+from torch import nn
+from torchvision.transforms.v2 import InterpolationMode
+from torchvision.transforms.v2 import functional as TF
+
+from nctool.errors import NctoolError
+
+CONFIG_DIR = Path(__file__).parent / "model_configs"
+open_clip.add_model_config(CONFIG_DIR)
+
+CROP_SCALE = (0.9, 1.0)               # RandomResizedCrop area range of the reference
+CROP_LOG_RATIO = (math.log(3 / 4), math.log(4 / 3))  # torchvision's default aspect-ratio range
+GRAM_BUDGET_BYTES = 2**28             # per side of local_similarity's chunked Gram matmul
+
+
+def create_model(name: str = "ViT-B-32", pretrained: str | Path | None = None, *, precision: str = "fp32",
+                 device: str | torch.device = "cpu", mask_padding: bool = False) -> "RetrievalModel":
+    """Build an open_clip model for retrieval.
+
+    `pretrained`: None (or "") for random init; an open_clip tag such as "openai" (needs the network
+    or a filled Hugging Face cache); or a local checkpoint (.safetensors/.pt/.pth/.bin) holding an
+    open_clip state dict, e.g. RemoteCLIP or GeoRSCLIP weights. `precision` is open_clip's
+    ("fp32", "bf16", "fp16", "pure_bf16", ...). See RetrievalModel for `mask_padding`.
+    """
+    if name not in open_clip.list_models():
+        known = open_clip.list_models()
+        examples = [n for n in ("nctool-tiny", "ViT-B-32", "ViT-B-16", "ViT-L-14") if n in known]
+        raise NctoolError(f"model '{name}': unknown; available are e.g. {', '.join(examples)} "
+                          f"({len(known)} in all, see open_clip.list_models())")
+    pretrained = str(pretrained) if pretrained else None
+    if pretrained and open_clip.get_pretrained_cfg(name, pretrained):
+        try:
+            clip = open_clip.create_model(name, pretrained=pretrained, precision=precision, device=device)
+        except Exception as exc:  # download failures surface as several exception types
+            raise NctoolError(f"pretrained '{pretrained}' for {name}: the weights could not be fetched "
+                              f"({exc.__class__.__name__}; offline?); download the open_clip checkpoint on a "
+                              f"machine with network and give its local path (.safetensors/.pt/.bin) instead") from None
+    else:
+        if pretrained and not Path(pretrained).is_file():
+            tags = ", ".join(open_clip.list_pretrained_tags_by_model(name)[:5]) or "none"
+            raise NctoolError(f"pretrained '{pretrained}': no such checkpoint file, nor a pretrained tag of {name} "
+                              f"(tags: {tags}); give the path of an open_clip checkpoint, or nothing for random init")
+        clip = open_clip.create_model(name, pretrained=None, precision=precision, device=device)
+        if pretrained:
+            _load_checkpoint(clip, Path(pretrained), name)
+    return RetrievalModel(clip, name, pretrained, mask_padding=mask_padding)
+
+
+def _load_checkpoint(clip: nn.Module, path: Path, name: str) -> None:
+    try:
+        # open_clip's loader also converts third-party layouts and resizes position embeddings
+        open_clip.load_checkpoint(clip, str(path), strict=True)
+        return
+    except Exception as exc:
+        error = exc
+    try:
+        found = read_open_clip_state_dict(str(path))
+    except Exception as exc:
+        raise NctoolError(f"{path}: not a readable checkpoint ({exc.__class__.__name__}); give an open_clip "
+                          f"state dict saved as .safetensors, .pt or .bin") from None
+    mismatch = _first_mismatch(clip.state_dict(), found) or f"{error.__class__.__name__}: {str(error).splitlines()[0]}"
+    raise NctoolError(f"{path}: does not fit model {name}: {mismatch}; give a checkpoint of {name} "
+                      f"or choose the model the checkpoint was trained as") from None
+
+
+def _first_mismatch(expected: dict, found: dict) -> str | None:
+    for key, tensor in expected.items():
+        if key not in found:
+            return f"key '{key}' is missing from the file"
+        if tuple(found[key].shape) != tuple(tensor.shape):
+            return f"'{key}' has shape {list(found[key].shape)} in the file, {list(tensor.shape)} in the model"
+    extra = next((key for key in found if key not in expected), None)
+    return f"unexpected key '{extra}' in the file" if extra else None
+
+
+def _local_support_problem(clip: nn.Module) -> str | None:
+    """Why this open_clip model cannot give local features, or None when it can."""
+    visual = clip.visual
+    if not (isinstance(visual, VisionTransformer) and visual.attn_pool is None
+            and visual.pool_type in ("tok", "avg") and visual.proj is not None):
+        return f"its image tower ({type(visual).__name__}) has no projected patch tokens"
+    text = getattr(clip, "text", clip)  # CLIP keeps the text tower's parts on itself
+    if not (isinstance(text, (open_clip.CLIP, TextTransformer)) and getattr(text, "cls_emb", None) is None
+            and text.text_projection is not None):
+        return f"its text tower ({type(text).__name__}) has no projected token outputs"
+    return None
+
+
+def _project(x: torch.Tensor, projection: nn.Parameter | nn.Linear) -> torch.Tensor:
+    return projection(x) if isinstance(projection, nn.Linear) else x @ projection
+
+
+class RetrievalModel(nn.Module):
+    """An open_clip model (`.clip`) with the global and local embeddings RRSITR uses.
+
+    `mask_padding`: False (the reference) lets all T text positions, padding included, take part
+    in the local similarity; True returns padding positions of the text local embedding as zero
+    vectors, so they drop out of every local similarity computed from it.
+    `state_dict()` keys carry a "clip." prefix; `clip.state_dict()` is a plain open_clip state dict
+    that `create_model(name, pretrained=path)` loads back.
+    """
+
+    def __init__(self, clip: nn.Module, model_name: str, pretrained: str | None = None, mask_padding: bool = False):
+        super().__init__()
+        self.clip = clip
+        self.model_name = model_name
+        self.pretrained = pretrained
+        self.mask_padding = mask_padding
+        self.tokenizer = open_clip.get_tokenizer(model_name)
+        preprocess = open_clip.get_model_preprocess_cfg(clip)
+        size = preprocess["size"]
+        self.image_size = size if isinstance(size, int) else size[0]
+        self.image_mean, self.image_std = tuple(preprocess["mean"]), tuple(preprocess["std"])
+        self.context_length = self.tokenizer.context_length
+        self._local_problem = _local_support_problem(clip)
+
+    def _require_local(self) -> None:
+        if self._local_problem:
+            raise NctoolError(f"model {self.model_name}: {self._local_problem}, which local features need; "
+                              f"use a standard CLIP ViT config (e.g. ViT-B-32, nctool-tiny) or global features only")
+
+    def encode_image(self, images: torch.Tensor, local: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Normalised images [B,3,S,S] -> (global [B,D], local [B,P,D] or None), L2-normalised."""
+        if not local:
+            return F.normalize(self.clip.encode_image(images), dim=-1), None
+        self._require_local()
+        # the last block's tokens with ln_post applied, and open_clip's own pooled, projected output
+        out = self.clip.forward_intermediates(image=images, image_indices=1, normalize_intermediates=True,
+                                              image_output_fmt="NLC")
+        patches = _project(out["image_intermediates"][-1], self.clip.visual.proj)
+        return out["image_features"], F.normalize(patches, dim=-1)
+
+    def encode_text(self, tokens: torch.Tensor, local: bool = True) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        """Tokens [B,T] -> (global [B,D], local [B,T,D] or None, mask [B,T] of real tokens incl. SOT/EOT).
+
+        Global is the end-of-text token's output (open_clip's pooled feature); local holds every
+        position, with padding zeroed when `mask_padding` is set.
+        """
+        # End-of-text is the largest id of CLIP's BPE, so argmax finds it (as open_clip's pooling does);
+        # `tokens != 0` would not do, since id 0 is the real token "!".
+        positions = torch.arange(tokens.shape[1], device=tokens.device)
+        mask = positions <= tokens.argmax(dim=1, keepdim=True)
+        if not local:
+            return F.normalize(self.clip.encode_text(tokens), dim=-1), None, mask
+        self._require_local()
+        out = self.clip.forward_intermediates(text=tokens, text_indices=1, normalize_intermediates=True)
+        text_tower = getattr(self.clip, "text", self.clip)
+        local_tokens = F.normalize(_project(out["text_intermediates"][-1], text_tower.text_projection), dim=-1)
+        if self.mask_padding:
+            local_tokens = local_tokens * mask.unsqueeze(-1)
+        return out["text_features"], local_tokens, mask
+
+    def forward(self, images: torch.Tensor, tokens: torch.Tensor):
+        """Both towers in one call, so that a DDP wrapper sees one forward.
+
+        Returns (image global, image local, text global, text local, text mask).
+        """
+        return (*self.encode_image(images), *self.encode_text(tokens))
+
+    def tokenize(self, captions: list[str]) -> torch.Tensor:
+        """Captions -> LongTensor [N, context_length]; non-ASCII characters are dropped first, as the reference does."""
+        return self.tokenizer([caption.encode("ascii", "ignore").decode() for caption in captions])
+
+    def image_transform(self, train: bool) -> "ImageTransform":
+        return ImageTransform(self.image_size, self.image_mean, self.image_std, train)
+
+
+class ImageTransform:
+    """uint8 images [3,H,W] or [B,3,H,W] -> normalised float32 [..., 3, S, S].
+
+    train: RandomResizedCrop(S, scale=(0.9, 1.0), bicubic), drawn per image, no flip;
+    eval: Resize(S, bicubic) + CenterCrop(S). Then CLIP mean/std. Working on uint8 tensors keeps a
+    batch of cached images cheap to prepare.
+    """
+
+    def __init__(self, size: int, mean: tuple[float, ...], std: tuple[float, ...], train: bool):
+        self.size, self.train = size, train
+        self.mean = torch.tensor(mean).view(3, 1, 1)
+        self.std = torch.tensor(std).view(3, 1, 1)
+
+    def __call__(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        batch = images if images.ndim == 4 else images.unsqueeze(0)
+        if self.train:
+            batch = torch.stack([self._random_resized_crop(image, generator) for image in batch])
+        else:
+            batch = TF.center_crop(TF.resize(batch, self.size, InterpolationMode.BICUBIC, antialias=True), self.size)
+        batch = (batch.float() / 255 - self.mean) / self.std
+        return batch if images.ndim == 4 else batch[0]
+
+    def _random_resized_crop(self, image: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        # torchvision's RandomResizedCrop sampling, drawn from `generator` so a run is reproducible
+        height, width = image.shape[-2:]
+        top, left, crop_h, crop_w = 0, 0, height, width  # fallback: the whole image
+        for _ in range(10):
+            area = height * width * _uniform(*CROP_SCALE, generator)
+            ratio = math.exp(_uniform(*CROP_LOG_RATIO, generator))
+            w, h = round(math.sqrt(area * ratio)), round(math.sqrt(area / ratio))
+            if 0 < w <= width and 0 < h <= height:
+                top = int(torch.randint(0, height - h + 1, (1,), generator=generator))
+                left = int(torch.randint(0, width - w + 1, (1,), generator=generator))
+                crop_h, crop_w = h, w
+                break
+        return TF.resized_crop(image, top, left, crop_h, crop_w, [self.size, self.size],
+                               InterpolationMode.BICUBIC, antialias=True)
+
+
+def _uniform(low: float, high: float, generator: torch.Generator | None) -> float:
+    return low + (high - low) * float(torch.rand((), generator=generator))
+
+
+def local_similarity(text_local: torch.Tensor, image_local: torch.Tensor,
+                     text_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Local similarity [Nt, Ni] (text rows, image columns): ||C||_F with C[b,e] = text token b . image patch e.
+
+    Inputs are L2-normalised tokens, text [Nt,T,D] and image [Ni,P,D]; `text_mask` [Nt,T] drops
+    positions where it is False. Unscaled (training multiplies by s = exp(2.996)). Uses
+    ||T P^T||_F^2 = <T^T T, P^T P>_F: per item a DxD Gram matrix, then one matmul of flattened Grams,
+    which costs D^2 per pair instead of T*P*D. Chunked so that Grams of at most GRAM_BUDGET_BYTES per
+    side exist at a time; computed in float32 (under autocast too) on the inputs' device.
+    """
+    if text_mask is not None:
+        text_local = text_local * text_mask.unsqueeze(-1).to(text_local.dtype)
+    dim = text_local.shape[-1]
+    chunk = max(1, GRAM_BUDGET_BYTES // (4 * dim * dim))
+    with torch.autocast(text_local.device.type, enabled=False):
+        rows = []
+        for t in range(0, len(text_local), chunk):
+            text_grams = _flat_grams(text_local[t:t + chunk])
+            rows.append(torch.cat([text_grams @ _flat_grams(image_local[i:i + chunk]).T
+                                   for i in range(0, len(image_local), chunk)], dim=1))
+        # clamp: rounding can make a tiny squared norm negative, and sqrt'(0) is infinite
+        return torch.cat(rows).clamp_min(1e-12).sqrt()
+
+
+def _flat_grams(tokens: torch.Tensor) -> torch.Tensor:
+    tokens = tokens.float()
+    return (tokens.transpose(1, 2) @ tokens).flatten(1)
+
+
+def pair_scores(image_global: torch.Tensor, image_local: torch.Tensor, text_global: torch.Tensor,
+                text_local: torch.Tensor, text_mask: torch.Tensor | None = None,
+                w_global: float = 0.9, w_local: float = 0.1) -> torch.Tensor:
+    """Evaluation scores [Ni, Nt] = w_global * global cosine + w_local * local similarity (s = 1)."""
+    scores = w_global * (image_global.float() @ text_global.float().T)
+    if w_local:
+        scores += w_local * local_similarity(text_local, image_local, text_mask).T
+    return scores
