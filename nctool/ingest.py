@@ -72,15 +72,17 @@ def ingest(sources: list[str | os.PathLike], fmt: str = "auto", name: str | None
     tables = _tables([Path(s) for s in sources], fmt)
     for table, table_fmt in tables:
         part, root = READERS[table_fmt](table, image_root, caption_column)
+        if part.empty:
+            continue
         # a plain folder of images is named after its folder, the other formats after their file
         dataset = name or dataset_name(table.parent if table_fmt == "folder" else table)
         parts.append(_with_ids(part, dataset))
         roots.append(root)
         datasets.add(dataset)
-    df = pd.concat(parts, ignore_index=True)
-    if df.empty:
+    if not parts:
         raise NctoolError(f"{label}: no rows (no captions found); give the dataset's caption file")
-    root = image_root or roots[0]
+    df = pd.concat(parts, ignore_index=True)
+    root = (image_root or roots[0]).absolute()
 
     df["split"] = _splits(df, split)
     df["caption"] = df["caption"].fillna("").astype(str).str.strip()
@@ -96,8 +98,9 @@ def ingest(sources: list[str | os.PathLike], fmt: str = "auto", name: str | None
     if check_images or skip_bad_images:
         first = df.drop_duplicates("image_id")
         problems = images.check_images(zip(first["image_id"], first["image"]), root, progress)
-        if problems and not skip_bad_images:
-            raise NctoolError(_bad_images_message(problems, len(first)))
+    missing = sum(problem.startswith(images.MISSING) for _, problem in problems)
+    if problems and not skip_bad_images:
+        raise NctoolError(_bad_images_message(problems, missing, df["image_id"].nunique()))
     bad = df["image_id"].isin({what for what, _ in problems})
     df = df[~bad]
     if df.empty:
@@ -117,8 +120,9 @@ def ingest(sources: list[str | os.PathLike], fmt: str = "auto", name: str | None
         "splits": {s: {"pairs": int((df["split"] == s).sum()), "images": df.loc[df["split"] == s, "image_id"].nunique()}
                    for s in SPLITS if (df["split"] == s).any()},
         "categories": sorted(df["category"].dropna().unique()),
-        "missing_images": sum(p.startswith(images.MISSING) for _, p in problems),
-        "corrupt_images": sum(p.startswith(images.CORRUPT) for _, p in problems),
+        "images_checked": check_images or skip_bad_images,
+        "missing_images": missing,
+        "corrupt_images": len(problems) - missing,
         "dropped_bad_image_pairs": int(bad.sum()),
         "dropped_empty_captions": int(empty.sum()),
         "image_root": str(root),
@@ -288,7 +292,7 @@ def _check_ids(df: pd.DataFrame) -> None:
     if (splits > 1).any():
         image = splits.idxmax()
         found = ", ".join(sorted(df.loc[df["image_id"] == image, "split"].unique()))
-        raise NctoolError(f"duplicate ids: image '{image}' is listed in splits {found}; "
+        raise NctoolError(f"duplicate ids: image '{image}' is in splits {found}; "
                           f"an image belongs to one split: fix the source")
     paths = df["image"].map(lambda im: None if im.get("bytes") else im.get("path"))
     files = paths.groupby(df["image_id"]).nunique()
@@ -299,8 +303,7 @@ def _check_ids(df: pd.DataFrame) -> None:
                           f"ingest them separately with different --name, or rename the files")
 
 
-def _bad_images_message(problems: list[tuple[str, str]], total: int) -> str:
-    missing = sum(p.startswith(images.MISSING) for _, p in problems)
+def _bad_images_message(problems: list[tuple[str, str]], missing: int, total: int) -> str:
     shown = "; ".join(p for _, p in problems[:3]) + ("; ..." if len(problems) > 3 else "")
     return (f"{len(problems)} of {total} images cannot be read ({missing} not found, "
             f"{len(problems) - missing} corrupt): {shown}; fix them, pass --image-root FOLDER if they live "

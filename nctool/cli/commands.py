@@ -2,3 +2,4 @@
 # ruff: noqa: F401
 from nctool.cli import train
 from nctool.cli import inject
+from nctool.cli import ingest
