@@ -42,31 +42,35 @@ def create_model(name: str = "ViT-B-32", pretrained: str | Path | None = None, *
     open_clip state dict, e.g. RemoteCLIP or GeoRSCLIP weights. `precision` is open_clip's
     ("fp32", "bf16", "fp16", "pure_bf16", ...). See RetrievalModel for `mask_padding`.
     """
-    if name not in open_clip.list_models():
-        known = open_clip.list_models()
+    known = open_clip.list_models()
+    if name not in known:
         examples = [n for n in ("nctool-tiny", "ViT-B-32", "ViT-B-16", "ViT-L-14") if n in known]
         raise NctoolError(f"model '{name}': unknown; available are e.g. {', '.join(examples)} "
                           f"({len(known)} in all, see open_clip.list_models())")
     pretrained = str(pretrained) if pretrained else None
     if pretrained and open_clip.get_pretrained_cfg(name, pretrained):
-        try:
-            clip = open_clip.create_model(name, pretrained=pretrained, precision=precision, device=device)
-        except Exception as exc:  # download failures surface as several exception types
-            raise NctoolError(f"pretrained '{pretrained}' for {name}: the weights could not be fetched "
-                              f"({exc.__class__.__name__}; offline?); download the open_clip checkpoint on a "
-                              f"machine with network and give its local path (.safetensors/.pt/.bin) instead") from None
+        clip = _create_from_tag(name, pretrained, precision, device)
     else:
-        if pretrained and not Path(pretrained).is_file():
-            tags = ", ".join(open_clip.list_pretrained_tags_by_model(name)[:5]) or "none"
-            raise NctoolError(f"pretrained '{pretrained}': no such checkpoint file, nor a pretrained tag of {name} "
-                              f"(tags: {tags}); give the path of an open_clip checkpoint, or nothing for random init")
         clip = open_clip.create_model(name, pretrained=None, precision=precision, device=device)
         if pretrained:
             _load_checkpoint(clip, Path(pretrained), name)
     return RetrievalModel(clip, name, pretrained, mask_padding=mask_padding)
 
 
+def _create_from_tag(name: str, tag: str, precision: str, device: str | torch.device) -> nn.Module:
+    try:
+        return open_clip.create_model(name, pretrained=tag, precision=precision, device=device)
+    except Exception as exc:  # download failures surface as several exception types
+        raise NctoolError(f"pretrained '{tag}' for {name}: the weights could not be fetched "
+                          f"({exc.__class__.__name__}; offline?); download the open_clip checkpoint on a "
+                          f"machine with network and give its local path (.safetensors/.pt/.bin) instead") from None
+
+
 def _load_checkpoint(clip: nn.Module, path: Path, name: str) -> None:
+    if not path.is_file():
+        tags = ", ".join(open_clip.list_pretrained_tags_by_model(name)[:5]) or "none"
+        raise NctoolError(f"pretrained '{path}': no such checkpoint file, nor a pretrained tag of {name} "
+                          f"(tags: {tags}); give the path of an open_clip checkpoint, or nothing for random init")
     try:
         # open_clip's loader also converts third-party layouts and resizes position embeddings
         open_clip.load_checkpoint(clip, str(path), strict=True)
@@ -157,7 +161,7 @@ class RetrievalModel(nn.Module):
         position, with padding zeroed when `mask_padding` is set.
         """
         # End-of-text is the largest id of CLIP's BPE, so argmax finds it (as open_clip's pooling does);
-        # `tokens != 0` would not do, since id 0 is the real token "!".
+        # `tokens != 0` would not do: id 0 is a real BPE token ("!").
         positions = torch.arange(tokens.shape[1], device=tokens.device)
         mask = positions <= tokens.argmax(dim=1, keepdim=True)
         if not local:

@@ -27,6 +27,7 @@ from nctool.checkpoint import save_checkpoint
 from nctool.data import PairData
 from nctool.errors import NctoolError
 from nctool.evaluation import evaluate_retrieval
+from nctool.images import resolve_root
 from nctool.metrics import label_metrics
 from nctool.model import create_model, local_similarity
 from nctool.schema import atomic_path, read_table, write_json
@@ -68,17 +69,17 @@ def build_optimizer(model: torch.nn.Module, cfg: dict) -> torch.optim.AdamW:
         lr=cfg["lr"], betas=(cfg["beta1"], cfg["beta2"]), eps=cfg["eps"])
 
 
-def batch_loss(model, images, tokens, loss_cfg: dict, use_rrsitr: bool, mask_padding: bool):
+def batch_loss(model, images, tokens, loss_cfg: dict, use_rrsitr: bool):
     """Forward one batch and return (loss, details) of the RRSITR or InfoNCE loss.
 
     `model` is called (not its encode_* methods) so that a DDP wrapper syncs the gradients.
     """
-    img_global, img_local, txt_global, txt_local, txt_mask = model(images, tokens)
+    img_global, img_local, txt_global, txt_local, _ = model(images, tokens)
     global_sim = img_global.float() @ txt_global.float().T  # rows: images, columns: texts
     local_logits = None
     if loss_cfg["use_local"]:
-        mask = txt_mask if mask_padding else None
-        local_logits = loss_cfg["local_scale"] * local_similarity(txt_local.float(), img_local.float(), mask).T
+        # padding positions arrive zeroed when the model masks them (model.mask_padding)
+        local_logits = loss_cfg["local_scale"] * local_similarity(txt_local, img_local).T
     if not use_rrsitr:
         return losses.infonce_loss(global_sim, scale=loss_cfg["logit_scale"], local_logits=local_logits)
     g1, g2 = losses.thresholds_for_batch(len(images), loss_cfg["g1"], loss_cfg["g2"], loss_cfg["reference_batch"],
@@ -196,7 +197,7 @@ def train(data_path: str | Path, config: dict, out_dir: str | Path, image_root: 
     torch.manual_seed(seed)
     model = create_model(mcfg["name"], pretrained=mcfg["pretrained"] or None, mask_padding=mcfg["mask_padding"])
     model.to(dev)
-    data = PairData(df, root=image_root if image_root else data_path, model=model, progress=progress)
+    data = PairData(df, resolve_root(data_path, image_root), model, progress=progress)
     optimizer = build_optimizer(model, tcfg)
     steps_per_epoch = len(train_rows) // world // batch if tcfg["drop_last"] else \
         math.ceil(len(train_rows) / world / batch)
@@ -239,10 +240,10 @@ def train(data_path: str | Path, config: dict, out_dir: str | Path, image_root: 
                 started = time.perf_counter()
                 for b in range(start_batch, steps_per_epoch):
                     rows = order[b * batch:(b + 1) * batch]
-                    images, tokens = data.train_batch(rows, crop_rng, dev)
+                    images, tokens = data.batch(rows, train=True, generator=crop_rng)
+                    images, tokens = images.to(dev, non_blocking=True), tokens.to(dev, non_blocking=True)
                     with autocast:
-                        loss, details = batch_loss(ddp_model, images, tokens, lcfg, use_rrsitr,
-                                                   mcfg["mask_padding"])
+                        loss, details = batch_loss(ddp_model, images, tokens, lcfg, use_rrsitr)
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tcfg["grad_clip"])

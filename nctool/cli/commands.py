@@ -3,3 +3,4 @@
 from nctool.cli import train
 from nctool.cli import inject
 from nctool.cli import ingest
+from nctool.cli import synth

@@ -1,0 +1,126 @@
+import io
+
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+import nctool.data
+from nctool.data import PairData, encode_dataset
+from nctool.errors import NctoolError
+from nctool.metrics import retrieval_recalls
+from nctool.model import create_model, pair_scores
+
+
+def png(size, color, mode="RGB") -> bytes:
+    buffer = io.BytesIO()
+    Image.new(mode, size, color).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return create_model("nctool-tiny")
+
+
+@pytest.fixture
+def frame(tmp_path):
+    """Three images, two captions each; the last one is a file relative to the image root."""
+    Image.new("RGB", (100, 100), (0, 0, 255)).save(tmp_path / "blue.png")
+    images = {"red": {"bytes": png((80, 60), (255, 0, 0)), "path": None},
+              "grey": {"bytes": png((64, 64), 128, mode="L"), "path": "grey.png"},
+              "blue": {"bytes": None, "path": "blue.png"}}
+    rows = [(name, caption) for name in images for caption in (f"a {name} square", f"all {name}")]
+    return pd.DataFrame({"pair_id": [f"{name}#{i}" for i, (name, _) in enumerate(rows)],
+                         "image_id": [name for name, _ in rows],
+                         "image": [images[name] for name, _ in rows],
+                         "caption": [caption for _, caption in rows],
+                         "split": "test"})
+
+
+def test_cache_decodes_each_image_once(monkeypatch, frame, tmp_path, model):
+    decoded, calls = [], []
+    real_load_image = nctool.data.load_image
+
+    def counting_load_image(image, root):
+        decoded.append(image["path"])
+        return real_load_image(image, root)
+
+    monkeypatch.setattr(nctool.data, "load_image", counting_load_image)
+    data = PairData(frame, tmp_path, model, progress=lambda *args: calls.append(args))
+    assert len(decoded) == 3
+    assert data.image_ids == ["red", "grey", "blue"]
+    assert data.pixels.shape == (3, 3, 64, 64) and data.pixels.dtype == torch.uint8
+    assert data.image_index.tolist() == [0, 0, 1, 1, 2, 2]
+    assert data.tokens.shape == (6, 32) and len(data) == 6
+    assert calls[-1] == (3, 3, "decode images")
+    # the pixels are the images' own colours (grey became RGB)
+    assert data.pixels[0, :, 30, 30].tolist() == [255, 0, 0]
+    assert data.pixels[1, :, 30, 30].tolist() == [128, 128, 128]
+    assert data.pixels[2, :, 30, 30].tolist() == [0, 0, 255]
+
+
+def test_cache_size_can_exceed_the_model_input(frame, tmp_path, model):
+    data = PairData(frame, tmp_path, model, cache_size=72)
+    assert data.pixels.shape == (3, 3, 72, 72)
+    for train in (True, False):
+        images, _ = data.batch([0, 5], train=train, generator=torch.Generator().manual_seed(0))
+        assert images.shape == (2, 3, 64, 64)
+
+
+def test_missing_image_names_the_file(frame, tmp_path, model):
+    with pytest.raises(NctoolError, match="blue.png"):
+        PairData(frame, tmp_path / "elsewhere", model)
+
+
+def test_batches_in_eval_keep_the_order_and_the_last_partial_batch(frame, tmp_path, model):
+    data = PairData(frame, tmp_path, model)
+    batches = list(data.batches([5, 0, 3, 1, 2], batch_size=2))
+    assert [rows.tolist() for _, _, rows in batches] == [[5, 0], [3, 1], [2]]
+    images, tokens, rows = batches[0]
+    assert images.shape == (2, 3, 64, 64) and images.dtype == torch.float32
+    assert torch.equal(tokens, data.tokens[rows])
+    torch.testing.assert_close(images, data.eval_transform(data.pixels[data.image_index[rows]]))
+
+
+def test_train_batches_shuffle_and_crop_reproducibly(frame, tmp_path, model):
+    data = PairData(frame, tmp_path, model)
+
+    def run(seed):
+        return list(data.batches(range(6), batch_size=4, train=True, generator=torch.Generator().manual_seed(seed),
+                                 drop_last=True))
+
+    first, again = run(0), run(0)
+    assert len(first) == 1 and len(set(first[0][2].tolist())) == 4
+    assert torch.equal(first[0][2], again[0][2])
+    torch.testing.assert_close(first[0][0], again[0][0])
+    rows = first[0][2]
+    assert torch.equal(first[0][1], data.tokens[rows])
+
+
+def test_encode_dataset_embeds_the_images_of_the_chosen_rows(frame, tmp_path, model):
+    data = PairData(frame, tmp_path, model)
+    model.train()
+    encoded = encode_dataset(model, data, rows=[2, 3, 4, 5], batch_size=3)
+    assert model.training  # mode restored
+    assert encoded["image_ids"] == ["grey", "blue"]
+    assert encoded["caption_image_index"].tolist() == [0, 0, 1, 1]
+    assert encoded["image_global"].shape == (2, 128) and encoded["image_local"].shape == (2, 64, 128)
+    assert encoded["text_global"].shape == (4, 128) and encoded["text_local"].shape == (4, 32, 128)
+    assert encoded["text_mask"].dtype == torch.bool and encoded["rows"].tolist() == [2, 3, 4, 5]
+    model.eval()
+    with torch.no_grad():
+        expected_image = model.encode_image(data.eval_transform(data.pixels[1:3]))[0]
+        expected_text = model.encode_text(data.tokens[2:6])[0]
+    torch.testing.assert_close(encoded["image_global"], expected_image)
+    torch.testing.assert_close(encoded["text_global"], expected_text)
+    scores = pair_scores(encoded["image_global"], encoded["image_local"], encoded["text_global"],
+                         encoded["text_local"])
+    assert set(retrieval_recalls(scores, encoded["caption_image_index"])) >= {"i2t_r1", "t2i_r1", "mr"}
+
+
+def test_encode_dataset_global_only(frame, tmp_path, model):
+    encoded = encode_dataset(model, PairData(frame, tmp_path, model), local=False)
+    assert encoded["image_local"] is None and encoded["text_local"] is None
+    assert encoded["text_global"].shape == (6, 128) and encoded["text_mask"].shape == (6, 32)
