@@ -134,6 +134,8 @@ class _MetricsLog:
         self._file = path.open("a")
 
     def write(self, record: dict) -> None:
+        # JSON has no NaN: undefined values (e.g. precision of an empty bin) are written as null
+        record = {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in record.items()}
         self._file.write(json.dumps(record) + "\n")
         self._file.flush()
 
@@ -258,7 +260,7 @@ def train(data_path: str | Path, config: dict, out_dir: str | Path, image_root: 
                     labels = losses.split_by_loss(pair_loss, g1, g2).numpy()
                     epoch_labels[rows] = labels
                     if log:
-                        log.write({"step": global_step, "epoch": epoch + 1, "loss": float(loss), "lr": lr,
+                        log.write({"step": global_step, "epoch": epoch + 1, "loss": loss.item(), "lr": lr,
                                    "grad_norm": float(grad_norm), "objective": "rrsitr" if use_rrsitr else "infonce",
                                    **{f"batch_{n}": int((labels == i).sum()) for i, n in enumerate(losses.LABEL_NAMES)}})
                     progress(b + 1, steps_per_epoch, f"epoch {epoch + 1}/{tcfg['epochs']}")

@@ -4,3 +4,5 @@ from nctool.cli import train
 from nctool.cli import inject
 from nctool.cli import ingest
 from nctool.cli import synth
+from nctool.cli import score
+from nctool.cli import filter

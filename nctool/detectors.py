@@ -1,0 +1,276 @@
+"""Noisy-correspondence detectors behind one interface (in the spirit of cleanlab's Datalab).
+
+`nctool.scoring` embeds every scored pair once with one trained model and hands the same
+`Evidence` to each detector. A detector returns one row per pair: `pair_id`, `reliability` in
+[0, 1] (1 = surely matched), `label` (clean / ambiguous / noisy), `detector` (its name) and its own
+evidence columns. Ranking pairs by reliability is each detector's noise ranking (noise score =
+1 - reliability), so AUROC and AUPRC read straight off it.
+
+Detectors (formulas in each class):
+- `rrsitr`:     the RRSITR per-pair loss over fixed reference batches, split at the method's g1/g2;
+- `similarity`: cosine of image and caption (the CLIP-score filter of LAION / DataComp);
+- `loss-gmm`:   two-component Gaussian mixture on the same loss (the NCR family's split);
+- `neighbors`:  training-free agreement of each pair with its nearest neighbours (LEMoN-like).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from scipy.special import expit
+from sklearn.mixture import GaussianMixture
+
+from nctool import losses
+from nctool.errors import NctoolError
+
+LABELS = np.asarray(losses.LABEL_NAMES)
+CHUNK_ELEMENTS = 2**24  # similarity entries the neighbour search holds at a time
+
+
+@dataclass
+class Evidence:
+    """What scoring computes once per scored pair; every array has one entry per pair, same order.
+
+    `nctool.scoring` hands the pairs sorted by `pair_id`, so detectors that break ties by position
+    still give the same answer whatever the order of the input file.
+    """
+
+    pair_id: np.ndarray                  # [N] str
+    image_id: np.ndarray                 # [N] str
+    similarity: np.ndarray               # [N] cosine of the pair's global image and caption embeddings
+    loss: np.ndarray | None = None       # [N] RRSITR per-pair loss, mean over the reference batches
+    loss_std: np.ndarray | None = None   # [N] its standard deviation over those batches
+    loss_thresholds: tuple[float, float] | None = None  # (g1, g2) for the reference batch size
+    image_global: torch.Tensor | None = None  # [N, D] L2-normalised, the pair's image (neighbors)
+    text_global: torch.Tensor | None = None   # [N, D] L2-normalised, the pair's caption (neighbors)
+
+
+class Detector:
+    """Base of every detector: `detect(evidence)` -> one row per pair (see the module docstring).
+
+    `needs` names the evidence beyond `similarity` that the detector reads: "loss" (loss,
+    loss_std, loss_thresholds) and/or "embeddings" (image_global, text_global); scoring computes
+    only what the chosen detectors need.
+    """
+
+    name: str = ""
+    needs: frozenset[str] = frozenset()
+
+    def detect(self, evidence: Evidence) -> pd.DataFrame:
+        raise NotImplementedError
+
+    def _frame(self, evidence: Evidence, reliability: np.ndarray, labels: np.ndarray, **columns) -> pd.DataFrame:
+        return pd.DataFrame({"pair_id": evidence.pair_id, "reliability": np.asarray(reliability, dtype=float),
+                             "label": labels, "detector": self.name,
+                             **{name: np.asarray(values, dtype=float) for name, values in columns.items()}})
+
+
+def loss_reliability(loss: np.ndarray, g2: float, tail: float = 0.05) -> np.ndarray:
+    """Strictly decreasing map of a per-pair loss (>= 0) onto (0, 1], with value 1 at loss 0.
+
+        r(l) = (1 - tail) * v(l) + tail * exp(-l / g2),   v(l) = cos(pi*l / (2*g2)) for l < g2, else 0
+
+    v is RRSITR's self-paced weight of the ambiguous bin (losses.self_paced_weight with g2), used
+    across the whole range because the clean-bin weight jumps at g1; the small exponential tail keeps
+    the map strictly decreasing past g2, where v is 0. Computed in float64 so that ranking pairs by
+    reliability is ranking them by loss.
+    """
+    loss = np.asarray(loss, dtype=float)
+    weight = np.where(loss < g2, np.cos(loss * (math.pi / (2 * g2))), 0.0)
+    return (1 - tail) * weight + tail * np.exp(-loss / g2)
+
+
+class RRSITRDetector(Detector):
+    """RRSITR's own split of a trained model's per-pair loss.
+
+    The loss is the one the method trains with (losses.per_pair_loss, four cross-entropy terms or
+    two without local features), computed by scoring over fixed reference batches so that it does
+    not depend on the order of the file. Labels: clean l < g1, ambiguous g1 <= l < g2, noisy l >= g2
+    (losses.split_by_loss), with (g1, g2) the checkpoint's thresholds scaled to the reference batch
+    size (losses.thresholds_for_batch). Reliability: `loss_reliability`, strictly decreasing in the
+    loss; it is above r(g1) (0.90 for the reference thresholds) exactly for the clean pairs and below
+    r(g2) (0.018) exactly for the noisy ones. Evidence: `loss`, `loss_std`.
+    """
+
+    name = "rrsitr"
+    needs = frozenset({"loss"})
+
+    def detect(self, evidence: Evidence) -> pd.DataFrame:
+        g1, g2 = evidence.loss_thresholds
+        codes = losses.split_by_loss(torch.from_numpy(np.asarray(evidence.loss, dtype=float)), g1, g2).numpy()
+        return self._frame(evidence, loss_reliability(evidence.loss, g2), LABELS[codes],
+                           loss=evidence.loss, loss_std=evidence.loss_std)
+
+
+class LossGMMDetector(Detector):
+    """Two-component Gaussian mixture on z = log(1 + loss) (the NCR family's clean/noisy split).
+
+    Reliability is the posterior of the lower-mean ("clean") component. The components share one
+    variance ("tied"), so the posterior log-odds are linear in z,
+
+        log p/(1-p) = log(w_c/w_n) + (m_c - m_n) * (2z - m_c - m_n) / (2 s^2),   m_c < m_n,
+
+    and reliability is strictly decreasing in the loss by construction (down to float64 saturation
+    at 0 and 1). With a variance per component the posterior bends back at the extremes, and on the
+    raw loss the broad high-loss component stops it rising (method.md): both change the ranking.
+    log(1 + l) is log-loss for the losses that matter and stays finite at l = 0.
+    Labels: clean p >= 0.75, noisy p < 0.25, ambiguous between: a pair gets a side only when the
+    mixture favours it 3:1, around NCR's p = 0.5. Evidence: `loss`.
+    """
+
+    name = "loss-gmm"
+    needs = frozenset({"loss"})
+
+    def __init__(self, clean_from: float = 0.75, noisy_below: float = 0.25, seed: int = 0):
+        self.clean_from, self.noisy_below, self.seed = clean_from, noisy_below, seed
+
+    def detect(self, evidence: Evidence) -> pd.DataFrame:
+        p_clean = clean_posterior(evidence.loss, self.seed)
+        codes = np.where(p_clean >= self.clean_from, losses.CLEAN,
+                         np.where(p_clean < self.noisy_below, losses.NOISY, losses.AMBIGUOUS))
+        return self._frame(evidence, p_clean, LABELS[codes], loss=evidence.loss)
+
+
+def clean_posterior(loss: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Posterior of the low-loss component of a tied 2-component GMM on log(1 + loss) (LossGMMDetector)."""
+    z = np.log1p(np.asarray(loss, dtype=float))
+    if len(z) < 2:
+        raise NctoolError(f"loss-gmm: {len(z)} scored pair(s); the mixture needs at least 2")
+    gmm = GaussianMixture(2, covariance_type="tied", random_state=seed).fit(z[:, None])
+    clean, noisy = np.argsort(gmm.means_[:, 0])
+    m_c, m_n = gmm.means_[clean, 0], gmm.means_[noisy, 0]
+    variance = gmm.covariances_[0, 0]
+    log_odds = np.log(gmm.weights_[clean] / gmm.weights_[noisy]) + (m_c - m_n) * (2 * z - m_c - m_n) / (2 * variance)
+    return expit(log_odds)
+
+
+class _CosineScoreDetector(Detector):
+    """A detector whose score s is on the cosine scale [-1, 1]: reliability = (s + 1) / 2.
+
+    Labels are clean / noisy only: with `threshold`, clean when s >= threshold (LAION kept CLIP
+    B/32 cosines >= 0.28-0.30); otherwise the `keep_fraction` of pairs with the highest s are clean
+    (DataComp's "top 30 %" style; ties broken by pair_id).
+    """
+
+    def __init__(self, keep_fraction: float = 0.6, threshold: float | None = None):
+        if not 0 < keep_fraction <= 1:
+            raise NctoolError(f"keep fraction {keep_fraction:g}: outside (0, 1]; give the share of pairs to label clean")
+        if threshold is not None and not -1 <= threshold <= 1:
+            raise NctoolError(f"threshold {threshold:g}: outside [-1, 1]; it is a cosine similarity, e.g. 0.28")
+        self.keep_fraction, self.threshold = keep_fraction, threshold
+
+    def score(self, evidence: Evidence) -> tuple[np.ndarray, dict]:
+        """(s [N], evidence columns)."""
+        raise NotImplementedError
+
+    def detect(self, evidence: Evidence) -> pd.DataFrame:
+        score, columns = self.score(evidence)
+        if self.threshold is not None:
+            clean = score >= self.threshold
+        else:
+            best_first = np.lexsort((evidence.pair_id, -score))
+            clean = np.zeros(len(score), dtype=bool)
+            clean[best_first[:round(self.keep_fraction * len(score))]] = True
+        labels = np.where(clean, "clean", "noisy")
+        return self._frame(evidence, (np.clip(score, -1, 1) + 1) / 2, labels, **columns)
+
+
+class SimilarityDetector(_CosineScoreDetector):
+    """s = cosine of the pair's global image and caption embeddings. Evidence: `similarity`."""
+
+    name = "similarity"
+
+    def score(self, evidence: Evidence) -> tuple[np.ndarray, dict]:
+        return evidence.similarity, {"similarity": evidence.similarity}
+
+
+class NeighborsDetector(_CosineScoreDetector):
+    """Training-free consensus of a pair (x_i, t_i) with its neighbours (in the spirit of LEMoN).
+
+        c_i = x_i . t_i                                  the direct cosine
+        a_i = mean over the k images u nearest to x_i of  mean caption of u . t_i
+              (do the captions of look-alike images say what t_i says?)
+        b_i = mean over the k captions t_j nearest to t_i of  x_j . x_i
+              (do the images of look-alike captions look like x_i?)
+        s_i = mean(c) + std(c) * (z(c)_i + z(a)_i + z(b)_i) / 3
+
+    z standardises a term over the scored pairs (mean 0, std 1): the three cosines live on very
+    different scales (caption-caption and image-image cosines are high and, for a weak model, widely
+    spread), so a plain average lets the widest one decide. s puts the equal-weight vote back on the
+    direct cosine's scale, so `threshold` reads as a cosine. No weight is tuned on labels.
+    Neighbours never share the pair's image_id, so a pair's own image and sibling captions do not
+    vote. Images are searched once per image_id (the mean caption of an image averages its rows),
+    captions per pair; k shrinks to the number of candidates when fewer exist. The search is exact
+    and costs N x (images + N) dot products, in chunks; a faiss index would take over at web scale.
+    Evidence: `similarity` (c), `caption_agreement` (a), `image_agreement` (b).
+    """
+
+    name = "neighbors"
+    needs = frozenset({"embeddings"})
+
+    def __init__(self, k: int = 10, keep_fraction: float = 0.6, threshold: float | None = None):
+        super().__init__(keep_fraction, threshold)
+        if k < 1:
+            raise NctoolError(f"neighbors k={k}: give at least 1 neighbour")
+        self.k = k
+
+    def score(self, evidence: Evidence) -> tuple[np.ndarray, dict]:
+        images, texts = evidence.image_global.float(), evidence.text_global.float()
+        codes, image_ids = pd.factorize(evidence.image_id)
+        if len(image_ids) < 2:
+            raise NctoolError("neighbors: all scored pairs share one image; the detector needs at least 2 images")
+        codes = torch.from_numpy(codes)
+        first_rows = torch.from_numpy(np.unique(codes.numpy(), return_index=True)[1])
+        mean_caption = torch.zeros(len(image_ids), texts.shape[1]).index_add_(0, codes, texts)
+        mean_caption /= torch.bincount(codes)[:, None]
+        caption_agreement = _neighbour_mean(images, codes, images[first_rows], torch.arange(len(image_ids)),
+                                            mean_caption, texts, self.k)
+        image_agreement = _neighbour_mean(texts, codes, texts, codes, images, images, self.k)
+        cosine = np.asarray(evidence.similarity, dtype=float)
+        votes = (_standardized(cosine) + _standardized(caption_agreement) + _standardized(image_agreement)) / 3
+        score = cosine.mean() + cosine.std() * votes
+        return score, {"similarity": cosine, "caption_agreement": caption_agreement,
+                       "image_agreement": image_agreement}
+
+
+def _standardized(values: np.ndarray) -> np.ndarray:
+    """(values - mean) / std over the pairs; all zero when the values do not vary."""
+    spread = values.std()
+    return (values - values.mean()) / spread if spread > 0 else np.zeros_like(values)
+
+
+def _neighbour_mean(queries: torch.Tensor, query_image: torch.Tensor, keys: torch.Tensor, key_image: torch.Tensor,
+                    values: torch.Tensor, targets: torch.Tensor, k: int) -> np.ndarray:
+    """For each query i: mean over its k nearest keys j (largest queries_i . keys_j, among keys of
+    an image other than query i's) of values_j . targets_i. k shrinks to the fewest candidates any query has."""
+    k = min(k, len(keys) - int(torch.bincount(key_image).max()))
+    step = max(1, CHUNK_ELEMENTS // len(keys))
+    out = []
+    for start in range(0, len(queries), step):
+        sims = queries[start:start + step] @ keys.T
+        sims.masked_fill_(query_image[start:start + step, None] == key_image[None, :], -math.inf)
+        nearest = sims.topk(k, dim=1).indices
+        out.append((values[nearest] * targets[start:start + step, None, :]).sum(-1).mean(1))
+    return torch.cat(out).double().numpy()
+
+
+DETECTORS = {cls.name: cls for cls in (RRSITRDetector, SimilarityDetector, LossGMMDetector, NeighborsDetector)}
+
+
+def make_detectors(names: Sequence[str], keep_fraction: float = 0.6, threshold: float | None = None,
+                   k: int = 10, seed: int = 0) -> list[Detector]:
+    """Detectors by name ("all" = every one), in the order given, each once."""
+    expanded = list(dict.fromkeys(n for name in names for n in (DETECTORS if name == "all" else [name])))
+    unknown = [name for name in expanded if name not in DETECTORS]
+    if unknown or not expanded:
+        raise NctoolError(f"detector '{unknown[0] if unknown else ''}': unknown; choose from "
+                          f"{', '.join(DETECTORS)} or all")
+    options = {"similarity": dict(keep_fraction=keep_fraction, threshold=threshold),
+               "neighbors": dict(k=k, keep_fraction=keep_fraction, threshold=threshold),
+               "loss-gmm": dict(seed=seed)}
+    return [DETECTORS[name](**options.get(name, {})) for name in expanded]

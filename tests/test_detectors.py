@@ -1,0 +1,129 @@
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from nctool.detectors import (DETECTORS, Evidence, LossGMMDetector, NeighborsDetector, RRSITRDetector,
+                              SimilarityDetector, clean_posterior, loss_reliability, make_detectors)
+from nctool.errors import NctoolError
+from nctool.metrics import detection_metrics
+
+SWAPPED = [0, 7, 13]  # rows whose captions trade places, 0 -> 7 -> 13 -> 0 (three different classes)
+
+
+def clustered_evidence(loss=None) -> tuple[Evidence, np.ndarray]:
+    """4 scene classes along orthogonal axes, 3 images each, 2 captions per image; SWAPPED rows noisy."""
+    gen = torch.Generator().manual_seed(0)
+    classes, images_per_class, captions = 4, 3, 2
+    axes = torch.eye(16)[:classes]
+    image = F.normalize(axes.repeat_interleave(images_per_class, 0) + 0.15 * torch.randn(12, 16, generator=gen), dim=1)
+    image_rows = image.repeat_interleave(captions, 0)
+    text = F.normalize(image_rows + 0.15 * torch.randn(24, 16, generator=gen), dim=1)
+    text[SWAPPED] = text[np.roll(SWAPPED, 1)].clone()
+    noisy = np.isin(np.arange(24), SWAPPED)
+    evidence = Evidence(pair_id=np.array([f"p{i:02d}" for i in range(24)]),
+                        image_id=np.array([f"img{i // captions}" for i in range(24)]),
+                        similarity=(image_rows * text).sum(1).double().numpy(), loss=loss,
+                        image_global=image_rows, text_global=text)
+    return evidence, noisy
+
+
+def test_every_detector_has_the_interface():
+    evidence, noisy = clustered_evidence(loss=np.where(np.isin(np.arange(24), SWAPPED), 20.0, 2.0) + np.arange(24) / 10)
+    evidence.loss_std, evidence.loss_thresholds = np.zeros(24), (5.0, 18.0)
+    for detector in make_detectors(["all"]):
+        out = detector.detect(evidence)
+        assert list(out.columns[:4]) == ["pair_id", "reliability", "label", "detector"]
+        assert (out["detector"] == detector.name).all() and list(out["pair_id"]) == list(evidence.pair_id)
+        assert out["reliability"].between(0, 1).all() and set(out["label"]) <= {"clean", "ambiguous", "noisy"}
+        assert detection_metrics(noisy, 1 - out["reliability"])["auroc"] == 1.0, detector.name
+
+
+@pytest.mark.parametrize("detector", [SimilarityDetector(keep_fraction=0.875), NeighborsDetector(k=3, keep_fraction=0.875)])
+def test_swapped_pairs_are_found(detector):
+    evidence, noisy = clustered_evidence()
+    out = detector.detect(evidence)
+    assert set(out.nsmallest(3, "reliability").index) == set(SWAPPED)
+    assert (out["label"] == "noisy").tolist() == noisy.tolist()  # 21 of 24 kept
+    assert (out.loc[noisy, "caption_agreement" if detector.name == "neighbors" else "similarity"] < 0.5).all()
+
+
+def test_similarity_reliability_and_threshold():
+    evidence, _ = clustered_evidence()
+    out = SimilarityDetector(threshold=0.5).detect(evidence)
+    np.testing.assert_allclose(out["reliability"], (evidence.similarity + 1) / 2)
+    assert (out["label"] == np.where(evidence.similarity >= 0.5, "clean", "noisy")).all()
+
+
+def test_keep_fraction_breaks_ties_by_pair_id():
+    evidence = Evidence(pair_id=np.array(["b", "a", "c", "d"]), image_id=np.array(["1", "2", "3", "4"]),
+                        similarity=np.array([0.3, 0.3, 0.3, 0.1]))
+    assert SimilarityDetector(keep_fraction=0.25).detect(evidence)["label"].tolist() == ["noisy", "clean", "noisy", "noisy"]
+
+
+def test_neighbors_formula_on_a_hand_case():
+    # images A (1,0), B (0.8,0.6), C (0,1); captions: A (1,0); B (0.6,0.8) and (1,0); C (0,1); k = 1
+    image = torch.tensor([[1, 0], [0.8, 0.6], [0.8, 0.6], [0, 1]])
+    text = torch.tensor([[1, 0], [0.6, 0.8], [1, 0], [0, 1]])
+    evidence = Evidence(pair_id=np.array(["A", "B1", "B2", "C"]), image_id=np.array(["A", "B", "B", "C"]),
+                        similarity=(image * text).sum(1).double().numpy(), image_global=image, text_global=text)
+    out = NeighborsDetector(k=1).detect(evidence)
+    # A: nearest image B, whose mean caption (0.8, 0.4) . (1,0) = 0.8; nearest caption B2 (1,0), x_B . x_A = 0.8
+    # C: nearest image B: (0.8, 0.4) . (0,1) = 0.4; nearest caption B1 (cos 0.8), x_B . x_C = 0.6
+    # B1: nearest image A (0.8 > 0.6): (1,0) . (0.6,0.8) = 0.6; nearest caption C (0.8 > A's 0.6), x_C . x_B = 0.6
+    np.testing.assert_allclose(out["caption_agreement"], [0.8, 0.6, 1.0, 0.4], atol=1e-6)
+    np.testing.assert_allclose(out["image_agreement"], [0.8, 0.6, 0.8, 0.6], atol=1e-6)
+    c, a, b = (out[name].to_numpy() for name in ("similarity", "caption_agreement", "image_agreement"))
+    z = [(v - v.mean()) / v.std() for v in (c, a, b)]
+    np.testing.assert_allclose(out["reliability"], (np.clip(c.mean() + c.std() * sum(z) / 3, -1, 1) + 1) / 2)
+
+
+def test_neighbors_needs_two_images():
+    evidence = Evidence(pair_id=np.array(["a", "b"]), image_id=np.array(["x", "x"]), similarity=np.ones(2),
+                        image_global=torch.eye(2), text_global=torch.eye(2))
+    with pytest.raises(NctoolError, match="at least 2 images"):
+        NeighborsDetector().detect(evidence)
+
+
+def test_loss_reliability_is_strictly_decreasing():
+    loss = np.linspace(0, 100, 100_001)
+    reliability = loss_reliability(loss, g2=18.0)
+    assert reliability[0] == 1.0 and (np.diff(reliability) < 0).all() and reliability[-1] > 0
+
+
+def test_rrsitr_labels_follow_the_thresholds():
+    loss = np.array([0.0, 4.9, 5.0, 17.9, 18.0, 40.0])
+    evidence = Evidence(pair_id=np.array(list("abcdef")), image_id=np.array(list("abcdef")), similarity=np.zeros(6),
+                        loss=loss, loss_std=np.zeros(6), loss_thresholds=(5.0, 18.0))
+    out = RRSITRDetector().detect(evidence)
+    assert out["label"].tolist() == ["clean", "clean", "ambiguous", "ambiguous", "noisy", "noisy"]
+    r_g1, r_g2 = loss_reliability(np.array([5.0, 18.0]), 18.0)
+    assert ((out["reliability"] > r_g1) == (out["label"] == "clean")).all()
+    assert ((out["reliability"] <= r_g2) == (out["label"] == "noisy")).all()
+    assert out["reliability"].is_monotonic_decreasing and out["loss"].tolist() == loss.tolist()
+
+
+def test_loss_gmm_is_monotone_in_the_loss():
+    rng = np.random.default_rng(0)
+    # a narrow clean mode and a broad noisy one: a per-component variance would bend back at the ends
+    loss = np.concatenate([rng.lognormal(0.5, 0.2, 300), rng.lognormal(2.8, 0.6, 200), [0.0, 1e4]])
+    posterior = clean_posterior(loss)
+    by_loss = posterior[np.argsort(loss)]
+    assert (np.diff(by_loss) <= 0).all() and by_loss[0] > 0.99 and by_loss[-1] < 0.01
+    evidence = Evidence(pair_id=np.arange(len(loss)).astype(str), image_id=np.arange(len(loss)).astype(str),
+                        similarity=np.zeros(len(loss)), loss=loss)
+    out = LossGMMDetector().detect(evidence)
+    assert (out["label"][:300] == "clean").mean() > 0.95 and (out["label"][300:500] == "noisy").mean() > 0.9
+    assert ((out["reliability"] >= 0.75) == (out["label"] == "clean")).all()
+    assert ((out["reliability"] < 0.25) == (out["label"] == "noisy")).all()
+
+
+def test_make_detectors():
+    assert [d.name for d in make_detectors(["similarity", "all"])] == ["similarity", "rrsitr", "loss-gmm", "neighbors"]
+    assert set(DETECTORS) == {"rrsitr", "similarity", "loss-gmm", "neighbors"}
+    with pytest.raises(NctoolError, match="detector 'clip': unknown; choose from rrsitr, similarity"):
+        make_detectors(["clip"])
+    with pytest.raises(NctoolError, match="keep fraction 1.5"):
+        make_detectors(["similarity"], keep_fraction=1.5)
+    with pytest.raises(NctoolError, match="threshold 2"):
+        make_detectors(["neighbors"], threshold=2.0)
