@@ -53,6 +53,9 @@ OPTIONAL = {
 
 ALL_COLUMNS = {**REQUIRED, **OPTIONAL}
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 # Key of the Parquet file metadata that records where relative image paths resolve.
 IMAGE_ROOT_KEY = b"nctool.image_root"
 
@@ -182,6 +185,7 @@ def atomic_path(dest: str | os.PathLike) -> Iterator[Path]:
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the permissions open() would
     try:
         yield Path(tmp)
         os.replace(tmp, dest)

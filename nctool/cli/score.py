@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Optional
 
 import typer
 
 from nctool.cli._ui import app, console, progress_bar, summary_table
-from nctool.detectors import DETECTORS
 
 
 @app.command("score")
@@ -17,7 +17,8 @@ def score_command(
     checkpoint: Path = typer.Option(..., "--checkpoint", help="Trained model: runs/NAME/best.pt from `nctool train`."),
     out: Path = typer.Option(..., "--out", help="Scores Parquet: one row per pair and detector (long format)."),
     detector: list[str] = typer.Option(["rrsitr"], "--detector",
-                                       help=f"{', '.join(DETECTORS)} or all; repeat for several."),
+                                       help="rrsitr, similarity, loss-gmm, neighbors or all; repeat for several "
+                                            "(nctool/detectors.py)."),
     split: list[str] = typer.Option(["train"], "--split", help="Split to score; repeat for several."),
     image_root: Optional[Path] = typer.Option(None, "--image-root", help="Folder for relative image paths."),
     batch_size: int = typer.Option(256, "--batch-size", help="Pairs per forward pass."),
@@ -39,10 +40,17 @@ def score_command(
         result = score(data, checkpoint, out, detectors=detector, splits=split, image_root=image_root,
                        batch_size=batch_size, device=device, seed=seed, repeats=repeats, pool_size=pool,
                        keep_fraction=keep_fraction, threshold=threshold, k=neighbors, progress=progress)
-    names = {"auroc": "AUROC", "auprc": "AUPRC", "precision": "noisy precision", "recall": "noisy recall", "f1": "F1"}
     summary_table(f"score: {result['pairs']} pairs of {', '.join(result['splits'])}",
-                  [{names.get(k, k): v for k, v in row.items()} for row in result["detectors"]])
+                  [_shown(row) for row in result["detectors"]])
     summary_table("labels against the ground truth (`noisy`)",
-                  [{k: row[k] for k in ("detector", "label", "count", "share", "noisy_rate", "precision", "recall")}
+                  [_shown({k: row[k] for k in ("detector", "label", "count", "share", "noisy_rate", "precision", "recall")})
                    for row in result["labels"]])
-    console.print(f"wrote {result['out']} (filter with: nctool filter {data} --scores {result['out']} ...)")
+    console.print(f"wrote {result['out']} (next: nctool filter {data} --scores {result['out']} --out CLEAN.parquet)")
+
+
+_HEADERS = {"auroc": "AUROC", "auprc": "AUPRC", "precision": "noisy precision", "recall": "noisy recall", "f1": "F1"}
+
+
+def _shown(row: dict) -> dict:
+    """Readable headers; undefined metrics (NaN) print as "-"."""
+    return {_HEADERS.get(k, k): None if isinstance(v, float) and math.isnan(v) else v for k, v in row.items()}

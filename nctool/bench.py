@@ -1,0 +1,183 @@
+"""`nctool bench`: retrieval before and after cleaning, and detection quality, in one run.
+
+For every noise kind, rate and seed it runs, on the same noisy file:
+  vanilla   plain InfoNCE on the noisy pairs (the baseline everyone compares to)
+  rrsitr    the recipe's RRSITR training on the noisy pairs; its best checkpoint is then
+  scored    by every detector on the train split, on the same embeddings (AUROC/AUPRC vs truth)
+  filtered  RRSITR retrained on the pairs the rrsitr detector did not flag (`drop` labels)
+  oracle    plain InfoNCE on only the truly clean pairs (the ceiling)
+and reports test mR of each method. Each run folder is kept; a run whose results.json exists is
+reused, so an interrupted bench continues where it stopped. Outputs in `out_dir`: results.csv /
+results.md (mR per method), detection.csv (per detector), and PNG plots.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Sequence
+
+import pandas as pd
+
+from nctool import plots
+from nctool.checkpoint import read_checkpoint
+from nctool.config import load_recipe
+from nctool.errors import NctoolError
+from nctool.filtering import filter_pairs, read_scores
+from nctool.losses import thresholds_for_batch
+from nctool.noise import KINDS, inject
+from nctool.schema import atomic_path, image_root, read_table, write_table
+from nctool.scoring import score
+from nctool.train import train
+
+METHODS = ("vanilla", "rrsitr", "filtered", "oracle")
+DETECTORS = ("rrsitr", "loss-gmm", "similarity", "neighbors")
+
+
+def run_bench(data_path: str | Path, out_dir: str | Path, recipe: str = "demo", rates: Sequence[float] = (0.2, 0.4, 0.6, 0.8),
+              kinds: Sequence[str] = ("caption-shuffle",), seeds: Sequence[int] = (3,),
+              methods: Sequence[str] = METHODS, detectors: Sequence[str] = DETECTORS,
+              drop: Sequence[str] = ("noisy",), overrides: Sequence[str] = (), noise_seed: int = 42,
+              device: str | None = None, progress=None) -> dict:
+    """Run the benchmark grid; returns {"results": DataFrame, "detection": DataFrame, "files": [...]}."""
+    progress = progress or (lambda done, total, description: None)
+    out_dir = Path(out_dir)
+    unknown = [m for m in methods if m not in METHODS] + [k for k in kinds if k not in KINDS]
+    if unknown:
+        raise NctoolError(f"bench: unknown method or noise kind {unknown}; methods: {', '.join(METHODS)}; "
+                          f"kinds: {', '.join(KINDS)}")
+    load_recipe(recipe, overrides)  # refuse a bad recipe or override before any work
+    clean = read_table(data_path)
+    root = image_root(data_path)
+    results, detection = [], []
+    grid = [(kind, rate, seed) for kind in kinds for rate in rates for seed in seeds]
+    for done, (kind, rate, seed) in enumerate(grid):
+        progress(done, len(grid), "bench")
+        tag = f"{kind}-{rate:.2f}"
+        noisy_path = out_dir / "data" / f"{tag}.parquet"
+        if not noisy_path.exists():
+            frame = inject(clean, rate, kind, seed=noise_seed)[0] if rate > 0 else clean.assign(noisy=False)
+            write_table(frame, noisy_path, image_root=root)
+        run = lambda method, data, loss: _train_once(data, out_dir / "runs" / tag / f"{method}-s{seed}", recipe,
+                                                    [*overrides, f"loss.kind={loss}", f"train.seed={seed}"],
+                                                    device, progress)
+        row = {"kind": kind, "noise_rate": rate, "seed": seed}
+        if "vanilla" in methods:
+            results.append({**row, "method": "vanilla", **run("vanilla", noisy_path, "infonce")})
+        if "rrsitr" in methods or "filtered" in methods:
+            rrsitr_dir = out_dir / "runs" / tag / f"rrsitr-s{seed}"
+            results.append({**row, "method": "rrsitr", **run("rrsitr", noisy_path, "rrsitr")})
+            scores_path = rrsitr_dir / "scores.parquet"
+            if not scores_path.exists():
+                score(noisy_path, rrsitr_dir / "best.pt", scores_path, detectors=detectors, device=device,
+                      progress=progress)
+            detection += _detection_rows(noisy_path, scores_path, rrsitr_dir, row, rate > 0)
+            if "filtered" in methods and rate > 0:
+                kept_path = rrsitr_dir / "kept.parquet"
+                if not kept_path.exists():
+                    kept = filter_pairs(read_table(noisy_path), read_scores(scores_path), drop=drop,
+                                        detector="rrsitr").kept
+                    write_table(kept, kept_path, image_root=root)
+                results.append({**row, "method": "filtered", **run("filtered", kept_path, "rrsitr")})
+        if "oracle" in methods and rate > 0:
+            oracle_path = out_dir / "data" / f"{tag}.oracle.parquet"
+            if not oracle_path.exists():
+                frame = read_table(noisy_path)
+                write_table(frame[~frame["noisy"]], oracle_path, image_root=root)
+            results.append({**row, "method": "oracle", **run("oracle", oracle_path, "infonce")})
+    progress(len(grid), len(grid), "bench")
+    return _write_report(pd.DataFrame(results), pd.DataFrame(detection), out_dir)
+
+
+def _train_once(data: Path, run_dir: Path, recipe: str, overrides: list[str], device, progress) -> dict:
+    """Train (or reuse a finished run) and return its test recalls and training-pair count."""
+    done = run_dir / "results.json"
+    if not done.exists():
+        if (run_dir / "last.pt").exists():
+            train(data, load_recipe(recipe, overrides), run_dir, resume=True, device=device, progress=progress)
+        else:
+            train(data, load_recipe(recipe, overrides), run_dir, device=device, progress=progress)
+    summary = json.loads(done.read_text())
+    return {"mr": summary["test"]["mr"], "rsum": summary["test"]["rsum"], "best_epoch": summary["best_epoch"],
+            "run": str(run_dir)}
+
+
+def _detection_rows(noisy_path: Path, scores_path: Path, run_dir: Path, row: dict, plot: bool) -> list[dict]:
+    """Per-detector AUROC/AUPRC/F1 against the ground truth, plus the loss histogram and ROC/PR plots."""
+    from nctool.metrics import detection_metrics
+
+    truth = read_table(noisy_path, columns=["pair_id", "split", "noisy"]).set_index("pair_id")["noisy"]
+    scores = read_scores(scores_path)
+    rows, noise_scores = [], {}
+    for name, part in scores.groupby("detector", sort=False):
+        noisy = truth.loc[part["pair_id"]].to_numpy(dtype=bool)
+        noise_scores[name] = 1 - part["reliability"].to_numpy()
+        metrics = detection_metrics(noisy, noise_scores[name], part["label"].to_numpy() == "noisy")
+        rows.append({**row, "detector": name, **{k: metrics[k] for k in ("auroc", "auprc", "precision", "recall", "f1")}})
+        if name == "rrsitr":
+            rrsitr_part, rrsitr_truth = part, noisy
+    if plot and "rrsitr" in noise_scores:
+        config = read_checkpoint(run_dir / "best.pt")["config"]
+        batch = config["train"]["batch_size"]
+        g1, g2 = thresholds_for_batch(batch, config["loss"]["g1"], config["loss"]["g2"], config["loss"]["reference_batch"],
+                                      terms=4 if config["loss"]["use_local"] else 2)
+        plots.loss_histogram(rrsitr_part["loss"].to_numpy(), rrsitr_truth, g1, g2, run_dir / "loss_histogram.png",
+                             title=f"Per-pair loss, {row['kind']} {row['noise_rate']:.0%}")
+        # every detector's rows come in the same pair order (scoring sorts by pair_id per detector)
+        plots.roc_pr_curves(rrsitr_truth, noise_scores, run_dir / "roc_pr.png",
+                            title=f"Detection, {row['kind']} {row['noise_rate']:.0%}")
+    return rows
+
+
+def _write_report(results: pd.DataFrame, detection: pd.DataFrame, out_dir: Path) -> dict:
+    files = []
+    summary = results.groupby(["kind", "noise_rate", "method"], sort=False)["mr"].agg(["mean", "std", "count"]) \
+        .reset_index().rename(columns={"mean": "mr", "std": "mr_std", "count": "seeds"})
+    det_summary = detection.groupby(["kind", "noise_rate", "detector"], sort=False)[["auroc", "auprc", "f1"]] \
+        .agg(["mean", "std"]) if len(detection) else pd.DataFrame()
+    if len(det_summary):
+        det_summary.columns = [a if b == "mean" else f"{a}_std" for a, b in det_summary.columns]
+        det_summary = det_summary.reset_index()
+    for name, frame in (("results.csv", results), ("results_summary.csv", summary), ("detection.csv", detection),
+                        ("detection_summary.csv", det_summary)):
+        if len(frame):
+            with atomic_path(out_dir / name) as tmp:
+                frame.to_csv(tmp, index=False)
+            files.append(out_dir / name)
+    with atomic_path(out_dir / "results.md") as tmp:
+        tmp.write_text(_markdown(summary, det_summary))
+    files.append(out_dir / "results.md")
+    for kind, part in summary.groupby("kind"):
+        files.append(plots.mr_vs_noise(part, out_dir / f"mr_vs_noise_{kind}.png", title=f"Test mR vs noise ({kind})"))
+    if len(det_summary):
+        for kind, part in det_summary[det_summary["noise_rate"] > 0].groupby("kind"):
+            files.append(plots.detection_vs_noise(part, out_dir / f"detection_vs_noise_{kind}.png",
+                                                  title=f"Detection vs noise ({kind})"))
+    return {"results": summary, "detection": det_summary, "files": [str(f) for f in files]}
+
+
+def _markdown(summary: pd.DataFrame, detection: pd.DataFrame) -> str:
+    """Two Markdown tables: mR per method (mean ± std over seeds) and detection per detector."""
+    def cell(mean, std):
+        return f"{mean:.2f}" if pd.isna(std) else f"{mean:.2f} ± {std:.2f}"
+
+    lines = ["## Test mR (R@1/5/10 both ways, mean; ± std over seeds)", ""]
+    wide = summary.assign(cell=[cell(m, s) for m, s in zip(summary["mr"], summary["mr_std"])]) \
+        .pivot_table(index=["kind", "noise_rate"], columns="method", values="cell", aggfunc="first")
+    wide = wide[[m for m in METHODS if m in wide.columns]]
+    lines += [_md_table(wide.reset_index())]
+    if len(detection):
+        lines += ["", "## Detection on the train split (noisy = positive)", ""]
+        det = detection.copy()
+        for metric in ("auroc", "auprc", "f1"):
+            det[metric] = [cell(m, s) for m, s in zip(det[metric], det[f"{metric}_std"])]
+        lines += [_md_table(det[["kind", "noise_rate", "detector", "auroc", "auprc", "f1"]])]
+    return "\n".join(lines) + "\n"
+
+
+def _md_table(frame: pd.DataFrame) -> str:
+    header = "| " + " | ".join(map(str, frame.columns)) + " |"
+    rule = "|" + "---|" * len(frame.columns)
+    body = ["| " + " | ".join("" if pd.isna(v) else (f"{v:.0%}" if c == "noise_rate" else str(v))
+                              for c, v in zip(frame.columns, row)) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join([header, rule, *body])
