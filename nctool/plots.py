@@ -3,7 +3,8 @@
 Matplotlib is used through ``Figure`` objects only (no pyplot, no global backend switch, no
 display), so these functions are safe in headless runs and in threads. Colours come from the
 Okabe-Ito palette, which stays distinguishable under the common colour-vision deficiencies:
-clean is blue, noisy is orange/vermillion.
+clean is blue, noisy is orange/vermillion. Every function takes a ``title``; "" leaves the
+figure untitled.
 """
 
 from __future__ import annotations
@@ -72,6 +73,9 @@ def _table(name: str, table, required: tuple[str, ...]) -> pd.DataFrame:
     missing = [column for column in required if column not in table.columns]
     if missing:
         raise NctoolError(f"{name}: missing column(s) {', '.join(missing)}; it has {', '.join(map(str, table.columns))}")
+    not_numeric = [column for column in required[1:] if not pd.api.types.is_numeric_dtype(table[column])]
+    if not_numeric:
+        raise NctoolError(f"{name}: column(s) {', '.join(not_numeric)} must be numeric (noise_rate as a fraction)")
     if table.duplicated(subset=list(required[:2])).any():
         raise NctoolError(f"{name}: repeated ({required[0]}, {required[1]}) rows; average over seeds first")
     return table
@@ -100,8 +104,9 @@ def loss_histogram(loss, noisy_truth, g1: float, g2: float, dest: str | os.PathL
 
     With ``noisy_truth`` (bool per pair) the bars are stacked clean (blue) and noisy (orange);
     with None they are one colour. Dashed lines mark g1 and g2 (tick labels on the top axis)
-    and light bands shade the three bins. A long right tail is cut at the 99th percentile: the
-    pairs beyond it are counted in the last bar and the x label says so.
+    and light bands shade the three bins. A long right tail (the top 1% stretching the axis by
+    over a quarter) is cut at the 99th percentile, or at g2 if that is higher: the pairs beyond
+    the cut are counted in the last bar and the x label says how many.
     """
     loss = _vector("loss", loss)
     if noisy_truth is not None:
@@ -111,14 +116,14 @@ def loss_histogram(loss, noisy_truth, g1: float, g2: float, dest: str | os.PathL
         raise NctoolError(f"g1, g2: need finite thresholds with g1 <= g2, got g1={g1}, g2={g2}")
 
     low, high = float(loss.min()), float(loss.max())
-    cut = float(np.quantile(loss, TAIL_QUANTILE))
-    clipped = high - cut > 0.25 * (cut - low)  # the top 1% stretch the axis by over a quarter
-    top = cut if clipped else high
-    x_low, x_high = min(low, g1), max(top, g2)
-    pad = 0.04 * (x_high - x_low or 1.0)
-    x_low, x_high = x_low - pad, x_high + pad
-    shown = np.minimum(loss, top)
-    edges = np.histogram_bin_edges(shown, bins=min(60, max(10, int(np.sqrt(loss.size)))))
+    cut = float(np.quantile(loss, TAIL_QUANTILE, method="lower"))  # a real loss, even for few pairs
+    long_tail = high - cut > 0.25 * (cut - low)  # the top 1% would stretch the axis by over a quarter
+    right = max(cut if long_tail else high, g2)  # losses above it are counted in the last bar
+    beyond = int((loss > right).sum())
+    pad = 0.04 * (right - min(low, g1) or 1.0)
+    x_low, x_high = min(low, g1) - pad, right + pad
+    edges = np.linspace(x_low, right, min(60, max(10, int(np.sqrt(loss.size)))) + 1)
+    shown = np.minimum(loss, right)
 
     fig, (ax,) = _figure(title)
     for start, stop, colour in ((x_low, g1, CLEAN), (g1, g2, AMBIGUOUS), (g2, x_high, NOISY)):
@@ -133,7 +138,12 @@ def loss_histogram(loss, noisy_truth, g1: float, g2: float, dest: str | os.PathL
     for g in (g1, g2):
         ax.axvline(g, color="#333333", linestyle="--", linewidth=1.2)
     thresholds = ax.secondary_xaxis("top")
-    thresholds.set_xticks([g1, g2], [f"g1 = {g1:.3g}", f"g2 = {g2:.3g}"])
+    if g1 == g2:
+        thresholds.set_xticks([g1], [f"g1 = g2 = {g1:.3g}"])
+    else:
+        thresholds.set_xticks([g1, g2], [f"g1 = {g1:.3g} ", f" g2 = {g2:.3g}"])
+        for tick_label, side in zip(thresholds.get_xticklabels(), ("right", "left")):  # never overlap
+            tick_label.set_horizontalalignment(side)
     thresholds.tick_params(length=0)
 
     ax.set_xlim(x_low, x_high)
@@ -143,12 +153,11 @@ def loss_histogram(loss, noisy_truth, g1: float, g2: float, dest: str | os.PathL
             ax.text((start + stop) / 2, 0.97, name, transform=ax.get_xaxis_transform(),
                     ha="center", va="top", fontsize=9, style="italic", color="#444444")
     xlabel = "per-pair loss"
-    if clipped:
-        beyond = int((loss > top).sum())
-        xlabel += f"  ({beyond} pairs above the {100 * TAIL_QUANTILE:g}th percentile {top:.3g} in the last bar)"
+    if beyond:
+        xlabel += f"  (long tail: {beyond} pair{'s' * (beyond > 1)} above {right:.3g} counted in the last bar)"
     ax.set_xlabel(xlabel)
     ax.set_ylabel("pairs")
-    ax.legend(loc="upper right", bbox_to_anchor=(1, 0.9), fontsize=8, framealpha=0.9)
+    ax.legend(loc="best", bbox_to_anchor=(0, 0, 1, 0.9), fontsize=8, framealpha=0.9)  # below the bin names
     return _save(fig, dest)
 
 

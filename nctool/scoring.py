@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import os
 from contextlib import nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -99,35 +100,50 @@ def _cross_entropy(positive: torch.Tensor, logits: torch.Tensor, batches: torch.
 
 
 class ReferencePool:
-    """The reference pairs, embedded once; `losses()` measures pairs against batches drawn from it."""
+    """The reference pairs' embeddings (encode_dataset output, on the scoring device), in pool order.
 
-    def __init__(self, frame: pd.DataFrame, root: Path, model: RetrievalModel, loss_cfg: dict, batch_size: int,
-                 repeats: int, seed: int, encode_batch: int, device: torch.device, autocast, progress: Progress):
-        self.pair_ids = frame["pair_id"].tolist()
-        self.position = {pair_id: i for i, pair_id in enumerate(self.pair_ids)}
-        self.loss_cfg, self.repeats, self.seed, self.device = loss_cfg, repeats, seed, device
-        self.batch_size = min(batch_size, len(frame))
+    `losses()` measures pairs against reference batches of `min(batch_size, pool)` pairs (the pair
+    and batch_size - 1 pool pairs); `thresholds` are losses.thresholds_for_batch for that size.
+    """
+
+    def __init__(self, embeddings: dict, pair_ids: Sequence[str], loss_cfg: dict, batch_size: int, repeats: int,
+                 seed: int):
+        self.embeddings, self.loss_cfg, self.repeats, self.seed = embeddings, loss_cfg, repeats, seed
+        self.position = {pair_id: i for i, pair_id in enumerate(pair_ids)}
+        self.batch_size = min(batch_size, len(pair_ids))
         if self.batch_size < 2:
             raise NctoolError("rrsitr: 1 scored pair; the loss needs at least 2 pairs to compare")
         terms = 4 if loss_cfg["use_local"] else 2
         self.thresholds = losses.thresholds_for_batch(self.batch_size, loss_cfg["g1"], loss_cfg["g2"],
                                                       loss_cfg["reference_batch"], terms=terms)
-        data = PairData(frame, root, model)
-        with autocast:
-            self.embeddings = _to(encode_dataset(model, data, batch_size=encode_batch, device=device,
-                                                 local=loss_cfg["use_local"],
-                                                 progress=lambda d, t, what: progress(d, t, f"reference pool: {what}")),
-                                  device)
 
     def losses(self, rows: dict, pair_ids: Sequence[str]) -> torch.Tensor:
+        """[n, repeats] losses of these rows (encode_dataset output on the same device) and pair ids."""
         own = np.array([self.position.get(pair_id, -1) for pair_id in pair_ids])
-        batches = reference_batches(pair_hashes(pair_ids, self.seed), own, len(self.pair_ids), self.batch_size - 1,
+        batches = reference_batches(pair_hashes(pair_ids, self.seed), own, len(self.position), self.batch_size - 1,
                                     self.repeats)
-        return reference_losses(_to(rows, self.device), self.embeddings, batches.to(self.device), self.loss_cfg)
+        return reference_losses(rows, self.embeddings, batches.to(rows["text_global"].device), self.loss_cfg)
 
 
-def _to(embeddings: dict, device: torch.device) -> dict:
-    return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in embeddings.items()}
+@dataclass
+class _Embedder:
+    """encode_dataset with the trained model on the scoring device (bf16 autocast on CUDA); outputs stay there."""
+
+    model: RetrievalModel
+    root: Path
+    batch_size: int
+    device: torch.device
+
+    def data(self, frame: pd.DataFrame) -> PairData:
+        return PairData(frame, self.root, self.model)
+
+    def __call__(self, data: PairData, rows: torch.Tensor | None = None, local: bool = False,
+                 progress: Progress | None = None) -> dict:
+        autocast = torch.autocast("cuda", dtype=torch.bfloat16) if self.device.type == "cuda" else nullcontext()
+        with autocast:
+            embeddings = encode_dataset(self.model, data, rows, batch_size=self.batch_size, device=self.device,
+                                        local=local, progress=progress)
+        return {k: v.to(self.device) if isinstance(v, torch.Tensor) else v for k, v in embeddings.items()}
 
 
 def score(data_path: str | os.PathLike, checkpoint: str | os.PathLike, out: str | os.PathLike,
@@ -154,18 +170,17 @@ def score(data_path: str | os.PathLike, checkpoint: str | os.PathLike, out: str 
                           f"choose with --split")
     dev = pick_device(device)
     model, config, _ = load_trained_model(checkpoint, dev)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if dev.type == "cuda" else nullcontext()
-    root = resolve_root(data_path, image_root)
+    embed = _Embedder(model, resolve_root(data_path, image_root), batch_size, dev)
     needs = set().union(*(detector.needs for detector in chosen))
     pool = None
-    if "loss" in needs:
-        hashes = pair_hashes(scored_ids, seed)
-        pool_ids = scored_ids[np.lexsort((scored_ids, hashes))[:pool_size]]
-        pool = ReferencePool(_rows_of(data_path, pool_ids), root, model, config["loss"], config["train"]["batch_size"],
-                             repeats, seed, batch_size, dev, autocast, progress)
     with torch.inference_mode():
-        evidence, truth = _collect(data_path, splits, root, model, pool, "embeddings" in needs, batch_size, dev,
-                                   autocast, len(scored_ids), progress)
+        if "loss" in needs:
+            hashes = pair_hashes(scored_ids, seed)
+            pool_ids = scored_ids[np.lexsort((scored_ids, hashes))[:pool_size]]
+            embeddings = embed(embed.data(_rows_of(data_path, pool_ids)), local=config["loss"]["use_local"],
+                               progress=lambda done, total, what: progress(done, total, f"reference pool: {what}"))
+            pool = ReferencePool(embeddings, pool_ids, config["loss"], config["train"]["batch_size"], repeats, seed)
+        evidence, truth = _collect(data_path, splits, embed, pool, "embeddings" in needs, len(scored_ids), progress)
     frames = []
     for i, detector in enumerate(chosen):
         frames.append(detector.detect(evidence))
@@ -193,28 +208,26 @@ def _rows_of(data_path: str | os.PathLike, pair_ids: np.ndarray) -> pd.DataFrame
     return found.set_index("pair_id").loc[pair_ids].reset_index()
 
 
-def _collect(data_path, splits, root, model, pool, keep_embeddings, batch_size, device, autocast, total,
-             progress) -> tuple[Evidence, np.ndarray | None]:
+def _collect(data_path, splits: list[str], embed: _Embedder, pool: ReferencePool | None, keep_embeddings: bool,
+             total: int, progress: Progress) -> tuple[Evidence, np.ndarray | None]:
     """Stream the scored rows once: (Evidence sorted by pair_id, `noisy` ground truth in that order or None)."""
     ids, image_ids, truth, parts = [], [], [], []
     for chunk in iter_batches(data_path):
         chunk = chunk[chunk["split"].isin(splits)]
         if chunk.empty:
             continue
-        data = PairData(chunk, root, model)
-        for start in range(0, len(data), batch_size):
-            rows = torch.arange(start, min(start + batch_size, len(data)))
-            with autocast:
-                emb = encode_dataset(model, data, rows, batch_size=batch_size, device=device,
-                                     local=pool is not None and pool.loss_cfg["use_local"])
+        data = embed.data(chunk)
+        for start in range(0, len(data), embed.batch_size):
+            rows = torch.arange(start, min(start + embed.batch_size, len(data)))
+            emb = embed(data, rows, local=pool is not None and pool.loss_cfg["use_local"])
             image = emb["image_global"][emb["caption_image_index"]]
             part = {"similarity": (image * emb["text_global"]).sum(-1)}
             if pool is not None:
-                loss = pool.losses(emb, data.frame["pair_id"].iloc[start:start + len(rows)].tolist()).cpu()
+                loss = pool.losses(emb, data.frame["pair_id"].iloc[start:start + len(rows)].tolist())
                 part.update(loss=loss.mean(1), loss_std=loss.std(1, correction=0))
             if keep_embeddings:
                 part.update(image_global=image, text_global=emb["text_global"])
-            parts.append(part)
+            parts.append({name: value.cpu() for name, value in part.items()})
             progress(len(ids) + start + len(rows), total, "score pairs")
         ids += data.frame["pair_id"].tolist()
         image_ids += data.frame["image_id"].tolist()

@@ -70,6 +70,8 @@ def test_mr_and_detection_vs_noise(tmp_path):
     (lambda d: plots.roc_pr_curves([True, False], {}, d), "scores_by_detector"),
     (lambda d: plots.mr_vs_noise(pd.DataFrame(), d), "table"),
     (lambda d: plots.mr_vs_noise(pd.DataFrame({"method": ["a"], "noise_rate": [0.1]}), d), "mr"),
+    (lambda d: plots.mr_vs_noise(pd.DataFrame({"method": ["a"], "noise_rate": ["20%"], "mr": [50.0]}), d),
+     "noise_rate"),
     (lambda d: plots.detection_vs_noise(
         pd.DataFrame({"detector": ["a", "a"], "noise_rate": [0.1, 0.1], "auroc": [0.8, 0.9]}), d), "repeated"),
 ])

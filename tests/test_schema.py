@@ -43,7 +43,7 @@ def test_wrong_type_names_column(tmp_path):
     df = _frame()
     df["noisy"] = ["yes"] * len(df)
     pq.write_table(pa.Table.from_pandas(df), tmp_path / "x.parquet")
-    with pytest.raises(NctoolError, match="column 'noisy' has type \w*string, expected bool"):
+    with pytest.raises(NctoolError, match=r"column 'noisy' has type \w*string, expected bool"):
         schema.read_table(tmp_path / "x.parquet")
 
 

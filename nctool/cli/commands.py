@@ -6,3 +6,4 @@ from nctool.cli import ingest
 from nctool.cli import synth
 from nctool.cli import score
 from nctool.cli import filter
+from nctool.cli import bench
