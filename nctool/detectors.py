@@ -46,7 +46,7 @@ class Evidence:
     loss: np.ndarray | None = None       # [N] RRSITR per-pair loss, mean over the reference batches
     loss_std: np.ndarray | None = None   # [N] its standard deviation over those batches
     loss_thresholds: tuple[float, float] | None = None  # (g1, g2) for the reference batch size
-    image_global: torch.Tensor | None = None  # [N, D] L2-normalised, the pair's image (neighbors)
+    image_global: torch.Tensor | None = None  # [N, D] L2-normalised, the pair's image (neighbors; any device)
     text_global: torch.Tensor | None = None   # [N, D] L2-normalised, the pair's caption (neighbors)
 
 
@@ -93,8 +93,8 @@ class RRSITRDetector(Detector):
     not depend on the order of the file. Labels: clean l < g1, ambiguous g1 <= l < g2, noisy l >= g2
     (losses.split_by_loss), with (g1, g2) the checkpoint's thresholds scaled to the reference batch
     size (losses.thresholds_for_batch). Reliability: `loss_reliability`, strictly decreasing in the
-    loss; it is above r(g1) (0.90 for the reference thresholds) exactly for the clean pairs and below
-    r(g2) (0.018) exactly for the noisy ones. Evidence: `loss`, `loss_std`.
+    loss; it is above r(g1) (0.90 for the reference thresholds) exactly for the clean pairs and at
+    most r(g2) (0.018) exactly for the noisy ones. Evidence: `loss`, `loss_std`.
     """
 
     name = "rrsitr"
@@ -159,7 +159,8 @@ class _CosineScoreDetector(Detector):
 
     def __init__(self, keep_fraction: float = 0.6, threshold: float | None = None):
         if not 0 < keep_fraction <= 1:
-            raise NctoolError(f"keep fraction {keep_fraction:g}: outside (0, 1]; give the share of pairs to label clean")
+            raise NctoolError(f"keep fraction {keep_fraction:g}: outside (0, 1]; "
+                              f"give the share of pairs to label clean")
         if threshold is not None and not -1 <= threshold <= 1:
             raise NctoolError(f"threshold {threshold:g}: outside [-1, 1]; it is a cosine similarity, e.g. 0.28")
         self.keep_fraction, self.threshold = keep_fraction, threshold
@@ -224,12 +225,12 @@ class NeighborsDetector(_CosineScoreDetector):
         codes, image_ids = pd.factorize(evidence.image_id)
         if len(image_ids) < 2:
             raise NctoolError("neighbors: all scored pairs share one image; the detector needs at least 2 images")
-        codes = torch.from_numpy(codes)
-        first_rows = torch.from_numpy(np.unique(codes.numpy(), return_index=True)[1])
-        mean_caption = torch.zeros(len(image_ids), texts.shape[1]).index_add_(0, codes, texts)
+        first_rows = torch.from_numpy(np.unique(codes, return_index=True)[1]).to(images.device)
+        codes = torch.from_numpy(codes).to(images.device)
+        mean_caption = torch.zeros(len(image_ids), texts.shape[1], device=texts.device).index_add_(0, codes, texts)
         mean_caption /= torch.bincount(codes)[:, None]
-        caption_agreement = _neighbour_mean(images, codes, images[first_rows], torch.arange(len(image_ids)),
-                                            mean_caption, texts, self.k)
+        image_codes = torch.arange(len(image_ids), device=images.device)
+        caption_agreement = _neighbour_mean(images, codes, images[first_rows], image_codes, mean_caption, texts, self.k)
         image_agreement = _neighbour_mean(texts, codes, texts, codes, images, images, self.k)
         cosine = np.asarray(evidence.similarity, dtype=float)
         votes = (_standardized(cosine) + _standardized(caption_agreement) + _standardized(image_agreement)) / 3
@@ -256,7 +257,7 @@ def _neighbour_mean(queries: torch.Tensor, query_image: torch.Tensor, keys: torc
         sims.masked_fill_(query_image[start:start + step, None] == key_image[None, :], -math.inf)
         nearest = sims.topk(k, dim=1).indices
         out.append((values[nearest] * targets[start:start + step, None, :]).sum(-1).mean(1))
-    return torch.cat(out).double().numpy()
+    return torch.cat(out).double().cpu().numpy()
 
 
 DETECTORS = {cls.name: cls for cls in (RRSITRDetector, SimilarityDetector, LossGMMDetector, NeighborsDetector)}

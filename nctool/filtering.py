@@ -57,16 +57,20 @@ def filter_pairs(data: pd.DataFrame, scores: pd.DataFrame, drop: Sequence[str] =
     if not known.all():
         raise NctoolError(f"scores: {int((~known).sum())} pair id(s) are not in the dataset (e.g. "
                           f"'{scores.loc[~known, 'pair_id'].iloc[0]}'); give the dataset the scores were made from")
-    scored = data["pair_id"].isin(scores["pair_id"])
-    scored_splits = data.loc[scored, "split"].unique()
-    missing = data["split"].isin(scored_splits) & ~scored
+    scored = data["pair_id"].isin(scores["pair_id"]).to_numpy()
+    scored_splits = pd.unique(data["split"].to_numpy()[scored])
+    missing = data["split"].isin(scored_splits).to_numpy() & ~scored
     if missing.any():
-        raise NctoolError(f"scores: {int(missing.sum())} row(s) of the scored split(s) {', '.join(sorted(scored_splits))} "
-                          f"have no score (e.g. '{data.loc[missing, 'pair_id'].iloc[0]}'); "
+        example = data["pair_id"].to_numpy()[missing][0]
+        raise NctoolError(f"scores: {int(missing.sum())} row(s) of the scored split(s) "
+                          f"{', '.join(sorted(scored_splits))} have no score (e.g. '{example}'); "
                           f"score the whole split with `nctool score`")
-    joined = data.drop(columns=[c for c in scores if c != "pair_id" and c in data]).merge(scores, on="pair_id", how="left")
-    dropped = scored.to_numpy() & (joined["label"].isin(drop).to_numpy() | (
-        joined["reliability"].to_numpy() < min_reliability if min_reliability is not None else False))
+    replaced = [column for column in scores if column != "pair_id" and column in data]
+    joined = data.drop(columns=replaced).merge(scores, on="pair_id", how="left")
+    dropped = joined["label"].isin(drop)
+    if min_reliability is not None:
+        dropped |= joined["reliability"] < min_reliability
+    dropped = dropped.to_numpy() & scored
     return FilterResult(joined[~dropped].reset_index(drop=True), joined[dropped].reset_index(drop=True),
                         _summary(joined, dropped, scored_splits))
 

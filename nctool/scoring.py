@@ -5,7 +5,8 @@ The model embeds each scored pair once; the detectors (nctool.detectors) all rea
 (nctool.data.PairData) and embedded in batches of `batch_size` rows, and local (token-level)
 features live only for the batch at hand. What is kept per pair is a few numbers (similarity, loss)
 plus, only when the `neighbors` detector runs, the pair's global image and caption embeddings
-(N x D floats each, e.g. 2 x 100,000 x 512 x 4 B = 410 MB), which its neighbour search needs.
+(N x D floats each, e.g. 2 x 100,000 x 512 x 4 B = 410 MB), which its neighbour search needs; they
+are kept on the scoring device (GPU memory under CUDA), where that O(N^2) search then runs.
 
 The rrsitr loss without batch-order effects: a training batch makes a pair's loss depend on the
 pairs it was batched with. Here every pair is measured against the same reference pool: the R
@@ -161,7 +162,7 @@ def score(data_path: str | os.PathLike, checkpoint: str | os.PathLike, out: str 
     progress = progress or (lambda done, total, description: None)
     chosen = make_detectors(detectors, keep_fraction=keep_fraction, threshold=threshold, k=k, seed=seed)
     splits = list(dict.fromkeys(splits))
-    _check_options(splits, batch_size, repeats, pool_size)
+    _check_options(splits, batch_size, repeats, pool_size, seed)
     index = read_table(data_path, columns=["pair_id", "split"])
     scored_ids = index.loc[index["split"].isin(splits), "pair_id"].to_numpy()
     if len(scored_ids) == 0:
@@ -192,11 +193,12 @@ def score(data_path: str | os.PathLike, checkpoint: str | os.PathLike, out: str 
             "labels": label_rows}
 
 
-def _check_options(splits: list[str], batch_size: int, repeats: int, pool_size: int) -> None:
+def _check_options(splits: list[str], batch_size: int, repeats: int, pool_size: int, seed: int) -> None:
     unknown = [split for split in splits if split not in SPLITS]
     if unknown or not splits:
         raise NctoolError(f"split '{unknown[0] if unknown else ''}': unknown; choose from {', '.join(SPLITS)}")
-    for name, value, least in (("batch size", batch_size, 1), ("repeats", repeats, 1), ("pool", pool_size, 2)):
+    for name, value, least in (("batch size", batch_size, 1), ("repeats", repeats, 1), ("pool", pool_size, 2),
+                               ("seed", seed, 0)):
         if value < least:
             raise NctoolError(f"{name} {value}: must be at least {least}")
 
@@ -225,16 +227,17 @@ def _collect(data_path, splits: list[str], embed: _Embedder, pool: ReferencePool
             if pool is not None:
                 loss = pool.losses(emb, data.frame["pair_id"].iloc[start:start + len(rows)].tolist())
                 part.update(loss=loss.mean(1), loss_std=loss.std(1, correction=0))
-            if keep_embeddings:
-                part.update(image_global=image, text_global=emb["text_global"])
             parts.append({name: value.cpu() for name, value in part.items()})
+            if keep_embeddings:  # they stay on the scoring device, where the neighbour search runs
+                parts[-1].update(image_global=image, text_global=emb["text_global"])
             progress(len(ids) + start + len(rows), total, "score pairs")
         ids += data.frame["pair_id"].tolist()
         image_ids += data.frame["image_id"].tolist()
         truth.append(chunk["noisy"].to_numpy(dtype=bool) if "noisy" in chunk else None)
-    order = np.argsort(np.asarray(ids))
-    fields = {name: torch.cat([part[name] for part in parts])[order] for name in parts[0]}
+    order = torch.from_numpy(np.argsort(np.asarray(ids)))
+    fields = {name: torch.cat([part[name] for part in parts])[order.to(parts[0][name].device)] for name in parts[0]}
     numbers = {name: fields.pop(name).double().numpy() for name in ("similarity", "loss", "loss_std") if name in fields}
+    order = order.numpy()
     evidence = Evidence(np.asarray(ids)[order], np.asarray(image_ids)[order], **numbers, **fields,
                         loss_thresholds=pool.thresholds if pool is not None else None)
     return evidence, None if truth[0] is None else np.concatenate(truth)[order]

@@ -39,7 +39,8 @@ def test_every_detector_has_the_interface():
         assert detection_metrics(noisy, 1 - out["reliability"])["auroc"] == 1.0, detector.name
 
 
-@pytest.mark.parametrize("detector", [SimilarityDetector(keep_fraction=0.875), NeighborsDetector(k=3, keep_fraction=0.875)])
+@pytest.mark.parametrize("detector", [SimilarityDetector(keep_fraction=0.875),
+                                      NeighborsDetector(k=3, keep_fraction=0.875)])
 def test_swapped_pairs_are_found(detector):
     evidence, noisy = clustered_evidence()
     out = detector.detect(evidence)
@@ -58,7 +59,8 @@ def test_similarity_reliability_and_threshold():
 def test_keep_fraction_breaks_ties_by_pair_id():
     evidence = Evidence(pair_id=np.array(["b", "a", "c", "d"]), image_id=np.array(["1", "2", "3", "4"]),
                         similarity=np.array([0.3, 0.3, 0.3, 0.1]))
-    assert SimilarityDetector(keep_fraction=0.25).detect(evidence)["label"].tolist() == ["noisy", "clean", "noisy", "noisy"]
+    labels = SimilarityDetector(keep_fraction=0.25).detect(evidence)["label"]
+    assert labels.tolist() == ["noisy", "clean", "noisy", "noisy"]
 
 
 def test_neighbors_formula_on_a_hand_case():

@@ -95,9 +95,9 @@ def test_filter_cli(tmp_path):
     write_table(dataset(), tmp_path / "data.parquet")
     write_table(two_detectors(), tmp_path / "scores.parquet")
     assert len(read_scores(tmp_path / "scores.parquet")) == 12
-    result = run_cli("filter", tmp_path / "data.parquet", "--scores", tmp_path / "scores.parquet", "--detector", "rrsitr",
-                     "--drop", "noisy", "--drop", "ambiguous", "--out", tmp_path / "clean.parquet",
-                     "--dropped", tmp_path / "dropped.parquet")
+    result = run_cli("filter", tmp_path / "data.parquet", "--scores", tmp_path / "scores.parquet",
+                     "--detector", "rrsitr", "--drop", "noisy", "--drop", "ambiguous",
+                     "--out", tmp_path / "clean.parquet", "--dropped", tmp_path / "dropped.parquet")
     assert result.returncode == 0, result.stderr
     assert "noisy share kept" in result.stdout and "unscored" in result.stdout
     kept, dropped = pd.read_parquet(tmp_path / "clean.parquet"), pd.read_parquet(tmp_path / "dropped.parquet")

@@ -84,7 +84,8 @@ def test_scores_do_not_depend_on_row_order(files):
     assert first["detector"].unique().tolist() == ["rrsitr", "similarity", "loss-gmm", "neighbors"]
     joined = first.merge(second, on=["pair_id", "detector"])
     assert len(joined) == len(first)
-    np.testing.assert_allclose(joined["reliability_x"], joined["reliability_y"], rtol=1e-4, atol=1e-6)  # float32 batching
+    # equal up to float32 rounding: a pair's embedding can differ in the last bits with its batch's composition
+    np.testing.assert_allclose(joined["reliability_x"], joined["reliability_y"], rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(joined["loss_x"], joined["loss_y"], rtol=1e-4, equal_nan=True)
     assert (joined["label_x"] == joined["label_y"]).all()
 
@@ -96,7 +97,8 @@ def test_rrsitr_is_stable_across_seeds(files):
     assert spearmanr(seed0["loss"], seed1["loss"]).statistic > 0.95
     # 120 train rows < 1000: the pool is every row; thresholds follow batch 20 (four loss terms)
     g1, g2 = losses.thresholds_for_batch(BATCH, 5.0, 18.0)
-    assert (seed1["label"] == np.array(losses.LABEL_NAMES)[losses.split_by_loss(torch.tensor(seed1["loss"]), g1, g2)]).all()
+    codes = losses.split_by_loss(torch.tensor(seed1["loss"]), g1, g2)
+    assert (seed1["label"] == np.array(losses.LABEL_NAMES)[codes]).all()
     [row] = summary["detectors"]
     assert row["clean"] + row["ambiguous"] + row["noisy"] == 120 and 0 <= row["auroc"] <= 1
 
@@ -128,5 +130,6 @@ def test_score_cli(files, tmp_path):
     assert "AUROC" in result.stdout and "similarity" in result.stdout and "rrsitr" in result.stdout
     scores = pd.read_parquet(tmp_path / "scores.parquet")
     assert len(scores) == 2 * 135 and set(scores["detector"]) == {"similarity", "rrsitr"}
-    result = run_cli("score", folder / "data.parquet", "--checkpoint", tmp_path / "none.pt", "--out", tmp_path / "x.parquet")
+    result = run_cli("score", folder / "data.parquet", "--checkpoint", tmp_path / "none.pt",
+                     "--out", tmp_path / "x.parquet")
     assert result.returncode == 2 and "checkpoint not found" in result.stderr and "Traceback" not in result.stderr

@@ -23,7 +23,7 @@ def score_command(
     image_root: Optional[Path] = typer.Option(None, "--image-root", help="Folder for relative image paths."),
     batch_size: int = typer.Option(256, "--batch-size", help="Pairs per forward pass."),
     device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:1 (default: CUDA if present)."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the reference pool and batches (rrsitr)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the reference pool and batches (rrsitr) and of the mixture (loss-gmm)."),
     repeats: int = typer.Option(5, "--repeats", help="Reference batches per pair; the loss is their mean (rrsitr)."),
     pool: int = typer.Option(1000, "--pool", help="Reference pool size (rrsitr)."),
     keep_fraction: float = typer.Option(0.6, "--keep-fraction",
@@ -42,9 +42,9 @@ def score_command(
                        keep_fraction=keep_fraction, threshold=threshold, k=neighbors, progress=progress)
     summary_table(f"score: {result['pairs']} pairs of {', '.join(result['splits'])}",
                   [_shown(row) for row in result["detectors"]])
+    columns = ("detector", "label", "count", "share", "noisy_rate", "precision", "recall")
     summary_table("labels against the ground truth (`noisy`)",
-                  [_shown({k: row[k] for k in ("detector", "label", "count", "share", "noisy_rate", "precision", "recall")})
-                   for row in result["labels"]])
+                  [_shown({k: row[k] for k in columns}) for row in result["labels"]])
     console.print(f"wrote {result['out']} (next: nctool filter {data} --scores {result['out']} --out CLEAN.parquet)")
 
 
