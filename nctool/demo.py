@@ -9,7 +9,8 @@ from nctool.schema import write_table
 from nctool.synth import generate
 
 
-def run_demo(out_dir: str | Path, images: int = 600, rate: float = 0.4, seed: int = 3, progress=None) -> dict:
+def run_demo(out_dir: str | Path, images: int = 600, rate: float = 0.4, seed: int = 3, overrides=(),
+             progress=None) -> dict:
     """synth -> inject `rate` caption-shuffle noise -> vanilla and RRSITR training -> score with every
     detector -> filter -> retrain, with the report and plots of `nctool bench` in `out_dir`."""
     out_dir = Path(out_dir)
@@ -17,7 +18,7 @@ def run_demo(out_dir: str | Path, images: int = 600, rate: float = 0.4, seed: in
     if not data.exists():
         write_table(generate(images, seed=seed, progress=progress), data)
     report = run_bench(data, out_dir, recipe="demo", rates=[rate], seeds=[seed],
-                       methods=("vanilla", "rrsitr", "filtered"), progress=progress)
+                       methods=("vanilla", "rrsitr", "filtered"), overrides=overrides, progress=progress)
     report["explanation"] = _explain(report, out_dir, rate)
     return report
 

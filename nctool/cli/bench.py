@@ -52,11 +52,12 @@ def demo(
     images: int = typer.Option(600, "--images", help="Synthetic images (5 captions each)."),
     rate: float = typer.Option(0.4, "--rate", help="Caption-shuffle noise rate."),
     seed: int = typer.Option(3, "--seed"),
+    overrides: list[str] = typer.Option([], "--set", help="Demo recipe override section.key=value (repeatable)."),
 ) -> None:
     """The whole pipeline on embedded synthetic data: synth -> inject -> train -> score -> filter -> retrain."""
     from nctool.demo import run_demo
 
     with progress_bar() as progress:
-        report = run_demo(out, images=images, rate=rate, seed=seed, progress=progress)
+        report = run_demo(out, images=images, rate=rate, seed=seed, overrides=overrides, progress=progress)
     _show(report)
     console.print(report["explanation"])
