@@ -156,6 +156,20 @@ def _split_quality(labels: np.ndarray, truth: np.ndarray | None) -> dict:
     return out
 
 
+def _learned_share(labels: np.ndarray, world: int) -> float:
+    """Share of the last epoch's train pairs below g2 (not in the noisy bin); 1 before any epoch.
+
+    The InfoNCE warm-up lasts until this reaches loss.warmup_min_learned: switching while the noisy
+    bin holds most pairs leaves the hardest-negative triplet term in charge, and from a weak model
+    that collapses every similarity to one value (seen at 60 and 80 % noise; benchmarks/README.md).
+    """
+    seen = labels >= 0
+    counts = torch.tensor([float((labels[seen] != losses.NOISY).sum()), float(seen.sum())])
+    if world > 1:
+        dist.all_reduce(counts)
+    return 1.0 if counts[1] == 0 else float(counts[0] / counts[1])
+
+
 def train(data_path: str | Path, config: dict, out_dir: str | Path, image_root: str | Path | None = None,
           resume: bool = False, device: str | None = None, progress=None) -> dict:
     """Train one recipe on one dataset; returns a summary (val/test recalls, paths, notes)."""
@@ -205,7 +219,7 @@ def train(data_path: str | Path, config: dict, out_dir: str | Path, image_root: 
         math.ceil(len(train_rows) / world / batch)
     total_steps = steps_per_epoch * tcfg["epochs"]
 
-    start_epoch, start_batch, global_step, best_mr = 0, 0, 0, -1.0
+    start_epoch, start_batch, global_step, best_mr, rrsitr_on = 0, 0, 0, -1.0, False
     epoch_labels = np.full(len(df), -1)
     crop_state = None
     if state is not None:
@@ -213,6 +227,7 @@ def train(data_path: str | Path, config: dict, out_dir: str | Path, image_root: 
         optimizer.load_state_dict(state["optimizer"])
         start_epoch, start_batch, global_step = state["epoch"], state["batch"], state["step"]
         best_mr, epoch_labels, crop_state = state["best_mr"], state["epoch_labels"], state["crop_rng"]
+        rrsitr_on = state["rrsitr_on"]
         torch.set_rng_state(state["torch_rng"])
     ddp_model = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if dev.type == "cuda" and tcfg["amp"] else
@@ -223,14 +238,17 @@ def train(data_path: str | Path, config: dict, out_dir: str | Path, image_root: 
         if rank == 0:
             save_checkpoint({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "config": config,
                              "epoch": epoch, "batch": next_batch, "step": global_step, "best_mr": best_mr,
-                             "epoch_labels": epoch_labels, "crop_rng": crop_rng,
+                             "rrsitr_on": rrsitr_on, "epoch_labels": epoch_labels, "crop_rng": crop_rng,
                              "torch_rng": torch.get_rng_state()}, path)
 
     summary = {"out_dir": str(out_dir), "notes": notes, "epochs": []}
     try:
         with _stop_on_sigint() as stop:
             for epoch in range(start_epoch, tcfg["epochs"]):
-                use_rrsitr = lcfg["kind"] == "rrsitr" and epoch >= lcfg["infonce_warmup_epochs"]
+                if start_batch == 0 and not rrsitr_on and lcfg["kind"] == "rrsitr" \
+                        and epoch >= lcfg["infonce_warmup_epochs"]:
+                    rrsitr_on = _learned_share(epoch_labels[train_rows], world) >= lcfg["warmup_min_learned"]
+                use_rrsitr = rrsitr_on
                 order = epoch_order(seed, epoch, train_rows)[rank::world]
                 crop_rng = torch.Generator().manual_seed(seed * 100_003 + epoch)
                 if crop_state is not None:
