@@ -39,6 +39,8 @@ def progress_bar() -> Iterator[ProgressFn]:
         def update(done: int, total: int, description: str = "working") -> None:
             if description not in tasks:
                 tasks[description] = prog.add_task(description, total=total)
+            elif done < next(t.completed for t in prog.tasks if t.id == tasks[description]):
+                prog.reset(tasks[description], total=total)  # the same stage again (next run of a bench)
             prog.update(tasks[description], completed=done, total=total)
 
         yield update
