@@ -78,7 +78,13 @@ def run_bench(data_path: str | Path, out_dir: str | Path, recipe: str = "demo", 
                     kept = filter_pairs(read_table(noisy_path), read_scores(scores_path), drop=drop,
                                         detector="rrsitr").kept
                     write_table(kept, kept_path, image_root=root)
-                results.append({**row, "method": "filtered", **run("filtered", kept_path, "rrsitr")})
+                kept_train = int((read_table(kept_path, columns=["pair_id", "split"])["split"] == "train").sum())
+                batch = load_recipe(recipe, overrides)["train"]["batch_size"]
+                if kept_train < batch:  # nothing left to retrain on: report it instead of failing the bench
+                    results.append({**row, "method": "filtered", "mr": float("nan"),
+                                    "note": f"filter kept {kept_train} train pairs, fewer than one batch"})
+                else:
+                    results.append({**row, "method": "filtered", **run("filtered", kept_path, "rrsitr")})
         if "oracle" in methods and rate > 0:
             oracle_path = out_dir / "data" / f"{tag}.oracle.parquet"
             if not oracle_path.exists():
@@ -159,6 +165,8 @@ def _write_report(results: pd.DataFrame, detection: pd.DataFrame, out_dir: Path)
 def _markdown(summary: pd.DataFrame, detection: pd.DataFrame) -> str:
     """Two Markdown tables: mR per method (mean ± std over seeds) and detection per detector."""
     def cell(mean, std):
+        if pd.isna(mean):
+            return "n/a"
         return f"{mean:.2f}" if pd.isna(std) else f"{mean:.2f} ± {std:.2f}"
 
     lines = ["## Test mR (R@1/5/10 both ways, mean; ± std over seeds)", ""]
