@@ -137,6 +137,11 @@ class RetrievalModel(nn.Module):
         self.image_mean, self.image_std = tuple(preprocess["mean"]), tuple(preprocess["std"])
         self.context_length = self.tokenizer.context_length
         self._local_problem = _local_support_problem(clip)
+        # the method fixes the temperature, so CLIP's own logit scale/bias take no part: freezing
+        # them keeps DDP from waiting on gradients that never come
+        for name, parameter in clip.named_parameters():
+            if name in ("logit_scale", "logit_bias"):
+                parameter.requires_grad_(False)
 
     def _require_local(self) -> None:
         if self._local_problem:

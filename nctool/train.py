@@ -286,9 +286,13 @@ def train(data_path: str | Path, config: dict, out_dir: str | Path, image_root: 
                         save(ckpt_path, epoch, b + 1, crop_rng.get_state())
                         raise TrainingInterrupted(ckpt_path, epoch, b + 1)
                 start_batch = 0
+                if world > 1:  # each rank binned its own rows (-1 elsewhere): gather the whole epoch
+                    gathered = torch.from_numpy(epoch_labels)
+                    dist.all_reduce(gathered, op=dist.ReduceOp.MAX)
+                    epoch_labels = gathered.numpy()
                 seconds = time.perf_counter() - started
                 record = {"step": global_step, "epoch": epoch + 1, "kind": "epoch", "seconds": seconds,
-                          "pairs_per_s": steps_per_epoch * batch / max(seconds, 1e-9),
+                          "pairs_per_s": steps_per_epoch * batch * world / max(seconds, 1e-9),
                           **_split_quality(epoch_labels[train_rows], None if truth is None else truth[train_rows])}
                 if len(split_rows["val"]):
                     val = evaluate_retrieval(model, data, split_rows["val"], ecfg, dev, progress, "validate")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Optional
 
@@ -40,6 +41,8 @@ def train(
     except TrainingInterrupted as exc:
         console_err.print(f"[yellow]{exc}[/]; continue with: nctool train {data} --out {out} --resume")
         raise typer.Exit(130)
+    if os.environ.get("RANK", "0") != "0":  # under torchrun only rank 0 reports
+        return
     for note in result["notes"]:
         console_err.print(f"[yellow]note:[/] {note}")
     rows = [{"epoch": r["epoch"], "clean": r["n_clean"], "ambiguous": r["n_ambiguous"], "noisy": r["n_noisy"],
