@@ -24,7 +24,8 @@ from nctool.checkpoint import read_checkpoint
 from nctool.config import load_recipe
 from nctool.errors import NctoolError
 from nctool.filtering import filter_pairs, read_scores
-from nctool.losses import thresholds_for_batch
+from nctool.losses import recipe_thresholds
+from nctool.metrics import detection_metrics
 from nctool.noise import KINDS, inject
 from nctool.schema import atomic_path, image_root, read_table, write_table
 from nctool.scoring import score
@@ -46,7 +47,7 @@ def run_bench(data_path: str | Path, out_dir: str | Path, recipe: str = "demo", 
     if unknown:
         raise NctoolError(f"bench: unknown method or noise kind {unknown}; methods: {', '.join(METHODS)}; "
                           f"kinds: {', '.join(KINDS)}")
-    load_recipe(recipe, overrides)  # refuse a bad recipe or override before any work
+    batch = load_recipe(recipe, overrides)["train"]["batch_size"]  # refuses a bad recipe before any work
     clean = read_table(data_path)
     root = image_root(data_path)
     results, detection = [], []
@@ -79,7 +80,6 @@ def run_bench(data_path: str | Path, out_dir: str | Path, recipe: str = "demo", 
                                         detector="rrsitr").kept
                     write_table(kept, kept_path, image_root=root)
                 kept_train = int((read_table(kept_path, columns=["pair_id", "split"])["split"] == "train").sum())
-                batch = load_recipe(recipe, overrides)["train"]["batch_size"]
                 if kept_train < batch:  # nothing left to retrain on: report it instead of failing the bench
                     results.append({**row, "method": "filtered", "mr": float("nan"),
                                     "note": f"filter kept {kept_train} train pairs, fewer than one batch"})
@@ -110,8 +110,6 @@ def _train_once(data: Path, run_dir: Path, recipe: str, overrides: list[str], de
 
 def _detection_rows(noisy_path: Path, scores_path: Path, run_dir: Path, row: dict, plot: bool) -> list[dict]:
     """Per-detector AUROC/AUPRC/F1 against the ground truth, plus the loss histogram and ROC/PR plots."""
-    from nctool.metrics import detection_metrics
-
     truth = read_table(noisy_path, columns=["pair_id", "split", "noisy"]).set_index("pair_id")["noisy"]
     scores = read_scores(scores_path)
     rows, noise_scores = [], {}
@@ -124,9 +122,7 @@ def _detection_rows(noisy_path: Path, scores_path: Path, run_dir: Path, row: dic
             rrsitr_part, rrsitr_truth = part, noisy
     if plot and "rrsitr" in noise_scores:
         config = read_checkpoint(run_dir / "best.pt")["config"]
-        batch = config["train"]["batch_size"]
-        g1, g2 = thresholds_for_batch(batch, config["loss"]["g1"], config["loss"]["g2"], config["loss"]["reference_batch"],
-                                      terms=4 if config["loss"]["use_local"] else 2)
+        g1, g2 = recipe_thresholds(config["loss"], config["train"]["batch_size"])
         plots.loss_histogram(rrsitr_part["loss"].to_numpy(), rrsitr_truth, g1, g2, run_dir / "loss_histogram.png",
                              title=f"Per-pair loss, {row['kind']} {row['noise_rate']:.0%}")
         # every detector's rows come in the same pair order (scoring sorts by pair_id per detector)

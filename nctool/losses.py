@@ -73,6 +73,12 @@ def thresholds_for_batch(
     return g1 * ratio, g2 * ratio
 
 
+def recipe_thresholds(loss_cfg: dict, batch_size: int) -> tuple[float, float]:
+    """(g1, g2) for a batch size from a recipe's [loss] table (4 loss terms with the local term, else 2)."""
+    return thresholds_for_batch(batch_size, loss_cfg["g1"], loss_cfg["g2"], loss_cfg["reference_batch"],
+                                terms=4 if loss_cfg["use_local"] else 2)
+
+
 def split_by_loss(loss: torch.Tensor, g1: float, g2: float) -> torch.Tensor:
     """Three-way split codes, LongTensor ``[B]``: CLEAN if l < g1, AMBIGUOUS if g1 <= l < g2, else NOISY."""
     return (loss >= g1).long() + (loss >= g2).long()

@@ -114,9 +114,7 @@ class ReferencePool:
         self.batch_size = min(batch_size, len(pair_ids))
         if self.batch_size < 2:
             raise NctoolError("rrsitr: 1 scored pair; the loss needs at least 2 pairs to compare")
-        terms = 4 if loss_cfg["use_local"] else 2
-        self.thresholds = losses.thresholds_for_batch(self.batch_size, loss_cfg["g1"], loss_cfg["g2"],
-                                                      loss_cfg["reference_batch"], terms=terms)
+        self.thresholds = losses.recipe_thresholds(loss_cfg, self.batch_size)
 
     def losses(self, rows: dict, pair_ids: Sequence[str]) -> torch.Tensor:
         """[n, repeats] losses of these rows (encode_dataset output on the same device) and pair ids."""

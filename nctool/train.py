@@ -23,7 +23,7 @@ import torch
 import torch.distributed as dist
 
 from nctool import losses
-from nctool.checkpoint import save_checkpoint
+from nctool.checkpoint import read_checkpoint, save_checkpoint
 from nctool.data import PairData
 from nctool.errors import NctoolError
 from nctool.evaluation import evaluate_retrieval
@@ -82,8 +82,7 @@ def batch_loss(model, images, tokens, loss_cfg: dict, use_rrsitr: bool):
         local_logits = loss_cfg["local_scale"] * local_similarity(txt_local, img_local).T
     if not use_rrsitr:
         return losses.infonce_loss(global_sim, scale=loss_cfg["logit_scale"], local_logits=local_logits)
-    g1, g2 = losses.thresholds_for_batch(len(images), loss_cfg["g1"], loss_cfg["g2"], loss_cfg["reference_batch"],
-                                         terms=4 if loss_cfg["use_local"] else 2)
+    g1, g2 = losses.recipe_thresholds(loss_cfg, len(images))
     return losses.rrsitr_loss(global_sim, local_logits, g1, g2, scale=loss_cfg["logit_scale"],
                               w_ambiguous=loss_cfg["w_ambiguous"], w_noisy=loss_cfg["w_noisy"], m0=loss_cfg["margin"])
 
@@ -200,7 +199,7 @@ def train(data_path: str | Path, config: dict, out_dir: str | Path, image_root: 
     if resume:
         if not ckpt_path.exists():
             raise NctoolError(f"--resume: {ckpt_path} not found; start without --resume")
-        state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        state = read_checkpoint(ckpt_path)
         config = state["config"]  # the run goes on with the settings it started with
         mcfg, lcfg, tcfg, ecfg = config["model"], config["loss"], config["train"], config["eval"]
     elif ckpt_path.exists():
@@ -273,8 +272,7 @@ def train(data_path: str | Path, config: dict, out_dir: str | Path, image_root: 
                     optimizer.step()
                     global_step += 1
                     pair_loss = details["loss"].detach().float().cpu()
-                    g1, g2 = losses.thresholds_for_batch(len(rows), lcfg["g1"], lcfg["g2"], lcfg["reference_batch"],
-                                                         terms=4 if lcfg["use_local"] else 2)
+                    g1, g2 = losses.recipe_thresholds(lcfg, len(rows))
                     labels = losses.split_by_loss(pair_loss, g1, g2).numpy()
                     epoch_labels[rows] = labels
                     if log:
@@ -315,7 +313,7 @@ def train(data_path: str | Path, config: dict, out_dir: str | Path, image_root: 
             log.close()
 
     if len(split_rows["test"]) and rank == 0:
-        best = torch.load(best_path, map_location="cpu", weights_only=False)
+        best = read_checkpoint(best_path)
         model.load_state_dict(best["model"])
         summary["test"] = evaluate_retrieval(model, data, split_rows["test"], ecfg, dev, progress, "test")
         summary["best_epoch"] = best["epoch"]
