@@ -7,6 +7,7 @@ row groups so memory does not grow with the dataset.
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import tempfile
@@ -47,8 +48,6 @@ OPTIONAL = {
     "detector": pa.string(),
     "loss": pa.float64(),
     "similarity": pa.float64(),
-    # written by review
-    "review": pa.string(),          # keep / drop, a person's decision
 }
 
 ALL_COLUMNS = {**REQUIRED, **OPTIONAL}
@@ -96,12 +95,32 @@ def check_schema(schema: pa.Schema, source: str, required: dict | None = None) -
             )
 
 
+def check_splits(splits, what: str = "split") -> list[str]:
+    """The requested splits, each once, in the given order; refuses none or an unknown one."""
+    splits = list(dict.fromkeys(splits))
+    unknown = [split for split in splits if split not in SPLITS]
+    if unknown or not splits:
+        raise NctoolError(f"{what} '{unknown[0] if unknown else ''}': unknown; choose from {', '.join(SPLITS)}")
+    return splits
+
+
 def check_frame(df: pd.DataFrame, source: str, required: dict | None = None) -> None:
-    """Value checks that types cannot express: unique pair ids, known splits and labels."""
+    """Value checks that types cannot express: unique pair ids, captions, known splits and labels."""
     check_schema(pa.Schema.from_pandas(df, preserve_index=False), source, required)
     if "pair_id" in df and df["pair_id"].duplicated().any():
         dup = df.loc[df["pair_id"].duplicated(), "pair_id"].iloc[0]
         raise NctoolError(f"{source}: pair_id '{dup}' appears more than once; pair ids must be unique")
+    check_values(df, source)
+
+
+def check_values(df: pd.DataFrame, source: str) -> None:
+    """The row-by-row value checks of check_frame, which a stream applies to each chunk."""
+    if "caption" in df:
+        empty = df["caption"].isna() | (df["caption"].fillna("").str.strip() == "")
+        if empty.any():
+            where = df["pair_id"].iloc[int(empty.to_numpy().argmax())] if "pair_id" in df else "a row"
+            raise NctoolError(f"{source}: pair '{where}' has an empty or null caption ({int(empty.sum())} in all); "
+                              f"re-ingest with `nctool ingest --drop-empty` or fill the captions")
     if "split" in df:
         bad = set(df["split"].dropna().unique()) - set(SPLITS)
         if bad or df["split"].isna().any():
@@ -117,6 +136,8 @@ def _open(path: str | os.PathLike) -> pq.ParquetFile:
     path = Path(path)
     if not path.exists():
         raise NctoolError(f"{path}: file not found; check the path (datasets come from `nctool ingest` or `nctool synth`)")
+    if path.is_dir():
+        raise NctoolError(f"{path}: is a folder; give the .parquet file inside it")
     try:
         return pq.ParquetFile(path)
     except Exception as exc:  # pyarrow raises several types for a non-Parquet file
@@ -154,11 +175,9 @@ def iter_batches(path: str | os.PathLike, columns: list[str] | None = None, batc
     pf = _open(path)
     check_schema(pf.schema_arrow, str(path), required)
     for batch in pf.iter_batches(batch_size=batch_size, columns=columns):
-        yield batch.to_pandas()
-
-
-def num_rows(path: str | os.PathLike) -> int:
-    return _open(path).metadata.num_rows
+        frame = batch.to_pandas()
+        check_values(frame, str(path))
+        yield frame
 
 
 def to_arrow(df: pd.DataFrame) -> pa.Table:
@@ -178,11 +197,34 @@ def to_arrow(df: pd.DataFrame) -> pa.Table:
     return pa.table(arrays)
 
 
+def check_output(out: str | os.PathLike, *inputs: str | os.PathLike | None) -> Path:
+    """Refuse an output file that is a folder or one of the command's inputs (it would be replaced).
+
+    Every command calls this on each file it is about to write, before doing any work.
+    """
+    out = Path(out)
+    if out.is_dir():
+        raise NctoolError(f"{out}: is a folder; give a file path for the output, e.g. {out / 'out.parquet'}")
+    for source in inputs:
+        if source is not None and _same_file(out, Path(source)):
+            raise NctoolError(f"{out}: is also an input of this command and would be replaced; "
+                              f"write to another file")
+    return out
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    if a.exists() and b.exists():
+        return os.path.samefile(a, b)
+    return a.resolve() == b.resolve()
+
+
 @contextmanager
 def atomic_path(dest: str | os.PathLike) -> Iterator[Path]:
     """Yield a temp path beside dest; rename it onto dest only if the block succeeds."""
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
+    for orphan in dest.parent.glob(f".{glob.escape(dest.name)}.*.tmp"):  # left by a killed earlier write
+        orphan.unlink(missing_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
     os.close(fd)
     os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the permissions open() would
