@@ -1,36 +1,45 @@
-"""RRSITR training loop (kept apart from the model and loss library).
+"""RRSITR training (kept apart from the model and loss library), as named phases around a TrainState.
 
-`train()` runs one recipe on one dataset file: per-step warm-up + cosine AdamW, the RRSITR loss
-(or plain InfoNCE), validation mR every epoch, `last.pt` every epoch and `best.pt` on the best
-val mR (both written atomically), `metrics.jsonl`, and exact resume. Ctrl-C finishes the current
-step, saves `last.pt` and raises TrainingInterrupted. Under torchrun it runs DDP with the
-recipe's batch size per process (the split into clean/ambiguous/noisy is per process batch).
+`train()` runs one recipe on one dataset file: `prepare` (read, build, or restore from `last.pt`),
+then per epoch `train_one_epoch` (each step `train_step`) and `end_epoch` (gather the split across
+processes, validate, save `best.pt` on the best val mR, then `last.pt`), and last `test`. Per-step
+warm-up + cosine AdamW; the objective of each epoch comes from nctool.objectives (InfoNCE warm-up,
+then RRSITR). Ctrl-C finishes the current step, saves `last.pt` and raises TrainingInterrupted;
+`resume=True` continues with the checkpoint's own recipe to the bit-identical result of an
+uninterrupted run. Under torchrun it runs DDP with the recipe's batch size per process (the split
+into clean/ambiguous/noisy is per process batch). docs/training.md explains the choices.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
 import signal
 import threading
 import time
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.distributed as dist
 
-from nctool import losses
-from nctool.checkpoint import read_checkpoint, save_checkpoint
+from nctool import losses, runtime
+from nctool.checkpoint import checkpoint_recipe, load_weights, read_checkpoint, save_checkpoint
+from nctool.config import Recipe, TrainCfg
 from nctool.data import PairData
 from nctool.errors import NctoolError
 from nctool.evaluation import evaluate_retrieval
 from nctool.images import resolve_root
 from nctool.metrics import label_metrics
-from nctool.model import create_model, local_similarity
-from nctool.schema import atomic_path, read_table, write_json
+from nctool.model import RetrievalModel, create_model
+from nctool.objectives import batch_logits, get_objective, objective_for_epoch
+from nctool.progress import Progress, silent
+from nctool.schema import LABELS, SPLITS, atomic_path, dataset_fingerprint, read_table, write_json
+from nctool.transforms import preprocess_for
+
+RUN_FILES = ("last.pt", "best.pt", "results.json")  # a folder holding any of these holds a run
 
 
 class TrainingInterrupted(Exception):
@@ -41,16 +50,6 @@ class TrainingInterrupted(Exception):
         self.path = path
 
 
-def pick_device(requested: str | None = None) -> torch.device:
-    if requested:
-        if requested.startswith("cuda") and not torch.cuda.is_available():
-            raise NctoolError(f"--device {requested}: no CUDA device is available here; use --device cpu")
-        return torch.device(requested)
-    if dist.is_available() and dist.is_initialized() and torch.cuda.is_available():
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
 def lr_factor(step: int, warmup_steps: int, total_steps: int) -> float:
     """Linear warm-up to 1, then cosine to 0 at total_steps (per optimiser step)."""
     if step < warmup_steps:
@@ -59,32 +58,306 @@ def lr_factor(step: int, warmup_steps: int, total_steps: int) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
-def build_optimizer(model: torch.nn.Module, cfg: dict) -> torch.optim.AdamW:
+def build_optimizer(model: torch.nn.Module, cfg: TrainCfg) -> torch.optim.AdamW:
     """AdamW; weight decay only on parameters with >= 2 dims (not gains, biases, scales)."""
     params = [p for p in model.parameters() if p.requires_grad]
     decay = [p for p in params if p.ndim >= 2]
     no_decay = [p for p in params if p.ndim < 2]
     return torch.optim.AdamW(
-        [{"params": decay, "weight_decay": cfg["weight_decay"]}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=cfg["lr"], betas=(cfg["beta1"], cfg["beta2"]), eps=cfg["eps"])
+        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps)
 
 
-def batch_loss(model, images, tokens, loss_cfg: dict, use_rrsitr: bool):
-    """Forward one batch and return (loss, details) of the RRSITR or InfoNCE loss.
+def epoch_order(seed: int, epoch: int, rows: np.ndarray) -> np.ndarray:
+    """The shuffled train rows of one epoch: a pure function of (seed, epoch), so resume repeats it."""
+    return rows[np.random.default_rng([seed, epoch]).permutation(len(rows))]
 
-    `model` is called (not its encode_* methods) so that a DDP wrapper syncs the gradients.
+
+@dataclass
+class TrainState:
+    """What changes while training; `state_dict()` is what `last.pt` stores besides the recipe."""
+
+    model: RetrievalModel
+    optimizer: torch.optim.Optimizer
+    epoch_labels: torch.Tensor          # per dataset row: its split code this epoch, -1 when not seen
+    epoch: int = 0                      # epochs finished
+    batch: int = 0                      # batches finished within the running epoch
+    step: int = 0                       # optimiser steps taken
+    best_mr: float = -1.0
+    rrsitr_on: bool = False             # the InfoNCE warm-up is over
+    crop_rng: torch.Generator | None = None  # the running epoch's crop generator (None between epochs)
+
+    def state_dict(self) -> dict:
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "epoch_labels": self.epoch_labels.clone(), "epoch": self.epoch, "batch": self.batch,
+                "step": self.step, "best_mr": self.best_mr, "rrsitr_on": self.rrsitr_on,
+                "crop_rng": None if self.crop_rng is None else self.crop_rng.get_state(),
+                "torch_rng": torch.get_rng_state()}
+
+    def load_state_dict(self, state: dict, source: str | Path) -> None:
+        load_weights(self.model, state["model"], source)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.epoch_labels = state["epoch_labels"].clone()
+        self.epoch, self.batch, self.step = state["epoch"], state["batch"], state["step"]
+        self.best_mr, self.rrsitr_on = state["best_mr"], state["rrsitr_on"]
+        if state["crop_rng"] is not None:
+            self.crop_rng = torch.Generator()
+            self.crop_rng.set_state(state["crop_rng"])
+        torch.set_rng_state(state["torch_rng"])
+
+
+@dataclass
+class Run:
+    """What stays fixed during a run: the recipe, the data and where things go."""
+
+    recipe: Recipe
+    out_dir: Path
+    data: PairData
+    rows: dict[str, np.ndarray]          # split -> row indices
+    truth: np.ndarray | None             # `noisy` ground truth per row, when the data carry it
+    fingerprint: str                     # nctool.schema.dataset_fingerprint of the data
+    device: torch.device
+    rank: int
+    world: int
+    ddp_model: torch.nn.Module           # the model, DDP-wrapped under torchrun
+    steps_per_epoch: int
+    log: "_MetricsLog | None"            # rank 0 only
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def last_path(self) -> Path:
+        return self.out_dir / "last.pt"
+
+    @property
+    def best_path(self) -> Path:
+        return self.out_dir / "best.pt"
+
+
+def train(data_path: str | Path, *, out_dir: str | Path, recipe: Recipe | None = None,
+          image_root: str | Path | None = None, resume: bool = False, device: str | None = None,
+          progress: Progress | None = None) -> dict:
+    """Train a recipe on one dataset file; returns a summary (per-epoch records, test recalls, notes).
+
+    Parameters
+    ----------
+    data_path
+        Dataset Parquet in nctool's schema with a train split (val and test are used when present).
+    out_dir
+        Run folder: config.json, metrics.jsonl, last.pt (resume), best.pt (best val mR), results.json.
+    recipe
+        The hyperparameters. Required for a new run; with `resume` the checkpoint's recipe is used,
+        and a different one given here is refused.
+    image_root
+        Folder that relative image paths resolve against (default: the one the file records).
+    resume
+        Continue the run in `out_dir` from its last.pt (refused for another dataset).
+    device
+        "cpu", "cuda", "cuda:1"; default CUDA when present.
+    progress
+        Callback (done, total, description).
     """
-    img_global, img_local, txt_global, txt_local, _ = model(images, tokens)
-    global_sim = img_global.float() @ txt_global.float().T  # rows: images, columns: texts
-    local_logits = None
-    if loss_cfg["use_local"]:
-        # padding positions arrive zeroed when the model masks them (model.mask_padding)
-        local_logits = loss_cfg["local_scale"] * local_similarity(txt_local, img_local).T
-    if not use_rrsitr:
-        return losses.infonce_loss(global_sim, scale=loss_cfg["logit_scale"], local_logits=local_logits)
-    g1, g2 = losses.recipe_thresholds(loss_cfg, len(images))
-    return losses.rrsitr_loss(global_sim, local_logits, g1, g2, scale=loss_cfg["logit_scale"],
-                              w_ambiguous=loss_cfg["w_ambiguous"], w_noisy=loss_cfg["w_noisy"], m0=loss_cfg["margin"])
+    progress = progress or silent
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise NctoolError(f"--out {out_dir}: is a file; give a folder for the run")
+    if not resume:
+        held = [name for name in RUN_FILES if (out_dir / name).exists()]
+        if held:
+            raise NctoolError(f"{out_dir} already holds a run ({', '.join(held)}); continue it with --resume "
+                              f"or choose another --out")
+    run = None
+    try:
+        run, state = prepare(Path(data_path), out_dir, recipe, image_root, resume, device, progress)
+        summary = {"out_dir": str(out_dir), "notes": run.notes, "epochs": []}
+        with _stop_on_sigint() as stop:
+            while state.epoch < run.recipe.train.epochs:
+                record = train_one_epoch(run, state, stop, progress)
+                summary["epochs"].append(end_epoch(run, state, record, progress))
+    except BaseException:
+        if run is not None and run.log:
+            run.log.close()
+        if not resume and not (out_dir / "last.pt").exists():
+            _remove_partial_run(out_dir)  # a run that failed before it could be resumed leaves nothing
+        raise
+    if run.log:
+        run.log.close()
+    if len(run.rows["test"]) and run.rank == 0:
+        summary.update(test(run, state, progress))
+        write_json(summary, out_dir / "results.json")
+    return summary
+
+
+def prepare(data_path: Path, out_dir: Path, recipe: Recipe | None, image_root, resume: bool, device,
+            progress: Progress) -> tuple[Run, TrainState]:
+    """Read the data, build the model and optimiser, and restore `last.pt` when resuming."""
+    saved = None
+    if resume:
+        if not (out_dir / "last.pt").exists():
+            raise NctoolError(f"--resume: {out_dir / 'last.pt'} not found (no run, or one stopped before its "
+                              f"first epoch ended); start a new run in an empty --out")
+        saved = read_checkpoint(out_dir / "last.pt")
+        saved_recipe = checkpoint_recipe(saved, out_dir / "last.pt")
+        if recipe is not None and recipe != saved_recipe:
+            raise NctoolError(f"--resume: {_first_difference(recipe, saved_recipe)}; a resumed run keeps the "
+                              f"settings it started with, so drop the recipe options or start a new --out")
+        recipe = saved_recipe
+    elif recipe is None:
+        raise NctoolError("train: no recipe; give one (e.g. --recipe demo)")
+    get_objective(recipe.loss.kind)  # refuses an unknown objective before any work
+    rank, world = runtime.init_distributed()
+    dev = runtime.pick_device(device)
+    df = read_table(data_path)
+    fingerprint = dataset_fingerprint(df)
+    if saved is not None and saved.get("dataset") != fingerprint:
+        raise NctoolError(f"--resume: {data_path} is not the dataset the run in {out_dir} was started on; "
+                          f"give that dataset, or start a new run in another --out")
+    rows = {split: np.flatnonzero(df["split"].to_numpy() == split) for split in SPLITS}
+    batch = recipe.train.batch_size
+    if len(rows["train"]) == 0:
+        raise NctoolError(f"{data_path}: the train split is empty; nctool train needs rows with split='train'")
+    if batch * world > len(rows["train"]):
+        raise NctoolError(f"train.batch_size={batch} does not fit the {len(rows['train'])} train rows"
+                          f"{f' over {world} processes' if world > 1 else ''}; lower it, e.g. --batch-size "
+                          f"{max(2, len(rows['train']) // (2 * world))}")
+    notes = [] if len(rows["val"]) else ["no val split: trained without model selection (best.pt = the last epoch)"]
+
+    torch.manual_seed(recipe.train.seed)
+    model = create_model(recipe.model.name, pretrained=recipe.model.pretrained or None,
+                         mask_padding=recipe.model.mask_padding).to(dev)
+    data = PairData(df, resolve_root(data_path, image_root), preprocess_for(model), progress=progress)
+    state = TrainState(model, build_optimizer(model, recipe.train), torch.full((len(df),), -1))
+    if saved is not None:
+        state.load_state_dict(saved, out_dir / "last.pt")
+    per_rank = len(rows["train"]) / world
+    steps = int(per_rank // batch) if recipe.train.drop_last else math.ceil(per_rank / batch)
+    log = None
+    if rank == 0:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        write_json(recipe.to_dict(), out_dir / "config.json")
+        log = _MetricsLog(out_dir / "metrics.jsonl", state.step if saved is not None else None)
+    ddp_model = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
+    truth = df["noisy"].to_numpy(dtype=bool) if "noisy" in df else None
+    return Run(recipe, out_dir, data, rows, truth, fingerprint, dev, rank, world, ddp_model, steps, log, notes), state
+
+
+def train_one_epoch(run: Run, state: TrainState, stop: dict, progress: Progress) -> dict:
+    """Train the rest of epoch `state.epoch`; returns its record. Saves and raises on Ctrl-C."""
+    cfg = run.recipe.train
+    if state.batch == 0:  # a new epoch (not one resumed midway): choose its objective, new crops
+        learned = _learned_share(state.epoch_labels[run.rows["train"]], run.world)
+        state.rrsitr_on = objective_for_epoch(run.recipe.loss, epoch=state.epoch, learned_share=learned,
+                                              started=state.rrsitr_on) == "rrsitr"
+        state.crop_rng = torch.Generator().manual_seed(cfg.seed * 100_003 + state.epoch)
+        state.epoch_labels[:] = -1
+    objective = "rrsitr" if state.rrsitr_on else "infonce"
+    order = epoch_order(cfg.seed, state.epoch, run.rows["train"])[run.rank::run.world]
+    run.ddp_model.train()
+    started = time.perf_counter()
+    while state.batch < run.steps_per_epoch:
+        rows = order[state.batch * cfg.batch_size:(state.batch + 1) * cfg.batch_size]
+        record = train_step(run, state, rows, objective)
+        if run.log:
+            run.log.write(record)
+        progress(state.batch, run.steps_per_epoch, f"epoch {state.epoch + 1}/{cfg.epochs}")
+        if stop["stop"]:
+            if run.rank == 0:
+                save_checkpoint(_last_payload(run, state), run.last_path)
+            raise TrainingInterrupted(run.last_path, state.epoch, state.batch)
+    seconds = time.perf_counter() - started
+    return {"seconds": seconds,
+            "pairs_per_s": run.steps_per_epoch * cfg.batch_size * run.world / max(seconds, 1e-9)}
+
+
+def train_step(run: Run, state: TrainState, rows: np.ndarray, objective: str) -> dict:
+    """One optimiser step on these dataset rows; returns the step's log record."""
+    cfg = run.recipe.train
+    images, tokens = run.data.batch(rows, train=True, generator=state.crop_rng)
+    images, tokens = images.to(run.device, non_blocking=True), tokens.to(run.device, non_blocking=True)
+    with runtime.autocast(run.device, cuda=cfg.amp, cpu=cfg.amp_cpu):
+        # the (DDP) model is called, not its encode_* methods, so that DDP syncs the gradients
+        global_sim, local = batch_logits(*run.ddp_model(images, tokens), run.recipe.loss)
+        loss, details = get_objective(objective).fn(global_sim, local, run.recipe.loss)
+    state.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    grad_norm = torch.nn.utils.clip_grad_norm_(state.model.parameters(), cfg.grad_clip)
+    lr = cfg.lr * lr_factor(state.step, cfg.warmup_steps, run.steps_per_epoch * cfg.epochs)
+    for group in state.optimizer.param_groups:
+        group["lr"] = lr
+    state.optimizer.step()
+    state.step += 1
+    state.batch += 1
+    g1, g2 = losses.recipe_thresholds(run.recipe.loss, len(rows))
+    labels = losses.split_by_loss(details["loss"].detach().float().cpu(), g1, g2)
+    state.epoch_labels[rows] = labels
+    return {"step": state.step, "epoch": state.epoch + 1, "loss": loss.item(), "lr": lr,
+            "grad_norm": float(grad_norm), "objective": objective,
+            **{f"batch_{name}": int((labels == code).sum()) for code, name in enumerate(LABELS)}}
+
+
+def end_epoch(run: Run, state: TrainState, record: dict, progress: Progress) -> dict:
+    """Gather the epoch's split, validate, save best.pt (when better) and then last.pt; log the record."""
+    if run.world > 1:  # each rank binned its own rows (-1 elsewhere): gather the whole epoch
+        dist.all_reduce(state.epoch_labels, op=dist.ReduceOp.MAX)
+    train_rows = run.rows["train"]
+    record = {"step": state.step, "epoch": state.epoch + 1, "kind": "epoch", **record,
+              **_split_quality(state.epoch_labels[train_rows].numpy(),
+                               None if run.truth is None else run.truth[train_rows])}
+    improved = True
+    if len(run.rows["val"]):
+        val = evaluate_retrieval(state.model, run.data, run.rows["val"], run.recipe.eval, run.device, progress,
+                                 "validate")
+        record.update({f"val_{k}": v for k, v in val.items()})
+        improved = val["mr"] > state.best_mr
+        state.best_mr = max(state.best_mr, val["mr"])
+    state.epoch, state.batch, state.crop_rng = state.epoch + 1, 0, None
+    if run.world > 1:
+        dist.barrier()
+    if run.rank == 0:
+        # best.pt before last.pt: a kill between the two resumes from the previous last.pt, replays
+        # this epoch and writes the same best.pt again, so best.pt never lags behind last.pt's best_mr
+        if improved:
+            save_checkpoint(_best_payload(run, state, record.get("val_mr")), run.best_path)
+            record["best"] = True
+        save_checkpoint(_last_payload(run, state), run.last_path)
+    if run.log:
+        run.log.write(record)
+    return record
+
+
+def test(run: Run, state: TrainState, progress: Progress) -> dict:
+    """Test recalls of the best checkpoint (rank 0)."""
+    best = read_checkpoint(run.best_path)
+    load_weights(state.model, best["model"], run.best_path)
+    recalls = evaluate_retrieval(state.model, run.data, run.rows["test"], run.recipe.eval, run.device, progress,
+                                 "test")
+    return {"test": recalls, "best_epoch": best["epoch"]}
+
+
+def _best_payload(run: Run, state: TrainState, val_mr: float | None) -> dict:
+    """best.pt: what scoring and fine-tuning need (weights, recipe, data), without the optimiser."""
+    return {"model": state.model.state_dict(), "config": run.recipe.to_dict(), "epoch": state.epoch,
+            "val_mr": val_mr, "dataset": run.fingerprint}
+
+
+def _last_payload(run: Run, state: TrainState) -> dict:
+    return {**state.state_dict(), "config": run.recipe.to_dict(), "dataset": run.fingerprint}
+
+
+def _first_difference(given: Recipe, saved: Recipe) -> str:
+    ours, theirs = given.to_dict(), saved.to_dict()
+    for section, values in theirs.items():
+        for key, value in values.items():
+            if ours[section][key] != value:
+                return f"{section}.{key} is {ours[section][key]!r} here but {value!r} in the run"
+    return "the recipe differs"
+
+
+def _remove_partial_run(out_dir: Path) -> None:
+    """Remove what a new run wrote before it failed (it held no run files when it started)."""
+    for name in ("config.json", "metrics.jsonl", *RUN_FILES):
+        (out_dir / name).unlink(missing_ok=True)
+    if out_dir.is_dir() and not any(out_dir.iterdir()):
+        out_dir.rmdir()
 
 
 @contextmanager
@@ -103,19 +376,6 @@ def _stop_on_sigint():
         yield state
     finally:
         signal.signal(signal.SIGINT, previous)
-
-
-def _distributed() -> tuple[int, int]:
-    """(rank, world size); starts the process group when launched by torchrun."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    return (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
-
-
-def epoch_order(seed: int, epoch: int, rows: np.ndarray) -> np.ndarray:
-    """The shuffled train rows of one epoch: a pure function of (seed, epoch), so resume repeats it."""
-    return rows[np.random.default_rng([seed, epoch]).permutation(len(rows))]
 
 
 class _MetricsLog:
@@ -145,8 +405,8 @@ class _MetricsLog:
 def _split_quality(labels: np.ndarray, truth: np.ndarray | None) -> dict:
     """Counts per bin, and each bin's precision/recall against ground truth when there is one."""
     seen = labels >= 0
-    names = np.array(losses.LABEL_NAMES)[labels[seen]]
-    out = {f"n_{name}": int((names == name).sum()) for name in losses.LABEL_NAMES}
+    names = np.asarray(LABELS)[labels[seen]]
+    out = {f"n_{name}": int((names == name).sum()) for name in LABELS}
     if truth is not None:
         for row in label_metrics(truth[seen], names):
             out[f"{row['label']}_noisy_rate"] = row["noisy_rate"]
@@ -155,167 +415,15 @@ def _split_quality(labels: np.ndarray, truth: np.ndarray | None) -> dict:
     return out
 
 
-def _learned_share(labels: np.ndarray, world: int) -> float:
+def _learned_share(labels: torch.Tensor, world: int) -> float:
     """Share of the last epoch's train pairs below g2 (not in the noisy bin); 1 before any epoch.
 
     The InfoNCE warm-up lasts until this reaches loss.warmup_min_learned: switching while the noisy
     bin holds most pairs leaves the hardest-negative triplet term in charge, and from a weak model
-    that collapses every similarity to one value (seen at 60 and 80 % noise; benchmarks/README.md).
+    that collapses every similarity to one value (docs/training.md).
     """
     seen = labels >= 0
     counts = torch.tensor([float((labels[seen] != losses.NOISY).sum()), float(seen.sum())])
     if world > 1:
         dist.all_reduce(counts)
     return 1.0 if counts[1] == 0 else float(counts[0] / counts[1])
-
-
-def train(data_path: str | Path, config: dict, out_dir: str | Path, image_root: str | Path | None = None,
-          resume: bool = False, device: str | None = None, progress=None) -> dict:
-    """Train one recipe on one dataset; returns a summary (val/test recalls, paths, notes)."""
-    progress = progress or (lambda done, total, desc: None)
-    out_dir = Path(out_dir)
-    mcfg, lcfg, tcfg, ecfg = config["model"], config["loss"], config["train"], config["eval"]
-    if lcfg["kind"] not in ("rrsitr", "infonce"):
-        raise NctoolError(f"loss.kind '{lcfg['kind']}': choose rrsitr or infonce")
-    rank, world = _distributed()
-    dev = pick_device(device)
-    notes: list[str] = []
-
-    df = read_table(data_path)
-    split_rows = {s: np.flatnonzero(df["split"].to_numpy() == s) for s in ("train", "val", "test")}
-    train_rows, batch = split_rows["train"], tcfg["batch_size"]
-    if len(train_rows) == 0:
-        raise NctoolError(f"{data_path}: the train split is empty; nctool train needs rows with split='train'")
-    if batch < 2 or batch * world > len(train_rows):
-        raise NctoolError(f"train.batch_size={batch} does not fit the {len(train_rows)} train rows"
-                          f"{f' over {world} processes' if world > 1 else ''}; lower it, e.g. --batch-size "
-                          f"{max(2, len(train_rows) // (2 * world))}")
-    if len(split_rows["val"]) == 0:
-        notes.append("no val split: trained without model selection (best.pt = the last epoch)")
-    truth = df["noisy"].to_numpy(dtype=bool) if "noisy" in df else None
-
-    ckpt_path, best_path = out_dir / "last.pt", out_dir / "best.pt"
-    state = None
-    if resume:
-        if not ckpt_path.exists():
-            raise NctoolError(f"--resume: {ckpt_path} not found; start without --resume")
-        state = read_checkpoint(ckpt_path)
-        config = state["config"]  # the run goes on with the settings it started with
-        mcfg, lcfg, tcfg, ecfg = config["model"], config["loss"], config["train"], config["eval"]
-    elif ckpt_path.exists():
-        raise NctoolError(f"{out_dir} already holds a run; continue it with --resume or choose another --out")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if rank == 0:
-        write_json(config, out_dir / "config.json")
-
-    seed = tcfg["seed"]
-    torch.manual_seed(seed)
-    model = create_model(mcfg["name"], pretrained=mcfg["pretrained"] or None, mask_padding=mcfg["mask_padding"])
-    model.to(dev)
-    data = PairData(df, resolve_root(data_path, image_root), model, progress=progress)
-    optimizer = build_optimizer(model, tcfg)
-    steps_per_epoch = len(train_rows) // world // batch if tcfg["drop_last"] else \
-        math.ceil(len(train_rows) / world / batch)
-    total_steps = steps_per_epoch * tcfg["epochs"]
-
-    start_epoch, start_batch, global_step, best_mr, rrsitr_on = 0, 0, 0, -1.0, False
-    epoch_labels = np.full(len(df), -1)
-    crop_state = None
-    if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        start_epoch, start_batch, global_step = state["epoch"], state["batch"], state["step"]
-        best_mr, epoch_labels, crop_state = state["best_mr"], state["epoch_labels"], state["crop_rng"]
-        rrsitr_on = state["rrsitr_on"]
-        torch.set_rng_state(state["torch_rng"])
-    ddp_model = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
-    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if dev.type == "cuda" and tcfg["amp"] else
-                torch.autocast("cpu", dtype=torch.bfloat16) if dev.type == "cpu" and tcfg["amp_cpu"] else nullcontext())
-    log = _MetricsLog(out_dir / "metrics.jsonl", global_step if state is not None else None) if rank == 0 else None
-
-    def save(path: Path, epoch: int, next_batch: int, crop_rng) -> None:
-        if rank == 0:
-            save_checkpoint({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "config": config,
-                             "epoch": epoch, "batch": next_batch, "step": global_step, "best_mr": best_mr,
-                             "rrsitr_on": rrsitr_on, "epoch_labels": epoch_labels, "crop_rng": crop_rng,
-                             "torch_rng": torch.get_rng_state()}, path)
-
-    summary = {"out_dir": str(out_dir), "notes": notes, "epochs": []}
-    try:
-        with _stop_on_sigint() as stop:
-            for epoch in range(start_epoch, tcfg["epochs"]):
-                if start_batch == 0 and not rrsitr_on and lcfg["kind"] == "rrsitr" \
-                        and epoch >= lcfg["infonce_warmup_epochs"]:
-                    rrsitr_on = _learned_share(epoch_labels[train_rows], world) >= lcfg["warmup_min_learned"]
-                use_rrsitr = rrsitr_on
-                order = epoch_order(seed, epoch, train_rows)[rank::world]
-                crop_rng = torch.Generator().manual_seed(seed * 100_003 + epoch)
-                if crop_state is not None:
-                    crop_rng.set_state(crop_state)
-                    crop_state = None
-                if start_batch == 0:
-                    epoch_labels[:] = -1
-                model.train()
-                started = time.perf_counter()
-                for b in range(start_batch, steps_per_epoch):
-                    rows = order[b * batch:(b + 1) * batch]
-                    images, tokens = data.batch(rows, train=True, generator=crop_rng)
-                    images, tokens = images.to(dev, non_blocking=True), tokens.to(dev, non_blocking=True)
-                    with autocast:
-                        loss, details = batch_loss(ddp_model, images, tokens, lcfg, use_rrsitr)
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tcfg["grad_clip"])
-                    lr = tcfg["lr"] * lr_factor(global_step, tcfg["warmup_steps"], total_steps)
-                    for group in optimizer.param_groups:
-                        group["lr"] = lr
-                    optimizer.step()
-                    global_step += 1
-                    pair_loss = details["loss"].detach().float().cpu()
-                    g1, g2 = losses.recipe_thresholds(lcfg, len(rows))
-                    labels = losses.split_by_loss(pair_loss, g1, g2).numpy()
-                    epoch_labels[rows] = labels
-                    if log:
-                        log.write({"step": global_step, "epoch": epoch + 1, "loss": loss.item(), "lr": lr,
-                                   "grad_norm": float(grad_norm), "objective": "rrsitr" if use_rrsitr else "infonce",
-                                   **{f"batch_{n}": int((labels == i).sum()) for i, n in enumerate(losses.LABEL_NAMES)}})
-                    progress(b + 1, steps_per_epoch, f"epoch {epoch + 1}/{tcfg['epochs']}")
-                    if stop["stop"]:
-                        save(ckpt_path, epoch, b + 1, crop_rng.get_state())
-                        raise TrainingInterrupted(ckpt_path, epoch, b + 1)
-                start_batch = 0
-                if world > 1:  # each rank binned its own rows (-1 elsewhere): gather the whole epoch
-                    gathered = torch.from_numpy(epoch_labels)
-                    dist.all_reduce(gathered, op=dist.ReduceOp.MAX)
-                    epoch_labels = gathered.numpy()
-                seconds = time.perf_counter() - started
-                record = {"step": global_step, "epoch": epoch + 1, "kind": "epoch", "seconds": seconds,
-                          "pairs_per_s": steps_per_epoch * batch * world / max(seconds, 1e-9),
-                          **_split_quality(epoch_labels[train_rows], None if truth is None else truth[train_rows])}
-                if len(split_rows["val"]):
-                    val = evaluate_retrieval(model, data, split_rows["val"], ecfg, dev, progress, "validate")
-                    record.update({f"val_{k}": v for k, v in val.items()})
-                    improved = val["mr"] > best_mr
-                    best_mr = max(best_mr, val["mr"])
-                else:
-                    improved = True
-                if world > 1:
-                    dist.barrier()
-                save(ckpt_path, epoch + 1, 0, None)
-                if improved:
-                    save(best_path, epoch + 1, 0, None)
-                    record["best"] = True
-                if log:
-                    log.write(record)
-                summary["epochs"].append(record)
-    finally:
-        if log:
-            log.close()
-
-    if len(split_rows["test"]) and rank == 0:
-        best = read_checkpoint(best_path)
-        model.load_state_dict(best["model"])
-        summary["test"] = evaluate_retrieval(model, data, split_rows["test"], ecfg, dev, progress, "test")
-        summary["best_epoch"] = best["epoch"]
-        write_json(summary, out_dir / "results.json")
-    return summary

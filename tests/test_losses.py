@@ -1,13 +1,14 @@
+import dataclasses
 import math
 
 import pytest
 import torch
 
 from nctool.errors import NctoolError
+from nctool.schema import LABELS
 from nctool.losses import (
     AMBIGUOUS,
     CLEAN,
-    LABEL_NAMES,
     NOISY,
     chance_loss,
     infonce_loss,
@@ -73,7 +74,7 @@ def test_thresholds_follow_the_chance_loss():
 
 def test_split_boundaries():
     assert (CLEAN, AMBIGUOUS, NOISY) == (0, 1, 2)
-    assert LABEL_NAMES == ("clean", "ambiguous", "noisy")
+    assert [LABELS[code] for code in (CLEAN, AMBIGUOUS, NOISY)] == ["clean", "ambiguous", "noisy"]
     loss = torch.tensor([0.0, 4.999, 5.0, 17.999, 18.0, 40.0])
     labels = split_by_loss(loss, 5.0, 18.0)
     assert labels.dtype == torch.long
@@ -139,10 +140,10 @@ def test_rrsitr_total_with_one_pair_in_each_bin():
     assert details["labels"].tolist() == [CLEAN, AMBIGUOUS, NOISY]
     assert details["loss"].tolist() == pytest.approx(losses, rel=1e-4)
     assert details["weights"].tolist() == pytest.approx([v0, v1, 0.0], rel=1e-5)
-    parts = [details[name].item() for name in LABEL_NAMES]
+    parts = [details[name].item() for name in LABELS]
     assert parts == pytest.approx([term1 / 3, 0.8 * term2 / 3, 0.9 * trip2 / 3], rel=1e-4)
     assert sum(parts) == pytest.approx(total.item(), rel=1e-6)
-    assert [int(details[f"n_{name}"]) for name in LABEL_NAMES] == [1, 1, 1]
+    assert [int(details[f"n_{name}"]) for name in LABELS] == [1, 1, 1]
     assert not any(value.requires_grad for value in details.values())
 
 
@@ -209,4 +210,31 @@ def test_batch_of_hundred_is_finite_and_differentiable():
     total, details = rrsitr_loss(sim, None, g1, g2)
     total.backward()
     assert torch.isfinite(total) and torch.isfinite(sim.grad).all()
-    assert sum(int(details[f"n_{name}"]) for name in LABEL_NAMES) == 100
+    assert sum(int(details[f"n_{name}"]) for name in LABELS) == 100
+
+
+def test_objective_switch_from_the_infonce_warm_up():
+    from nctool.config import load_recipe
+    from nctool.objectives import objective_for_epoch
+
+    cfg = dataclasses.replace(load_recipe("demo").loss, infonce_warmup_epochs=1, warmup_min_learned=0.5)
+    switch = lambda epoch, learned, started=False: objective_for_epoch(cfg, epoch=epoch, learned_share=learned,
+                                                                      started=started)
+    assert switch(0, 1.0) == "infonce"            # the warm-up epochs come first
+    assert switch(1, 0.49) == "infonce"           # ...and last until half the pairs are below g2
+    assert switch(1, 0.5) == "rrsitr"
+    assert switch(3, 0.0, started=True) == "rrsitr"  # once started it stays on
+    plain = dataclasses.replace(cfg, kind="infonce")
+    assert objective_for_epoch(plain, epoch=5, learned_share=1.0, started=False) == "infonce"
+
+
+def test_objectives_return_the_loss_and_per_pair_details():
+    from nctool.config import load_recipe
+    from nctool.objectives import OBJECTIVES
+
+    cfg = load_recipe("demo").loss
+    sim = torch.eye(4) * 0.8 + 0.1
+    for name, objective in OBJECTIVES.items():
+        loss, details = objective.fn(sim, None, cfg)
+        assert loss.ndim == 0 and details["loss"].shape == (4,), name
+    torch.testing.assert_close(OBJECTIVES["infonce"].fn(sim, None, cfg)[0], per_pair_loss(20 * sim).mean())

@@ -1,18 +1,22 @@
 import json
 import math
 import os
+import pickle
 import signal
 
 import pytest
 import torch
 
+import nctool.train
+from nctool.checkpoint import load_trained_model, read_checkpoint, save_checkpoint
 from nctool.config import load_recipe
 from nctool.errors import NctoolError
 from nctool.noise import inject
-from nctool.schema import write_table
+from nctool.runtime import pick_device
+from nctool.schema import read_table, write_table
 from nctool.synth import generate
 from nctool.train import TrainingInterrupted, build_optimizer, lr_factor, train
-from tests.cli_helpers import run_cli
+from tests.cli_helpers import invoke, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -21,10 +25,25 @@ def noisy_data(tmp_path_factory):
     return write_table(frame, tmp_path_factory.mktemp("data") / "noisy.parquet")
 
 
-def _config(**train):
+def _recipe(**train):
     overrides = ["train.batch_size=10", "train.epochs=2", "train.warmup_steps=3", "eval.batch_size=64",
                  *(f"train.{k}={v}" for k, v in train.items())]
     return load_recipe("demo", overrides)
+
+
+def _weights(path):
+    return read_checkpoint(path)["model"]
+
+
+def _same_weights(a, b) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[name], b[name]) for name in a)
+
+
+@pytest.fixture(scope="module")
+def full_run(noisy_data, tmp_path_factory):
+    """One uninterrupted 2-epoch run that the resume tests compare against."""
+    out = tmp_path_factory.mktemp("runs") / "full"
+    return out, train(noisy_data, out_dir=out, recipe=_recipe())
 
 
 def test_lr_factor_warms_up_linearly_then_decays_to_zero():
@@ -36,60 +55,160 @@ def test_lr_factor_warms_up_linearly_then_decays_to_zero():
 
 def test_weight_decay_only_on_matrices():
     model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.LayerNorm(4))
-    groups = build_optimizer(model, _config()["train"]).param_groups
+    groups = build_optimizer(model, _recipe().train).param_groups
     decayed = {p.ndim for p in groups[0]["params"]}
-    assert groups[0]["weight_decay"] == _config()["train"]["weight_decay"] and decayed == {2}
+    assert groups[0]["weight_decay"] == _recipe().train.weight_decay and decayed == {2}
     assert groups[1]["weight_decay"] == 0.0 and {p.ndim for p in groups[1]["params"]} == {1}
 
 
-def test_training_writes_run_folder_and_logs_split_quality(noisy_data, tmp_path):
-    result = train(noisy_data, _config(), tmp_path / "run")
-    assert {p.name for p in (tmp_path / "run").iterdir()} >= {"best.pt", "last.pt", "metrics.jsonl",
-                                                               "config.json", "results.json"}
-    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+def test_training_writes_run_folder_and_logs_split_quality(full_run):
+    out, result = full_run
+    assert {p.name for p in out.iterdir()} == {"best.pt", "last.pt", "metrics.jsonl", "config.json", "results.json"}
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     epochs = [r for r in records if r.get("kind") == "epoch"]
     assert [r["epoch"] for r in epochs] == [1, 2]
     assert sum(epochs[-1][f"n_{n}"] for n in ("clean", "ambiguous", "noisy")) == 160  # every train row binned
-    assert "noisy_precision" in epochs[-1] or epochs[-1]["n_noisy"] == 0
+    assert [r["step"] for r in records if "loss" in r] == list(range(1, 33))  # 160 rows / 10, 2 epochs
     assert all(math.isfinite(r["loss"]) for r in records if "loss" in r)
-    assert 0 <= result["test"]["mr"] <= 100 and "val_mr" in epochs[0]
+    # the demo recipe warms up with InfoNCE for one epoch
+    assert {r["objective"] for r in records if r.get("epoch") == 1 and "loss" in r} == {"infonce"}
+    # the test split is scored with best.pt, which holds the best val mR's weights, not the optimiser
+    best = read_checkpoint(out / "best.pt")
+    assert "optimizer" not in best and best["val_mr"] == max(r["val_mr"] for r in epochs)
+    assert result["best_epoch"] == best["epoch"] and result["test"]["mr"] > 0
+    assert json.loads((out / "config.json").read_text()) == _recipe().to_dict()
 
 
-def test_interrupted_then_resumed_run_matches_uninterrupted(noisy_data, tmp_path):
-    train(noisy_data, _config(), tmp_path / "full")
+def test_interrupted_run_resumes_with_its_own_settings(noisy_data, full_run, tmp_path):
+    full_out, _ = full_run
 
     def interrupt_at_step_7(done, total, description):
         if description.startswith("epoch 1") and done == 7:
             os.kill(os.getpid(), signal.SIGINT)  # a real Ctrl-C, mid-epoch
 
     with pytest.raises(TrainingInterrupted):
-        train(noisy_data, _config(), tmp_path / "cut", progress=interrupt_at_step_7)
-    assert torch.load(tmp_path / "cut" / "last.pt", weights_only=False)["batch"] == 7
-    train(noisy_data, _config(), tmp_path / "cut", resume=True)
+        train(noisy_data, out_dir=tmp_path / "cut", recipe=_recipe(), progress=interrupt_at_step_7)
+    assert read_checkpoint(tmp_path / "cut" / "last.pt")["batch"] == 7
+    # resume takes every setting from the checkpoint (batch 10 here, not the demo recipe's 100) ...
+    with pytest.raises(NctoolError, match="train.epochs is 4 here but 2 in the run"):
+        train(noisy_data, out_dir=tmp_path / "cut", recipe=load_recipe("demo"), resume=True)
+    train(noisy_data, out_dir=tmp_path / "cut", resume=True)
 
-    full = torch.load(tmp_path / "full" / "last.pt", weights_only=False)
-    cut = torch.load(tmp_path / "cut" / "last.pt", weights_only=False)
-    assert full["step"] == cut["step"]
-    for name, tensor in full["model"].items():
-        assert torch.equal(tensor, cut["model"][name]), name
+    full, cut = read_checkpoint(full_out / "last.pt"), read_checkpoint(tmp_path / "cut" / "last.pt")
+    assert full["step"] == cut["step"] == 32
+    assert _same_weights(full["model"], cut["model"])
     log = (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()
-    assert [json.loads(line)["step"] for line in log if "loss" in line] == list(range(1, full["step"] + 1))
+    assert [json.loads(line)["step"] for line in log if "loss" in line] == list(range(1, 33))
 
 
-def test_bad_inputs_are_one_line_errors(noisy_data, tmp_path):
+def test_resume_refuses_another_dataset(noisy_data, tmp_path):
+    train(noisy_data, out_dir=tmp_path / "run", recipe=_recipe(epochs=1))
+    other = read_table(noisy_data)
+    other.loc[0, "caption"] = "a different caption"
+    write_table(other, tmp_path / "other.parquet")
+    with pytest.raises(NctoolError, match="not the dataset the run .* was started on"):
+        train(tmp_path / "other.parquet", out_dir=tmp_path / "run", resume=True)
+
+
+class Killed(BaseException):
+    """A kill -9 stand-in: raised from inside a checkpoint write, before anything is renamed."""
+
+
+@pytest.mark.parametrize("kill_at", [1, 2, 3])
+def test_a_kill_at_any_checkpoint_write_resumes_to_the_same_best_model(noisy_data, full_run, tmp_path, monkeypatch,
+                                                                       kill_at):
+    full_out, full = full_run
+    assert full["best_epoch"] == 2  # epoch 2 improves, so its best.pt and last.pt writes both matter
+    writes = []
+
+    def dying_save(payload, dest):
+        writes.append(dest)
+        if len(writes) == kill_at + 1:
+            raise Killed()
+        return save_checkpoint(payload, dest)
+
+    monkeypatch.setattr(nctool.train, "save_checkpoint", dying_save)
+    with pytest.raises(Killed):
+        train(noisy_data, out_dir=tmp_path / "run", recipe=_recipe())
+    monkeypatch.undo()
+    if kill_at == 1:  # killed before its first last.pt: nothing to resume, and nothing left behind
+        assert not (tmp_path / "run").exists()
+        result = train(noisy_data, out_dir=tmp_path / "run", recipe=_recipe())
+    else:
+        result = train(noisy_data, out_dir=tmp_path / "run", resume=True)
+    assert _same_weights(_weights(tmp_path / "run" / "best.pt"), _weights(full_out / "best.pt"))
+    assert result["test"] == full["test"] and result["best_epoch"] == 2
+
+
+def test_a_run_that_fails_before_its_first_checkpoint_leaves_nothing(noisy_data, tmp_path, monkeypatch):
+    def broken_step(*args):
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(nctool.train, "train_step", broken_step)
+    with pytest.raises(RuntimeError):
+        train(noisy_data, out_dir=tmp_path / "run", recipe=_recipe())
+    assert not (tmp_path / "run").exists()
+
+
+def test_bad_inputs_are_one_line_errors(noisy_data, full_run, tmp_path):
     with pytest.raises(NctoolError, match="does not fit the 160 train rows"):
-        train(noisy_data, _config(batch_size=500), tmp_path / "a")
-    train(noisy_data, _config(epochs=1), tmp_path / "b")
+        train(noisy_data, out_dir=tmp_path / "a", recipe=_recipe(batch_size=500))
+    full_out, _ = full_run
     with pytest.raises(NctoolError, match="already holds a run"):
-        train(noisy_data, _config(epochs=1), tmp_path / "b")
+        train(noisy_data, out_dir=full_out, recipe=_recipe())
+    (tmp_path / "only_best").mkdir()
+    (tmp_path / "only_best" / "best.pt").write_bytes((full_out / "best.pt").read_bytes())
+    with pytest.raises(NctoolError, match=r"already holds a run \(best.pt\)"):
+        train(noisy_data, out_dir=tmp_path / "only_best", recipe=_recipe())
     with pytest.raises(NctoolError, match="--resume: .* not found"):
-        train(noisy_data, _config(), tmp_path / "c", resume=True)
+        train(noisy_data, out_dir=tmp_path / "c", resume=True)
+    with pytest.raises(NctoolError, match="loss.kind 'triplet': unknown objective"):
+        train(noisy_data, out_dir=tmp_path / "d", recipe=_recipe().with_values({"loss.kind": "triplet"}))
+    for device in ("tpu", "cuda:x"):
+        with pytest.raises(NctoolError, match=f"--device {device}"):
+            pick_device(device)
 
 
-def test_train_cli_end_to_end_and_bad_option(noisy_data, tmp_path):
+class _Payload:
+    def __reduce__(self):
+        return (os.system, (f"touch {os.environ['NCTOOL_TEST_MARKER']}",))
+
+
+def test_a_checkpoint_that_would_run_code_is_refused_without_running_it(tmp_path, monkeypatch):
+    marker = tmp_path / "ran"
+    monkeypatch.setenv("NCTOOL_TEST_MARKER", str(marker))
+    torch.save({"model": {}, "config": {}, "extra": _Payload()}, tmp_path / "evil.pt", pickle_module=pickle)
+    with pytest.raises(NctoolError, match="evil.pt: not loaded .*could run code"):
+        read_checkpoint(tmp_path / "evil.pt")
+    assert not marker.exists()
+
+
+def test_a_checkpoint_whose_config_does_not_fit_is_one_line(full_run, tmp_path):
+    full_out, _ = full_run
+    payload = read_checkpoint(full_out / "best.pt")
+    del payload["config"]["eval"]
+    save_checkpoint(payload, tmp_path / "no_section.pt")
+    with pytest.raises(NctoolError, match=r"section \[eval\] is missing"):
+        load_trained_model(tmp_path / "no_section.pt")
+    payload = read_checkpoint(full_out / "best.pt")
+    payload["config"]["model"]["name"] = "ViT-B-32"
+    save_checkpoint(payload, tmp_path / "other_model.pt")
+    with pytest.raises(NctoolError, match="weights do not fit model ViT-B-32"):
+        load_trained_model(tmp_path / "other_model.pt")
+
+
+def test_train_cli_end_to_end_and_bad_options(noisy_data, tmp_path):
     ok = run_cli("train", noisy_data, "--out", tmp_path / "r", "--epochs", "1", "--batch-size", "10",
                  "--set", "eval.batch_size=64")
     assert ok.returncode == 0, ok.stderr
     assert "Test (best epoch 1)" in ok.stdout and (tmp_path / "r" / "best.pt").exists()
-    bad = run_cli("train", noisy_data, "--out", tmp_path / "s", "--set", "train.lrr=1")
-    assert bad.returncode == 2 and "unknown key 'train.lrr'" in bad.stderr and "Traceback" not in bad.stderr
+    bad = run_cli("train", noisy_data, "--out", tmp_path / "s", "--lr", "-1")
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert bad.stderr.strip().splitlines() == ["error: train.lr=-1.0: must be greater than 0"]
+    for args, message in ((["--set", "train.lrr=1"], "train.lrr: unknown recipe key"),
+                          (["--epochs", "0"], "train.epochs=0: must be at least 1"),
+                          (["--set", "train.epochs=1.5"], "train.epochs=1.5: must be an int"),
+                          (["--device", "tpu"], "--device tpu")):
+        refused = invoke("train", noisy_data, "--out", tmp_path / "s", *args)
+        assert isinstance(refused.exception, NctoolError) and message in str(refused.exception), args
+    assert not (tmp_path / "s").exists()

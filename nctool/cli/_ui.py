@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Callable, Iterator
+from typing import Annotated, Iterator
 
 import typer
 from rich.console import Console
-from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress as RichProgress, TextColumn,
                            TimeElapsedColumn, TimeRemainingColumn)
 from rich.table import Table
+
+from nctool.progress import Progress
 
 app = typer.Typer(
     name="nctool",
@@ -21,17 +23,28 @@ app = typer.Typer(
 console = Console()
 console_err = Console(stderr=True)
 
-# Library functions report progress through a callback: progress(done, total, description).
-ProgressFn = Callable[[int, int, str], None]
+
+def _show_version(value: bool) -> None:
+    if value:
+        from nctool import __version__
+
+        console.print(f"nctool {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(version: Annotated[bool, typer.Option("--version", callback=_show_version, is_eager=True,
+                                                   help="Show the version and exit.")] = False) -> None:
+    """Find and handle noisy correspondence in image-text datasets."""
 
 
 @contextmanager
-def progress_bar() -> Iterator[ProgressFn]:
+def progress_bar() -> Iterator[Progress]:
     """A rich progress display; yields a callback the library calls as work advances.
 
     Each new description starts a new bar, so multi-stage work shows one bar per stage.
     """
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+    with RichProgress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
                   console=console_err, transient=False) as prog:
         tasks: dict[str, int] = {}
