@@ -44,7 +44,7 @@ def build_houses(c: Canvas, spots: Sequence[tuple[float, float]], w: float, h: f
         house(c, x, y, w, h, COLORS[roof])
 
 
-def round_roof(c: Canvas, x: float, y: float, r: float, color: np.ndarray, inner: float, darker: float,
+def round_roof(c: Canvas, x: float, y: float, r: float, color: np.ndarray, *, inner: float, darker: float,
                glint: float, brighter: float, glint_alpha: float = 1.0) -> None:
     """A round building or tank of radius r from above: shadow, roof, a darker inner disc (`inner`
     times the radius) and a sunlit glint (`glint` times the radius) towards the upper left."""
@@ -60,7 +60,7 @@ def car(c: Canvas, x: float, y: float, angle: float, color: str) -> None:
 
 
 def parking_lot(c: Canvas, x: float, y: float, w: float, h: float, surface, cars: Sequence[tuple[float, float]],
-                colors: Sequence[str] = CAR_COLORS) -> None:
+                *, colors: Sequence[str] = CAR_COLORS) -> None:
     """A w x h lot of `surface` centred at (x, y), with a car of a random colour at each of `cars`."""
     c.shape(x, y, w, h, surface)
     for cx, cy in cars:

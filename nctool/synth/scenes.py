@@ -7,13 +7,12 @@ from typing import Callable
 
 import numpy as np
 
-from nctool.synth.canvas import (ASPHALT, BLACK, COLORS, CONCRETE, DRY_GRASS, GRASS, SOIL, WATER, WHITE,
-                                     Canvas, tint)
-from nctool.synth.captions import (OPPOSITE, SIDES, ORIENT, Fact, at, count_fact, fact, heads, number, orient,
-                                       pick, running, where, where_all, where_centre)
+from nctool.synth.canvas import ASPHALT, BLACK, COLORS, CONCRETE, DRY_GRASS, GRASS, SOIL, WATER, WHITE, Canvas, tint
+from nctool.synth.captions import (OPPOSITE, ORIENT, SIDES, Fact, at, count_fact, fact, heads, number, orient, pick,
+                                   running, where, where_all, where_centre)
 from nctool.synth.pieces import (CAR_COLORS, build_houses, canopy, car, edge_frame, fields, free_spot, free_spots,
-                                     grove, house, lined_field, parking_lot, patch, place, plane, raised, ring,
-                                     river_with_banks, road, round_roof, scatter_trees, spot, tree)
+                                 grove, house, lined_field, parking_lot, patch, place, plane, raised, ring,
+                                 river_with_banks, road, round_roof, scatter_trees, spot, tree)
 
 Scene = Callable[[Canvas, np.random.Generator], list[Fact]]
 SCENES: dict[str, tuple[Scene, tuple[str, ...]]] = {}  # class -> (drawing function, scene nouns)
@@ -107,7 +106,8 @@ def baseball_field(c: Canvas, rng: np.random.Generator) -> list[Fact]:
             surface = tint(rng, ASPHALT)
             n_cars = int(rng.integers(2, 8))
             cars = [(x - 0.12 + 0.04 * k, y - 0.04 + 0.08 * (k % 2)) for k in range(n_cars)]  # two staggered rows
-            parking_lot(c, x, y, 0.3, 0.2, surface, cars, ("white", "red", "blue", "black"))
+            # its own colour order, not CAR_COLORS: the same random draws must give the same (pinned) cars
+            parking_lot(c, x, y, 0.3, 0.2, surface, cars, colors=("white", "red", "blue", "black"))
             facts.append(fact([f"a small parking lot with {number(n_cars)} cars", "a parking lot"],
                               at(where(x, y)), plural=False))
     return facts
@@ -160,8 +160,8 @@ def beach(c: Canvas, rng: np.random.Generator) -> list[Fact]:
 def bridge(c: Canvas, rng: np.random.Generator) -> list[Fact]:
     n = int(rng.integers(1, 3))
     slots = rng.permutation([-0.3, 0.0, 0.3])[:n]  # where along the river the bridges cross
-    water = river_with_banks(c, rng, amp=0.0, kinds=("trees", "grass", "houses"), orientations=("horizontal", "vertical"),
-                  crossings=slots)
+    water = river_with_banks(c, rng, amp=0.0, kinds=("trees", "grass", "houses"),
+                             orientations=("horizontal", "vertical"), crossings=slots)
     across = water.angle + np.pi / 2
     bridges, cars = [], 0
     for t in slots:
