@@ -1,4 +1,9 @@
-"""Checkpoints: atomic save, and rebuilding a trained model from one."""
+"""Checkpoints: atomic save, safe load, and rebuilding a trained model from one.
+
+A checkpoint holds only tensors, numbers, strings, lists and dicts (the recipe as a plain table),
+so it loads with `torch.load(weights_only=True)`: opening a checkpoint someone sent never runs
+code from it.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +11,9 @@ from pathlib import Path
 
 import torch
 
+from nctool.config import Recipe
 from nctool.errors import NctoolError
-from nctool.model import create_model
+from nctool.model import RetrievalModel, create_model
 from nctool.schema import atomic_path
 
 
@@ -19,22 +25,41 @@ def save_checkpoint(payload: dict, dest: str | Path) -> Path:
 
 
 def read_checkpoint(path: str | Path) -> dict:
+    """The payload of an nctool checkpoint, loaded without running any code stored in the file."""
     path = Path(path)
-    if not path.exists():
+    if not path.is_file():
         raise NctoolError(f"{path}: checkpoint not found; train one with `nctool train` (runs/NAME/best.pt)")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:
-        raise NctoolError(f"{path}: not a readable nctool checkpoint ({exc.__class__.__name__})") from None
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # unpickling refusals and corrupt files surface as several types
+        unsafe = "weights_only" in str(exc) or "Unsupported global" in str(exc)
+        reason = "it stores Python objects beyond tensors, numbers and text, which could run code" if unsafe \
+            else f"{exc.__class__.__name__}"
+        raise NctoolError(f"{path}: not loaded ({reason}); use a checkpoint written by `nctool train`") from None
     if not isinstance(payload, dict) or "model" not in payload or "config" not in payload:
         raise NctoolError(f"{path}: not an nctool checkpoint (no model/config); use runs/NAME/best.pt or last.pt")
     return payload
 
 
-def load_trained_model(path: str | Path, device: torch.device | str = "cpu"):
-    """Rebuild the model a checkpoint was trained with; returns (model, config, payload)."""
+def checkpoint_recipe(payload: dict, path: str | Path) -> Recipe:
+    """The recipe a checkpoint was trained with; refuses a config that is not a full recipe."""
+    return Recipe.from_dict(payload["config"], f"{path} (its config)")
+
+
+def load_trained_model(path: str | Path, device: torch.device | str = "cpu") -> tuple[RetrievalModel, Recipe, dict]:
+    """Rebuild the model a checkpoint was trained with; returns (model in eval mode, recipe, payload)."""
     payload = read_checkpoint(path)
-    cfg = payload["config"]
-    model = create_model(cfg["model"]["name"], pretrained=None, mask_padding=cfg["model"]["mask_padding"])
-    model.load_state_dict(payload["model"])
-    return model.to(device).eval(), cfg, payload
+    recipe = checkpoint_recipe(payload, path)
+    model = create_model(recipe.model.name, pretrained=None, mask_padding=recipe.model.mask_padding)
+    load_weights(model, payload["model"], path)
+    return model.to(device).eval(), recipe, payload
+
+
+def load_weights(model: RetrievalModel, state: dict, path: str | Path) -> None:
+    """load_state_dict with a one-line error when the weights are not of this model's config."""
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, TypeError, AttributeError) as exc:
+        first = str(exc).splitlines()[1 if str(exc).count("\n") else 0].strip()
+        raise NctoolError(f"{path}: its weights do not fit model {model.model_name} ({first}); the checkpoint "
+                          f"is damaged or its config was edited") from None

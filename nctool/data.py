@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Iterator, Sequence
 
 import pandas as pd
 import torch
@@ -20,8 +20,8 @@ from torchvision.transforms.v2 import functional as TF
 
 from nctool.images import load_image
 from nctool.model import RetrievalModel
-
-Progress = Callable[[int, int, str], None]
+from nctool.progress import Progress
+from nctool.transforms import Preprocess
 
 
 class PairData:
@@ -29,24 +29,23 @@ class PairData:
 
     - `pixels`: uint8 [N_images, 3, C, C], one per unique image_id in order of first appearance,
       resized (shorter side to C, bicubic) and centre-cropped; C = `cache_size`, by default the
-      model's image size. Memory is N_images * 3 * C^2 bytes: 4,743 images at 64 px take 58 MB,
+      preprocessing's image size. Memory is N_images * 3 * C^2 bytes: 4,743 images at 64 px take 58 MB,
       at 224 px 714 MB.
     - `image_index`: LongTensor [N_rows], the row's image in `pixels`.
     - `tokens`: LongTensor [N_rows, context_length], the row's caption.
     A missing or corrupt image raises the NctoolError of `nctool.images.load_image` naming the file.
     """
 
-    def __init__(self, frame: pd.DataFrame, root: str | os.PathLike, model: RetrievalModel, *,
+    def __init__(self, frame: pd.DataFrame, root: str | os.PathLike, preprocess: Preprocess, *,
                  cache_size: int | None = None, progress: Progress | None = None):
         self.frame = frame.reset_index(drop=True)
         codes, image_ids = pd.factorize(self.frame["image_id"])
         self.image_ids = list(image_ids)
         self.image_index = torch.from_numpy(codes).long()
         first_images = self.frame["image"].iloc[self.frame["image_id"].drop_duplicates().index].tolist()
-        self.pixels = _decode_all(first_images, Path(root), cache_size or model.image_size, progress)
-        self.tokens = model.tokenize(self.frame["caption"].tolist())
-        self.train_transform = model.image_transform(train=True)
-        self.eval_transform = model.image_transform(train=False)
+        self.pixels = _decode_all(first_images, Path(root), cache_size or preprocess.image_size, progress)
+        self.tokens = preprocess.tokenizer(self.frame["caption"].tolist())
+        self.train_transform, self.eval_transform = preprocess.train, preprocess.eval
 
     def __len__(self) -> int:
         return len(self.frame)
@@ -96,8 +95,8 @@ def encode_dataset(model: RetrievalModel, data: PairData, rows: Sequence[int] | 
     """Embed the images and captions of `rows` (default: all) with the eval transform.
 
     Returns float32 CPU tensors: `image_global` [Ni,D] and `image_local` [Ni,P,D] per unique image of
-    those rows (ascending cache order; ids in `image_ids`), `text_global` [Nc,D], `text_local`
-    [Nc,T,D] and `text_mask` [Nc,T] per row, `rows` [Nc], and `caption_image_index` [Nc] (the image
+    those rows (ascending cache order; ids in `image_ids`), `text_global` [Nc,D] and `text_local`
+    [Nc,T,D] per row, `rows` [Nc], and `caption_image_index` [Nc] (the image
     of each caption, as `nctool.metrics.retrieval_recalls` takes it for scores [Ni, Nc]). The locals
     are None when `local` is False. Runs on `device` (default: the model's); wrap the call in
     torch.autocast for mixed precision.
@@ -122,7 +121,7 @@ def encode_dataset(model: RetrievalModel, data: PairData, rows: Sequence[int] | 
             parts.append(model.encode_text(data.tokens[rows[start:start + batch_size]].to(device), local=local))
             if progress:
                 progress(min(start + batch_size, len(rows)), len(rows), "encode captions")
-        out["text_global"], out["text_local"], out["text_mask"] = _concat(parts)
+        out["text_global"], out["text_local"] = _concat(parts)
     model.train(was_training)
     return out
 

@@ -12,9 +12,9 @@ import torch
 import torch.nn.functional as F
 
 from nctool.errors import NctoolError
+from nctool.schema import LABELS
 
-CLEAN, AMBIGUOUS, NOISY = 0, 1, 2
-LABEL_NAMES = ("clean", "ambiguous", "noisy")
+CLEAN, AMBIGUOUS, NOISY = range(3)  # split codes: indexes into nctool.schema.LABELS
 
 REFERENCE_TERMS = 4
 """The reference loss sums four cross-entropy terms; the default thresholds are for that."""
@@ -73,10 +73,10 @@ def thresholds_for_batch(
     return g1 * ratio, g2 * ratio
 
 
-def recipe_thresholds(loss_cfg: dict, batch_size: int) -> tuple[float, float]:
-    """(g1, g2) for a batch size from a recipe's [loss] table (4 loss terms with the local term, else 2)."""
-    return thresholds_for_batch(batch_size, loss_cfg["g1"], loss_cfg["g2"], loss_cfg["reference_batch"],
-                                terms=4 if loss_cfg["use_local"] else 2)
+def recipe_thresholds(loss_cfg, batch_size: int) -> tuple[float, float]:
+    """(g1, g2) for a batch size from a recipe's LossCfg (4 loss terms with the local term, else 2)."""
+    return thresholds_for_batch(batch_size, loss_cfg.g1, loss_cfg.g2, loss_cfg.reference_batch,
+                                terms=4 if loss_cfg.use_local else 2)
 
 
 def split_by_loss(loss: torch.Tensor, g1: float, g2: float) -> torch.Tensor:
@@ -152,7 +152,7 @@ def rrsitr_loss(
     bin_weight = torch.where(ambiguous, w_ambiguous, 1.0)
     per_pair = torch.where(noisy, w_noisy * robust_triplet(global_sim, m0), bin_weight * self_paced)
     details = {"loss": loss.detach(), "labels": labels, "weights": weights}
-    for name, mask in zip(LABEL_NAMES, (clean, ambiguous, noisy)):
+    for name, mask in zip(LABELS, (clean, ambiguous, noisy)):
         details[name] = torch.where(mask, per_pair.detach(), 0.0).sum() / len(loss)
         details[f"n_{name}"] = mask.sum()
     return per_pair.mean(), details

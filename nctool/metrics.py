@@ -7,7 +7,7 @@ import torch
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from nctool.errors import NctoolError
-from nctool.losses import LABEL_NAMES
+from nctool.schema import LABELS
 
 
 def _ratio(numerator, denominator) -> float:
@@ -85,9 +85,9 @@ def detection_metrics(noisy_truth, noise_score, predicted_noisy=None) -> dict:
 
 
 def label_metrics(noisy_truth, labels) -> list[dict]:
-    """One row per bin of LABEL_NAMES ("clean", "ambiguous", "noisy"), in that order.
+    """One row per bin of LABELS ("clean", "ambiguous", "noisy"), in that order.
 
-    ``labels`` holds those strings (from split codes: ``np.asarray(LABEL_NAMES)[codes]``).
+    ``labels`` holds those strings (from split codes: ``np.asarray(LABELS)[codes]``).
     Each row: ``label``, ``count``, ``share`` of all rows, ``noisy_rate`` (share of truly noisy
     rows in the bin), and for the clean and noisy bins ``precision`` (share of the bin that is
     truly of its class) and ``recall`` (share of all rows of that class the bin caught); these
@@ -95,13 +95,13 @@ def label_metrics(noisy_truth, labels) -> list[dict]:
     """
     truth = np.asarray(noisy_truth, dtype=bool)
     labels = np.asarray(labels)
-    known = np.isin(labels, LABEL_NAMES)
+    known = np.isin(labels, LABELS)
     if not known.all():
         unknown = sorted(set(labels[~known].tolist()))
-        raise NctoolError(f"labels: unknown values {unknown}; use only {', '.join(LABEL_NAMES)}")
+        raise NctoolError(f"labels: unknown values {unknown}; use only {', '.join(LABELS)}")
     of_class = {"clean": ~truth, "noisy": truth}
     rows = []
-    for name in LABEL_NAMES:
+    for name in LABELS:
         in_bin = labels == name
         count = int(in_bin.sum())
         row = {

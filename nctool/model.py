@@ -1,6 +1,6 @@
 """open_clip models for image-text retrieval: global and local (token-level) embeddings.
 
-RRSITR scores a pair with CLIP's own joint space (docs method.md, "Backbone"):
+RRSITR scores a pair with CLIP's own joint space (docs/method.md, "Backbone"):
 - global: image class token -> ln_post -> proj; text end-of-text token -> ln_final -> text_projection;
 - local: every image patch token -> ln_post -> proj, every text position -> ln_final -> text_projection;
   local(text, image) = ||C||_F, the Frobenius norm of the cosine matrix between text tokens and
@@ -11,7 +11,6 @@ registered with open_clip when this module is imported.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import open_clip
@@ -20,27 +19,22 @@ import torch.nn.functional as F
 from open_clip.factory import load_state_dict as read_open_clip_state_dict
 from open_clip.transformer import TextTransformer, VisionTransformer
 from torch import nn
-from torchvision.transforms.v2 import InterpolationMode
-from torchvision.transforms.v2 import functional as TF
 
 from nctool.errors import NctoolError
 
 CONFIG_DIR = Path(__file__).parent / "model_configs"
 open_clip.add_model_config(CONFIG_DIR)
 
-CROP_SCALE = (0.9, 1.0)               # RandomResizedCrop area range of the reference
-CROP_LOG_RATIO = (math.log(3 / 4), math.log(4 / 3))  # torchvision's default aspect-ratio range
 GRAM_BUDGET_BYTES = 2**28             # per side of local_similarity's chunked Gram matmul
 
 
-def create_model(name: str = "ViT-B-32", pretrained: str | Path | None = None, *, precision: str = "fp32",
-                 device: str | torch.device = "cpu", mask_padding: bool = False) -> "RetrievalModel":
+def create_model(name: str = "ViT-B-32", pretrained: str | Path | None = None, *,
+                 mask_padding: bool = False) -> "RetrievalModel":
     """Build an open_clip model for retrieval.
 
     `pretrained`: None (or "") for random init; an open_clip tag such as "openai" (needs the network
     or a filled Hugging Face cache); or a local checkpoint (.safetensors/.pt/.pth/.bin) holding an
-    open_clip state dict, e.g. RemoteCLIP or GeoRSCLIP weights. `precision` is open_clip's
-    ("fp32", "bf16", "fp16", "pure_bf16", ...). See RetrievalModel for `mask_padding`.
+    open_clip state dict, e.g. RemoteCLIP or GeoRSCLIP weights. See RetrievalModel for `mask_padding`.
     """
     known = open_clip.list_models()
     if name not in known:
@@ -49,17 +43,17 @@ def create_model(name: str = "ViT-B-32", pretrained: str | Path | None = None, *
                           f"({len(known)} in all, see open_clip.list_models())")
     pretrained = str(pretrained) if pretrained else None
     if pretrained and open_clip.get_pretrained_cfg(name, pretrained):
-        clip = _create_from_tag(name, pretrained, precision, device)
+        clip = _create_from_tag(name, pretrained)
     else:
-        clip = open_clip.create_model(name, pretrained=None, precision=precision, device=device)
+        clip = open_clip.create_model(name, pretrained=None)
         if pretrained:
             _load_checkpoint(clip, Path(pretrained), name)
     return RetrievalModel(clip, name, pretrained, mask_padding=mask_padding)
 
 
-def _create_from_tag(name: str, tag: str, precision: str, device: str | torch.device) -> nn.Module:
+def _create_from_tag(name: str, tag: str) -> nn.Module:
     try:
-        return open_clip.create_model(name, pretrained=tag, precision=precision, device=device)
+        return open_clip.create_model(name, pretrained=tag)
     except Exception as exc:  # download failures surface as several exception types
         raise NctoolError(f"pretrained '{tag}' for {name}: the weights could not be fetched "
                           f"({exc.__class__.__name__}; offline?); download the open_clip checkpoint on a "
@@ -130,12 +124,6 @@ class RetrievalModel(nn.Module):
         self.model_name = model_name
         self.pretrained = pretrained
         self.mask_padding = mask_padding
-        self.tokenizer = open_clip.get_tokenizer(model_name)
-        preprocess = open_clip.get_model_preprocess_cfg(clip)
-        size = preprocess["size"]
-        self.image_size = size if isinstance(size, int) else size[0]
-        self.image_mean, self.image_std = tuple(preprocess["mean"]), tuple(preprocess["std"])
-        self.context_length = self.tokenizer.context_length
         self._local_problem = _local_support_problem(clip)
         # the method fixes the temperature, so CLIP's own logit scale/bias take no part: freezing
         # them keeps DDP from waiting on gradients that never come
@@ -159,96 +147,43 @@ class RetrievalModel(nn.Module):
         patches = _project(out["image_intermediates"][-1], self.clip.visual.proj)
         return out["image_features"], F.normalize(patches, dim=-1)
 
-    def encode_text(self, tokens: torch.Tensor, local: bool = True) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
-        """Tokens [B,T] -> (global [B,D], local [B,T,D] or None, mask [B,T] of real tokens incl. SOT/EOT).
+    def encode_text(self, tokens: torch.Tensor, local: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Tokens [B,T] -> (global [B,D], local [B,T,D] or None), L2-normalised.
 
         Global is the end-of-text token's output (open_clip's pooled feature); local holds every
         position, with padding zeroed when `mask_padding` is set.
         """
-        # End-of-text is the largest id of CLIP's BPE, so argmax finds it (as open_clip's pooling does);
-        # `tokens != 0` would not do: id 0 is a real BPE token ("!").
-        positions = torch.arange(tokens.shape[1], device=tokens.device)
-        mask = positions <= tokens.argmax(dim=1, keepdim=True)
         if not local:
-            return F.normalize(self.clip.encode_text(tokens), dim=-1), None, mask
+            return F.normalize(self.clip.encode_text(tokens), dim=-1), None
         self._require_local()
         out = self.clip.forward_intermediates(text=tokens, text_indices=1, normalize_intermediates=True)
         text_tower = getattr(self.clip, "text", self.clip)
         local_tokens = F.normalize(_project(out["text_intermediates"][-1], text_tower.text_projection), dim=-1)
         if self.mask_padding:
-            local_tokens = local_tokens * mask.unsqueeze(-1)
-        return out["text_features"], local_tokens, mask
+            # end-of-text is the largest id of CLIP's BPE, so argmax finds it (as open_clip's pooling
+            # does); `tokens != 0` would not do: id 0 is a real BPE token ("!")
+            positions = torch.arange(tokens.shape[1], device=tokens.device)
+            local_tokens = local_tokens * (positions <= tokens.argmax(dim=1, keepdim=True)).unsqueeze(-1)
+        return out["text_features"], local_tokens
 
     def forward(self, images: torch.Tensor, tokens: torch.Tensor):
         """Both towers in one call, so that a DDP wrapper sees one forward.
 
-        Returns (image global, image local, text global, text local, text mask).
+        Returns (image global, image local, text global, text local).
         """
         return (*self.encode_image(images), *self.encode_text(tokens))
 
-    def tokenize(self, captions: list[str]) -> torch.Tensor:
-        """Captions -> LongTensor [N, context_length]; non-ASCII characters are dropped first, as the reference does."""
-        return self.tokenizer([caption.encode("ascii", "ignore").decode() for caption in captions])
 
-    def image_transform(self, train: bool) -> "ImageTransform":
-        return ImageTransform(self.image_size, self.image_mean, self.image_std, train)
-
-
-class ImageTransform:
-    """uint8 images [3,H,W] or [B,3,H,W] -> normalised float32 [..., 3, S, S].
-
-    train: RandomResizedCrop(S, scale=(0.9, 1.0), bicubic), drawn per image, no flip;
-    eval: Resize(S, bicubic) + CenterCrop(S). Then CLIP mean/std. Working on uint8 tensors keeps a
-    batch of cached images cheap to prepare.
-    """
-
-    def __init__(self, size: int, mean: tuple[float, ...], std: tuple[float, ...], train: bool):
-        self.size, self.train = size, train
-        self.mean = torch.tensor(mean).view(3, 1, 1)
-        self.std = torch.tensor(std).view(3, 1, 1)
-
-    def __call__(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        batch = images if images.ndim == 4 else images.unsqueeze(0)
-        if self.train:
-            batch = torch.stack([self._random_resized_crop(image, generator) for image in batch])
-        else:
-            batch = TF.center_crop(TF.resize(batch, self.size, InterpolationMode.BICUBIC, antialias=True), self.size)
-        batch = (batch.float() / 255 - self.mean) / self.std
-        return batch if images.ndim == 4 else batch[0]
-
-    def _random_resized_crop(self, image: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-        # torchvision's RandomResizedCrop sampling, drawn from `generator` so a run is reproducible
-        height, width = image.shape[-2:]
-        top, left, crop_h, crop_w = 0, 0, height, width  # fallback: the whole image
-        for _ in range(10):
-            area = height * width * _uniform(*CROP_SCALE, generator)
-            ratio = math.exp(_uniform(*CROP_LOG_RATIO, generator))
-            w, h = round(math.sqrt(area * ratio)), round(math.sqrt(area / ratio))
-            if 0 < w <= width and 0 < h <= height:
-                top = int(torch.randint(0, height - h + 1, (1,), generator=generator))
-                left = int(torch.randint(0, width - w + 1, (1,), generator=generator))
-                crop_h, crop_w = h, w
-                break
-        return TF.resized_crop(image, top, left, crop_h, crop_w, [self.size, self.size],
-                               InterpolationMode.BICUBIC, antialias=True)
-
-
-def _uniform(low: float, high: float, generator: torch.Generator | None) -> float:
-    return low + (high - low) * float(torch.rand((), generator=generator))
-
-
-def local_similarity(text_local: torch.Tensor, image_local: torch.Tensor,
-                     text_mask: torch.Tensor | None = None) -> torch.Tensor:
+def local_similarity(text_local: torch.Tensor, image_local: torch.Tensor) -> torch.Tensor:
     """Local similarity [Nt, Ni] (text rows, image columns): ||C||_F with C[b,e] = text token b . image patch e.
 
-    Inputs are L2-normalised tokens, text [Nt,T,D] and image [Ni,P,D]; `text_mask` [Nt,T] drops
-    positions where it is False. Unscaled (training multiplies by s = exp(2.996)). Uses
+    Inputs are L2-normalised tokens, text [Nt,T,D] and image [Ni,P,D] (padding positions arrive
+    zeroed when the model masks them, RetrievalModel.mask_padding). Unscaled (training multiplies by
+    s = exp(2.996)). Uses
     ||T P^T||_F^2 = <T^T T, P^T P>_F: per item a DxD Gram matrix, then one matmul of flattened Grams,
     which costs D^2 per pair instead of T*P*D. Chunked so that Grams of at most GRAM_BUDGET_BYTES per
     side exist at a time; computed in float32 (under autocast too) on the inputs' device.
     """
-    if text_mask is not None:
-        text_local = text_local * text_mask.unsqueeze(-1).to(text_local.dtype)
     dim = text_local.shape[-1]
     chunk = max(1, GRAM_BUDGET_BYTES // (4 * dim * dim))
     with torch.autocast(text_local.device.type, enabled=False):
@@ -267,10 +202,9 @@ def _flat_grams(tokens: torch.Tensor) -> torch.Tensor:
 
 
 def pair_scores(image_global: torch.Tensor, image_local: torch.Tensor, text_global: torch.Tensor,
-                text_local: torch.Tensor, text_mask: torch.Tensor | None = None,
-                w_global: float = 0.9, w_local: float = 0.1) -> torch.Tensor:
+                text_local: torch.Tensor, *, w_global: float = 0.9, w_local: float = 0.1) -> torch.Tensor:
     """Evaluation scores [Ni, Nt] = w_global * global cosine + w_local * local similarity (s = 1)."""
     scores = w_global * (image_global.float() @ text_global.float().T)
     if w_local:
-        scores += w_local * local_similarity(text_local, image_local, text_mask).T
+        scores += w_local * local_similarity(text_local, image_local).T
     return scores

@@ -8,6 +8,7 @@ row groups so memory does not grow with the dataset.
 from __future__ import annotations
 
 import glob
+import hashlib
 import json
 import os
 import tempfile
@@ -15,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -130,6 +132,24 @@ def check_values(df: pd.DataFrame, source: str) -> None:
         bad = set(df["label"].dropna().unique()) - set(LABELS)
         if bad:
             raise NctoolError(f"{source}: column 'label' has values {sorted(bad)}; allowed are {', '.join(LABELS)}")
+
+
+def row_hashes(df: pd.DataFrame) -> np.ndarray:
+    """A 64-bit hash (16 hex digits) of each row's image_id and caption: what a score judged.
+
+    Two versions of a dataset that share pair ids but not captions (say the 20 % and the 40 % noise
+    files) differ here, so a scores file can refuse to be applied to the wrong one.
+    """
+    return np.array([hashlib.blake2b(f"{image_id}\0{caption}".encode(), digest_size=8).hexdigest()
+                     for image_id, caption in zip(df["image_id"], df["caption"])], dtype=object)
+
+
+def dataset_fingerprint(df: pd.DataFrame) -> str:
+    """One hash of every row's pair_id, split and row hash, in file order (the data a run trained on)."""
+    digest = hashlib.blake2b(digest_size=16)
+    for pair_id, split, row in zip(df["pair_id"], df["split"], row_hashes(df)):
+        digest.update(f"{pair_id}\0{split}\0{row}\n".encode())
+    return digest.hexdigest()
 
 
 def _open(path: str | os.PathLike) -> pq.ParquetFile:

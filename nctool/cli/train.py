@@ -2,46 +2,64 @@
 
 from __future__ import annotations
 
-import os
+from enum import Enum
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Optional
 
 import typer
 
 from nctool.cli._ui import app, console, console_err, progress_bar, summary_table
-from nctool.config import load_recipe
+from nctool.config import load_recipe, shipped_recipes
+from nctool.errors import NctoolError
+from nctool.objectives import OBJECTIVES
+
+Objective = Enum("Objective", {name: name for name in OBJECTIVES}, type=str)
 
 
 @app.command()
 def train(
-    data: Path = typer.Argument(..., help="Dataset Parquet (nctool schema) with train/val/test splits."),
-    out: Path = typer.Option(..., "--out", help="Run folder: config.json, metrics.jsonl, last.pt, best.pt."),
-    recipe: str = typer.Option("demo", "--recipe", help="Recipe TOML path or shipped name (demo, rsitmd, rsicd, nwpu)."),
-    overrides: list[str] = typer.Option([], "--set", help="Override any recipe key: section.key=value (repeatable)."),
-    loss: Optional[str] = typer.Option(None, "--loss", help="rrsitr or infonce (= --set loss.kind=...)."),
-    epochs: Optional[int] = typer.Option(None, "--epochs"),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size"),
-    lr: Optional[float] = typer.Option(None, "--lr"),
-    seed: Optional[int] = typer.Option(None, "--seed"),
-    pretrained: Optional[str] = typer.Option(None, "--pretrained", help="open_clip tag or local checkpoint path."),
-    image_root: Optional[Path] = typer.Option(None, "--image-root", help="Folder for relative image paths."),
-    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:1 (default: CUDA if present)."),
-    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out exactly where it stopped."),
+    data: Annotated[Path, typer.Argument(help="Dataset Parquet (nctool schema) with train/val/test splits.")],
+    out: Annotated[Path, typer.Option(help="Run folder: config.json, metrics.jsonl, last.pt, best.pt.")],
+    recipe: Annotated[Optional[str], typer.Option(
+        help=f"Recipe TOML path or shipped name ({', '.join(shipped_recipes())}); default demo.")] = None,
+    overrides: Annotated[Optional[list[str]], typer.Option(
+        "--set", help="Override any recipe key: section.key=value (repeatable).")] = None,
+    loss: Annotated[Optional[Objective], typer.Option(
+        help="Training objective (loss.kind): " + "; ".join(f"{o.name}: {o.description}" for o in OBJECTIVES.values())
+    )] = None,
+    epochs: Annotated[Optional[int], typer.Option(help="train.epochs")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="train.batch_size (per process)")] = None,
+    lr: Annotated[Optional[float], typer.Option(help="train.lr")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="train.seed")] = None,
+    pretrained: Annotated[Optional[str], typer.Option(
+        help="model.pretrained: an open_clip tag or a local checkpoint file.")] = None,
+    image_root: Annotated[Optional[Path], typer.Option(help="Folder for relative image paths.")] = None,
+    device: Annotated[Optional[str], typer.Option(help="cpu, cuda, cuda:1 (default: CUDA if present).")] = None,
+    resume: Annotated[bool, typer.Option(
+        help="Continue the run in --out exactly where it stopped, with the settings it started with.")] = False,
 ) -> None:
     """Train a retrieval model with the RRSITR loss (self-paced, robust to noisy pairs)."""
+    from nctool.runtime import is_main_process
     from nctool.train import TrainingInterrupted, train as run_training
 
-    flags = {"loss.kind": loss, "train.epochs": epochs, "train.batch_size": batch_size, "train.lr": lr,
-             "train.seed": seed, "model.pretrained": None if pretrained is None else f'"{pretrained}"'}
-    config = load_recipe(recipe, [*overrides, *(f"{k}={v}" for k, v in flags.items() if v is not None)])
+    values = {"loss.kind": loss.value if loss else None, "train.epochs": epochs, "train.batch_size": batch_size,
+              "train.lr": lr, "train.seed": seed, "model.pretrained": pretrained}
+    if resume:
+        given = ["--recipe"] * (recipe is not None) + ["--set"] * bool(overrides) + \
+            [f"--{key.split('.')[1].replace('_', '-')}" for key, value in values.items() if value is not None]
+        if given:
+            raise NctoolError(f"--resume: takes every setting from the run's checkpoint; drop {', '.join(given)}")
+        chosen = None
+    else:
+        chosen = load_recipe(recipe or "demo", overrides or []).with_values(values)
     try:
         with progress_bar() as progress:
-            result = run_training(data, config, out, image_root=image_root, resume=resume, device=device,
-                                  progress=progress)
+            result = run_training(data, out_dir=out, recipe=chosen, image_root=image_root, resume=resume,
+                                  device=device, progress=progress)
     except TrainingInterrupted as exc:
         console_err.print(f"[yellow]{exc}[/]; continue with: nctool train {data} --out {out} --resume")
         raise typer.Exit(130)
-    if os.environ.get("RANK", "0") != "0":  # under torchrun only rank 0 reports
+    if not is_main_process():  # under torchrun only rank 0 reports
         return
     for note in result["notes"]:
         console_err.print(f"[yellow]note:[/] {note}")
