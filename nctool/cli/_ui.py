@@ -42,21 +42,28 @@ def _options(version: Annotated[bool, typer.Option("--version", callback=_show_v
 def progress_bar() -> Iterator[Progress]:
     """A rich progress display; yields a callback the library calls as work advances.
 
-    Each new description starts a new bar, so multi-stage work shows one bar per stage.
+    Each new description starts a new bar, so multi-stage work shows one bar per stage. The display
+    opens at the first report, so a command that fails before any work prints only its error.
     """
-    with RichProgress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
-                  console=console_err, transient=False) as prog:
-        tasks: dict[str, int] = {}
+    prog = RichProgress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+                        console=console_err, transient=False)
+    tasks: dict[str, int] = {}
 
-        def update(done: int, total: int, description: str = "working") -> None:
-            if description not in tasks:
-                tasks[description] = prog.add_task(description, total=total)
-            elif done < next(t.completed for t in prog.tasks if t.id == tasks[description]):
-                prog.reset(tasks[description], total=total)  # the same stage again (next run of a bench)
-            prog.update(tasks[description], completed=done, total=total)
+    def update(done: int, total: int, description: str = "working") -> None:
+        if not tasks:
+            prog.start()
+        if description not in tasks:
+            tasks[description] = prog.add_task(description, total=total)
+        elif done < next(t.completed for t in prog.tasks if t.id == tasks[description]):
+            prog.reset(tasks[description], total=total)  # the same stage again (next run of a bench)
+        prog.update(tasks[description], completed=done, total=total)
 
+    try:
         yield update
+    finally:
+        if tasks:
+            prog.stop()
 
 
 def summary_table(title: str, rows: list[dict], columns: list[str] | None = None) -> None:
