@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import pandas as pd
 import torch
@@ -57,19 +57,6 @@ class PairData:
         transform = self.train_transform if train else self.eval_transform
         images = transform(self.pixels[self.image_index[rows]], generator=generator)
         return images, self.tokens[rows]
-
-    def batches(self, indices: Sequence[int] | torch.Tensor, batch_size: int, train: bool = False,
-                generator: torch.Generator | None = None,
-                drop_last: bool = False) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-        """Yield (images, tokens, rows) over `indices`: shuffled with random crops when training,
-        in the given order with the eval transform otherwise."""
-        indices = torch.as_tensor(indices, dtype=torch.long)
-        if train:
-            indices = indices[torch.randperm(len(indices), generator=generator)]
-        end = len(indices) - len(indices) % batch_size if drop_last else len(indices)
-        for start in range(0, end, batch_size):
-            rows = indices[start:start + batch_size]
-            yield *self.batch(rows, train, generator), rows
 
 
 def _decode_all(images: list[dict], root: Path, size: int, progress: Progress | None) -> torch.Tensor:

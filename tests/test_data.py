@@ -80,29 +80,20 @@ def test_missing_image_names_the_file(frame, tmp_path, model, preprocess):
         PairData(frame, tmp_path / "elsewhere", preprocess)
 
 
-def test_batches_in_eval_keep_the_order_and_the_last_partial_batch(frame, tmp_path, model, preprocess):
+def test_a_batch_is_its_rows_images_and_tokens(frame, tmp_path, model, preprocess):
     data = PairData(frame, tmp_path, preprocess)
-    batches = list(data.batches([5, 0, 3, 1, 2], batch_size=2))
-    assert [rows.tolist() for _, _, rows in batches] == [[5, 0], [3, 1], [2]]
-    images, tokens, rows = batches[0]
+    rows = torch.tensor([5, 0])
+    images, tokens = data.batch(rows)
     assert images.shape == (2, 3, 64, 64) and images.dtype == torch.float32
     assert torch.equal(tokens, data.tokens[rows])
     torch.testing.assert_close(images, data.eval_transform(data.pixels[data.image_index[rows]]))
 
 
-def test_train_batches_shuffle_and_crop_reproducibly(frame, tmp_path, model, preprocess):
+def test_train_batches_crop_reproducibly(frame, tmp_path, model, preprocess):
     data = PairData(frame, tmp_path, preprocess)
-
-    def run(seed):
-        return list(data.batches(range(6), batch_size=4, train=True, generator=torch.Generator().manual_seed(seed),
-                                 drop_last=True))
-
-    first, again = run(0), run(0)
-    assert len(first) == 1 and len(set(first[0][2].tolist())) == 4
-    assert torch.equal(first[0][2], again[0][2])
-    torch.testing.assert_close(first[0][0], again[0][0])
-    rows = first[0][2]
-    assert torch.equal(first[0][1], data.tokens[rows])
+    crops = [data.batch(range(4), train=True, generator=torch.Generator().manual_seed(seed))[0] for seed in (0, 0, 1)]
+    torch.testing.assert_close(crops[0], crops[1])
+    assert not torch.equal(crops[0], crops[2])
 
 
 def test_encode_dataset_embeds_the_images_of_the_chosen_rows(frame, tmp_path, model, preprocess):
