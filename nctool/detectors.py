@@ -1,4 +1,4 @@
-"""Noisy-correspondence detectors behind one interface (in the spirit of cleanlab's Datalab).
+"""Noisy-correspondence detectors, registered by name (in the style of cleanlab's issue managers).
 
 `nctool.scoring` embeds every scored pair once with one trained model and hands the same
 `Evidence` to each detector. A detector returns one row per pair: `pair_id`, `reliability` in
@@ -6,7 +6,13 @@
 evidence columns. Ranking pairs by reliability is each detector's noise ranking (noise score =
 1 - reliability), so AUROC and AUPRC read straight off it.
 
-Detectors (formulas in each class):
+A detector is one class: a `Detector` subclass decorated with `@register`, carrying its `name`, a
+one-line `description`, the evidence it `needs` and its `options` (each an `Option`: keyword, type,
+default, help). Everything else derives from the registry `DETECTORS`: `make_detectors`, the
+choices and flags of `nctool score` (an option becomes `--name-with-dashes`; detectors that declare
+the same option share the flag), and the detector list of `nctool bench` (`detector_names()`).
+
+Registered here (formulas in each class):
 - `rrsitr`:     the RRSITR per-pair loss over fixed reference batches, split at the method's g1/g2;
 - `similarity`: cosine of image and caption (the CLIP-score filter of LAION / DataComp);
 - `loss-gmm`:   two-component Gaussian mixture on the same loss (the NCR family's split);
@@ -17,7 +23,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, ClassVar, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -27,9 +33,11 @@ from sklearn.mixture import GaussianMixture
 
 from nctool import losses
 from nctool.errors import NctoolError
+from nctool.schema import LABELS
 
-LABELS = np.asarray(losses.LABEL_NAMES)
+_LABELS = np.asarray(LABELS)  # indexed by losses' split codes
 CHUNK_ELEMENTS = 2**24  # similarity entries the neighbour search holds at a time
+EVIDENCE_KINDS = frozenset({"loss", "embeddings"})
 
 
 @dataclass
@@ -48,18 +56,53 @@ class Evidence:
     loss_thresholds: tuple[float, float] | None = None  # (g1, g2) for the reference batch size
     image_global: torch.Tensor | None = None  # [N, D] L2-normalised, the pair's image (neighbors; any device)
     text_global: torch.Tensor | None = None   # [N, D] L2-normalised, the pair's caption (neighbors)
+    seed: int = 0                        # the run's seed, for detectors that draw at random
+
+
+@dataclass(frozen=True)
+class Option:
+    """A setting a detector declares: keyword `name` (CLI flag `--name-with-dashes`), type, default, help.
+
+    `type` is int, float, str or bool; a `default` of None makes the option optional (unset).
+    """
+
+    name: str
+    type: type
+    default: Any
+    help: str
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
 
 
 class Detector:
     """Base of every detector: `detect(evidence)` -> one row per pair (see the module docstring).
 
-    `needs` names the evidence beyond `similarity` that the detector reads: "loss" (loss,
-    loss_std, loss_thresholds) and/or "embeddings" (image_global, text_global); scoring computes
-    only what the chosen detectors need.
+    Class attributes: `name` (registry key, also the `detector` column), `description` (one line),
+    `needs` (the evidence beyond `similarity` it reads: "loss" = loss, loss_std, loss_thresholds;
+    "embeddings" = image_global, text_global; scoring computes only what the chosen detectors
+    need) and `options`. The constructor takes the options as keywords (missing ones get their
+    default) and sets each as an attribute; `check()` refuses bad values.
     """
 
-    name: str = ""
-    needs: frozenset[str] = frozenset()
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    needs: ClassVar[frozenset[str]] = frozenset()
+    options: ClassVar[tuple[Option, ...]] = ()
+
+    def __init__(self, **values: Any):
+        declared = [option.name for option in self.options]
+        unknown = [name for name in values if name not in declared]
+        if unknown:
+            raise NctoolError(f"{self.name}: no option '{unknown[0]}'; its options are "
+                              f"{', '.join(declared) or 'none'}")
+        for option in self.options:
+            setattr(self, option.name, values.get(option.name, option.default))
+        self.check()
+
+    def check(self) -> None:
+        """Raise NctoolError for an option value the detector cannot work with."""
 
     def detect(self, evidence: Evidence) -> pd.DataFrame:
         raise NotImplementedError
@@ -68,6 +111,66 @@ class Detector:
         return pd.DataFrame({"pair_id": evidence.pair_id, "reliability": np.asarray(reliability, dtype=float),
                              "label": labels, "detector": self.name,
                              **{name: np.asarray(values, dtype=float) for name, values in columns.items()}})
+
+
+DETECTORS: dict[str, type[Detector]] = {}
+"""The registry: detector name -> class, in registration order (`@register`)."""
+
+
+def register(cls: type[Detector]) -> type[Detector]:
+    """Class decorator: add a Detector subclass to DETECTORS under its `name`.
+
+    Refuses (TypeError, a programming error) a missing name or description, a taken name, unknown
+    `needs`, and an option that another detector declares with another type or default (detectors
+    share a CLI flag per option name, so they must agree on it).
+    """
+    if not (cls.name and cls.description) or "\n" in cls.description:
+        raise TypeError(f"{cls.__name__}: a detector needs a name and a one-line description")
+    if cls.name in DETECTORS or cls.name == "all":
+        raise TypeError(f"{cls.__name__}: detector name '{cls.name}' is taken")
+    if not cls.needs <= EVIDENCE_KINDS:
+        raise TypeError(f"{cls.__name__}: needs {sorted(cls.needs - EVIDENCE_KINDS)}; known: {sorted(EVIDENCE_KINDS)}")
+    for option in cls.options:
+        known = detector_options().get(option.name)
+        if known and (known[0].type, known[0].default) != (option.type, option.default):
+            raise TypeError(f"{cls.__name__}: option '{option.name}' differs from {', '.join(known[1])}'s")
+    DETECTORS[cls.name] = cls
+    return cls
+
+
+def detector_names() -> tuple[str, ...]:
+    """Every registered detector name, in registration order."""
+    return tuple(DETECTORS)
+
+
+def detector_options() -> dict[str, tuple[Option, tuple[str, ...]]]:
+    """Every option any detector declares: name -> (the Option, names of the detectors that declare it)."""
+    found: dict[str, tuple[Option, tuple[str, ...]]] = {}
+    for name, cls in DETECTORS.items():
+        for option in cls.options:
+            first, users = found.get(option.name, (option, ()))
+            found[option.name] = (first, (*users, name))
+    return found
+
+
+def make_detectors(names: Sequence[str], options: Mapping[str, Any] | None = None) -> list[Detector]:
+    """Detectors by name ("all" = every registered one), in the order given, each once.
+
+    `options` maps option names to values; each detector takes the ones it declares. A name no
+    registered detector declares is refused.
+    """
+    options = dict(options or {})
+    expanded = list(dict.fromkeys(n for name in names for n in (DETECTORS if name == "all" else [name])))
+    unknown = [name for name in expanded if name not in DETECTORS]
+    if unknown or not expanded:
+        raise NctoolError(f"detector '{unknown[0] if unknown else ''}': unknown; choose from "
+                          f"{', '.join(DETECTORS)} or all")
+    declared = detector_options()
+    stray = [name for name in options if name not in declared]
+    if stray:
+        raise NctoolError(f"detector option '{stray[0]}': unknown; detectors take {', '.join(declared)}")
+    return [DETECTORS[name](**{option.name: options[option.name] for option in DETECTORS[name].options
+                               if option.name in options}) for name in expanded]
 
 
 def loss_reliability(loss: np.ndarray, g2: float, tail: float = 0.05) -> np.ndarray:
@@ -85,68 +188,29 @@ def loss_reliability(loss: np.ndarray, g2: float, tail: float = 0.05) -> np.ndar
     return (1 - tail) * weight + tail * np.exp(-loss / g2)
 
 
+@register
 class RRSITRDetector(Detector):
     """RRSITR's own split of a trained model's per-pair loss.
 
-    The loss is the one the method trains with (losses.per_pair_loss, four cross-entropy terms or
-    two without local features), computed by scoring over fixed reference batches so that it does
-    not depend on the order of the file. Labels: clean l < g1, ambiguous g1 <= l < g2, noisy l >= g2
-    (losses.split_by_loss), with (g1, g2) the checkpoint's thresholds scaled to the reference batch
-    size (losses.thresholds_for_batch). Reliability: `loss_reliability`, strictly decreasing in the
-    loss; it is above r(g1) (0.90 for the reference thresholds) exactly for the clean pairs and at
-    most r(g2) (0.018) exactly for the noisy ones. Evidence: `loss`, `loss_std`.
+    The loss is the one the method trains with (losses.per_pair_loss on nctool.objectives' logits,
+    four cross-entropy terms or two without local features), computed by scoring over fixed
+    reference batches so that it does not depend on the order of the file. Labels: clean l < g1,
+    ambiguous g1 <= l < g2, noisy l >= g2 (losses.split_by_loss), with (g1, g2) the checkpoint's
+    thresholds scaled to the reference batch size (losses.recipe_thresholds). Reliability:
+    `loss_reliability`, strictly decreasing in the loss; it is above r(g1) (0.90 for the reference
+    thresholds) exactly for the clean pairs and at most r(g2) (0.018) exactly for the noisy ones.
+    Evidence: `loss`, `loss_std`.
     """
 
     name = "rrsitr"
+    description = "RRSITR's per-pair loss over fixed reference batches, split at the recipe's g1/g2"
     needs = frozenset({"loss"})
 
     def detect(self, evidence: Evidence) -> pd.DataFrame:
         g1, g2 = evidence.loss_thresholds
         codes = losses.split_by_loss(torch.from_numpy(np.asarray(evidence.loss, dtype=float)), g1, g2).numpy()
-        return self._frame(evidence, loss_reliability(evidence.loss, g2), LABELS[codes],
+        return self._frame(evidence, loss_reliability(evidence.loss, g2), _LABELS[codes],
                            loss=evidence.loss, loss_std=evidence.loss_std)
-
-
-class LossGMMDetector(Detector):
-    """Two-component Gaussian mixture on z = log(1 + loss) (the NCR family's clean/noisy split).
-
-    Reliability is the posterior of the lower-mean ("clean") component. The components share one
-    variance ("tied"), so the posterior log-odds are linear in z,
-
-        log p/(1-p) = log(w_c/w_n) + (m_c - m_n) * (2z - m_c - m_n) / (2 s^2),   m_c < m_n,
-
-    and reliability is strictly decreasing in the loss by construction (down to float64 saturation
-    at 0 and 1). With a variance per component the posterior bends back at the extremes, and on the
-    raw loss the broad high-loss component stops it rising (method.md): both change the ranking.
-    log(1 + l) is log-loss for the losses that matter and stays finite at l = 0.
-    Labels: clean p >= 0.75, noisy p < 0.25, ambiguous between: a pair gets a side only when the
-    mixture favours it 3:1, around NCR's p = 0.5. Evidence: `loss`.
-    """
-
-    name = "loss-gmm"
-    needs = frozenset({"loss"})
-
-    def __init__(self, clean_from: float = 0.75, noisy_below: float = 0.25, seed: int = 0):
-        self.clean_from, self.noisy_below, self.seed = clean_from, noisy_below, seed
-
-    def detect(self, evidence: Evidence) -> pd.DataFrame:
-        p_clean = clean_posterior(evidence.loss, self.seed)
-        codes = np.where(p_clean >= self.clean_from, losses.CLEAN,
-                         np.where(p_clean < self.noisy_below, losses.NOISY, losses.AMBIGUOUS))
-        return self._frame(evidence, p_clean, LABELS[codes], loss=evidence.loss)
-
-
-def clean_posterior(loss: np.ndarray, seed: int = 0) -> np.ndarray:
-    """Posterior of the low-loss component of a tied 2-component GMM on log(1 + loss) (LossGMMDetector)."""
-    z = np.log1p(np.asarray(loss, dtype=float))
-    if len(z) < 2:
-        raise NctoolError(f"loss-gmm: {len(z)} scored pair(s); the mixture needs at least 2")
-    gmm = GaussianMixture(2, covariance_type="tied", random_state=seed).fit(z[:, None])
-    clean, noisy = np.argsort(gmm.means_[:, 0])
-    m_c, m_n = gmm.means_[clean, 0], gmm.means_[noisy, 0]
-    variance = gmm.covariances_[0, 0]
-    log_odds = np.log(gmm.weights_[clean] / gmm.weights_[noisy]) + (m_c - m_n) * (2 * z - m_c - m_n) / (2 * variance)
-    return expit(log_odds)
 
 
 class _CosineScoreDetector(Detector):
@@ -157,13 +221,18 @@ class _CosineScoreDetector(Detector):
     (DataComp's "top 30 %" style; ties broken by pair_id).
     """
 
-    def __init__(self, keep_fraction: float = 0.6, threshold: float | None = None):
-        if not 0 < keep_fraction <= 1:
-            raise NctoolError(f"keep fraction {keep_fraction:g}: outside (0, 1]; "
+    options = (Option("keep_fraction", float, 0.6, "share of pairs labelled clean"),
+               Option("threshold", float, None, "label clean when the cosine score is at least this "
+                                                "(e.g. 0.28), instead of --keep-fraction"))
+    keep_fraction: float
+    threshold: float | None
+
+    def check(self) -> None:
+        if not 0 < self.keep_fraction <= 1:
+            raise NctoolError(f"keep fraction {self.keep_fraction:g}: outside (0, 1]; "
                               f"give the share of pairs to label clean")
-        if threshold is not None and not -1 <= threshold <= 1:
-            raise NctoolError(f"threshold {threshold:g}: outside [-1, 1]; it is a cosine similarity, e.g. 0.28")
-        self.keep_fraction, self.threshold = keep_fraction, threshold
+        if self.threshold is not None and not -1 <= self.threshold <= 1:
+            raise NctoolError(f"threshold {self.threshold:g}: outside [-1, 1]; it is a cosine similarity, e.g. 0.28")
 
     def score(self, evidence: Evidence) -> tuple[np.ndarray, dict]:
         """(s [N], evidence columns)."""
@@ -181,15 +250,69 @@ class _CosineScoreDetector(Detector):
         return self._frame(evidence, (np.clip(score, -1, 1) + 1) / 2, labels, **columns)
 
 
+@register
 class SimilarityDetector(_CosineScoreDetector):
     """s = cosine of the pair's global image and caption embeddings. Evidence: `similarity`."""
 
     name = "similarity"
+    description = "cosine of image and caption embeddings (the CLIP-score filter of LAION / DataComp)"
 
     def score(self, evidence: Evidence) -> tuple[np.ndarray, dict]:
         return evidence.similarity, {"similarity": evidence.similarity}
 
 
+@register
+class LossGMMDetector(Detector):
+    """Two-component Gaussian mixture on z = log(1 + loss) (the NCR family's clean/noisy split).
+
+    Reliability is the posterior of the lower-mean ("clean") component. The components share one
+    variance ("tied"), so the posterior log-odds are linear in z,
+
+        log p/(1-p) = log(w_c/w_n) + (m_c - m_n) * (2z - m_c - m_n) / (2 s^2),   m_c < m_n,
+
+    and reliability is strictly decreasing in the loss by construction (down to float64 saturation
+    at 0 and 1). With a variance per component the posterior bends back at the extremes, and on the
+    raw loss the broad high-loss component stops it rising (method.md): both change the ranking.
+    log(1 + l) is log-loss for the losses that matter and stays finite at l = 0.
+    Labels: clean p >= clean_from (0.75), noisy p < noisy_below (0.25), ambiguous between: a pair
+    gets a side only when the mixture favours it 3:1, around NCR's p = 0.5. The mixture's
+    initialisation draws from the run's seed (Evidence.seed). Evidence: `loss`.
+    """
+
+    name = "loss-gmm"
+    description = "two-component Gaussian mixture on log(1 + loss) (the NCR family's clean/noisy split)"
+    needs = frozenset({"loss"})
+    options = (Option("clean_from", float, 0.75, "label clean when the clean posterior is at least this"),
+               Option("noisy_below", float, 0.25, "label noisy when the clean posterior is below this"))
+    clean_from: float
+    noisy_below: float
+
+    def check(self) -> None:
+        if not 0 <= self.noisy_below <= self.clean_from <= 1:
+            raise NctoolError(f"loss-gmm: noisy below {self.noisy_below:g}, clean from {self.clean_from:g}: "
+                              f"need 0 <= noisy-below <= clean-from <= 1")
+
+    def detect(self, evidence: Evidence) -> pd.DataFrame:
+        p_clean = clean_posterior(evidence.loss, evidence.seed)
+        codes = np.where(p_clean >= self.clean_from, losses.CLEAN,
+                         np.where(p_clean < self.noisy_below, losses.NOISY, losses.AMBIGUOUS))
+        return self._frame(evidence, p_clean, _LABELS[codes], loss=evidence.loss)
+
+
+def clean_posterior(loss: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Posterior of the low-loss component of a tied 2-component GMM on log(1 + loss) (LossGMMDetector)."""
+    z = np.log1p(np.asarray(loss, dtype=float))
+    if len(z) < 2:
+        raise NctoolError(f"loss-gmm: {len(z)} scored pair(s); the mixture needs at least 2")
+    gmm = GaussianMixture(2, covariance_type="tied", random_state=seed).fit(z[:, None])
+    clean, noisy = np.argsort(gmm.means_[:, 0])
+    m_c, m_n = gmm.means_[clean, 0], gmm.means_[noisy, 0]
+    variance = gmm.covariances_[0, 0]
+    log_odds = np.log(gmm.weights_[clean] / gmm.weights_[noisy]) + (m_c - m_n) * (2 * z - m_c - m_n) / (2 * variance)
+    return expit(log_odds)
+
+
+@register
 class NeighborsDetector(_CosineScoreDetector):
     """Training-free consensus of a pair (x_i, t_i) with its neighbours (in the spirit of LEMoN).
 
@@ -200,25 +323,28 @@ class NeighborsDetector(_CosineScoreDetector):
               (do the images of look-alike captions look like x_i?)
         s_i = mean(c) + std(c) * (z(c)_i + z(a)_i + z(b)_i) / 3
 
-    z standardises a term over the scored pairs (mean 0, std 1): the three cosines live on very
-    different scales (caption-caption and image-image cosines are high and, for a weak model, widely
-    spread), so a plain average lets the widest one decide. s puts the equal-weight vote back on the
-    direct cosine's scale, so `threshold` reads as a cosine. No weight is tuned on labels.
-    Neighbours never share the pair's image_id, so a pair's own image and sibling captions do not
-    vote. Images are searched once per image_id (the mean caption of an image averages its rows),
-    captions per pair; k shrinks to the number of candidates when fewer exist. The search is exact
-    and costs N x (images + N) dot products, in chunks; a faiss index would take over at web scale.
+    k is the `neighbors` option. z standardises a term over the scored pairs (mean 0, std 1): the
+    three cosines live on very different scales (caption-caption and image-image cosines are high
+    and, for a weak model, widely spread), so a plain average lets the widest one decide. s puts the
+    equal-weight vote back on the direct cosine's scale, so `threshold` reads as a cosine. No weight
+    is tuned on labels. Neighbours never share the pair's image_id, so a pair's own image and
+    sibling captions do not vote. Images are searched once per image_id (the mean caption of an
+    image averages its rows), captions per pair; k shrinks to the number of candidates when fewer
+    exist. The search is exact and costs N x (images + N) dot products, in chunks; a faiss index
+    would take over at web scale.
     Evidence: `similarity` (c), `caption_agreement` (a), `image_agreement` (b).
     """
 
     name = "neighbors"
+    description = "training-free agreement of each pair with its nearest neighbours (LEMoN-like)"
     needs = frozenset({"embeddings"})
+    options = _CosineScoreDetector.options + (Option("neighbors", int, 10, "how many neighbours vote"),)
+    neighbors: int
 
-    def __init__(self, k: int = 10, keep_fraction: float = 0.6, threshold: float | None = None):
-        super().__init__(keep_fraction, threshold)
-        if k < 1:
-            raise NctoolError(f"neighbors k={k}: give at least 1 neighbour")
-        self.k = k
+    def check(self) -> None:
+        super().check()
+        if self.neighbors < 1:
+            raise NctoolError(f"neighbors {self.neighbors}: give at least 1 neighbour")
 
     def score(self, evidence: Evidence) -> tuple[np.ndarray, dict]:
         images, texts = evidence.image_global.float(), evidence.text_global.float()
@@ -230,8 +356,9 @@ class NeighborsDetector(_CosineScoreDetector):
         mean_caption = torch.zeros(len(image_ids), texts.shape[1], device=texts.device).index_add_(0, codes, texts)
         mean_caption /= torch.bincount(codes)[:, None]
         image_codes = torch.arange(len(image_ids), device=images.device)
-        caption_agreement = _neighbour_mean(images, codes, images[first_rows], image_codes, mean_caption, texts, self.k)
-        image_agreement = _neighbour_mean(texts, codes, texts, codes, images, images, self.k)
+        k = self.neighbors
+        caption_agreement = _neighbour_mean(images, codes, images[first_rows], image_codes, mean_caption, texts, k)
+        image_agreement = _neighbour_mean(texts, codes, texts, codes, images, images, k)
         cosine = np.asarray(evidence.similarity, dtype=float)
         votes = (_standardized(cosine) + _standardized(caption_agreement) + _standardized(image_agreement)) / 3
         score = cosine.mean() + cosine.std() * votes
@@ -258,20 +385,3 @@ def _neighbour_mean(queries: torch.Tensor, query_image: torch.Tensor, keys: torc
         nearest = sims.topk(k, dim=1).indices
         out.append((values[nearest] * targets[start:start + step, None, :]).sum(-1).mean(1))
     return torch.cat(out).double().cpu().numpy()
-
-
-DETECTORS = {cls.name: cls for cls in (RRSITRDetector, SimilarityDetector, LossGMMDetector, NeighborsDetector)}
-
-
-def make_detectors(names: Sequence[str], keep_fraction: float = 0.6, threshold: float | None = None,
-                   k: int = 10, seed: int = 0) -> list[Detector]:
-    """Detectors by name ("all" = every one), in the order given, each once."""
-    expanded = list(dict.fromkeys(n for name in names for n in (DETECTORS if name == "all" else [name])))
-    unknown = [name for name in expanded if name not in DETECTORS]
-    if unknown or not expanded:
-        raise NctoolError(f"detector '{unknown[0] if unknown else ''}': unknown; choose from "
-                          f"{', '.join(DETECTORS)} or all")
-    options = {"similarity": dict(keep_fraction=keep_fraction, threshold=threshold),
-               "neighbors": dict(k=k, keep_fraction=keep_fraction, threshold=threshold),
-               "loss-gmm": dict(seed=seed)}
-    return [DETECTORS[name](**options.get(name, {})) for name in expanded]

@@ -1,26 +1,38 @@
-"""Drop the pairs a scores file marks (`nctool filter`), as pure DataFrame functions.
+"""Scores files: their columns, reading them, measuring them, and filtering a dataset by them.
 
+`nctool score` writes a scores file (docs/schema.md, "Scores"); `nctool filter` applies one.
 `filter_pairs(data, scores)` joins one detector's scores to the dataset on `pair_id` and splits the
 rows into kept and dropped. A row is dropped when it is scored and its label is one of `drop` or its
 reliability is below `min_reliability`. Only the splits the scores cover are filtered: rows of the
 other splits (say val and test, when only train was scored) are kept untouched, with empty score
 columns. Score columns replace same-named columns of the dataset (e.g. from an earlier filter run).
+Each score carries the `row_hash` (nctool.schema.row_hashes) of the image and caption it judged, so
+scores made from another version of the data (same pair ids, other captions) are refused.
+`filter_file` reads, filters and writes: what `nctool filter` runs. `detection_table` is the one
+place per-detector counts and detection metrics against ground truth are computed.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Sequence
+from pathlib import Path
+from typing import Iterator, Sequence
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
 from nctool.errors import NctoolError
-from nctool.schema import LABELS, SPLITS, check_frame, iter_batches
+from nctool.metrics import detection_metrics, label_metrics
+from nctool.schema import (LABELS, OPTIONAL, REQUIRED, SPLITS, check_frame, check_output, image_root, iter_batches,
+                           read_table, row_hashes, write_table)
 
-SCORE_COLUMNS = {"pair_id": pa.string(), "reliability": pa.float64(), "label": pa.string(), "detector": pa.string()}
+SCORE_COLUMNS = {"pair_id": REQUIRED["pair_id"], "row_hash": pa.string(),
+                 **{name: OPTIONAL[name] for name in ("reliability", "label", "detector")}}
+"""Columns every scores file has (evidence columns follow them); docs/schema.md, "Scores"."""
+
+DETECTION_METRICS = ("auroc", "auprc", "precision", "recall", "f1")
 
 
 @dataclass
@@ -32,25 +44,48 @@ class FilterResult:
 
 def read_scores(path: str | os.PathLike) -> pd.DataFrame:
     """A scores file (long format: several detectors may repeat a pair_id), schema-checked."""
-    chunks = list(iter_batches(path, required=SCORE_COLUMNS))
+    chunks = list(iter_batches(path, required={}))
     if not chunks:
         raise NctoolError(f"{path}: holds no scores; write one with `nctool score`")
-    return pd.concat(chunks, ignore_index=True)
+    scores = pd.concat(chunks, ignore_index=True)
+    missing = [name for name in SCORE_COLUMNS if name not in scores]
+    if missing:
+        raise NctoolError(f"{path}: not a scores file of this nctool (no column '{missing[0]}'); "
+                          f"score the dataset again with `nctool score`")
+    return scores
 
 
-def filter_pairs(data: pd.DataFrame, scores: pd.DataFrame, drop: Sequence[str] = ("noisy",),
-                 min_reliability: float | None = None, detector: str | None = None) -> FilterResult:
-    """Kept and dropped rows of `data` by the scores of one detector (see the module docstring).
-
-    `detector` picks the detector's rows when `scores` holds several. Raises NctoolError for a bad
-    `drop` label, `min_reliability` outside [0, 1], an ambiguous or unknown detector, duplicate
-    pair ids, scores for pairs that are not in `data`, and rows of a scored split without a score.
-    """
+def check_filter_options(drop: Sequence[str], min_reliability: float | None) -> None:
+    """Refuse a `drop` label outside schema.LABELS or a `min_reliability` outside [0, 1]."""
     for label in drop:
         if label not in LABELS:
             raise NctoolError(f"drop '{label}': not a label; choose from {', '.join(LABELS)}")
     if min_reliability is not None and not 0 <= min_reliability <= 1:
         raise NctoolError(f"min reliability {min_reliability:g}: outside [0, 1]; reliabilities are in [0, 1]")
+
+
+def filter_pairs(data: pd.DataFrame, scores: pd.DataFrame, *, drop: Sequence[str] = ("noisy",),
+                 min_reliability: float | None = None, detector: str | None = None) -> FilterResult:
+    """Kept and dropped rows of `data` by the scores of one detector (see the module docstring).
+
+    Parameters
+    ----------
+    data
+        The dataset, in nctool's schema.
+    scores
+        A scores table (`read_scores`), possibly holding several detectors.
+    drop
+        Labels whose pairs are dropped.
+    min_reliability
+        Also drop scored pairs whose reliability is below this; None: no bar.
+    detector
+        Whose scores to apply; may be None only when `scores` holds one detector.
+
+    Raises NctoolError for a bad `drop` label, `min_reliability` outside [0, 1], an ambiguous or
+    unknown detector, duplicate pair ids, scores for pairs that are not in `data`, scores of another
+    version of a pair (row hash mismatch), and rows of a scored split without a score.
+    """
+    check_filter_options(drop, min_reliability)
     scores = _one_detector(scores, detector)
     check_frame(scores, "scores", SCORE_COLUMNS)
     known = scores["pair_id"].isin(data["pair_id"])
@@ -58,6 +93,7 @@ def filter_pairs(data: pd.DataFrame, scores: pd.DataFrame, drop: Sequence[str] =
         raise NctoolError(f"scores: {int((~known).sum())} pair id(s) are not in the dataset (e.g. "
                           f"'{scores.loc[~known, 'pair_id'].iloc[0]}'); give the dataset the scores were made from")
     scored = data["pair_id"].isin(scores["pair_id"]).to_numpy()
+    _check_row_hashes(data[scored], scores)
     scored_splits = pd.unique(data["split"].to_numpy()[scored])
     missing = data["split"].isin(scored_splits).to_numpy() & ~scored
     if missing.any():
@@ -73,6 +109,102 @@ def filter_pairs(data: pd.DataFrame, scores: pd.DataFrame, drop: Sequence[str] =
     dropped = dropped.to_numpy() & scored
     return FilterResult(joined[~dropped].reset_index(drop=True), joined[dropped].reset_index(drop=True),
                         _summary(joined, dropped, scored_splits))
+
+
+def filter_file(data_path: str | os.PathLike, scores_path: str | os.PathLike, *, out: str | os.PathLike,
+                dropped: str | os.PathLike | None = None, drop: Sequence[str] = ("noisy",),
+                min_reliability: float | None = None, detector: str | None = None) -> dict:
+    """Read a dataset and a scores file, filter (`filter_pairs`) and write the kept (and dropped) pairs.
+
+    Parameters
+    ----------
+    data_path
+        Dataset Parquet the scores were made from.
+    scores_path
+        Scores Parquet from `nctool score`.
+    out
+        Where the kept pairs go: every dataset column plus the score columns.
+    dropped
+        Where the dropped pairs go, for review; None: not written.
+    drop, min_reliability, detector
+        As in `filter_pairs`.
+
+    Outputs are checked before anything is read (neither may be a folder, an input or each other)
+    and written atomically, with the dataset's image root so relative image paths still resolve.
+    Returns `out`, `dropped_out`, `kept` and `dropped` (row counts) and `summary` (FilterResult.summary).
+    """
+    check_output(out, data_path, scores_path)
+    if dropped is not None:
+        check_output(dropped, data_path, scores_path)
+        if Path(dropped).resolve() == Path(out).resolve():
+            raise NctoolError(f"{dropped}: given for both the kept and the dropped pairs; give two files")
+    check_filter_options(drop, min_reliability)
+    result = filter_pairs(read_table(data_path), read_scores(scores_path), drop=drop,
+                          min_reliability=min_reliability, detector=detector)
+    root = image_root(data_path)  # the outputs may live elsewhere: keep relative image paths resolvable
+    write_table(result.kept, out, image_root=root)
+    if dropped is not None:
+        write_table(result.dropped, dropped, image_root=root)
+    return {"out": str(out), "dropped_out": None if dropped is None else str(dropped), "kept": len(result.kept),
+            "dropped": len(result.dropped), "summary": result.summary}
+
+
+def detection_table(scores: pd.DataFrame, truth: pd.Series | None = None) -> list[dict]:
+    """One row per detector of a scores table, in order of appearance: what it found and how well.
+
+    Parameters
+    ----------
+    scores
+        A scores table (`read_scores`, or the frame `nctool.scoring` writes).
+    truth
+        The `noisy` ground truth, a boolean Series indexed by pair_id (every scored pair must have
+        one), e.g. ``read_table(path, columns=["pair_id", "noisy"]).set_index("pair_id")["noisy"]``;
+        None when there is none.
+
+    Each row: `detector`, the count of each label (schema.LABELS) and, with `truth`, `auroc` and
+    `auprc` of 1 - reliability and `precision`, `recall`, `f1` of the noisy label
+    (nctool.metrics.detection_metrics; NaN where undefined).
+    """
+    rows = []
+    for name, part, noisy in _per_detector(scores, truth):
+        counts = part["label"].value_counts()
+        row = {"detector": name, **{label: int(counts.get(label, 0)) for label in LABELS}}
+        if noisy is not None:
+            metrics = detection_metrics(noisy, 1 - part["reliability"].to_numpy(), part["label"].to_numpy() == "noisy")
+            row.update({key: metrics[key] for key in DETECTION_METRICS})
+        rows.append(row)
+    return rows
+
+
+def label_table(scores: pd.DataFrame, truth: pd.Series | None = None) -> list[dict]:
+    """nctool.metrics.label_metrics rows (one per label) of each detector, `detector` first; [] without truth."""
+    return [{"detector": name, **row} for name, part, noisy in _per_detector(scores, truth) if noisy is not None
+            for row in label_metrics(noisy, part["label"].to_numpy())]
+
+
+def _per_detector(scores: pd.DataFrame, truth: pd.Series | None) -> Iterator[tuple[str, pd.DataFrame, np.ndarray | None]]:
+    """(detector, its rows, their ground truth or None) per detector."""
+    for name, part in scores.groupby("detector", sort=False):
+        if truth is None:
+            yield name, part, None
+            continue
+        noisy = truth.reindex(part["pair_id"].to_numpy())
+        if noisy.isna().any():
+            raise NctoolError(f"truth: no `noisy` value for scored pair '{noisy.index[noisy.isna()][0]}'; "
+                              f"give the ground truth of the dataset the scores were made from")
+        yield name, part, noisy.to_numpy(dtype=bool)
+
+
+def _check_row_hashes(scored_rows: pd.DataFrame, scores: pd.DataFrame) -> None:
+    """Refuse scores whose row_hash differs from the dataset's row: they judged another image or caption."""
+    hashes = pd.Series(row_hashes(scored_rows), index=scored_rows["pair_id"].to_numpy())
+    differ = (hashes.reindex(scores["pair_id"].to_numpy()).to_numpy() != scores["row_hash"].to_numpy())
+    if differ.any():
+        example = scores["pair_id"].to_numpy()[differ][0]
+        raise NctoolError(f"scores: pair '{example}' was scored with another image or caption than the dataset "
+                          f"holds ({int(differ.sum())} of {len(scores)} scored pairs differ), so the scores come from "
+                          f"another version of the data; filter the file they were made from, or score this one "
+                          f"with `nctool score`")
 
 
 def _one_detector(scores: pd.DataFrame, detector: str | None) -> pd.DataFrame:

@@ -3,8 +3,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from nctool.detectors import (DETECTORS, Evidence, LossGMMDetector, NeighborsDetector, RRSITRDetector,
-                              SimilarityDetector, clean_posterior, loss_reliability, make_detectors)
+from nctool import detectors
+from nctool.detectors import (DETECTORS, Detector, Evidence, LossGMMDetector, NeighborsDetector, Option,
+                              RRSITRDetector, SimilarityDetector, clean_posterior, detector_names, detector_options,
+                              loss_reliability, make_detectors, register)
 from nctool.errors import NctoolError
 from nctool.metrics import detection_metrics
 
@@ -40,7 +42,7 @@ def test_every_detector_has_the_interface():
 
 
 @pytest.mark.parametrize("detector", [SimilarityDetector(keep_fraction=0.875),
-                                      NeighborsDetector(k=3, keep_fraction=0.875)])
+                                      NeighborsDetector(neighbors=3, keep_fraction=0.875)])
 def test_swapped_pairs_are_found(detector):
     evidence, noisy = clustered_evidence()
     out = detector.detect(evidence)
@@ -69,7 +71,7 @@ def test_neighbors_formula_on_a_hand_case():
     text = torch.tensor([[1, 0], [0.6, 0.8], [1, 0], [0, 1]])
     evidence = Evidence(pair_id=np.array(["A", "B1", "B2", "C"]), image_id=np.array(["A", "B", "B", "C"]),
                         similarity=(image * text).sum(1).double().numpy(), image_global=image, text_global=text)
-    out = NeighborsDetector(k=1).detect(evidence)
+    out = NeighborsDetector(neighbors=1).detect(evidence)
     # A: nearest image B, whose mean caption (0.8, 0.4) . (1,0) = 0.8; nearest caption B2 (1,0), x_B . x_A = 0.8
     # C: nearest image B: (0.8, 0.4) . (0,1) = 0.4; nearest caption B1 (cos 0.8), x_B . x_C = 0.6
     # B1: nearest image A (0.8 > 0.6): (1,0) . (0.6,0.8) = 0.6; nearest caption C (0.8 > A's 0.6), x_C . x_B = 0.6
@@ -120,12 +122,67 @@ def test_loss_gmm_is_monotone_in_the_loss():
     assert ((out["reliability"] < 0.25) == (out["label"] == "noisy")).all()
 
 
-def test_make_detectors():
-    assert [d.name for d in make_detectors(["similarity", "all"])] == ["similarity", "rrsitr", "loss-gmm", "neighbors"]
-    assert set(DETECTORS) == {"rrsitr", "similarity", "loss-gmm", "neighbors"}
-    with pytest.raises(NctoolError, match="detector 'clip': unknown; choose from rrsitr, similarity"):
-        make_detectors(["clip"])
-    with pytest.raises(NctoolError, match="keep fraction 1.5"):
-        make_detectors(["similarity"], keep_fraction=1.5)
-    with pytest.raises(NctoolError, match="threshold 2"):
-        make_detectors(["neighbors"], threshold=2.0)
+def test_make_detectors_hands_each_detector_its_own_options():
+    chosen = make_detectors(["similarity", "all"], {"neighbors": 3, "keep_fraction": 0.5, "clean_from": 0.9})
+    assert [d.name for d in chosen] == ["similarity", "rrsitr", "loss-gmm", "neighbors"]
+    similarity, _, gmm, neighbors = chosen
+    assert (similarity.keep_fraction, similarity.threshold) == (0.5, None) and not hasattr(similarity, "neighbors")
+    assert (gmm.clean_from, gmm.noisy_below) == (0.9, 0.25)
+    assert (neighbors.neighbors, neighbors.keep_fraction) == (3, 0.5)
+
+
+@pytest.mark.parametrize("names, options, message", [
+    (["clip"], {}, "detector 'clip': unknown; choose from rrsitr, similarity, loss-gmm, neighbors or all"),
+    ([], {}, "detector '': unknown"),
+    (["similarity"], {"k": 3}, "detector option 'k': unknown; detectors take keep_fraction, threshold"),
+    (["similarity"], {"keep_fraction": 1.5}, "keep fraction 1.5"),
+    (["neighbors"], {"threshold": 2.0}, "threshold 2"),
+    (["neighbors"], {"neighbors": 0}, "neighbors 0: give at least 1 neighbour"),
+    (["loss-gmm"], {"clean_from": 0.2}, "need 0 <= noisy-below <= clean-from <= 1"),
+])
+def test_make_detectors_refuses(names, options, message):
+    with pytest.raises(NctoolError, match=message):
+        make_detectors(names, options)
+
+
+def test_registry_is_the_one_list_of_detectors():
+    assert detector_names() == tuple(DETECTORS) == ("rrsitr", "similarity", "loss-gmm", "neighbors")
+    assert all(cls.description and "\n" not in cls.description for cls in DETECTORS.values())
+    options = detector_options()
+    assert options["keep_fraction"][1] == ("similarity", "neighbors") and options["neighbors"][1] == ("neighbors",)
+    assert options["threshold"][0].flag == "--threshold" and options["clean_from"][0].flag == "--clean-from"
+    with pytest.raises(NctoolError, match="rrsitr: no option 'threshold'; its options are none"):
+        RRSITRDetector(threshold=0.3)
+
+
+def test_a_new_detector_is_one_registered_class(monkeypatch):
+    monkeypatch.setattr(detectors, "DETECTORS", dict(DETECTORS))
+
+    @register
+    class Constant(Detector):
+        name = "constant"
+        description = "every pair equally reliable"
+        options = (Option("level", float, 0.5, "the reliability"),)
+
+        def detect(self, evidence):
+            return self._frame(evidence, np.full(len(evidence.pair_id), self.level), np.full(len(evidence.pair_id), "clean"))
+
+    assert detectors.detector_names()[-1] == "constant" and detectors.detector_options()["level"][1] == ("constant",)
+    [made] = detectors.make_detectors(["constant"], {"level": 0.25})
+    evidence, _ = clustered_evidence()
+    assert made.detect(evidence)["reliability"].tolist() == [0.25] * 24
+    assert [d.name for d in detectors.make_detectors(["all"])][-1] == "constant"
+
+
+@pytest.mark.parametrize("attributes, message", [
+    ({"name": "similarity", "description": "again"}, "name 'similarity' is taken"),
+    ({"name": "all", "description": "every"}, "name 'all' is taken"),
+    ({"name": "quiet", "description": ""}, "needs a name and a one-line description"),
+    ({"name": "needy", "description": "x", "needs": frozenset({"pixels"})}, r"needs \['pixels'\]"),
+    ({"name": "clash", "description": "x", "options": (Option("keep_fraction", float, 0.3, "other default"),)},
+     "option 'keep_fraction' differs from similarity, neighbors's"),
+])
+def test_register_refuses_a_malformed_detector(monkeypatch, attributes, message):
+    monkeypatch.setattr(detectors, "DETECTORS", dict(DETECTORS))
+    with pytest.raises(TypeError, match=message):
+        register(type("Bad", (Detector,), attributes))

@@ -2,10 +2,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cli_helpers import run_cli
+from cli_helpers import invoke, run_cli
+from nctool.cli import filter as filter_cli
 from nctool.errors import NctoolError
-from nctool.filtering import filter_pairs, read_scores
-from nctool.schema import write_table
+from nctool.filtering import SCORE_COLUMNS, detection_table, filter_file, filter_pairs, label_table, read_scores
+from nctool.schema import row_hashes, write_table
 
 TRAIN = [f"p{i}" for i in range(6)]
 
@@ -22,14 +23,18 @@ def dataset() -> pd.DataFrame:
     })
 
 
+def train_hashes() -> np.ndarray:
+    return row_hashes(dataset().iloc[:6])
+
+
 def rrsitr_scores() -> pd.DataFrame:
-    return pd.DataFrame({"pair_id": TRAIN, "reliability": [0.95, 0.01, 0.5, 0.005, 0.92, 0.3],
+    return pd.DataFrame({"pair_id": TRAIN, "row_hash": train_hashes(), "reliability": [0.95, 0.01, 0.5, 0.005, 0.92, 0.3],
                          "label": ["clean", "noisy", "ambiguous", "noisy", "clean", "ambiguous"],
                          "detector": "rrsitr", "loss": [1.0, 25.0, 9.0, 30.0, 2.0, 12.0]})
 
 
 def two_detectors() -> pd.DataFrame:
-    similarity = pd.DataFrame({"pair_id": TRAIN, "reliability": [0.6, 0.4, 0.7, 0.3, 0.65, 0.62],
+    similarity = pd.DataFrame({"pair_id": TRAIN, "row_hash": train_hashes(), "reliability": [0.6, 0.4, 0.7, 0.3, 0.65, 0.62],
                                "label": ["clean", "noisy", "clean", "noisy", "clean", "clean"],
                                "detector": "similarity", "similarity": [0.2, -0.2, 0.4, -0.4, 0.3, 0.24]})
     return pd.concat([rrsitr_scores(), similarity], ignore_index=True)
@@ -39,7 +44,7 @@ def test_drops_noisy_and_passes_unscored_splits_through():
     result = filter_pairs(dataset(), rrsitr_scores())
     assert result.kept["pair_id"].tolist() == ["p0", "p2", "p4", "p5", "p6", "p7", "p8", "p9"]
     assert result.dropped["pair_id"].tolist() == ["p1", "p3"]
-    assert list(result.kept.columns) == [*dataset().columns, "reliability", "label", "detector", "loss"]
+    assert list(result.kept.columns) == [*dataset().columns, "row_hash", "reliability", "label", "detector", "loss"]
     kept = result.kept.set_index("pair_id")
     assert kept.loc["p2", "loss"] == 9.0 and kept.loc["p2", "caption"] == "caption 2"
     assert kept.loc[["p6", "p9"], "label"].isna().all() and kept.loc[["p6", "p9"], "reliability"].isna().all()
@@ -91,20 +96,107 @@ def test_mismatched_inputs_are_one_line_errors(scores, options, message):
     assert "\n" not in str(error.value)
 
 
-def test_filter_cli(tmp_path):
+def test_scores_of_another_version_of_the_data_are_refused():
+    # same pair ids, but p1 and p3 traded captions (another noise draw): the scores judged other pairs
+    other = dataset()
+    other.loc[[1, 3], "caption"] = other.loc[[3, 1], "caption"].to_numpy()
+    with pytest.raises(NctoolError, match=r"scores: pair 'p1' was scored with another image or caption than the "
+                                          r"dataset holds \(2 of 6 scored pairs differ\).*score this one with "
+                                          r"`nctool score`") as error:
+        filter_pairs(other, rrsitr_scores())
+    assert "\n" not in str(error.value)
+
+
+def test_detection_table_per_detector():
+    truth = dataset().set_index("pair_id")["noisy"]
+    rrsitr, similarity = detection_table(two_detectors(), truth)
+    # rrsitr ranks both noisy pairs (p1, p3) below every clean one and labels exactly them noisy
+    assert rrsitr == {"detector": "rrsitr", "clean": 2, "ambiguous": 2, "noisy": 2, "auroc": 1.0, "auprc": 1.0,
+                      "precision": 1.0, "recall": 1.0, "f1": 1.0}
+    # similarity: noise scores 0.6 (p1) and 0.7 (p3) above all four clean ones (0.3-0.4)
+    assert similarity["detector"] == "similarity" and similarity["auroc"] == 1.0 and similarity["noisy"] == 2
+    flipped = two_detectors().assign(reliability=lambda f: 1 - f["reliability"])
+    assert [row["auroc"] for row in detection_table(flipped, truth)] == [0.0, 0.0]
+    assert detection_table(rrsitr_scores()) == [{"detector": "rrsitr", "clean": 2, "ambiguous": 2, "noisy": 2}]
+    assert [(row["label"], row["count"]) for row in label_table(rrsitr_scores(), truth)] == \
+        [("clean", 2), ("ambiguous", 2), ("noisy", 2)]
+    assert label_table(rrsitr_scores()) == []
+    with pytest.raises(NctoolError, match="truth: no `noisy` value for scored pair 'p0'"):
+        detection_table(rrsitr_scores(), truth.drop("p0"))
+
+
+def test_read_scores_refuses_a_file_without_row_hashes(tmp_path):
+    write_table(rrsitr_scores().drop(columns="row_hash"), tmp_path / "old.parquet")
+    with pytest.raises(NctoolError, match="no column 'row_hash'.*score the dataset again with `nctool score`"):
+        read_scores(tmp_path / "old.parquet")
+    assert list(SCORE_COLUMNS) == ["pair_id", "row_hash", "reliability", "label", "detector"]
+
+
+@pytest.fixture
+def files(tmp_path):
     write_table(dataset(), tmp_path / "data.parquet")
     write_table(two_detectors(), tmp_path / "scores.parquet")
-    assert len(read_scores(tmp_path / "scores.parquet")) == 12
-    result = run_cli("filter", tmp_path / "data.parquet", "--scores", tmp_path / "scores.parquet",
+    return tmp_path
+
+
+@pytest.mark.parametrize("out, dropped, message", [
+    ("data.parquet", None, "data.parquet: is also an input of this command"),
+    ("scores.parquet", None, "scores.parquet: is also an input of this command"),
+    ("folder", None, "folder: is a folder; give a file path"),
+    ("kept.parquet", "data.parquet", "data.parquet: is also an input of this command"),
+    ("kept.parquet", "folder", "folder: is a folder; give a file path"),
+    ("kept.parquet", "kept.parquet", "given for both the kept and the dropped pairs"),
+])
+def test_filter_file_refuses_outputs_before_work(files, out, dropped, message):
+    (files / "folder").mkdir()
+    before = {name: (files / name).read_bytes() for name in ("data.parquet", "scores.parquet")}
+    with pytest.raises(NctoolError, match=message) as error:
+        filter_file(files / "data.parquet", files / "scores.parquet", out=files / out,
+                    dropped=files / dropped if dropped else None, detector="rrsitr")
+    assert "\n" not in str(error.value)
+    assert {name: (files / name).read_bytes() for name in before} == before  # the inputs are untouched
+    assert not (files / "kept.parquet").exists() and list((files / "folder").iterdir()) == []
+
+
+def test_filter_file_writes_kept_and_dropped(files):
+    result = filter_file(files / "data.parquet", files / "scores.parquet", out=files / "kept.parquet",
+                         dropped=files / "dropped.parquet", detector="similarity")
+    assert (result["kept"], result["dropped"]) == (8, 2) and result["dropped_out"] == str(files / "dropped.parquet")
+    assert pd.read_parquet(files / "dropped.parquet")["pair_id"].tolist() == ["p1", "p3"]
+    assert len(pd.read_parquet(files / "kept.parquet")) == 8 and result["summary"][-1]["label"] == "unscored"
+
+
+def test_filter_flags_reach_the_library(monkeypatch):
+    calls = []
+    monkeypatch.setattr(filter_cli, "filter_file", lambda *args, **kwargs: calls.append((args, kwargs)) or
+                        {"out": "k.parquet", "dropped_out": "d.parquet", "kept": 3, "dropped": 1,
+                         "summary": [{"split": "train", "label": "all", "kept": 3, "dropped": 1}]})
+    result = invoke("filter", "data.parquet", "--scores", "s.parquet", "--out", "k.parquet", "--drop", "noisy",
+                    "--drop", "ambiguous", "--min-reliability", "0.3", "--detector", "loss-gmm",
+                    "--dropped", "d.parquet")
+    assert result.exit_code == 0, result.output
+    [(args, kwargs)] = calls
+    assert [str(a) for a in args] == ["data.parquet", "s.parquet"]
+    assert {k: str(v) if k in ("out", "dropped") else v for k, v in kwargs.items()} == {
+        "out": "k.parquet", "dropped": "d.parquet", "drop": ["noisy", "ambiguous"], "min_reliability": 0.3,
+        "detector": "loss-gmm"}
+    assert "kept 3 pairs -> k.parquet; dropped 1 -> d.parquet" in result.output
+    calls.clear()
+    assert invoke("filter", "data.parquet", "--scores", "s.parquet", "--out", "k.parquet").exit_code == 0
+    assert calls[0][1] == {"out": calls[0][1]["out"], "dropped": None, "drop": ["noisy"], "min_reliability": None,
+                           "detector": None}
+    assert invoke("filter", "d", "--scores", "s", "--out", "k", "--drop", "bad").exit_code == 2
+    assert invoke("filter", "d", "--scores", "s", "--out", "k", "--detector", "clip").exit_code == 2
+
+
+def test_filter_cli(files):
+    """The one end-to-end run of `nctool filter` (a subprocess, as a user runs it)."""
+    result = run_cli("filter", files / "data.parquet", "--scores", files / "scores.parquet",
                      "--detector", "rrsitr", "--drop", "noisy", "--drop", "ambiguous",
-                     "--out", tmp_path / "clean.parquet", "--dropped", tmp_path / "dropped.parquet")
+                     "--out", files / "clean.parquet", "--dropped", files / "dropped.parquet")
     assert result.returncode == 0, result.stderr
     assert "noisy share kept" in result.stdout and "unscored" in result.stdout
-    kept, dropped = pd.read_parquet(tmp_path / "clean.parquet"), pd.read_parquet(tmp_path / "dropped.parquet")
+    kept, dropped = pd.read_parquet(files / "clean.parquet"), pd.read_parquet(files / "dropped.parquet")
     assert kept["pair_id"].tolist() == ["p0", "p4", "p6", "p7", "p8", "p9"]
     assert dropped["pair_id"].tolist() == ["p1", "p2", "p3", "p5"] and np.allclose(dropped["loss"], [25, 9, 30, 12])
     assert kept["image"].iloc[0] == {"bytes": None, "path": "i0.png"}
-    result = run_cli("filter", tmp_path / "data.parquet", "--scores", tmp_path / "scores.parquet",
-                     "--out", tmp_path / "other.parquet")
-    assert result.returncode == 2 and "pick one with --detector" in result.stderr and "Traceback" not in result.stderr
-    assert not (tmp_path / "other.parquet").exists()

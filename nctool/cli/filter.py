@@ -2,35 +2,36 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Optional
 
 import typer
 
 from nctool.cli._ui import app, console, summary_table
-from nctool.filtering import filter_pairs, read_scores
-from nctool.schema import image_root, read_table, write_table
+from nctool.detectors import detector_names
+from nctool.filtering import filter_file
+from nctool.schema import LABELS
+
+Label = Enum("Label", {name: name for name in LABELS}, type=str)
+ScoredDetector = Enum("ScoredDetector", {name: name for name in detector_names()}, type=str)
 
 
 @app.command("filter")
 def filter_command(
-    data: Path = typer.Argument(..., help="Dataset Parquet the scores were made from."),
-    scores: Path = typer.Option(..., "--scores", help="Scores Parquet from `nctool score`."),
-    out: Path = typer.Option(..., "--out", help="Kept pairs: every dataset column plus the score columns."),
-    drop: list[str] = typer.Option(["noisy"], "--drop", help="Label to drop: noisy, ambiguous or clean; repeatable."),
-    min_reliability: Optional[float] = typer.Option(None, "--min-reliability",
-                                                    help="Also drop scored pairs whose reliability is below this."),
-    detector: Optional[str] = typer.Option(None, "--detector", help="Whose scores, when the file holds several."),
-    dropped: Optional[Path] = typer.Option(None, "--dropped", help="Also write the dropped pairs here, for review."),
+    data: Annotated[Path, typer.Argument(help="Dataset Parquet the scores were made from.")],
+    scores: Annotated[Path, typer.Option(help="Scores Parquet from `nctool score`.")],
+    out: Annotated[Path, typer.Option(help="Kept pairs: every dataset column plus the score columns.")],
+    drop: Annotated[list[Label], typer.Option(help="Label to drop; repeatable.")] = [Label("noisy")],
+    min_reliability: Annotated[Optional[float], typer.Option(
+        help="Also drop scored pairs whose reliability is below this.")] = None,
+    detector: Annotated[Optional[ScoredDetector], typer.Option(
+        help="Whose scores, when the file holds several.")] = None,
+    dropped: Annotated[Optional[Path], typer.Option(help="Also write the dropped pairs here, for review.")] = None,
 ) -> None:
     """Keep the pairs a detector trusts. Splits that were not scored pass through untouched."""
-    result = filter_pairs(read_table(data), read_scores(scores), drop=drop, min_reliability=min_reliability,
-                          detector=detector)
-    root = image_root(data)  # the outputs may live elsewhere: keep relative image paths resolvable
-    write_table(result.kept, out, image_root=root)
-    if dropped is not None:
-        write_table(result.dropped, dropped, image_root=root)
-    summary_table("filter", result.summary)
-    console.print(f"kept {len(result.kept)} pairs -> {out}"
-                  + (f"; dropped {len(result.dropped)} -> {dropped}" if dropped is not None else
-                     f"; dropped {len(result.dropped)}"))
+    result = filter_file(data, scores, out=out, dropped=dropped, drop=[label.value for label in drop],
+                         min_reliability=min_reliability, detector=detector.value if detector else None)
+    summary_table("filter", result["summary"])
+    console.print(f"kept {result['kept']} pairs -> {result['out']}; dropped {result['dropped']}"
+                  + (f" -> {result['dropped_out']}" if result["dropped_out"] else ""))
