@@ -9,6 +9,8 @@ import json
 import subprocess
 import sys
 
+from nctool.detectors import detector_names
+
 CHILD = r"""
 import json, resource, sys, time
 import torch
@@ -17,14 +19,14 @@ from nctool.data import PairData, encode_dataset
 from nctool.images import resolve_root
 from nctool.schema import read_table
 from nctool.scoring import score
+from nctool.transforms import preprocess_for
 data, ckpt, what = sys.argv[1], sys.argv[2], sys.argv[3]
 start = time.perf_counter()
 if what == "bare":
-    model, config, _ = load_trained_model(ckpt)
+    model, recipe, _ = load_trained_model(ckpt)
     frame = read_table(data, splits=["train"])
-    pairs = PairData(frame, resolve_root(data), model)
-    local = bool(config["loss"]["use_local"])
-    encode_dataset(model, pairs, local=local)
+    pairs = PairData(frame, resolve_root(data), preprocess_for(model))
+    encode_dataset(model, pairs, local=recipe.loss.use_local)
     n = len(frame)
 else:
     n = score(data, ckpt, "/tmp/score_speed.parquet", detectors=[what])["pairs"]
@@ -38,7 +40,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("data")
     parser.add_argument("checkpoint")
-    parser.add_argument("--detector", action="append", default=None)
+    parser.add_argument("--detector", action="append", default=None, choices=[*detector_names(), "all"])
     args = parser.parse_args()
     for what in ["bare", *(args.detector or ["similarity", "rrsitr", "all"])]:
         out = subprocess.run([sys.executable, "-c", CHILD, args.data, args.checkpoint, what],

@@ -14,39 +14,43 @@ scored pairs (default 1000, all when fewer) with the smallest hash of (seed, pai
 with local features. For each pair, `repeats` reference batches of B - 1 pool pairs (B = the
 checkpoint's training batch size, the pair itself excluded) are drawn by a generator seeded from the
 pair's own hash, and the pair's loss in each batch is exactly losses.per_pair_loss of its row there
-(`reference_losses`). The loss is the mean over the batches (`loss_std` keeps their spread). Nothing
+(`reference_losses`, on the logits of nctool.objectives, as training computes them). The loss is the mean over the batches (`loss_std` keeps their spread). Nothing
 depends on file order or on which other pairs were scored in the same chunk. When the pool is
 smaller than B, the reference batch shrinks to the pool size and the thresholds follow it
-(losses.thresholds_for_batch).
+(losses.recipe_thresholds).
 
 Output: one Parquet in long format, one row per (pair, detector), sorted by pair_id within each
-detector, with `detector` naming the detector (docs/schema.md, "Scores").
+detector, with `detector` naming the detector and `row_hash` the hash of the image and caption that
+were judged (docs/schema.md, "Scores"; nctool.filtering.SCORE_COLUMNS). The output is checked before
+any work and written atomically.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from nctool import losses
+from nctool import losses, runtime
 from nctool.checkpoint import load_trained_model
-from nctool.data import PairData, Progress, encode_dataset
+from nctool.config import LossCfg
+from nctool.data import PairData, encode_dataset
 from nctool.detectors import Evidence, make_detectors
 from nctool.errors import NctoolError
+from nctool.filtering import detection_table, label_table
 from nctool.images import resolve_root
-from nctool.metrics import detection_metrics, label_metrics
-from nctool.model import RetrievalModel, local_similarity
-from nctool.schema import SPLITS, iter_batches, read_table, write_table
-from nctool.train import pick_device
+from nctool.model import RetrievalModel
+from nctool.objectives import global_similarity, local_logits
+from nctool.progress import Progress, silent
+from nctool.schema import check_output, check_splits, iter_batches, read_table, row_hashes, write_table
+from nctool.transforms import Preprocess, preprocess_for
 
 
 def pair_hashes(pair_ids: Sequence[str], seed: int) -> np.ndarray:
@@ -69,29 +73,33 @@ def reference_batches(hashes: np.ndarray, own_position: np.ndarray, pool_size: i
     return torch.from_numpy(np.argpartition(keys, size - 1, axis=-1)[..., :size])
 
 
-def reference_losses(rows: dict, pool: dict, batches: torch.Tensor, loss_cfg: dict) -> torch.Tensor:
+def reference_losses(rows: dict, pool: dict, batches: torch.Tensor, loss_cfg: LossCfg) -> torch.Tensor:
     """Per-pair loss of each row in each of its reference batches, [n, repeats].
 
     `rows` and `pool` are nctool.data.encode_dataset outputs (same device as `batches`). For row i
     and a batch J of pool pairs this equals losses.per_pair_loss(...)[0] on the batch (i, J), with
-    the logits nctool.train.batch_loss builds: global logit_scale * cosine, local
-    local_scale * local_similarity; only row i's row and column of those matrices are computed.
+    the logits training uses (nctool.objectives: logit_scale * global_similarity, and local_logits
+    when the recipe has the local term); only row i's row and column of those matrices are computed.
     """
-    rows_image = rows["image_global"][rows["caption_image_index"]]
-    pool_image = pool["image_global"][pool["caption_image_index"]]
-    scale = loss_cfg["logit_scale"]
-    positive = scale * (rows_image * rows["text_global"]).sum(-1)
-    loss = (_cross_entropy(positive, scale * rows_image @ pool["text_global"].T, batches)
-            + _cross_entropy(positive, scale * rows["text_global"] @ pool_image.T, batches))
-    if loss_cfg["use_local"]:
-        scale = loss_cfg["local_scale"]
-        own = local_similarity(rows["text_local"], rows["image_local"])  # [rows, row images]
-        positive = scale * own.gather(1, rows["caption_image_index"][:, None])[:, 0]
-        image_to_texts = local_similarity(pool["text_local"], rows["image_local"]).T[rows["caption_image_index"]]
-        text_to_images = local_similarity(rows["text_local"], pool["image_local"])[:, pool["caption_image_index"]]
-        loss += (_cross_entropy(positive, scale * image_to_texts, batches)
-                 + _cross_entropy(positive, scale * text_to_images, batches))
+    loss = _two_way_loss(lambda image, text: loss_cfg.logit_scale * global_similarity(image, text),
+                         rows, pool, "global", batches)
+    if loss_cfg.use_local:
+        loss = loss + _two_way_loss(lambda image, text: local_logits(image, text, loss_cfg),
+                                    rows, pool, "local", batches)
     return loss
+
+
+def _two_way_loss(logits: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], rows: dict, pool: dict, part: str,
+                  batches: torch.Tensor) -> torch.Tensor:
+    """CE image -> text plus CE text -> image of each row against its batches, for one kind of logits.
+
+    `logits(images, texts)` is [images, texts]; `part` picks the embeddings ("global" or "local").
+    """
+    image, text, own = f"image_{part}", f"text_{part}", rows["caption_image_index"]
+    positive = logits(rows[image], rows[text])[own, torch.arange(len(own), device=own.device)]
+    image_to_texts = logits(rows[image], pool[text])[own]                                  # [n, pool]
+    text_to_images = logits(pool[image], rows[text]).T[:, pool["caption_image_index"]]     # [n, pool]
+    return _cross_entropy(positive, image_to_texts, batches) + _cross_entropy(positive, text_to_images, batches)
 
 
 def _cross_entropy(positive: torch.Tensor, logits: torch.Tensor, batches: torch.Tensor) -> torch.Tensor:
@@ -104,11 +112,11 @@ class ReferencePool:
     """The reference pairs' embeddings (encode_dataset output, on the scoring device), in pool order.
 
     `losses()` measures pairs against reference batches of `min(batch_size, pool)` pairs (the pair
-    and batch_size - 1 pool pairs); `thresholds` are losses.thresholds_for_batch for that size.
+    and batch_size - 1 pool pairs); `thresholds` are losses.recipe_thresholds for that size.
     """
 
-    def __init__(self, embeddings: dict, pair_ids: Sequence[str], loss_cfg: dict, batch_size: int, repeats: int,
-                 seed: int):
+    def __init__(self, embeddings: dict, pair_ids: Sequence[str], *, loss_cfg: LossCfg, batch_size: int,
+                 repeats: int, seed: int):
         self.embeddings, self.loss_cfg, self.repeats, self.seed = embeddings, loss_cfg, repeats, seed
         self.position = {pair_id: i for i, pair_id in enumerate(pair_ids)}
         self.batch_size = min(batch_size, len(pair_ids))
@@ -129,72 +137,104 @@ class _Embedder:
     """encode_dataset with the trained model on the scoring device (bf16 autocast on CUDA); outputs stay there."""
 
     model: RetrievalModel
+    preprocess: Preprocess
     root: Path
     batch_size: int
     device: torch.device
 
     def data(self, frame: pd.DataFrame) -> PairData:
-        return PairData(frame, self.root, self.model)
+        return PairData(frame, self.root, self.preprocess)
 
     def __call__(self, data: PairData, rows: torch.Tensor | None = None, local: bool = False,
                  progress: Progress | None = None) -> dict:
-        autocast = torch.autocast("cuda", dtype=torch.bfloat16) if self.device.type == "cuda" else nullcontext()
-        with autocast:
+        with runtime.autocast(self.device):
             embeddings = encode_dataset(self.model, data, rows, batch_size=self.batch_size, device=self.device,
                                         local=local, progress=progress)
         return {k: v.to(self.device) if isinstance(v, torch.Tensor) else v for k, v in embeddings.items()}
 
 
-def score(data_path: str | os.PathLike, checkpoint: str | os.PathLike, out: str | os.PathLike,
+def score(data_path: str | os.PathLike, checkpoint: str | os.PathLike, out: str | os.PathLike, *,
           detectors: Sequence[str] = ("rrsitr",), splits: Sequence[str] = ("train",),
           image_root: str | os.PathLike | None = None, batch_size: int = 256, device: str | None = None,
-          seed: int = 0, repeats: int = 5, pool_size: int = 1000, keep_fraction: float = 0.6,
-          threshold: float | None = None, k: int = 10, progress: Progress | None = None) -> dict:
+          seed: int = 0, repeats: int = 5, pool_size: int = 1000, options: Mapping[str, Any] | None = None,
+          progress: Progress = silent) -> dict:
     """Score the pairs of `splits` with the chosen detectors and write the scores file `out`.
 
-    Returns a summary: `out`, `pairs`, `splits`, `detectors` (per detector: counts per label and,
-    when the data has a `noisy` column, auroc / auprc of 1 - reliability and precision / recall / f1
-    of the noisy label) and `labels` (nctool.metrics.label_metrics rows per detector; empty without
-    ground truth).
+    Parameters
+    ----------
+    data_path
+        Dataset Parquet in nctool's schema; null or empty captions are refused.
+    checkpoint
+        A checkpoint from `nctool train` (its recipe sets the loss and the reference batch size).
+    out
+        Where the scores go (atomic write); refused before any work when it is a folder or an input.
+    detectors
+        Registered detector names (nctool.detectors.DETECTORS) or "all".
+    splits
+        The splits to score.
+    image_root
+        Folder for relative image paths; default: the one the data file records.
+    batch_size
+        Pairs per forward pass.
+    device
+        "cpu", "cuda", "cuda:N"; default: runtime.pick_device.
+    seed
+        Seed of the reference pool and batches (rrsitr loss) and of the detectors' draws (Evidence.seed).
+    repeats
+        Reference batches per pair; the loss is their mean.
+    pool_size
+        Size of the reference pool.
+    options
+        Detector options by name (nctool.detectors.detector_options); each detector takes its own.
+    progress
+        Callback progress(done, total, description).
+
+    Returns
+    -------
+    dict
+        `out`, `pairs`, `splits`, `detectors` (nctool.filtering.detection_table rows: label counts
+        and, when the data has a `noisy` column, the detection metrics) and `labels`
+        (nctool.filtering.label_table rows; empty without ground truth).
     """
-    progress = progress or (lambda done, total, description: None)
-    chosen = make_detectors(detectors, keep_fraction=keep_fraction, threshold=threshold, k=k, seed=seed)
-    splits = list(dict.fromkeys(splits))
-    _check_options(splits, batch_size, repeats, pool_size, seed)
-    index = read_table(data_path, columns=["pair_id", "split"])
+    check_output(out, data_path, checkpoint)
+    chosen = make_detectors(detectors, options)
+    splits = check_splits(splits)
+    _check_options(batch_size=batch_size, repeats=repeats, pool_size=pool_size, seed=seed)
+    index = read_table(data_path, columns=["pair_id", "split", "caption"])  # refuses null captions up front
     scored_ids = index.loc[index["split"].isin(splits), "pair_id"].to_numpy()
     if len(scored_ids) == 0:
         present = ", ".join(sorted(index["split"].unique())) or "none"
         raise NctoolError(f"{data_path}: no rows in split {', '.join(splits)}; the file's splits are {present}, "
                           f"choose with --split")
-    dev = pick_device(device)
-    model, config, _ = load_trained_model(checkpoint, dev)
-    embed = _Embedder(model, resolve_root(data_path, image_root), batch_size, dev)
+    del index
+    dev = runtime.pick_device(device)
+    model, recipe, _ = load_trained_model(checkpoint, dev)
+    embed = _Embedder(model, preprocess_for(model), resolve_root(data_path, image_root), batch_size, dev)
     needs = set().union(*(detector.needs for detector in chosen))
     pool = None
     with torch.inference_mode():
         if "loss" in needs:
             hashes = pair_hashes(scored_ids, seed)
             pool_ids = scored_ids[np.lexsort((scored_ids, hashes))[:pool_size]]
-            embeddings = embed(embed.data(_rows_of(data_path, pool_ids)), local=config["loss"]["use_local"],
+            embeddings = embed(embed.data(_rows_of(data_path, pool_ids)), local=recipe.loss.use_local,
                                progress=lambda done, total, what: progress(done, total, f"reference pool: {what}"))
-            pool = ReferencePool(embeddings, pool_ids, config["loss"], config["train"]["batch_size"], repeats, seed)
-        evidence, truth = _collect(data_path, splits, embed, pool, "embeddings" in needs, len(scored_ids), progress)
+            pool = ReferencePool(embeddings, pool_ids, loss_cfg=recipe.loss, batch_size=recipe.train.batch_size,
+                                 repeats=repeats, seed=seed)
+        evidence, facts = _collect(data_path, splits, embed, pool, keep_embeddings="embeddings" in needs,
+                                   total=len(scored_ids), seed=seed, progress=progress)
     frames = []
     for i, detector in enumerate(chosen):
         frames.append(detector.detect(evidence))
         progress(i + 1, len(chosen), "detectors")
     table = pd.concat(frames, ignore_index=True)
+    table.insert(1, "row_hash", table["pair_id"].map(facts["row_hash"]))
     write_table(table, out)
-    detector_rows, label_rows = summarize(table, truth)
-    return {"out": str(out), "pairs": len(evidence.pair_id), "splits": splits, "detectors": detector_rows,
-            "labels": label_rows}
+    truth = facts["noisy"] if "noisy" in facts else None
+    return {"out": str(out), "pairs": len(evidence.pair_id), "splits": splits,
+            "detectors": detection_table(table, truth), "labels": label_table(table, truth)}
 
 
-def _check_options(splits: list[str], batch_size: int, repeats: int, pool_size: int, seed: int) -> None:
-    unknown = [split for split in splits if split not in SPLITS]
-    if unknown or not splits:
-        raise NctoolError(f"split '{unknown[0] if unknown else ''}': unknown; choose from {', '.join(SPLITS)}")
+def _check_options(*, batch_size: int, repeats: int, pool_size: int, seed: int) -> None:
     for name, value, least in (("batch size", batch_size, 1), ("repeats", repeats, 1), ("pool", pool_size, 2),
                                ("seed", seed, 0)):
         if value < least:
@@ -208,10 +248,14 @@ def _rows_of(data_path: str | os.PathLike, pair_ids: np.ndarray) -> pd.DataFrame
     return found.set_index("pair_id").loc[pair_ids].reset_index()
 
 
-def _collect(data_path, splits: list[str], embed: _Embedder, pool: ReferencePool | None, keep_embeddings: bool,
-             total: int, progress: Progress) -> tuple[Evidence, np.ndarray | None]:
-    """Stream the scored rows once: (Evidence sorted by pair_id, `noisy` ground truth in that order or None)."""
-    ids, image_ids, truth, parts = [], [], [], []
+def _collect(data_path: str | os.PathLike, splits: list[str], embed: _Embedder, pool: ReferencePool | None, *,
+             keep_embeddings: bool, total: int, seed: int, progress: Progress) -> tuple[Evidence, pd.DataFrame]:
+    """Stream the scored rows once.
+
+    Returns the Evidence (sorted by pair_id) and, indexed by pair_id in the same order, each row's
+    `row_hash` (schema.row_hashes) and `noisy` ground truth when the data has that column.
+    """
+    ids, image_ids, facts, parts = [], [], [], []
     for chunk in iter_batches(data_path):
         chunk = chunk[chunk["split"].isin(splits)]
         if chunk.empty:
@@ -219,7 +263,7 @@ def _collect(data_path, splits: list[str], embed: _Embedder, pool: ReferencePool
         data = embed.data(chunk)
         for start in range(0, len(data), embed.batch_size):
             rows = torch.arange(start, min(start + embed.batch_size, len(data)))
-            emb = embed(data, rows, local=pool is not None and pool.loss_cfg["use_local"])
+            emb = embed(data, rows, local=pool is not None and pool.loss_cfg.use_local)
             image = emb["image_global"][emb["caption_image_index"]]
             part = {"similarity": (image * emb["text_global"]).sum(-1)}
             if pool is not None:
@@ -231,28 +275,13 @@ def _collect(data_path, splits: list[str], embed: _Embedder, pool: ReferencePool
             progress(len(ids) + start + len(rows), total, "score pairs")
         ids += data.frame["pair_id"].tolist()
         image_ids += data.frame["image_id"].tolist()
-        truth.append(chunk["noisy"].to_numpy(dtype=bool) if "noisy" in chunk else None)
+        facts.append(pd.DataFrame({"row_hash": row_hashes(data.frame),
+                                   **({"noisy": data.frame["noisy"].to_numpy(dtype=bool)} if "noisy" in chunk else {})},
+                                  index=data.frame["pair_id"].to_numpy()))
     order = torch.from_numpy(np.argsort(np.asarray(ids)))
     fields = {name: torch.cat([part[name] for part in parts])[order.to(parts[0][name].device)] for name in parts[0]}
     numbers = {name: fields.pop(name).double().numpy() for name in ("similarity", "loss", "loss_std") if name in fields}
     order = order.numpy()
     evidence = Evidence(np.asarray(ids)[order], np.asarray(image_ids)[order], **numbers, **fields,
-                        loss_thresholds=pool.thresholds if pool is not None else None)
-    return evidence, None if truth[0] is None else np.concatenate(truth)[order]
-
-
-def summarize(table: pd.DataFrame, truth: np.ndarray | None) -> tuple[list[dict], list[dict]]:
-    """(one row per detector: label counts and detection metrics; label_metrics rows per detector).
-
-    `truth` is the `noisy` ground truth in the order of each detector's rows, or None.
-    """
-    detector_rows, label_rows = [], []
-    for name, part in table.groupby("detector", sort=False):
-        counts = part["label"].value_counts()
-        row = {"detector": name, **{label: int(counts.get(label, 0)) for label in losses.LABEL_NAMES}}
-        if truth is not None:
-            metrics = detection_metrics(truth, 1 - part["reliability"].to_numpy(), part["label"].to_numpy() == "noisy")
-            row.update({key: metrics[key] for key in ("auroc", "auprc", "precision", "recall", "f1")})
-            label_rows += [{"detector": name, **metrics} for metrics in label_metrics(truth, part["label"].to_numpy())]
-        detector_rows.append(row)
-    return detector_rows, label_rows
+                        loss_thresholds=pool.thresholds if pool is not None else None, seed=seed)
+    return evidence, pd.concat(facts).iloc[order]

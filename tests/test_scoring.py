@@ -1,18 +1,26 @@
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 from scipy.stats import spearmanr
 
-from cli_helpers import run_cli
+from cli_helpers import invoke, run_cli
 from nctool import losses, noise, synth
 from nctool.checkpoint import load_trained_model, save_checkpoint
+from nctool.cli import main
+from nctool.cli import score as score_cli
 from nctool.config import load_recipe
 from nctool.data import PairData, encode_dataset
 from nctool.errors import NctoolError
-from nctool.model import create_model, local_similarity
-from nctool.schema import write_table
+from nctool.filtering import filter_file
+from nctool.metrics import detection_metrics
+from nctool.model import create_model
+from nctool.objectives import batch_logits
+from nctool.schema import LABELS, row_hashes, write_table
 from nctool.scoring import pair_hashes, reference_batches, reference_losses, score
+from nctool.transforms import preprocess_for
 
 BATCH = 20
 
@@ -21,12 +29,15 @@ BATCH = 20
 def files(tmp_path_factory):
     """A tiny noised dataset (30 images, 120 train rows) and a random nctool-tiny checkpoint (batch 20)."""
     folder = tmp_path_factory.mktemp("scoring")
-    df, _ = noise.inject(synth.generate(30, size=32), 0.4, "caption-shuffle", seed=1)
+    clean = synth.generate(30, size=32)
+    df, _ = noise.inject(clean, 0.4, "caption-shuffle", seed=1)
     write_table(df, folder / "data.parquet")
+    write_table(noise.inject(clean, 0.2, "caption-shuffle", seed=1)[0], folder / "data20.parquet")
     torch.manual_seed(0)
-    config = load_recipe("demo", [f"train.batch_size={BATCH}", "loss.use_local=true", "loss.g1=5.0", "loss.g2=18.0",
+    recipe = load_recipe("demo", [f"train.batch_size={BATCH}", "loss.use_local=true", "loss.g1=5.0", "loss.g2=18.0",
                                   "loss.reference_batch=100"])
-    save_checkpoint({"model": create_model("nctool-tiny").state_dict(), "config": config}, folder / "model.pt")
+    save_checkpoint({"model": create_model("nctool-tiny").state_dict(), "config": recipe.to_dict()},
+                    folder / "model.pt")
     return folder, df
 
 
@@ -37,11 +48,11 @@ def run_score(folder, name, data="data.parquet", **options):
 
 
 @pytest.mark.parametrize("use_local", [True, False])
-def test_reference_loss_is_per_pair_loss_of_the_explicit_batch(files, use_local):
+def test_reference_loss_is_the_training_loss_of_the_explicit_batch(files, use_local):
     folder, df = files
-    model, config, _ = load_trained_model(folder / "model.pt")
-    loss_cfg = {**config["loss"], "use_local": use_local}
-    data = PairData(df, folder, model)
+    model, recipe, _ = load_trained_model(folder / "model.pt")
+    loss_cfg = dataclasses.replace(recipe.loss, use_local=use_local)
+    data = PairData(df, folder, preprocess_for(model))
     pool = encode_dataset(model, data, torch.arange(40))
     rows = encode_dataset(model, data, torch.arange(30, 60))  # rows 30..39 are also in the pool
     own = np.where(np.arange(30, 60) < 40, np.arange(30, 60), -1)
@@ -58,9 +69,8 @@ def test_reference_loss_is_per_pair_loss_of_the_explicit_batch(files, use_local)
         for k in range(3):
             parts = zip(pick(rows, [i]), pick(pool, batches[i, k]))
             image_global, image_local, text_global, text_local = (torch.cat(pair) for pair in parts)
-            global_logits = loss_cfg["logit_scale"] * image_global @ text_global.T
-            local_logits = loss_cfg["local_scale"] * local_similarity(text_local, image_local).T if use_local else None
-            expected = losses.per_pair_loss(global_logits, local_logits)[0]
+            global_sim, local = batch_logits(image_global, image_local, text_global, text_local, loss_cfg)
+            expected = losses.per_pair_loss(loss_cfg.logit_scale * global_sim, local)[0]  # as the objectives do
             torch.testing.assert_close(got[i, k], expected, rtol=1e-5, atol=1e-5)
 
 
@@ -78,10 +88,14 @@ def test_reference_batches_depend_only_on_the_pair():
 def test_scores_do_not_depend_on_row_order(files):
     folder, df = files
     write_table(df.sample(frac=1, random_state=3), folder / "shuffled.parquet")
-    summary, first = run_score(folder, "ordered.parquet")
-    _, second = run_score(folder, "shuffled_scores.parquet", data="shuffled.parquet")
+    summary, first = run_score(folder, "ordered.parquet", options={"neighbors": 3})
+    _, second = run_score(folder, "shuffled_scores.parquet", data="shuffled.parquet", options={"neighbors": 3})
     assert summary["pairs"] == 120 and len(first) == 4 * 120
     assert first["detector"].unique().tolist() == ["rrsitr", "similarity", "loss-gmm", "neighbors"]
+    assert list(first.columns[:5]) == ["pair_id", "row_hash", "reliability", "label", "detector"]
+    # each score names the row it judged: the hash of that pair's image_id and caption
+    expected = dict(zip(df["pair_id"], row_hashes(df)))
+    assert (first["row_hash"] == first["pair_id"].map(expected)).all()
     joined = first.merge(second, on=["pair_id", "detector"])
     assert len(joined) == len(first)
     # equal up to float32 rounding: a pair's embedding can differ in the last bits with its batch's composition
@@ -90,17 +104,46 @@ def test_scores_do_not_depend_on_row_order(files):
     assert (joined["label_x"] == joined["label_y"]).all()
 
 
-def test_rrsitr_is_stable_across_seeds(files):
-    folder, _ = files
+def test_rrsitr_is_stable_across_seeds_and_the_summary_measures_the_file(files):
+    folder, df = files
     _, seed0 = run_score(folder, "seed0.parquet", detectors=["rrsitr"], repeats=5, pool_size=1000)
     summary, seed1 = run_score(folder, "seed1.parquet", detectors=["rrsitr"], repeats=5, pool_size=1000, seed=1)
     assert spearmanr(seed0["loss"], seed1["loss"]).statistic > 0.95
     # 120 train rows < 1000: the pool is every row; thresholds follow batch 20 (four loss terms)
     g1, g2 = losses.thresholds_for_batch(BATCH, 5.0, 18.0)
     codes = losses.split_by_loss(torch.tensor(seed1["loss"]), g1, g2)
-    assert (seed1["label"] == np.array(losses.LABEL_NAMES)[codes]).all()
+    assert (seed1["label"] == np.array(LABELS)[codes]).all()
+    # the summary is the detection of exactly the written scores against the file's `noisy` column
     [row] = summary["detectors"]
-    assert row["clean"] + row["ambiguous"] + row["noisy"] == 120 and 0 <= row["auroc"] <= 1
+    noisy = seed1["pair_id"].map(df.set_index("pair_id")["noisy"]).to_numpy(dtype=bool)
+    expected = detection_metrics(noisy, 1 - seed1["reliability"], seed1["label"] == "noisy")
+    assert row["auroc"] == expected["auroc"] and row["auprc"] == expected["auprc"]
+    assert [row[label] for label in LABELS] == [int((seed1["label"] == label).sum()) for label in LABELS]
+    assert [r["count"] for r in summary["labels"]] == [row[label] for label in LABELS]
+
+
+def test_scores_of_the_20_percent_file_do_not_filter_the_40_percent_file(files, tmp_path):
+    folder, _ = files
+    score(folder / "data20.parquet", folder / "model.pt", tmp_path / "scores20.parquet", detectors=["similarity"],
+          batch_size=64)
+    with pytest.raises(NctoolError, match=r"scores: pair '.+' was scored with another image or caption than the "
+                                          r"dataset holds .*score this one with `nctool score`"):
+        filter_file(folder / "data.parquet", tmp_path / "scores20.parquet", out=tmp_path / "kept.parquet")
+    assert not (tmp_path / "kept.parquet").exists()
+
+
+def test_score_refuses_bad_outputs_before_any_work(files, tmp_path):
+    folder, df = files
+    write_table(df, tmp_path / "data.parquet")
+    before = (tmp_path / "data.parquet").read_bytes()
+    # the checkpoint does not exist: an error about the output shows that nothing else was started
+    for out, message in ((tmp_path / "data.parquet", "is also an input of this command and would be replaced"),
+                         (tmp_path, "is a folder; give a file path")):
+        with pytest.raises(NctoolError, match=message):
+            score(tmp_path / "data.parquet", tmp_path / "none.pt", out)
+    assert (tmp_path / "data.parquet").read_bytes() == before
+    with pytest.raises(NctoolError, match="is also an input"):
+        score(tmp_path / "data.parquet", folder / "model.pt", folder / "model.pt")
 
 
 def test_score_errors(files, tmp_path):
@@ -108,10 +151,12 @@ def test_score_errors(files, tmp_path):
     with pytest.raises(NctoolError, match="checkpoint not found"):
         score(folder / "data.parquet", tmp_path / "none.pt", tmp_path / "s.parquet")
     (tmp_path / "bad.pt").write_text("not a checkpoint")
-    with pytest.raises(NctoolError, match="not a readable nctool checkpoint"):
+    with pytest.raises(NctoolError, match="bad.pt: not loaded"):
         score(folder / "data.parquet", tmp_path / "bad.pt", tmp_path / "s.parquet")
     with pytest.raises(NctoolError, match="detector 'clip': unknown"):
         score(folder / "data.parquet", folder / "model.pt", tmp_path / "s.parquet", detectors=["clip"])
+    with pytest.raises(NctoolError, match="split 'dev': unknown; choose from train, val, test"):
+        score(folder / "data.parquet", folder / "model.pt", tmp_path / "s.parquet", splits=["dev"])
     write_table(df[df["split"] == "test"], tmp_path / "test_only.parquet")
     with pytest.raises(NctoolError, match="no rows in split train; the file's splits are test"):
         score(tmp_path / "test_only.parquet", folder / "model.pt", tmp_path / "s.parquet")
@@ -121,7 +166,51 @@ def test_score_errors(files, tmp_path):
     assert not (tmp_path / "s.parquet").exists()
 
 
+@pytest.mark.parametrize("caption", [None, "  "])
+def test_score_cli_refuses_an_empty_caption_in_one_line(files, tmp_path, capsys, caption):
+    folder, df = files
+    broken = df.astype({"caption": object})
+    broken.loc[df.index[df["split"] == "val"][0], "caption"] = caption  # even outside the scored split
+    write_table(broken, tmp_path / "broken.parquet")
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_:  # the console entry point, in-process
+        main(["score", str(tmp_path / "broken.parquet"), "--checkpoint", str(tmp_path / "none.pt"),
+              "--out", str(tmp_path / "s.parquet")])
+    stderr = capsys.readouterr().err.strip()
+    assert exit_.value.code == 2 and "has an empty or null caption" in stderr
+    assert len(stderr.splitlines()) == 1 and "Traceback" not in stderr
+
+
+def test_score_flags_reach_the_library(monkeypatch):
+    calls = []
+    monkeypatch.setattr(score_cli, "score", lambda *args, **kwargs: calls.append((args, kwargs)) or
+                        {"out": "s.parquet", "pairs": 3, "splits": ["train"], "labels": [],
+                         "detectors": [{"detector": "similarity", "clean": 2, "ambiguous": 0, "noisy": 1}]})
+    result = invoke("score", "data.parquet", "--checkpoint", "m.pt", "--out", "s.parquet", "--detector", "similarity",
+                    "--detector", "loss-gmm", "--split", "train", "--split", "val", "--image-root", "imgs",
+                    "--batch-size", "8", "--device", "cpu", "--seed", "4", "--repeats", "2", "--pool", "30",
+                    "--keep-fraction", "0.5", "--threshold", "0.3", "--neighbors", "7", "--clean-from", "0.8",
+                    "--noisy-below", "0.1")
+    assert result.exit_code == 0, result.output
+    [(args, kwargs)] = calls
+    assert [str(a) for a in args] == ["data.parquet", "m.pt", "s.parquet"]
+    progress = kwargs.pop("progress")
+    assert callable(progress) and str(kwargs.pop("image_root")) == "imgs"
+    assert kwargs == {"detectors": ["similarity", "loss-gmm"], "splits": ["train", "val"], "batch_size": 8,
+                      "device": "cpu", "seed": 4, "repeats": 2, "pool_size": 30,
+                      "options": {"keep_fraction": 0.5, "threshold": 0.3, "neighbors": 7, "clean_from": 0.8,
+                                  "noisy_below": 0.1}}
+    assert "similarity" in result.output and "wrote s.parquet" in result.output
+    calls.clear()
+    assert invoke("score", "d", "--checkpoint", "m", "--out", "s").exit_code == 0
+    assert calls[0][1]["detectors"] == ["rrsitr"] and calls[0][1]["splits"] == ["train"]
+    assert calls[0][1]["options"] == {"keep_fraction": 0.6, "threshold": None, "neighbors": 10, "clean_from": 0.75,
+                                      "noisy_below": 0.25}
+    assert invoke("score", "d", "--checkpoint", "m", "--out", "s", "--detector", "clip").exit_code == 2
+
+
 def test_score_cli(files, tmp_path):
+    """The one end-to-end run of `nctool score` (a subprocess, as a user runs it)."""
     folder, _ = files
     result = run_cli("score", folder / "data.parquet", "--checkpoint", folder / "model.pt", "--detector", "similarity",
                      "--detector", "rrsitr", "--split", "train", "--split", "val", "--pool", "50", "--repeats", "2",
@@ -130,6 +219,3 @@ def test_score_cli(files, tmp_path):
     assert "AUROC" in result.stdout and "similarity" in result.stdout and "rrsitr" in result.stdout
     scores = pd.read_parquet(tmp_path / "scores.parquet")
     assert len(scores) == 2 * 135 and set(scores["detector"]) == {"similarity", "rrsitr"}
-    result = run_cli("score", folder / "data.parquet", "--checkpoint", tmp_path / "none.pt",
-                     "--out", tmp_path / "x.parquet")
-    assert result.returncode == 2 and "checkpoint not found" in result.stderr and "Traceback" not in result.stderr

@@ -1,45 +1,77 @@
-"""`nctool score`: reliability and a clean / ambiguous / noisy label for every pair, per detector."""
+"""`nctool score`: reliability and a clean / ambiguous / noisy label for every pair, per detector.
+
+The `--detector` choices and the detector flags (`--keep-fraction`, `--neighbors`, ...) come from
+the detector registry (nctool.detectors): a new detector's options appear here without an edit.
+"""
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
+from enum import Enum
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Any, Callable, Optional
 
 import typer
 
 from nctool.cli._ui import app, console, progress_bar, summary_table
+from nctool.detectors import DETECTORS, detector_names, detector_options
+from nctool.scoring import score
+
+DetectorChoice = Enum("DetectorChoice", {name: name for name in (*detector_names(), "all")}, type=str)
+
+
+def with_detector_options(command: Callable[..., None]) -> Callable[..., None]:
+    """Give `command` one flag per detector option; it receives their values as `options` (a dict).
+
+    Each flag is the option's `--name-with-dashes`, typed and defaulted as declared, with a help
+    that names the detectors using it.
+    """
+    signature = inspect.signature(command, eval_str=True)
+    flags = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=option.default,
+                               annotation=Annotated[option.type if option.default is not None else
+                                                    Optional[option.type],
+                                                    typer.Option(option.flag, help=f"{', '.join(users)}: "
+                                                                                   f"{option.help}.")])
+             for name, (option, users) in detector_options().items()]
+
+    @functools.wraps(command)
+    def wrapper(**values: Any) -> None:
+        options = {name: values.pop(name) for name in detector_options()}
+        command(**values, options=options)
+
+    wrapper.__signature__ = signature.replace(
+        parameters=[p for p in signature.parameters.values() if p.name != "options"] + flags)
+    wrapper.__annotations__ = {p.name: p.annotation for p in wrapper.__signature__.parameters.values()}
+    return wrapper
 
 
 @app.command("score")
+@with_detector_options
 def score_command(
-    data: Path = typer.Argument(..., help="Dataset Parquet in nctool's schema (docs/schema.md)."),
-    checkpoint: Path = typer.Option(..., "--checkpoint", help="Trained model: runs/NAME/best.pt from `nctool train`."),
-    out: Path = typer.Option(..., "--out", help="Scores Parquet: one row per pair and detector (long format)."),
-    detector: list[str] = typer.Option(["rrsitr"], "--detector",
-                                       help="rrsitr, similarity, loss-gmm, neighbors or all; repeat for several "
-                                            "(nctool/detectors.py)."),
-    split: list[str] = typer.Option(["train"], "--split", help="Split to score; repeat for several."),
-    image_root: Optional[Path] = typer.Option(None, "--image-root", help="Folder for relative image paths."),
-    batch_size: int = typer.Option(256, "--batch-size", help="Pairs per forward pass."),
-    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:1 (default: CUDA if present)."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the reference pool and batches (rrsitr) and of the mixture (loss-gmm)."),
-    repeats: int = typer.Option(5, "--repeats", help="Reference batches per pair; the loss is their mean (rrsitr)."),
-    pool: int = typer.Option(1000, "--pool", help="Reference pool size (rrsitr)."),
-    keep_fraction: float = typer.Option(0.6, "--keep-fraction",
-                                        help="similarity, neighbors: share of pairs labelled clean."),
-    threshold: Optional[float] = typer.Option(None, "--threshold",
-                                              help="similarity, neighbors: label clean when the cosine score is "
-                                                   "at least this (e.g. 0.28), instead of --keep-fraction."),
-    neighbors: int = typer.Option(10, "--neighbors", help="neighbors: how many neighbours vote."),
+    data: Annotated[Path, typer.Argument(help="Dataset Parquet in nctool's schema (docs/schema.md).")],
+    checkpoint: Annotated[Path, typer.Option(help="Trained model: runs/NAME/best.pt from `nctool train`.")],
+    out: Annotated[Path, typer.Option(help="Scores Parquet: one row per pair and detector (long format).")],
+    detector: Annotated[list[DetectorChoice], typer.Option(
+        help="Detector, or all; repeat for several. "
+             + "; ".join(f"{name}: {cls.description}" for name, cls in DETECTORS.items()) + ".")
+    ] = [DetectorChoice("rrsitr")],
+    split: Annotated[list[str], typer.Option(help="Split to score; repeat for several.")] = ["train"],
+    image_root: Annotated[Optional[Path], typer.Option(help="Folder for relative image paths.")] = None,
+    batch_size: Annotated[int, typer.Option(help="Pairs per forward pass.")] = 256,
+    device: Annotated[Optional[str], typer.Option(help="cpu, cuda, cuda:1 (default: CUDA if present).")] = None,
+    seed: Annotated[int, typer.Option(
+        help="Seed of the reference pool and batches (rrsitr) and of the detectors' draws (loss-gmm).")] = 0,
+    repeats: Annotated[int, typer.Option(help="Reference batches per pair; the loss is their mean (rrsitr).")] = 5,
+    pool: Annotated[int, typer.Option(help="Reference pool size (rrsitr).")] = 1000,
+    options: dict | None = None,
 ) -> None:
     """Score every pair of a dataset for noisy correspondence with a trained model."""
-    from nctool.scoring import score
-
     with progress_bar() as progress:
-        result = score(data, checkpoint, out, detectors=detector, splits=split, image_root=image_root,
-                       batch_size=batch_size, device=device, seed=seed, repeats=repeats, pool_size=pool,
-                       keep_fraction=keep_fraction, threshold=threshold, k=neighbors, progress=progress)
+        result = score(data, checkpoint, out, detectors=[choice.value for choice in detector], splits=split,
+                       image_root=image_root, batch_size=batch_size, device=device, seed=seed, repeats=repeats,
+                       pool_size=pool, options=options, progress=progress)
     summary_table(f"score: {result['pairs']} pairs of {', '.join(result['splits'])}",
                   [_shown(row) for row in result["detectors"]])
     columns = ("detector", "label", "count", "share", "noisy_rate", "precision", "recall")
