@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import io
 import os
+import warnings
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Iterable
 
 from PIL import Image
 
 from nctool import schema
 from nctool.errors import NctoolError
+from nctool.progress import Progress, silent
 
 MISSING = "image not found"
 CORRUPT = "corrupt or not an image"
@@ -52,15 +54,20 @@ def load_image(image: dict | None, root: Path) -> Image.Image:
     source = io.BytesIO(data) if data else image_file(image, root)
     name = str(source) if not data else image.get("path") or "(embedded image)"
     try:
-        with Image.open(source) as im:
-            return im.convert("RGB")
+        with warnings.catch_warnings():
+            # PIL's warnings would reach the user's console: a file too large to decode safely is
+            # a bad image like any other, and the rest (palette transparency, odd EXIF) are cosmetic
+            warnings.simplefilter("ignore")
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(source) as im:
+                return im.convert("RGB")
     except Exception as exc:  # PIL raises many types for a bad file (OSError, SyntaxError, ValueError, ...)
         raise BadImage(CORRUPT, name, "replace the file, or drop it with "
                        "`nctool ingest --check-images --skip-bad-images`", type(exc).__name__) from None
 
 
 def check_images(images: Iterable[tuple[str, dict]], root: Path,
-                 progress: Callable[[int, int, str], None] | None = None) -> list[tuple[str, str]]:
+                 progress: Progress = silent) -> list[tuple[str, str]]:
     """Decode every image; return (id, problem) for each id whose image is missing or corrupt.
 
     `images` yields (pair or image id, image struct). Ids that share an image are decoded once;
@@ -79,6 +86,5 @@ def check_images(images: Iterable[tuple[str, dict]], root: Path,
                 problem_of[key] = f"{exc.kind}: {exc.file}"
         if problem_of[key]:
             problems.append((what, problem_of[key]))
-        if progress:
-            progress(done, len(items), "checking images")
+        progress(done, len(items), "checking images")
     return problems

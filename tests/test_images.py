@@ -1,4 +1,5 @@
 import io
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -80,3 +81,20 @@ def test_resolve_root_prefers_option_then_metadata_then_folder(tmp_path):
     assert resolve_root(plain) == tmp_path.resolve()
     assert resolve_root(rooted) == (tmp_path / "imgs").resolve()
     assert resolve_root(rooted, tmp_path / "elsewhere") == tmp_path / "elsewhere"
+
+
+def test_pil_warnings_do_not_reach_the_user(tmp_path, monkeypatch):
+    palette = Image.new("P", (4, 4))
+    palette.putpalette([0, 0, 0, 255, 0, 0])
+    palette.save(tmp_path / "p.png", transparency=bytes([0, 128]))  # PIL warns when converting it to RGB
+    _pixels(4).save(tmp_path / "big.png")  # 48 pixels
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 30)  # PIL warns above this, refuses above twice this
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert load_image({"bytes": None, "path": "p.png"}, tmp_path).mode == "RGB"
+        with pytest.raises(NctoolError, match=r"big\.png: corrupt or not an image \(DecompressionBombWarning\)"):
+            load_image({"bytes": None, "path": "big.png"}, tmp_path)
+        monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 20)
+        with pytest.raises(NctoolError, match=r"big\.png: corrupt or not an image \(DecompressionBombError\)"):
+            load_image({"bytes": None, "path": "big.png"}, tmp_path)
+    assert [str(w.message) for w in caught] == []
