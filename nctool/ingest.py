@@ -5,8 +5,9 @@ Source formats (FORMATS), detected from the file unless named:
 - rrsitr:   the RRSITR reference CSVs (filename,title; one file per split, paths from another machine);
 - parquet:  a Parquet with the Hugging Face image struct and a caption column;
 - folder:   a folder of images plus a CSV or JSONL of file,caption (optional split column).
-Each reader yields rows of (name, image, caption, split, where); one common path then assigns ids,
-categories and splits, and checks captions and images (docs/schema.md).
+Each reader yields rows of (name, image, caption, split, where), image paths as the source names
+them (relative to the reader's root, or absolute); one common path then locates the images, assigns
+ids, categories and splits, and checks captions and images (docs/schema.md).
 """
 
 from __future__ import annotations
@@ -16,15 +17,16 @@ import json
 import os
 import re
 from pathlib import Path, PureWindowsPath
-from typing import Callable
 
 import pandas as pd
 
 from nctool import images
 from nctool.errors import NctoolError
-from nctool.schema import SPLITS, check_frame, read_table
+from nctool.progress import Progress, silent
+from nctool.schema import SPLITS, check_frame, check_output, check_splits, read_table, write_table
 
 FORMATS = ("karpathy", "rrsitr", "parquet", "folder")
+FORMAT_CHOICES = ("auto", *FORMATS)
 # Files each format reads from a folder given as the source.
 SUFFIXES = {"karpathy": (".json",), "rrsitr": (".csv",), "parquet": (".parquet",), "folder": (".csv", ".jsonl")}
 SUFFIXES["auto"] = tuple(sorted({s for suffixes in SUFFIXES.values() for s in suffixes}))
@@ -49,40 +51,71 @@ def dataset_name(path: Path) -> str:
     return "_".join(words) or path.absolute().parent.name.lower() or "data"
 
 
-def ingest(sources: list[str | os.PathLike], fmt: str = "auto", name: str | None = None,
+def ingest(sources: list[str | os.PathLike], *, out: str | os.PathLike, fmt: str = "auto", name: str | None = None,
            image_root: str | os.PathLike | None = None, embed: bool = False, check_images: bool = False,
-           skip_bad_images: bool = False, drop_empty: bool = False, caption_column: str | None = None,
-           split: str | None = None, progress: Callable[[int, int, str], None] | None = None,
-           ) -> tuple[pd.DataFrame, dict]:
-    """Read the sources into one table in nctool's schema; return it with a summary dict.
+           skip_bad_images: bool = False, drop_empty: bool = False, allow_outside_root: bool = False,
+           caption_column: str | None = None, split: str | None = None, progress: Progress = silent) -> dict:
+    """Read the sources into one table in nctool's schema, write it to `out`, and return a summary.
 
-    `split` is the split of rows whose source does not say; `skip_bad_images` implies checking.
+    Image paths inside the image root are stored relative to it (the root goes into the file's
+    metadata), so a moved image folder only needs `--image-root`; other paths stay absolute.
+
+    Parameters
+    ----------
+    sources
+        Caption files, or folders holding them.
+    out
+        The Parquet file to write (atomically); refused when it is a folder or one of the inputs.
+    fmt
+        One of FORMAT_CHOICES; "auto" detects each file's format.
+    name
+        Dataset name in the ids (default: from the file or folder name).
+    image_root
+        Folder holding the images (default: each format's own guess beside the caption file).
+    embed
+        Store the image bytes in the file; implies checking that every image decodes.
+    check_images
+        Decode every image; refuse missing or corrupt ones.
+    skip_bad_images
+        Check images and drop the pairs of missing or corrupt ones instead.
+    drop_empty
+        Drop pairs with an empty caption instead of refusing them.
+    allow_outside_root
+        Accept relative image paths that climb out of the image root (``..``).
+    caption_column
+        The caption column of a table (default: the first of CAPTION_COLUMNS present).
+    split
+        The split of rows whose source names none (default: train).
+    progress
+        Called as work advances (nctool.progress).
     """
-    if fmt not in ("auto", *FORMATS):
-        raise NctoolError(f"--format {fmt}: unknown format; use auto, {', '.join(FORMATS)}")
-    if split is not None and split not in SPLITS:
-        raise NctoolError(f"--split {split}: unknown split; use {', '.join(SPLITS)}")
+    if fmt not in FORMAT_CHOICES:
+        raise NctoolError(f"--format {fmt}: unknown format; use {', '.join(FORMAT_CHOICES)}")
+    if split is not None:
+        check_splits([split], "--split")
     if image_root is not None:
-        image_root = Path(image_root).absolute()
+        image_root = Path(os.path.abspath(image_root))
         if not image_root.is_dir():
             raise NctoolError(f"--image-root {image_root}: folder not found; give the folder that holds the images")
     label = ", ".join(map(str, sources))
+    tables = _tables([Path(s) for s in sources], fmt)
+    out = check_output(out, *(table for table, _ in tables))
 
     parts, roots, datasets = [], [], set()
-    tables = _tables([Path(s) for s in sources], fmt)
     for table, table_fmt in tables:
         part, root = READERS[table_fmt](table, image_root, caption_column)
         if part.empty:
             continue
+        root = Path(os.path.abspath(root))
         # a plain folder of images is named after its folder, the other formats after their file
         dataset = name or dataset_name(table.parent if table_fmt == "folder" else table)
-        parts.append(_with_ids(part, dataset))
+        parts.append(_with_ids(part.assign(image=_located(part, root, allow_outside_root)), dataset))
         roots.append(root)
         datasets.add(dataset)
     if not parts:
         raise NctoolError(f"{label}: no rows (no captions found); give the dataset's caption file")
     df = pd.concat(parts, ignore_index=True)
-    root = (image_root or roots[0]).absolute()
+    root = image_root or roots[0]
 
     df["split"] = _splits(df, split)
     df["caption"] = df["caption"].fillna("").astype(str).str.strip()
@@ -94,8 +127,10 @@ def ingest(sources: list[str | os.PathLike], fmt: str = "auto", name: str | None
     df = df[~empty]
     _check_ids(df)
 
+    # embedding copies bytes into the dataset, so only what decodes as an image may go in
+    checked = check_images or skip_bad_images or embed
     problems = []
-    if check_images or skip_bad_images:
+    if checked:
         first = df.drop_duplicates("image_id")
         problems = images.check_images(zip(first["image_id"], first["image"]), root, progress)
     missing = sum(problem.startswith(images.MISSING) for _, problem in problems)
@@ -106,13 +141,13 @@ def ingest(sources: list[str | os.PathLike], fmt: str = "auto", name: str | None
     if df.empty:
         raise NctoolError(f"{label}: no rows left after dropping {bad.sum()} pairs with bad images; "
                           f"check --image-root")
-    warnings = [] if check_images or skip_bad_images or embed else _first_image_warning(df, root)
-    if embed:
-        df = df.assign(image=_embed(df["image"], root, progress))
+    warnings = [] if checked else _first_image_warning(df, root)
+    df = df.assign(image=_embed(df["image"], root, progress) if embed else _relative(df["image"], root))
 
     df = df[FRONT + [c for c in df.columns if c not in FRONT + ["name", "where"]]].reset_index(drop=True)
     check_frame(df, label)  # types, unique pair ids
-    summary = {
+    write_table(df, out, image_root=root)
+    return {
         "format": tables[0][1],
         "datasets": sorted(datasets),
         "rows": len(df),
@@ -120,7 +155,7 @@ def ingest(sources: list[str | os.PathLike], fmt: str = "auto", name: str | None
         "splits": {s: {"pairs": int((df["split"] == s).sum()), "images": df.loc[df["split"] == s, "image_id"].nunique()}
                    for s in SPLITS if (df["split"] == s).any()},
         "categories": sorted(df["category"].dropna().unique()),
-        "images_checked": check_images or skip_bad_images,
+        "images_checked": checked,
         "missing_images": missing,
         "corrupt_images": len(problems) - missing,
         "dropped_bad_image_pairs": int(bad.sum()),
@@ -128,8 +163,8 @@ def ingest(sources: list[str | os.PathLike], fmt: str = "auto", name: str | None
         "image_root": str(root),
         "embedded": embed,
         "warnings": warnings,
+        "out": str(out),
     }
-    return df, summary
 
 
 # --- sources -------------------------------------------------------------------------------------
@@ -179,12 +214,23 @@ def _read_karpathy(path: Path, image_root: Path | None, caption_column: str | No
     for i, entry in enumerate(data["images"]):
         if not isinstance(entry, dict) or not entry.get("filename"):
             raise NctoolError(f"{path}: images[{i}] has no 'filename'; each entry needs filename, split, sentences")
-        for k, sentence in enumerate(entry.get("sentences") or []):
-            names.append(entry["filename"])
-            captions.append(sentence.get("raw") if isinstance(sentence, dict) else sentence)
+        filename, sentences = entry["filename"], entry.get("sentences") or []
+        if not isinstance(filename, str):
+            raise NctoolError(f"{path}: images[{i}] has filename {filename!r}, not a string; "
+                              f"give the image's file name in quotes")
+        if not isinstance(sentences, list):  # a string would be read one character per caption
+            raise NctoolError(f"{path}: images[{i}] ({filename}) has 'sentences' of type {type(sentences).__name__}; "
+                              f"give a list of {{\"raw\": caption}} objects or caption strings")
+        for k, sentence in enumerate(sentences):
+            caption = sentence.get("raw") if isinstance(sentence, dict) else sentence
+            if not isinstance(caption, str | None):
+                raise NctoolError(f"{path}: images[{i}] ({filename}) sentence {k} is {caption!r}, not text; "
+                                  f"give a caption string or {{\"raw\": caption}}")
+            names.append(filename)
+            captions.append(caption)
             splits.append(entry.get("split"))
-            where.append(f"{path}: images[{i}] ({entry['filename']}) sentence {k}")
-    return _rows(names, [Path(root, n) for n in names], captions, splits, where), root
+            where.append(f"{path}: images[{i}] ({filename}) sentence {k}")
+    return _rows(names, names, captions, splits, where), root
 
 
 def _read_rrsitr(path: Path, image_root: Path | None, caption_column: str | None) -> tuple[pd.DataFrame, Path]:
@@ -193,7 +239,7 @@ def _read_rrsitr(path: Path, image_root: Path | None, caption_column: str | None
     _need(table, path, ["filename", caption])
     names = [PureWindowsPath(f).name for f in table["filename"]]  # also splits C:\... paths
     # the paths were written on another machine: --image-root remaps them by file name
-    files = [Path(image_root, n) for n in names] if image_root else [Path(path.parent, f) for f in table["filename"]]
+    files = names if image_root else table["filename"]
     split = next((SPLIT_NAMES[w] for w in re.split(r"[^a-z]+", path.stem.lower()) if w in SPLIT_NAMES), None)
     return _rows(names, files, table[caption], split, _where(path, table)), image_root or path.parent
 
@@ -206,7 +252,7 @@ def _read_folder(path: Path, image_root: Path | None, caption_column: str | None
     files = [str(f) for f in table["file"]]
     names = [PureWindowsPath(f).name if os.path.isabs(f) else Path(f).as_posix() for f in files]
     split = table["split"].tolist() if "split" in table else None
-    return _rows(names, [Path(root, f) for f in files], table[caption], split, _where(path, table)), root
+    return _rows(names, files, table[caption], split, _where(path, table)), root
 
 
 def _read_parquet(path: Path, image_root: Path | None, caption_column: str | None) -> tuple[pd.DataFrame, Path]:
@@ -223,7 +269,7 @@ def _read_parquet(path: Path, image_root: Path | None, caption_column: str | Non
             raise NctoolError(f"{path}: row {i}: image has neither bytes nor path; fix the source file")
         # images without a path are identified by their content
         names.append(PureWindowsPath(file).name if file else hashlib.sha1(data).hexdigest()[:16])
-        structs.append(image if data else {"bytes": None, "path": os.path.abspath(Path(root, file))})
+        structs.append(image if data else {"bytes": None, "path": file})
     df = df.assign(name=names, image=structs, where=[f"{path}: row {i}" for i in range(1, len(df) + 1)])
     return (df if "split" in df else df.assign(split=None)), root
 
@@ -254,7 +300,7 @@ def _need(table: pd.DataFrame, path: Path, columns: list[str]) -> None:
 
 
 def _rows(names, files, captions, split, where) -> pd.DataFrame:
-    return pd.DataFrame({"name": names, "image": [{"bytes": None, "path": os.path.abspath(f)} for f in files],
+    return pd.DataFrame({"name": names, "image": [{"bytes": None, "path": str(f)} for f in files],
                          "caption": list(captions), "split": split, "where": where})
 
 
@@ -273,6 +319,31 @@ def _with_ids(part: pd.DataFrame, dataset: str) -> pd.DataFrame:
     if "category" not in part:
         part = part.assign(category=part["name"].map(category_of))
     return part
+
+
+def _located(part: pd.DataFrame, root: Path, allow_outside_root: bool) -> list[dict]:
+    """Image structs with absolute, normalised paths; a relative path may not climb out of root.
+
+    Absolute paths are the source's explicit choice; a relative one that leaves the root through
+    `..` is more likely a hostile or broken caption file, so it needs --allow-outside-root.
+    """
+    located = []
+    for image, where in zip(part["image"], part["where"]):
+        if image.get("bytes"):
+            located.append(image)
+            continue
+        file = Path(os.path.abspath(Path(root, image["path"])))  # an absolute path ignores root
+        if not (allow_outside_root or os.path.isabs(image["path"]) or file.is_relative_to(root)):
+            raise NctoolError(f"{where}: image path '{image['path']}' leaves the image root {root}; "
+                              f"give --image-root the folder holding it, or pass --allow-outside-root")
+        located.append({"bytes": None, "path": str(file)})
+    return located
+
+
+def _relative(column: pd.Series, root: Path) -> list[dict]:
+    """Paths inside root stored relative to it, so a moved image folder needs only --image-root."""
+    return [{"bytes": None, "path": Path(im["path"]).relative_to(root).as_posix()}
+            if not im.get("bytes") and Path(im["path"]).is_relative_to(root) else im for im in column]
 
 
 def _splits(df: pd.DataFrame, fallback: str | None) -> pd.Series:
@@ -318,13 +389,12 @@ def _first_image_warning(df: pd.DataFrame, root: Path) -> list[str]:
     return [f"{image['path']}: {images.MISSING}; pass --image-root FOLDER (or --check-images to check them all)"]
 
 
-def _embed(column: pd.Series, root: Path, progress) -> list[dict]:
+def _embed(column: pd.Series, root: Path, progress: Progress) -> list[dict]:
     """Image structs with the file bytes inside, read once per file; path keeps the file name."""
     files = sorted({im["path"] for im in column if not im.get("bytes")})
     data = {}
     for done, file in enumerate(files, 1):
         data[file] = images.image_file({"path": file}, root).read_bytes()
-        if progress:
-            progress(done, len(files), "embedding images")
+        progress(done, len(files), "embedding images")
     return [im if im.get("bytes") else {"bytes": data[im["path"]], "path": os.path.basename(im["path"])}
             for im in column]

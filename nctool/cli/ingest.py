@@ -2,42 +2,49 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Optional
 
 import typer
 
 from nctool.cli._ui import app, console, progress_bar, summary_table
-from nctool.ingest import FORMATS, ingest
-from nctool.schema import write_table
+from nctool.ingest import FORMAT_CHOICES, ingest
+
+Format = Enum("Format", {f: f for f in FORMAT_CHOICES}, type=str)
 
 
 @app.command("ingest")
 def ingest_command(
-    sources: list[Path] = typer.Argument(..., help="Caption file(s) or a folder holding them: dataset_rsitmd.json, "
-                                         "rsitmd_{train,val,test}.csv, a .parquet, or a CSV/JSONL of file,caption."),
-    out: Path = typer.Option(..., "--out", help="Output Parquet in nctool's schema."),
-    fmt: str = typer.Option("auto", "--format", help=f"Source format: auto, {', '.join(FORMATS)}."),
-    name: Optional[str] = typer.Option(None, "--name", help="Dataset name in the ids (default: from the file name)."),
-    image_root: Optional[Path] = typer.Option(None, "--image-root", help="Folder holding the images (RRSITR CSV "
-                                              "paths are remapped here by file name)."),
-    embed: bool = typer.Option(False, "--embed", help="Store the image bytes in the file (self-contained)."),
-    check_images: bool = typer.Option(False, "--check-images", help="Decode every image; fail on missing or "
-                                      "corrupt ones without writing."),
-    skip_bad_images: bool = typer.Option(False, "--skip-bad-images", help="Check images and drop the pairs of "
-                                         "missing or corrupt ones."),
-    drop_empty: bool = typer.Option(False, "--drop-empty", help="Drop pairs whose caption is empty."),
-    caption_column: Optional[str] = typer.Option(None, "--caption-column", help="Caption column of a table "
-                                                 "(default: caption, text, title or sentence)."),
-    split: Optional[str] = typer.Option(None, "--split", help="Split of rows whose source names none "
-                                        "(default: train)."),
+    sources: Annotated[list[Path], typer.Argument(help="Caption file(s) or a folder holding them: dataset_rsitmd.json, "
+                                                  "rsitmd_{train,val,test}.csv, a .parquet, or a CSV/JSONL of "
+                                                  "file,caption.")],
+    out: Annotated[Path, typer.Option("--out", help="Output Parquet in nctool's schema.")],
+    fmt: Annotated[Format, typer.Option("--format", help="Source format (auto: from each file).")] = Format("auto"),
+    name: Annotated[Optional[str], typer.Option("--name", help="Dataset name in the ids (default: from the file "
+                                                "name).")] = None,
+    image_root: Annotated[Optional[Path], typer.Option("--image-root", help="Folder holding the images (RRSITR CSV "
+                                                       "paths are remapped here by file name).")] = None,
+    embed: Annotated[bool, typer.Option("--embed", help="Store the image bytes in the file (self-contained); "
+                                        "checks that every image decodes.")] = False,
+    check_images: Annotated[bool, typer.Option("--check-images", help="Decode every image; fail on missing or "
+                                               "corrupt ones without writing.")] = False,
+    skip_bad_images: Annotated[bool, typer.Option("--skip-bad-images", help="Check images and drop the pairs of "
+                                                  "missing or corrupt ones.")] = False,
+    drop_empty: Annotated[bool, typer.Option("--drop-empty", help="Drop pairs whose caption is empty.")] = False,
+    allow_outside_root: Annotated[bool, typer.Option("--allow-outside-root", help="Accept relative image paths "
+                                                     "that climb out of the image root (..).")] = False,
+    caption_column: Annotated[Optional[str], typer.Option("--caption-column", help="Caption column of a table "
+                                                          "(default: caption, text, title or sentence).")] = None,
+    split: Annotated[Optional[str], typer.Option("--split", help="Split of rows whose source names none "
+                                                 "(default: train).")] = None,
 ) -> None:
     """Convert an image-caption dataset to one nctool Parquet (one row per image-caption pair)."""
     with progress_bar() as progress:
-        df, summary = ingest(sources, fmt=fmt, name=name, image_root=image_root, embed=embed,
-                             check_images=check_images, skip_bad_images=skip_bad_images, drop_empty=drop_empty,
-                             caption_column=caption_column, split=split, progress=progress)
-    write_table(df, out, image_root=summary["image_root"])
+        summary = ingest(sources, out=out, fmt=fmt.value, name=name, image_root=image_root, embed=embed,
+                         check_images=check_images, skip_bad_images=skip_bad_images, drop_empty=drop_empty,
+                         allow_outside_root=allow_outside_root, caption_column=caption_column, split=split,
+                         progress=progress)
     rows = [{"split": s, "pairs": n["pairs"], "images": n["images"]} for s, n in summary["splits"].items()]
     rows.append({"split": "total", "pairs": summary["rows"], "images": summary["images"]})
     summary_table(f"ingest: {', '.join(summary['datasets'])} ({summary['format']})", rows)
@@ -52,4 +59,5 @@ def ingest_command(
     for warning in summary["warnings"]:
         console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
     images = "embedded" if summary["embedded"] else f"root {summary['image_root']}"
-    console.print(f"wrote {summary['rows']} pairs to {out} (images {images})", highlight=False, soft_wrap=True)
+    console.print(f"wrote {summary['rows']} pairs to {summary['out']} (images {images})", highlight=False,
+                  soft_wrap=True)
