@@ -23,23 +23,27 @@ Kinds (N = rows of the split):
 
 Randomness: each (split, rate) starts afresh from the seed (a numpy Generator; RandomState for
 `rrsitr`), so an output does not depend on which other rates or splits were asked for.
+
+Files (`inject_files`, behind `nctool inject`): one per rate, named by `noised_name` after the
+exact rate and the seed, so no two requests share a file and nothing is replaced unasked.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
 from nctool.errors import NctoolError
-from nctool.schema import SPLITS
+from nctool.progress import Progress, silent
+from nctool.schema import SPLITS, check_output, check_splits, image_root, read_table, write_table
 
 NOISE_COLUMNS = ("noisy", "caption_source", "noise_kind", "noise_rate")
 RRSITR_RATES = (0.2, 0.4, 0.6, 0.8)
-
-ProgressFn = Callable[[int, int, str], None]
 
 
 @dataclass(frozen=True)
@@ -55,18 +59,41 @@ class SplitStats:
         return self.noisy / self.rows
 
 
-def inject(df: pd.DataFrame, rate: float, kind: str, seed: int = 42,
+@dataclass(frozen=True)
+class NoisedFile:
+    path: Path
+    rate: float
+    stats: list[SplitStats]
+
+
+def inject(df: pd.DataFrame, rate: float, kind: str, *, seed: int = 42,
            splits: Sequence[str] = ("train",)) -> tuple[pd.DataFrame, list[SplitStats]]:
     """One noised copy of df (see the module docstring); stats per split present in df."""
-    [(_, out, stats)] = inject_many(df, [rate], kind, seed, splits)
+    [(_, out, stats)] = inject_many(df, [rate], kind, seed=seed, splits=splits)
     return out, stats
 
 
-def inject_many(df: pd.DataFrame, rates: Sequence[float], kind: str, seed: int = 42,
-                splits: Sequence[str] = ("train",), progress: ProgressFn | None = None,
+def inject_many(df: pd.DataFrame, rates: Sequence[float], kind: str, *, seed: int = 42,
+                splits: Sequence[str] = ("train",), progress: Progress = silent,
                 ) -> list[tuple[float, pd.DataFrame, list[SplitStats]]]:
-    """A noised copy of df per rate, in the order given; bad input raises NctoolError before any copy."""
-    rates, splits = [float(r) for r in rates], list(dict.fromkeys(splits))
+    """A noised copy of df per rate, in the order given; bad input raises NctoolError before any copy.
+
+    Parameters
+    ----------
+    df
+        A clean dataset in nctool's schema.
+    rates
+        Share of each noised split to noise, each in [0, 1).
+    kind
+        One of KINDS (see the module docstring).
+    seed
+        Seed of every (split, rate) draw.
+    splits
+        The splits to noise; the others are copied untouched.
+    progress
+        Called once per finished rate (nctool.progress).
+    """
+    rates, splits = [float(r) for r in rates], check_splits(splits)
     _check(df, rates, kind, seed, splits)
     split_col = df["split"].to_numpy()
     positions = {s: np.flatnonzero(split_col == s) for s in SPLITS if (split_col == s).any()}
@@ -86,9 +113,54 @@ def inject_many(df: pd.DataFrame, rates: Sequence[float], kind: str, seed: int =
         stats = [SplitStats(s, len(pos), rate if s in plans else 0.0, chosen[s], int(out["noisy"].iloc[pos].sum()))
                  for s, pos in positions.items()]
         results.append((rate, out, stats))
-        if progress:
-            progress(i + 1, len(rates), f"{kind} noise")
+        progress(i + 1, len(rates), f"{kind} noise")
     return results
+
+
+def noised_name(stem: str, kind: str, rate: float, seed: int) -> str:
+    """File name of one noised copy; repr keeps every digit, so distinct rates get distinct names."""
+    return f"{stem}.{kind}-{float(rate)!r}-s{seed}.parquet"
+
+
+def inject_files(data: str | os.PathLike, *, out: str | os.PathLike, rates: Sequence[float], kind: str,
+                 seed: int = 42, splits: Sequence[str] = ("train",), overwrite: bool = False,
+                 progress: Progress = silent) -> list[NoisedFile]:
+    """Write a noised copy of a dataset file per rate into a folder; refuse before any work.
+
+    Parameters
+    ----------
+    data
+        Dataset Parquet in nctool's schema.
+    out
+        Folder for the noised files, each named by `noised_name`; created when missing.
+    rates, kind, seed, splits
+        As in `inject_many`.
+    overwrite
+        Replace output files that already exist (otherwise they are refused).
+    progress
+        Called as work advances (nctool.progress).
+
+    Returns
+    -------
+    One NoisedFile (path, rate, stats per split) per rate, in the order given.
+    """
+    data, out = Path(data), Path(out)
+    if out.exists() and not out.is_dir():
+        raise NctoolError(f"{out}: is a file, not a folder; give --out a folder for the noised files")
+    dests = [out / noised_name(data.stem, kind, rate, seed) for rate in rates]
+    if len(set(dests)) < len(dests):
+        raise NctoolError(f"--rate {' '.join(f'{float(r)!r}' for r in rates)}: a rate is given twice; "
+                          f"give each rate once")
+    for dest in dests:
+        check_output(dest, data)
+        if dest.exists() and not overwrite:
+            raise NctoolError(f"{dest}: already exists; pass --overwrite to replace it, or give another --out")
+    results = inject_many(read_table(data), rates, kind, seed=seed, splits=splits, progress=progress)
+    root = image_root(data)  # the outputs live elsewhere: keep relative image paths resolvable
+    for i, ((_, noised, _), dest) in enumerate(zip(results, dests), 1):
+        write_table(noised, dest, image_root=root)
+        progress(i, len(dests), "writing")
+    return [NoisedFile(dest, rate, stats) for (rate, _, stats), dest in zip(results, dests)]
 
 
 def _check(df: pd.DataFrame, rates: list[float], kind: str, seed: int, splits: list[str]) -> None:
@@ -108,14 +180,10 @@ def _check(df: pd.DataFrame, rates: list[float], kind: str, seed: int, splits: l
     if present:
         raise NctoolError(f"dataset: already noised (has column {', '.join(present)}); "
                           f"inject into the clean dataset instead")
-    if not splits:
-        raise NctoolError(f"splits: none given; name at least one of {', '.join(SPLITS)}")
     if kind == "category" and "category" not in df:
         raise NctoolError("dataset: no 'category' column, which the category kind needs; "
                           "ingest the scene classes or choose another kind")
     for split in splits:
-        if split not in SPLITS:
-            raise NctoolError(f"split '{split}': unknown; choose from {', '.join(SPLITS)}")
         part = df[df["split"] == split]
         unit, count = ("images", part["image_id"].nunique()) if kind == "image-shuffle" else ("rows", len(part))
         if count < 2:

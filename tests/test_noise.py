@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from cli_helpers import run_cli
+import nctool.cli.inject
+from cli_helpers import invoke, run_cli
 from nctool.errors import NctoolError
-from nctool.noise import KINDS, NOISE_COLUMNS, RRSITR_RATES, _shuffle, inject, inject_many
+from nctool.noise import (KINDS, NOISE_COLUMNS, RRSITR_RATES, NoisedFile, _shuffle, inject, inject_files, inject_many,
+                          noised_name)
 from nctool.schema import image_root, read_table, write_table
 
 CATEGORIES = ("airport", "beach", "forest", "harbor")
@@ -172,8 +175,8 @@ def test_several_splits_can_be_noised():
     (None, dict(kind="swap"), "kind 'swap': unknown noise kind"),
     (None, dict(kind="rrsitr", rates=[0.3]), "rate 0.3: the rrsitr benchmark has only rates"),
     (None, dict(seed=-1), "seed -1"),
-    (None, dict(splits=["dev"]), "split 'dev': unknown"),
-    (None, dict(splits=[]), "splits: none given"),
+    (None, dict(splits=["dev"]), "split 'dev': unknown; choose from train, val, test"),
+    (None, dict(splits=[]), "split '': unknown; choose from train, val, test"),
     ("noised", {}, "already noised"),
     ("no category", dict(kind="category"), "no 'category' column"),
     ("null category", dict(kind="category"), "column 'category' is empty"),
@@ -200,6 +203,92 @@ def test_errors(change, args, message):
         inject_many(df, **call)
 
 
+def test_file_names_keep_the_exact_rate_and_the_seed():
+    rates = [0.0, 0.001, 0.2, 0.201, 0.204, 0.2000001, 0.995, 0.999]
+    names = [noised_name("syn", "caption-shuffle", rate, 42) for rate in rates]
+    assert len(set(names)) == len(rates)
+    assert names[:3] == ["syn.caption-shuffle-0.0-s42.parquet", "syn.caption-shuffle-0.001-s42.parquet",
+                         "syn.caption-shuffle-0.2-s42.parquet"]
+    assert names[-1] == "syn.caption-shuffle-0.999-s42.parquet"
+    assert noised_name("syn", "rrsitr", np.float64(0.4), 7) == "syn.rrsitr-0.4-s7.parquet"
+    assert noised_name("syn", "rrsitr", 0.4, 7) != noised_name("syn", "rrsitr", 0.4, 8)
+
+
+def test_inject_files_writes_one_file_per_rate_and_replaces_nothing_unasked(tmp_path):
+    data = tmp_path / "data" / "syn.parquet"
+    write_table(table(), data, image_root=tmp_path / "images")
+    out = tmp_path / "noised"
+    seen = []
+    files = inject_files(data, out=out, rates=[0.001, 0.0], kind="caption-shuffle", seed=3,
+                         progress=lambda done, total, what: seen.append((done, total, what)))
+    assert [(f.path.name, f.rate) for f in files] == [("syn.caption-shuffle-0.001-s3.parquet", 0.001),
+                                                      ("syn.caption-shuffle-0.0-s3.parquet", 0.0)]
+    assert sorted(p.name for p in out.iterdir()) == sorted(f.path.name for f in files)
+    assert seen[-1] == (2, 2, "writing")
+    for f in files:
+        expected, stats = inject(table(), f.rate, "caption-shuffle", seed=3)
+        assert read_table(f.path).equals(read_table(write_table(expected, tmp_path / "expected.parquet")))
+        assert f.stats == stats
+        assert image_root(f.path) == (tmp_path / "images").resolve()  # relative paths still resolve
+    before = {f.path: f.path.read_bytes() for f in files}
+    with pytest.raises(NctoolError, match=r"syn\.caption-shuffle-0\.001-s3\.parquet: already exists; "
+                                          r"pass --overwrite"):
+        inject_files(data, out=out, rates=[0.001], kind="caption-shuffle", seed=3)
+    assert {f.path: f.path.read_bytes() for f in files} == before
+    # another seed is another file; --overwrite replaces
+    inject_files(data, out=out, rates=[0.001], kind="caption-shuffle", seed=4)
+    assert len(list(out.iterdir())) == 3
+    files[0].path.write_bytes(b"stale")
+    inject_files(data, out=out, rates=[0.001], kind="caption-shuffle", seed=3, overwrite=True)
+    assert files[0].path.read_bytes() == before[files[0].path]
+
+
+@pytest.mark.parametrize("case, message", [
+    ("bad rate", "rate 1.5: outside [0, 1)"),
+    ("out is a file", "is a file, not a folder"),
+    ("rate twice", "--rate 0.2 0.2: a rate is given twice"),
+    ("output is the input", "is also an input of this command and would be replaced"),
+])
+def test_inject_files_errors_write_nothing(tmp_path, case, message):
+    data = tmp_path / "syn.parquet"
+    write_table(table(), data)
+    out = tmp_path / "noised"
+    rates = {"bad rate": [0.2, 1.5], "rate twice": [0.2, 0.2]}.get(case, [0.2])
+    if case == "out is a file":
+        out.write_text("not a folder")
+    if case == "output is the input":  # the output name is a link to the input
+        out.mkdir()
+        (out / noised_name("syn", "caption-shuffle", 0.2, 42)).symlink_to(data)
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    with pytest.raises(NctoolError, match=re.escape(message)):
+        inject_files(data, out=out, rates=rates, kind="caption-shuffle", overwrite=True)
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
+
+
+def test_cli_flags_reach_the_library(monkeypatch, tmp_path):
+    calls = []
+    stats = inject(table(), 0.2, "caption-shuffle")[1]
+    monkeypatch.setattr(nctool.cli.inject, "inject_files", lambda *args, **kwargs: calls.append((args, kwargs))
+                        or [NoisedFile(Path("o/x.parquet"), 0.2, stats)])
+    result = invoke("inject", "d.parquet", "--rate", "0.2", "--rate", "0.001", "--kind", "image-shuffle", "--seed",
+                    "3", "--split", "train", "--split", "val", "--out", "o", "--overwrite")
+    assert result.exit_code == 0, result.output
+    [(args, kwargs)] = calls
+    assert callable(kwargs.pop("progress"))
+    assert args == (Path("d.parquet"),)
+    assert kwargs == dict(out=Path("o"), rates=[0.2, 0.001], kind="image-shuffle", seed=3, splits=["train", "val"],
+                          overwrite=True)
+    assert type(kwargs["kind"]) is str
+    calls.clear()
+    assert invoke("inject", "d.parquet", "--rate", "0.2", "--kind", "rrsitr", "--out", "o").exit_code == 0
+    [(_, kwargs)] = calls
+    assert (kwargs["seed"], kwargs["splits"], kwargs["overwrite"]) == (42, ["train"], False)
+    # the choices are the library's own list
+    assert invoke("inject", "d.parquet", "--rate", "0.2", "--kind", "swap", "--out", "o").exit_code == 2
+    help_text = invoke("inject", "--help").output
+    assert all(kind in help_text for kind in KINDS)
+
+
 def test_cli_end_to_end(tmp_path):
     data = tmp_path / "data" / "syn.parquet"
     write_table(table(), data)
@@ -207,29 +296,10 @@ def test_cli_end_to_end(tmp_path):
     res = run_cli("inject", data, "--rate", "0.2", "--rate", "0.4", "--kind", "image-shuffle", "--seed", "3",
                   "--out", out)
     assert res.returncode == 0, res.stderr
-    assert sorted(p.name for p in out.iterdir()) == ["syn.image-shuffle-0.20.parquet",
-                                                     "syn.image-shuffle-0.40.parquet"]
-    assert "syn.image-shuffle-0.40.parquet" in res.stdout and "noisy share" in res.stdout
-    noised = read_table(out / "syn.image-shuffle-0.40.parquet")
+    assert sorted(p.name for p in out.iterdir()) == ["syn.image-shuffle-0.2-s3.parquet",
+                                                     "syn.image-shuffle-0.4-s3.parquet"]
+    assert "syn.image-shuffle-0.4-s3.parquet" in res.stdout and "noisy share" in res.stdout
+    noised = read_table(out / "syn.image-shuffle-0.4-s3.parquet")
     expected, _ = inject(table(), 0.4, "image-shuffle", seed=3)
     assert noised[list(NOISE_COLUMNS) + ["caption"]].equals(expected[list(NOISE_COLUMNS) + ["caption"]])
-    assert image_root(out / "syn.image-shuffle-0.40.parquet") == data.parent.resolve()
-
-
-@pytest.mark.parametrize("args, message", [
-    (["--rate", "0.2", "--rate", "1.5"], "rate 1.5: outside [0, 1)"),
-    (["--rate", "0.2", "--out-is-file"], "is a file, not a folder"),
-    (["--rate", "0.201", "--rate", "0.204"], "two rates share an output name"),
-])
-def test_cli_errors_write_nothing(tmp_path, args, message):
-    data = tmp_path / "syn.parquet"
-    write_table(table(), data)
-    out = tmp_path / "noised"
-    if "--out-is-file" in args:
-        args.remove("--out-is-file")
-        out.write_text("not a folder")
-    res = run_cli("inject", data, *args, "--kind", "caption-shuffle", "--out", out)
-    assert res.returncode == 2
-    assert message in res.stderr and len(res.stderr.strip().splitlines()) == 1
-    assert "Traceback" not in res.stderr + res.stdout
-    assert out.is_file() or not out.exists()
+    assert image_root(out / "syn.image-shuffle-0.4-s3.parquet") == data.parent.resolve()
