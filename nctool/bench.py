@@ -13,6 +13,7 @@ results.md (mR per method), detection.csv (per detector), and PNG plots.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Sequence
@@ -20,34 +21,55 @@ from typing import Sequence
 import pandas as pd
 
 from nctool import plots
-from nctool.checkpoint import read_checkpoint
-from nctool.config import load_recipe
+from nctool.checkpoint import checkpoint_recipe, read_checkpoint
+from nctool.config import Recipe
+from nctool.detectors import detector_names
 from nctool.errors import NctoolError
-from nctool.filtering import filter_pairs, read_scores
+from nctool.filtering import DETECTION_METRICS, detection_table, filter_file, read_scores
 from nctool.losses import recipe_thresholds
-from nctool.metrics import detection_metrics
 from nctool.noise import KINDS, inject
+from nctool.progress import Progress, silent
 from nctool.schema import atomic_path, image_root, read_table, write_table
 from nctool.scoring import score
 from nctool.train import train
 
 METHODS = ("vanilla", "rrsitr", "filtered", "oracle")
-DETECTORS = ("rrsitr", "loss-gmm", "similarity", "neighbors")
 
 
-def run_bench(data_path: str | Path, out_dir: str | Path, recipe: str = "demo", rates: Sequence[float] = (0.2, 0.4, 0.6, 0.8),
-              kinds: Sequence[str] = ("caption-shuffle",), seeds: Sequence[int] = (3,),
-              methods: Sequence[str] = METHODS, detectors: Sequence[str] = DETECTORS,
-              drop: Sequence[str] = ("noisy",), overrides: Sequence[str] = (), noise_seed: int = 42,
-              device: str | None = None, progress=None) -> dict:
-    """Run the benchmark grid; returns {"results": DataFrame, "detection": DataFrame, "files": [...]}."""
-    progress = progress or (lambda done, total, description: None)
+def run_bench(data_path: str | Path, *, out_dir: str | Path, recipe: Recipe,
+              rates: Sequence[float] = (0.2, 0.4, 0.6, 0.8), kinds: Sequence[str] = ("caption-shuffle",),
+              seeds: Sequence[int] = (3,), methods: Sequence[str] = METHODS, detectors: Sequence[str] | None = None,
+              drop: Sequence[str] = ("noisy",), noise_seed: int = 42, device: str | None = None,
+              progress: Progress | None = None) -> dict:
+    """Run the benchmark grid and write its report; returns {"results", "detection", "files"}.
+
+    Parameters
+    ----------
+    data_path
+        A clean dataset with train/val/test splits.
+    out_dir
+        Bench folder: data/ (noised files), runs/ (one per method, rate and seed), results.md,
+        CSVs and plots. Finished runs found there are reused.
+    recipe
+        The recipe every run derives from (each run sets only `loss.kind` and `train.seed`).
+    rates, kinds, seeds, methods
+        The grid: noise rates, noise kinds (nctool.noise.KINDS), training seeds, methods (METHODS).
+    detectors
+        Detectors scored on each RRSITR run (default: every registered one).
+    drop
+        Labels the `filtered` method drops before retraining.
+    noise_seed
+        Seed of the injected noise (42 as the reference benchmark).
+    device, progress
+        As for nctool.train.train.
+    """
+    progress = progress or silent
     out_dir = Path(out_dir)
+    detectors = tuple(detectors or detector_names())
     unknown = [m for m in methods if m not in METHODS] + [k for k in kinds if k not in KINDS]
     if unknown:
         raise NctoolError(f"bench: unknown method or noise kind {unknown}; methods: {', '.join(METHODS)}; "
                           f"kinds: {', '.join(KINDS)}")
-    batch = load_recipe(recipe, overrides)["train"]["batch_size"]  # refuses a bad recipe before any work
     clean = read_table(data_path)
     root = image_root(data_path)
     results, detection = [], []
@@ -59,9 +81,13 @@ def run_bench(data_path: str | Path, out_dir: str | Path, recipe: str = "demo", 
         if not noisy_path.exists():
             frame = inject(clean, rate, kind, seed=noise_seed)[0] if rate > 0 else clean.assign(noisy=False)
             write_table(frame, noisy_path, image_root=root)
-        run = lambda method, data, loss: _train_once(data, out_dir / "runs" / tag / f"{method}-s{seed}", recipe,
-                                                    [*overrides, f"loss.kind={loss}", f"train.seed={seed}"],
-                                                    device, progress)
+        seeded = dataclasses.replace(recipe, train=dataclasses.replace(recipe.train, seed=seed))
+
+        def run(method: str, data: Path, objective: str) -> dict:
+            return _train_once(data, out_dir / "runs" / tag / f"{method}-s{seed}",
+                               dataclasses.replace(seeded, loss=dataclasses.replace(seeded.loss, kind=objective)),
+                               device, progress)
+
         row = {"kind": kind, "noise_rate": rate, "seed": seed}
         if "vanilla" in methods:
             results.append({**row, "method": "vanilla", **run("vanilla", noisy_path, "infonce")})
@@ -70,17 +96,15 @@ def run_bench(data_path: str | Path, out_dir: str | Path, recipe: str = "demo", 
             results.append({**row, "method": "rrsitr", **run("rrsitr", noisy_path, "rrsitr")})
             scores_path = rrsitr_dir / "scores.parquet"
             if not scores_path.exists():
-                score(noisy_path, rrsitr_dir / "best.pt", scores_path, detectors=detectors, device=device,
-                      progress=progress)
+                score(noisy_path, checkpoint=rrsitr_dir / "best.pt", out=scores_path, detectors=detectors,
+                      device=device, progress=progress)
             detection += _detection_rows(noisy_path, scores_path, rrsitr_dir, row, rate > 0)
             if "filtered" in methods and rate > 0:
                 kept_path = rrsitr_dir / "kept.parquet"
                 if not kept_path.exists():
-                    kept = filter_pairs(read_table(noisy_path), read_scores(scores_path), drop=drop,
-                                        detector="rrsitr").kept
-                    write_table(kept, kept_path, image_root=root)
+                    filter_file(noisy_path, scores_path, out=kept_path, drop=drop, detector="rrsitr")
                 kept_train = int((read_table(kept_path, columns=["pair_id", "split"])["split"] == "train").sum())
-                if kept_train < batch:  # nothing left to retrain on: report it instead of failing the bench
+                if kept_train < recipe.train.batch_size:  # nothing left to retrain on: report, do not fail
                     results.append({**row, "method": "filtered", "mr": float("nan"),
                                     "note": f"filter kept {kept_train} train pairs, fewer than one batch"})
                 else:
@@ -95,14 +119,12 @@ def run_bench(data_path: str | Path, out_dir: str | Path, recipe: str = "demo", 
     return _write_report(pd.DataFrame(results), pd.DataFrame(detection), out_dir)
 
 
-def _train_once(data: Path, run_dir: Path, recipe: str, overrides: list[str], device, progress) -> dict:
-    """Train (or reuse a finished run) and return its test recalls and training-pair count."""
+def _train_once(data: Path, run_dir: Path, recipe: Recipe, device, progress) -> dict:
+    """Train (continue, or reuse a finished run) and return its test recalls."""
     done = run_dir / "results.json"
     if not done.exists():
-        if (run_dir / "last.pt").exists():
-            train(data, load_recipe(recipe, overrides), run_dir, resume=True, device=device, progress=progress)
-        else:
-            train(data, load_recipe(recipe, overrides), run_dir, device=device, progress=progress)
+        train(data, out_dir=run_dir, recipe=recipe, resume=(run_dir / "last.pt").exists(), device=device,
+              progress=progress)
     summary = json.loads(done.read_text())
     return {"mr": summary["test"]["mr"], "rsum": summary["test"]["rsum"], "best_epoch": summary["best_epoch"],
             "run": str(run_dir)}
@@ -110,23 +132,20 @@ def _train_once(data: Path, run_dir: Path, recipe: str, overrides: list[str], de
 
 def _detection_rows(noisy_path: Path, scores_path: Path, run_dir: Path, row: dict, plot: bool) -> list[dict]:
     """Per-detector AUROC/AUPRC/F1 against the ground truth, plus the loss histogram and ROC/PR plots."""
-    truth = read_table(noisy_path, columns=["pair_id", "split", "noisy"]).set_index("pair_id")["noisy"]
+    truth = read_table(noisy_path, columns=["pair_id", "noisy"]).set_index("pair_id")["noisy"]
     scores = read_scores(scores_path)
-    rows, noise_scores = [], {}
-    for name, part in scores.groupby("detector", sort=False):
-        noisy = truth.loc[part["pair_id"]].to_numpy(dtype=bool)
-        noise_scores[name] = 1 - part["reliability"].to_numpy()
-        metrics = detection_metrics(noisy, noise_scores[name], part["label"].to_numpy() == "noisy")
-        rows.append({**row, "detector": name, **{k: metrics[k] for k in ("auroc", "auprc", "precision", "recall", "f1")}})
-        if name == "rrsitr":
-            rrsitr_part, rrsitr_truth = part, noisy
-    if plot and "rrsitr" in noise_scores:
-        config = read_checkpoint(run_dir / "best.pt")["config"]
-        g1, g2 = recipe_thresholds(config["loss"], config["train"]["batch_size"])
-        plots.loss_histogram(rrsitr_part["loss"].to_numpy(), rrsitr_truth, g1, g2, run_dir / "loss_histogram.png",
+    rows = [{**row, "detector": found["detector"], **{key: found[key] for key in DETECTION_METRICS}}
+            for found in detection_table(scores, truth)]
+    if plot and "rrsitr" in set(scores["detector"]):
+        noise_scores = {name: 1 - part["reliability"].to_numpy() for name, part in scores.groupby("detector", sort=False)}
+        rrsitr = scores[scores["detector"] == "rrsitr"]
+        noisy = truth.loc[rrsitr["pair_id"]].to_numpy(dtype=bool)
+        recipe = checkpoint_recipe(read_checkpoint(run_dir / "best.pt"), run_dir / "best.pt")
+        g1, g2 = recipe_thresholds(recipe.loss, recipe.train.batch_size)
+        plots.loss_histogram(rrsitr["loss"].to_numpy(), noisy, g1, g2, run_dir / "loss_histogram.png",
                              title=f"Per-pair loss, {row['kind']} {row['noise_rate']:.0%}")
         # every detector's rows come in the same pair order (scoring sorts by pair_id per detector)
-        plots.roc_pr_curves(rrsitr_truth, noise_scores, run_dir / "roc_pr.png",
+        plots.roc_pr_curves(noisy, noise_scores, run_dir / "roc_pr.png",
                             title=f"Detection, {row['kind']} {row['noise_rate']:.0%}")
     return rows
 

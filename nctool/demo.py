@@ -5,20 +5,24 @@ from __future__ import annotations
 from pathlib import Path
 
 from nctool.bench import run_bench
-from nctool.schema import write_table
-from nctool.synth import generate
+from nctool.config import Recipe
+from nctool.progress import Progress
+from nctool.synth import synthesize
 
 
-def run_demo(out_dir: str | Path, images: int = 600, rate: float = 0.4, seed: int = 3, overrides=(),
-             progress=None) -> dict:
+def run_demo(out_dir: str | Path, *, recipe: Recipe, images: int = 600, rate: float = 0.4, seed: int = 3,
+             progress: Progress | None = None) -> dict:
     """synth -> inject `rate` caption-shuffle noise -> vanilla and RRSITR training -> score with every
-    detector -> filter -> retrain, with the report and plots of `nctool bench` in `out_dir`."""
+    detector -> filter -> retrain, with the report and plots of `nctool bench` in `out_dir`.
+
+    `recipe` is the demo recipe (with any overrides); `seed` seeds the synthetic data and training.
+    """
     out_dir = Path(out_dir)
     data = out_dir / "data" / "synth.parquet"
     if not data.exists():
-        write_table(generate(images, seed=seed, progress=progress), data)
-    report = run_bench(data, out_dir, recipe="demo", rates=[rate], seeds=[seed],
-                       methods=("vanilla", "rrsitr", "filtered"), overrides=overrides, progress=progress)
+        synthesize(data, images=images, size=64, seed=seed, splits=(0.8, 0.1, 0.1), progress=progress)
+    report = run_bench(data, out_dir=out_dir, recipe=recipe, rates=[rate], seeds=[seed],
+                       methods=("vanilla", "rrsitr", "filtered"), progress=progress)
     report["explanation"] = _explain(report, out_dir, rate)
     return report
 

@@ -21,15 +21,14 @@ from typing import Iterator, Sequence
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 
 from nctool.errors import NctoolError
 from nctool.metrics import detection_metrics, label_metrics
 from nctool.schema import (LABELS, OPTIONAL, REQUIRED, SPLITS, check_frame, check_output, image_root, iter_batches,
                            read_table, row_hashes, write_table)
 
-SCORE_COLUMNS = {"pair_id": REQUIRED["pair_id"], "row_hash": pa.string(),
-                 **{name: OPTIONAL[name] for name in ("reliability", "label", "detector")}}
+SCORE_COLUMNS = {"pair_id": REQUIRED["pair_id"],
+                 **{name: OPTIONAL[name] for name in ("row_hash", "reliability", "label", "detector")}}
 """Columns every scores file has (evidence columns follow them); docs/schema.md, "Scores"."""
 
 DETECTION_METRICS = ("auroc", "auprc", "precision", "recall", "f1")

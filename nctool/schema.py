@@ -45,11 +45,15 @@ OPTIONAL = {
     "noise_kind": pa.string(),
     "noise_rate": pa.float64(),
     # written by `nctool score` (scores files hold pair_id + these)
+    "row_hash": pa.string(),        # schema.row_hashes of the scored row: the image and caption judged
     "reliability": pa.float64(),    # in [0, 1], 1 = surely matched
     "label": pa.string(),           # clean / ambiguous / noisy
     "detector": pa.string(),
-    "loss": pa.float64(),
+    "loss": pa.float64(),           # evidence columns (docs/schema.md, "Scores")
+    "loss_std": pa.float64(),
     "similarity": pa.float64(),
+    "caption_agreement": pa.float64(),
+    "image_agreement": pa.float64(),
 }
 
 ALL_COLUMNS = {**REQUIRED, **OPTIONAL}

@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Optional
 
 import typer
 
+from nctool.bench import METHODS
 from nctool.cli._ui import app, console, progress_bar, summary_table
+from nctool.config import load_recipe, shipped_recipes
+from nctool.detectors import detector_names
+from nctool.noise import KINDS
+from nctool.schema import LABELS
+
+Method = Enum("Method", {name: name for name in METHODS}, type=str)
+NoiseKind = Enum("NoiseKind", {name: name for name in KINDS}, type=str)
+Detector = Enum("Detector", {name: name for name in detector_names()}, type=str)
+Label = Enum("Label", {name: name for name in LABELS}, type=str)
+
+RecipeOption = Annotated[str, typer.Option(help=f"Recipe TOML path or shipped name ({', '.join(shipped_recipes())}).")]
+OverridesOption = Annotated[Optional[list[str]], typer.Option(
+    "--set", help="Recipe override section.key=value (repeatable).")]
 
 
 def _show(report: dict) -> None:
@@ -24,40 +39,52 @@ def _show(report: dict) -> None:
 
 @app.command()
 def bench(
-    data: Path = typer.Argument(..., help="Clean dataset Parquet (nctool schema) with train/val/test splits."),
-    out: Path = typer.Option(..., "--out", help="Bench folder: data/, runs/, results.md, *.csv, *.png."),
-    recipe: str = typer.Option("demo", "--recipe", help="Recipe for every training run."),
-    rates: list[float] = typer.Option([0.2, 0.4, 0.6, 0.8], "--rate", help="Noise rates (repeatable)."),
-    kinds: list[str] = typer.Option(["caption-shuffle"], "--kind", help="Noise kinds (repeatable)."),
-    seeds: list[int] = typer.Option([3], "--seed", help="Training seeds (repeatable); paper: 3 13 25 42 65."),
-    methods: list[str] = typer.Option(["vanilla", "rrsitr", "filtered", "oracle"], "--method",
-                                      help="vanilla, rrsitr, filtered, oracle (repeatable)."),
-    drop: list[str] = typer.Option(["noisy"], "--drop", help="Labels the filter drops before retraining."),
-    overrides: list[str] = typer.Option([], "--set", help="Recipe override section.key=value (repeatable)."),
-    device: Optional[str] = typer.Option(None, "--device"),
+    data: Annotated[Path, typer.Argument(help="Clean dataset Parquet (nctool schema) with train/val/test splits.")],
+    out: Annotated[Path, typer.Option(help="Bench folder: data/, runs/, results.md, *.csv, *.png.")],
+    recipe: RecipeOption = "demo",
+    rates: Annotated[Optional[list[float]], typer.Option("--rate", help="Noise rates (repeatable); "
+                                                         "default 0.2 0.4 0.6 0.8.")] = None,
+    kinds: Annotated[Optional[list[NoiseKind]], typer.Option("--kind", help="Noise kinds (repeatable); "
+                                                             "default caption-shuffle.")] = None,
+    seeds: Annotated[Optional[list[int]], typer.Option("--seed", help="Training seeds (repeatable); default 3; "
+                                                       "paper: 3 13 25 42 65.")] = None,
+    methods: Annotated[Optional[list[Method]], typer.Option("--method", help="Methods (repeatable); "
+                                                            "default all.")] = None,
+    detectors: Annotated[Optional[list[Detector]], typer.Option("--detector", help="Detectors scored on each "
+                                                                "RRSITR run (repeatable); default all.")] = None,
+    drop: Annotated[Optional[list[Label]], typer.Option(help="Labels the filter drops before retraining "
+                                                        "(repeatable); default noisy.")] = None,
+    overrides: OverridesOption = None,
+    device: Annotated[Optional[str], typer.Option(help="cpu, cuda, cuda:1 (default: CUDA if present).")] = None,
 ) -> None:
     """Benchmark retrieval before/after filtering and every detector's AUROC against ground truth."""
     from nctool.bench import run_bench
 
+    chosen = load_recipe(recipe, overrides or [])
     with progress_bar() as progress:
-        report = run_bench(data, out, recipe=recipe, rates=rates, kinds=kinds, seeds=seeds, methods=methods,
-                           drop=drop, overrides=overrides, device=device, progress=progress)
+        report = run_bench(data, out_dir=out, recipe=chosen, rates=rates or (0.2, 0.4, 0.6, 0.8),
+                           kinds=[k.value for k in kinds or []] or ("caption-shuffle",), seeds=seeds or (3,),
+                           methods=[m.value for m in methods or []] or METHODS,
+                           detectors=[d.value for d in detectors or []] or None,
+                           drop=[label.value for label in drop or []] or ("noisy",), device=device,
+                           progress=progress)
     _show(report)
     console.print(f"report: {out / 'results.md'}; plots and CSVs in {out}")
 
 
 @app.command()
 def demo(
-    out: Path = typer.Option(Path("runs/demo"), "--out", help="Output folder."),
-    images: int = typer.Option(600, "--images", help="Synthetic images (5 captions each)."),
-    rate: float = typer.Option(0.4, "--rate", help="Caption-shuffle noise rate."),
-    seed: int = typer.Option(3, "--seed"),
-    overrides: list[str] = typer.Option([], "--set", help="Demo recipe override section.key=value (repeatable)."),
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("runs/demo"),
+    images: Annotated[int, typer.Option(help="Synthetic images (5 captions each).")] = 600,
+    rate: Annotated[float, typer.Option(help="Caption-shuffle noise rate.")] = 0.4,
+    seed: Annotated[int, typer.Option(help="Seed of the data and the training runs.")] = 3,
+    overrides: OverridesOption = None,
 ) -> None:
     """The whole pipeline on embedded synthetic data: synth -> inject -> train -> score -> filter -> retrain."""
     from nctool.demo import run_demo
 
+    chosen = load_recipe("demo", overrides or [])
     with progress_bar() as progress:
-        report = run_demo(out, images=images, rate=rate, seed=seed, overrides=overrides, progress=progress)
+        report = run_demo(out, recipe=chosen, images=images, rate=rate, seed=seed, progress=progress)
     _show(report)
     console.print(report["explanation"])
