@@ -70,6 +70,10 @@ def run_bench(data_path: str | Path, *, out_dir: str | Path, recipe: Recipe,
     if unknown:
         raise NctoolError(f"bench: unknown method or noise kind {unknown}; methods: {', '.join(METHODS)}; "
                           f"kinds: {', '.join(KINDS)}")
+    tags = [f"{rate:.2f}" for rate in rates]
+    if len(set(tags)) < len(tags):
+        raise NctoolError(f"--rate {' '.join(map(str, rates))}: two rates share a run folder (named by the rate "
+                          f"to 2 decimals); give rates that differ in the first two decimals")
     clean = read_table(data_path)
     root = image_root(data_path)
     results, detection = [], []

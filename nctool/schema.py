@@ -104,9 +104,11 @@ def check_schema(schema: pa.Schema, source: str, required: dict | None = None) -
 def check_splits(splits, what: str = "split") -> list[str]:
     """The requested splits, each once, in the given order; refuses none or an unknown one."""
     splits = list(dict.fromkeys(splits))
+    if not splits:
+        raise NctoolError(f"{what}: none given; name at least one of {', '.join(SPLITS)}")
     unknown = [split for split in splits if split not in SPLITS]
-    if unknown or not splits:
-        raise NctoolError(f"{what} '{unknown[0] if unknown else ''}': unknown; choose from {', '.join(SPLITS)}")
+    if unknown:
+        raise NctoolError(f"{what} '{unknown[0]}': unknown; choose from {', '.join(SPLITS)}")
     return splits
 
 

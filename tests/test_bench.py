@@ -79,3 +79,8 @@ def test_demo_cli_end_to_end(tmp_path):
     dropped = noisy[(noisy["split"] == "train") & ~noisy["pair_id"].isin(kept["pair_id"])]
     kept_train = kept[kept["split"] == "train"]
     assert len(dropped) > 0 and kept_train["noisy"].mean() < dropped["noisy"].mean()
+
+
+def test_bench_refuses_rates_that_share_a_run_folder(clean_data, tmp_path):
+    with pytest.raises(NctoolError, match="two rates share a run folder"):
+        run_bench(clean_data, out_dir=tmp_path / "b", recipe=load_recipe("demo"), rates=[0.4, 0.401])

@@ -176,7 +176,7 @@ def test_several_splits_can_be_noised():
     (None, dict(kind="rrsitr", rates=[0.3]), "rate 0.3: the rrsitr benchmark has only rates"),
     (None, dict(seed=-1), "seed -1"),
     (None, dict(splits=["dev"]), "split 'dev': unknown; choose from train, val, test"),
-    (None, dict(splits=[]), "split '': unknown; choose from train, val, test"),
+    (None, dict(splits=[]), "split: none given; name at least one of train, val, test"),
     ("noised", {}, "already noised"),
     ("no category", dict(kind="category"), "no 'category' column"),
     ("null category", dict(kind="category"), "column 'category' is empty"),

@@ -89,3 +89,50 @@ def test_image_root_from_metadata_or_folder(tmp_path):
     assert schema.image_root(a) == tmp_path.resolve()
     b = schema.write_table(_frame(), tmp_path / "b.parquet", image_root="/data/imgs")
     assert schema.image_root(b) == __import__("pathlib").Path("/data/imgs")
+
+
+def test_a_folder_given_as_a_dataset_is_named(tmp_path):
+    with pytest.raises(NctoolError, match="is a folder; give the .parquet file inside it"):
+        schema.read_table(tmp_path)
+
+
+@pytest.mark.parametrize("caption", [None, "", "   "])
+def test_null_or_empty_captions_are_refused_when_read_or_streamed(tmp_path, caption):
+    frame = _frame()
+    frame.loc[3, "caption"] = caption
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), tmp_path / "d.parquet")
+    with pytest.raises(NctoolError, match="pair 'd/1#1' has an empty or null caption"):
+        schema.read_table(tmp_path / "d.parquet")
+    with pytest.raises(NctoolError, match="empty or null caption"):
+        list(schema.iter_batches(tmp_path / "d.parquet"))
+
+
+def test_check_output_refuses_a_folder_or_an_input(tmp_path):
+    data = schema.write_table(_frame(), tmp_path / "d.parquet")
+    with pytest.raises(NctoolError, match="is a folder"):
+        schema.check_output(tmp_path, data)
+    with pytest.raises(NctoolError, match="is also an input"):
+        schema.check_output(tmp_path / "sub" / ".." / "d.parquet", data)
+    (tmp_path / "link.parquet").symlink_to(data)
+    with pytest.raises(NctoolError, match="is also an input"):
+        schema.check_output(tmp_path / "link.parquet", data)
+    assert schema.check_output(tmp_path / "new.parquet", data) == tmp_path / "new.parquet"
+
+
+def test_orphan_temp_files_of_a_killed_write_are_removed_by_the_next(tmp_path):
+    orphan = tmp_path / ".d.parquet.abc123.tmp"
+    orphan.write_bytes(b"x" * 1000)  # what a kill during an earlier write of d.parquet leaves
+    other = tmp_path / ".e.parquet.abc123.tmp"
+    other.write_bytes(b"y")
+    schema.write_table(_frame(), tmp_path / "d.parquet")
+    assert not orphan.exists() and other.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".e.parquet.abc123.tmp", "d.parquet"]
+
+
+def test_row_hashes_tell_captions_apart():
+    frame = _frame()
+    other = frame.assign(caption=frame["caption"].where(frame.index != 2, "another caption"))
+    same = schema.row_hashes(frame) == schema.row_hashes(other)
+    assert same.tolist() == [True, True, False, True, True, True]
+    assert schema.dataset_fingerprint(frame) != schema.dataset_fingerprint(other)
+    assert schema.dataset_fingerprint(frame) == schema.dataset_fingerprint(frame.copy())
