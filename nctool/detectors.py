@@ -272,7 +272,7 @@ class LossGMMDetector(Detector):
 
     and reliability is strictly decreasing in the loss by construction (down to float64 saturation
     at 0 and 1). With a variance per component the posterior bends back at the extremes, and on the
-    raw loss the broad high-loss component stops it rising (method.md): both change the ranking.
+    raw loss the broad high-loss component stops it rising (docs/method.md): both change the ranking.
     log(1 + l) is log-loss for the losses that matter and stays finite at l = 0.
     Labels: clean p >= clean_from (0.75), noisy p < noisy_below (0.25), ambiguous between: a pair
     gets a side only when the mixture favours it 3:1, around NCR's p = 0.5. The mixture's
