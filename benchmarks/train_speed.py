@@ -13,6 +13,7 @@ import torch
 
 from nctool import losses
 from nctool.model import create_model
+from nctool.transforms import preprocess_for
 
 
 def main() -> None:
@@ -23,8 +24,10 @@ def main() -> None:
     torch.manual_seed(0)
     model = create_model("nctool-tiny")
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    images = torch.randn(args.batch, 3, model.image_size, model.image_size)
-    tokens = torch.randint(1, 5000, (args.batch, model.context_length))
+    preprocess = preprocess_for(model)
+    context = preprocess.tokenizer(["x"]).shape[1]
+    images = torch.randn(args.batch, 3, preprocess.image_size, preprocess.image_size)
+    tokens = torch.randint(1, 5000, (args.batch, context))
     tokens[:, 12] = 49407  # end of text
     g1, g2 = losses.thresholds_for_batch(args.batch, terms=2)
 
@@ -38,7 +41,7 @@ def main() -> None:
         step_times, loss_times = [], []
         for step in range(args.steps + 3):
             start = time.perf_counter()
-            img, _, txt, _, _ = model(images, tokens)
+            img, _, txt, _ = model(images, tokens)
             sim = img @ txt.T
             loss_start = time.perf_counter()
             loss = loss_fn(kind, sim)
