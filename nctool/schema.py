@@ -54,6 +54,9 @@ OPTIONAL = {
     "similarity": pa.float64(),
     "caption_agreement": pa.float64(),
     "image_agreement": pa.float64(),
+    # written by `nctool filter --decisions` (nctool.decisions)
+    "decision": pa.string(),          # keep / drop / fix: a person's decision on the pair, null when none
+    "caption_original": pa.string(),  # the caption before a person fixed it
 }
 
 ALL_COLUMNS = {**REQUIRED, **OPTIONAL}
