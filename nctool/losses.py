@@ -127,6 +127,7 @@ def rrsitr_loss(
     w_ambiguous: float = 0.8,
     w_noisy: float = 0.9,
     m0: float = 0.6,
+    trusted: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict]:
     """The RRSITR batch loss.
 
@@ -137,6 +138,8 @@ def rrsitr_loss(
         L = (1/B) * sum_i [ 1clean*T1_i + w_ambiguous*1amb*T2_i + w_noisy*1noisy*trip_i ]
 
     with trip = robust_triplet(global_sim, m0). ``global_sim`` holds unscaled cosines.
+    ``trusted`` (bool ``[B]``, optional) marks pairs a person confirmed: they are labelled clean
+    whatever their loss and cost their plain loss l_i (weight 1, no regulariser).
 
     Returns ``(L, details)``; details holds detached tensors: per pair ``loss``, ``labels``,
     ``weights`` (0 on noisy pairs); the contributions ``clean``, ``ambiguous``, ``noisy`` to L
@@ -145,10 +148,16 @@ def rrsitr_loss(
     global_sim = global_sim.float()
     loss = per_pair_loss(scale * global_sim, local_logits)
     labels = split_by_loss(loss.detach(), g1, g2)
+    if trusted is not None:
+        labels = labels.masked_fill(trusted, CLEAN)
     clean, ambiguous, noisy = (labels == code for code in (CLEAN, AMBIGUOUS, NOISY))
     g = torch.where(clean, g1, g2)
     weights = self_paced_weight(loss, g)
+    if trusted is not None:
+        weights = weights.masked_fill(trusted, 1.0)
     self_paced = weights * loss + self_paced_regulariser(weights, g)
+    if trusted is not None:
+        self_paced = torch.where(trusted, loss, self_paced)
     bin_weight = torch.where(ambiguous, w_ambiguous, 1.0)
     per_pair = torch.where(noisy, w_noisy * robust_triplet(global_sim, m0), bin_weight * self_paced)
     details = {"loss": loss.detach(), "labels": labels, "weights": weights}

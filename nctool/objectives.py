@@ -1,10 +1,10 @@
 """Training objectives: what one batch of embeddings costs, by name (`loss.kind` in a recipe).
 
 Each objective is registered with `@register(name, description)` and is a function
-`(global_sim, local_logits, cfg) -> (loss, details)` on a batch whose matched pairs sit on the
-diagonal: `global_sim` [B, B] holds unscaled cosines (images as rows), `local_logits` the scaled
-local term or None, `cfg` the recipe's LossCfg. `details["loss"]` is always the per-pair loss [B]
-the three-way split reads. `batch_logits` builds both matrices from embeddings; scoring uses the
+`(global_sim, local_logits, cfg, trusted) -> (loss, details)` on a batch whose matched pairs sit on
+the diagonal: `global_sim` [B, B] holds unscaled cosines (images as rows), `local_logits` the
+scaled local term or None, `cfg` the recipe's LossCfg, `trusted` a bool [B] of pairs a person
+confirmed (or None). `details["loss"]` is always the per-pair loss [B] the three-way split reads. `batch_logits` builds both matrices from embeddings; scoring uses the
 same two functions for its reference batches, so both measure one loss.
 """
 
@@ -20,7 +20,8 @@ from nctool.config import LossCfg
 from nctool.errors import NctoolError
 from nctool.model import local_similarity
 
-ObjectiveFn = Callable[[torch.Tensor, "torch.Tensor | None", LossCfg], tuple[torch.Tensor, dict]]
+ObjectiveFn = Callable[[torch.Tensor, "torch.Tensor | None", LossCfg, "torch.Tensor | None"],
+                       tuple[torch.Tensor, dict]]
 
 
 @dataclass(frozen=True)
@@ -64,15 +65,17 @@ def batch_logits(image_global: torch.Tensor, image_local: torch.Tensor | None, t
 
 
 @register("infonce", "plain symmetric InfoNCE on every pair (the baseline)")
-def infonce(global_sim: torch.Tensor, local: torch.Tensor | None, cfg: LossCfg) -> tuple[torch.Tensor, dict]:
-    return losses.infonce_loss(global_sim, scale=cfg.logit_scale, local_logits=local)
+def infonce(global_sim: torch.Tensor, local: torch.Tensor | None, cfg: LossCfg,
+            trusted: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
+    return losses.infonce_loss(global_sim, scale=cfg.logit_scale, local_logits=local)  # every pair counts fully
 
 
 @register("rrsitr", "RRSITR: self-paced clean/ambiguous weights and a robust triplet on noisy pairs")
-def rrsitr(global_sim: torch.Tensor, local: torch.Tensor | None, cfg: LossCfg) -> tuple[torch.Tensor, dict]:
+def rrsitr(global_sim: torch.Tensor, local: torch.Tensor | None, cfg: LossCfg,
+           trusted: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
     g1, g2 = losses.recipe_thresholds(cfg, len(global_sim))
     return losses.rrsitr_loss(global_sim, local, g1, g2, scale=cfg.logit_scale, w_ambiguous=cfg.w_ambiguous,
-                              w_noisy=cfg.w_noisy, m0=cfg.margin)
+                              w_noisy=cfg.w_noisy, m0=cfg.margin, trusted=trusted)
 
 
 def objective_for_epoch(cfg: LossCfg, *, epoch: int, learned_share: float, started: bool) -> str:

@@ -154,10 +154,12 @@ def row_hashes(df: pd.DataFrame) -> np.ndarray:
 
 
 def dataset_fingerprint(df: pd.DataFrame) -> str:
-    """One hash of every row's pair_id, split and row hash, in file order (the data a run trained on)."""
+    """One hash of every row's pair_id, split, row hash and review decision, in file order (the data a run
+    trained on)."""
     digest = hashlib.blake2b(digest_size=16)
-    for pair_id, split, row in zip(df["pair_id"], df["split"], row_hashes(df)):
-        digest.update(f"{pair_id}\0{split}\0{row}\n".encode())
+    decisions = df["decision"] if "decision" in df else [None] * len(df)
+    for pair_id, split, row, decision in zip(df["pair_id"], df["split"], row_hashes(df), decisions):
+        digest.update(f"{pair_id}\0{split}\0{row}\0{decision}\n".encode())
     return digest.hexdigest()
 
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.distributed as dist
 
@@ -40,6 +41,7 @@ from nctool.schema import LABELS, SPLITS, atomic_path, dataset_fingerprint, read
 from nctool.transforms import preprocess_for
 
 RUN_FILES = ("last.pt", "best.pt", "results.json")  # a folder holding any of these holds a run
+TRUSTED = ("keep", "fix")  # decisions that make a pair trusted in training
 
 
 class TrainingInterrupted(Exception):
@@ -115,6 +117,7 @@ class Run:
     data: PairData
     rows: dict[str, np.ndarray]          # split -> row indices
     truth: np.ndarray | None             # `noisy` ground truth per row, when the data carry it
+    trusted: torch.Tensor                # bool per row: a person kept or fixed the pair (nctool.decisions)
     fingerprint: str                     # nctool.schema.dataset_fingerprint of the data
     device: torch.device
     rank: int
@@ -134,8 +137,8 @@ class Run:
 
 
 def train(data_path: str | Path, *, out_dir: str | Path, recipe: Recipe | None = None,
-          image_root: str | Path | None = None, resume: bool = False, device: str | None = None,
-          progress: Progress | None = None) -> dict:
+          decisions: str | Path | None = None, image_root: str | Path | None = None, resume: bool = False,
+          device: str | None = None, progress: Progress | None = None) -> dict:
     """Train a recipe on one dataset file; returns a summary (per-epoch records, test recalls, notes).
 
     Parameters
@@ -147,6 +150,11 @@ def train(data_path: str | Path, *, out_dir: str | Path, recipe: Recipe | None =
     recipe
         The hyperparameters. Required for a new run; with `resume` the checkpoint's recipe is used,
         and a different one given here is refused.
+    decisions
+        A curator's decisions (`nctool review`: a .sqlite store or an exported .parquet), applied to
+        the train split: kept pairs are trusted (weight 1, never split as noisy), dropped ones are
+        left out, fixed ones train with the new caption. Decisions on val/test rows are not applied
+        (the run is measured there) and are reported in the notes.
     image_root
         Folder that relative image paths resolve against (default: the one the file records).
     resume
@@ -167,7 +175,7 @@ def train(data_path: str | Path, *, out_dir: str | Path, recipe: Recipe | None =
                               f"or choose another --out")
     run = None
     try:
-        run, state = prepare(Path(data_path), out_dir, recipe, image_root, resume, device, progress)
+        run, state = prepare(Path(data_path), out_dir, recipe, decisions, image_root, resume, device, progress)
         summary = {"out_dir": str(out_dir), "notes": run.notes, "epochs": []}
         with _stop_on_sigint() as stop:
             while state.epoch < run.recipe.train.epochs:
@@ -187,7 +195,7 @@ def train(data_path: str | Path, *, out_dir: str | Path, recipe: Recipe | None =
     return summary
 
 
-def prepare(data_path: Path, out_dir: Path, recipe: Recipe | None, image_root, resume: bool, device,
+def prepare(data_path: Path, out_dir: Path, recipe: Recipe | None, decisions, image_root, resume: bool, device,
             progress: Progress) -> tuple[Run, TrainState]:
     """Read the data, build the model and optimiser, and restore `last.pt` when resuming."""
     saved = None
@@ -206,11 +214,13 @@ def prepare(data_path: Path, out_dir: Path, recipe: Recipe | None, image_root, r
     get_objective(recipe.loss.kind)  # refuses an unknown objective before any work
     rank, world = runtime.init_distributed()
     dev = runtime.pick_device(device)
-    df = read_table(data_path)
+    df, notes = read_table(data_path), []
+    if decisions is not None:
+        df, notes = _with_decisions(df, decisions)
     fingerprint = dataset_fingerprint(df)
     if saved is not None and saved.get("dataset") != fingerprint:
-        raise NctoolError(f"--resume: {data_path} is not the dataset the run in {out_dir} was started on; "
-                          f"give that dataset, or start a new run in another --out")
+        raise NctoolError(f"--resume: {data_path} (with these --decisions) is not the data the run in {out_dir} "
+                          f"was started on; give that dataset and decisions, or start a new run in another --out")
     rows = {split: np.flatnonzero(df["split"].to_numpy() == split) for split in SPLITS}
     batch = recipe.train.batch_size
     if len(rows["train"]) == 0:
@@ -219,7 +229,8 @@ def prepare(data_path: Path, out_dir: Path, recipe: Recipe | None, image_root, r
         raise NctoolError(f"train.batch_size={batch} does not fit the {len(rows['train'])} train rows"
                           f"{f' over {world} processes' if world > 1 else ''}; lower it, e.g. --batch-size "
                           f"{max(2, len(rows['train']) // (2 * world))}")
-    notes = [] if len(rows["val"]) else ["no val split: trained without model selection (best.pt = the last epoch)"]
+    if not len(rows["val"]):
+        notes.append("no val split: trained without model selection (best.pt = the last epoch)")
 
     torch.manual_seed(recipe.train.seed)
     model = create_model(recipe.model.name, pretrained=recipe.model.pretrained or None,
@@ -237,7 +248,25 @@ def prepare(data_path: Path, out_dir: Path, recipe: Recipe | None, image_root, r
         log = _MetricsLog(out_dir / "metrics.jsonl", state.step if saved is not None else None)
     ddp_model = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
     truth = df["noisy"].to_numpy(dtype=bool) if "noisy" in df else None
-    return Run(recipe, out_dir, data, rows, truth, fingerprint, dev, rank, world, ddp_model, steps, log, notes), state
+    trusted = torch.from_numpy(df["decision"].isin(TRUSTED).to_numpy() if "decision" in df else
+                               np.zeros(len(df), dtype=bool))
+    return Run(recipe, out_dir, data, rows, truth, trusted, fingerprint, dev, rank, world, ddp_model, steps, log,
+               notes), state
+
+
+def _with_decisions(df: pd.DataFrame, path: str | Path) -> tuple[pd.DataFrame, list[str]]:
+    """The dataset with a curator's decisions applied to its train rows (dropped pairs removed)."""
+    from nctool.decisions import apply_decisions, read_decisions  # TODO(issue 8): top-level once it lands
+
+    decisions = read_decisions(path)
+    train_ids = df.loc[df["split"] == "train", "pair_id"]
+    applied = decisions["pair_id"].isin(train_ids)
+    decided = apply_decisions(df, decisions[applied])
+    notes = [f"{int(applied.sum())} review decision(s) applied to the train split"]
+    if not applied.all():
+        notes.append(f"{int((~applied).sum())} decision(s) on pairs outside the train split were not applied: "
+                     f"the run is measured there")
+    return decided[decided["decision"] != "drop"].reset_index(drop=True), notes
 
 
 def train_one_epoch(run: Run, state: TrainState, stop: dict, progress: Progress) -> dict:
@@ -272,11 +301,12 @@ def train_step(run: Run, state: TrainState, rows: np.ndarray, objective: str) ->
     """One optimiser step on these dataset rows; returns the step's log record."""
     cfg = run.recipe.train
     images, tokens = run.data.batch(rows, train=True, generator=state.crop_rng)
+    trusted = run.trusted[rows].to(run.device)
     images, tokens = images.to(run.device, non_blocking=True), tokens.to(run.device, non_blocking=True)
     with runtime.autocast(run.device, cuda=cfg.amp, cpu=cfg.amp_cpu):
         # the (DDP) model is called, not its encode_* methods, so that DDP syncs the gradients
         global_sim, local = batch_logits(*run.ddp_model(images, tokens), run.recipe.loss)
-        loss, details = get_objective(objective).fn(global_sim, local, run.recipe.loss)
+        loss, details = get_objective(objective).fn(global_sim, local, run.recipe.loss, trusted)
     state.optimizer.zero_grad(set_to_none=True)
     loss.backward()
     grad_norm = torch.nn.utils.clip_grad_norm_(state.model.parameters(), cfg.grad_clip)
@@ -288,6 +318,7 @@ def train_step(run: Run, state: TrainState, rows: np.ndarray, objective: str) ->
     state.batch += 1
     g1, g2 = losses.recipe_thresholds(run.recipe.loss, len(rows))
     labels = losses.split_by_loss(details["loss"].detach().float().cpu(), g1, g2)
+    labels = labels.masked_fill(trusted.cpu(), losses.CLEAN)  # a person's word outranks the loss
     state.epoch_labels[rows] = labels
     return {"step": state.step, "epoch": state.epoch + 1, "loss": loss.item(), "lr": lr,
             "grad_norm": float(grad_norm), "objective": objective,

@@ -238,3 +238,17 @@ def test_objectives_return_the_loss_and_per_pair_details():
         loss, details = objective.fn(sim, None, cfg)
         assert loss.ndim == 0 and details["loss"].shape == (4,), name
     torch.testing.assert_close(OBJECTIVES["infonce"].fn(sim, None, cfg)[0], per_pair_loss(20 * sim).mean())
+
+
+def test_trusted_pairs_are_clean_and_cost_their_plain_loss():
+    sim = torch.tensor([[0.9, 0.1, 0.0], [0.2, 0.1, 0.8], [0.0, 0.3, 0.7]])
+    g1, g2 = thresholds_for_batch(3, terms=2)
+    plain, plain_details = rrsitr_loss(sim, None, g1, g2)
+    trusted = torch.tensor([False, True, False])
+    total, details = rrsitr_loss(sim, None, g1, g2, trusted=trusted)
+    assert plain_details["labels"][1] == NOISY  # pair 1's caption matches image 2 better
+    assert details["labels"].tolist() == [plain_details["labels"][0], CLEAN, plain_details["labels"][2]]
+    assert details["weights"][1] == 1.0
+    # pair 1 now costs its plain loss instead of 0.9 x its triplet; the other pairs cost what they did
+    expected = (3 * plain - 0.9 * robust_triplet(sim)[1] + per_pair_loss(20 * sim)[1]) / 3
+    torch.testing.assert_close(total, expected)

@@ -106,7 +106,7 @@ def test_resume_refuses_another_dataset(noisy_data, tmp_path):
     other = read_table(noisy_data)
     other.loc[0, "caption"] = "a different caption"
     write_table(other, tmp_path / "other.parquet")
-    with pytest.raises(NctoolError, match="not the dataset the run .* was started on"):
+    with pytest.raises(NctoolError, match="is not the data the run .* was started on"):
         train(tmp_path / "other.parquet", out_dir=tmp_path / "run", resume=True)
 
 

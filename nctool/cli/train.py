@@ -33,6 +33,9 @@ def train(
     seed: Annotated[Optional[int], typer.Option(help="train.seed")] = None,
     pretrained: Annotated[Optional[str], typer.Option(
         help="model.pretrained: an open_clip tag or a local checkpoint file.")] = None,
+    decisions: Annotated[Optional[Path], typer.Option(
+        help="A curator's decisions from `nctool review` (.sqlite or exported .parquet): kept pairs are trusted, "
+             "dropped ones left out, fixed ones train with the new caption.")] = None,
     image_root: Annotated[Optional[Path], typer.Option(help="Folder for relative image paths.")] = None,
     device: Annotated[Optional[str], typer.Option(help="cpu, cuda, cuda:1 (default: CUDA if present).")] = None,
     resume: Annotated[bool, typer.Option(
@@ -54,8 +57,8 @@ def train(
         chosen = load_recipe(recipe or "demo", overrides or []).with_values(values)
     try:
         with progress_bar() as progress:
-            result = run_training(data, out_dir=out, recipe=chosen, image_root=image_root, resume=resume,
-                                  device=device, progress=progress)
+            result = run_training(data, out_dir=out, recipe=chosen, decisions=decisions, image_root=image_root,
+                                  resume=resume, device=device, progress=progress)
     except TrainingInterrupted as exc:
         console_err.print(f"[yellow]{exc}[/]; continue with: nctool train {data} --out {out} --resume")
         raise typer.Exit(130)
