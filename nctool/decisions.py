@@ -1,0 +1,338 @@
+"""Curators' review decisions: a durable store, its Parquet export, and applying decisions to a dataset.
+
+A person reviewing a pair decides `keep` (keep it whatever the detector says), `drop` (drop it) or
+`fix` (keep it with a corrected caption). `DecisionStore` is an append-only log in SQLite (WAL,
+synchronous=FULL, each decision committed before `record` returns, so a killed process loses
+nothing that was recorded); the current decision of a pair is its newest one that was not undone
+(last write wins, in commit order). `undo` marks a decision undone rather than deleting it, so the
+log keeps the whole history. One store may be shared by the threads of a server (one connection,
+guarded by a lock) and by several processes (SQLite serialises the writes).
+
+`export_decisions` writes the current decisions to Parquet, `read_decisions` reads either form, and
+`apply_decisions` puts them on a dataset: what `nctool filter --decisions` runs.
+docs/schema.md, "Review decisions", describes the columns.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import sqlite3
+import threading
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from nctool.errors import NctoolError
+from nctool.schema import atomic_path, check_output, read_table
+
+ACTIONS = ("keep", "drop", "fix")
+"""What a person may decide about a pair (the one home of this vocabulary)."""
+
+DECISION_COLUMNS = ("pair_id", "action", "new_caption", "time", "reviewer")
+"""Columns of a decision: of `DecisionStore.current()` and of an exported decisions Parquet."""
+
+_ARROW_SCHEMA = pa.schema([(name, pa.string()) for name in DECISION_COLUMNS])
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+_PARQUET_MAGIC = b"PAR1"
+_LOG_COLUMNS = ("seq", *DECISION_COLUMNS, "undone")
+_CREATE_LOG = """
+CREATE TABLE IF NOT EXISTS decisions (
+    seq INTEGER PRIMARY KEY,   -- commit order: the newest decision of a pair is its current one
+    pair_id TEXT NOT NULL,
+    action TEXT NOT NULL,
+    new_caption TEXT,          -- the corrected caption of a fix, NULL otherwise
+    time TEXT NOT NULL,        -- ISO-8601 UTC
+    reviewer TEXT NOT NULL,
+    undone TEXT                -- ISO-8601 UTC time the decision was undone; NULL while it stands
+);
+CREATE INDEX IF NOT EXISTS decisions_by_pair ON decisions (pair_id, seq);
+"""
+_CURRENT = (f"SELECT {', '.join(DECISION_COLUMNS)} FROM decisions WHERE seq IN "
+            "(SELECT MAX(seq) FROM decisions WHERE undone IS NULL{where} GROUP BY pair_id) ORDER BY pair_id")
+_IDS_PER_QUERY = 500  # below SQLite's limit on bound parameters
+
+
+def default_decisions_path(scores_path: str | os.PathLike) -> Path:
+    """Where the decisions on a scores file live: beside it, `scores.parquet` -> `scores.decisions.sqlite`."""
+    scores_path = Path(scores_path)
+    return scores_path.with_name(f"{scores_path.stem}.decisions.sqlite")
+
+
+class DecisionStore:
+    """The decisions of the people reviewing one dataset: an append-only SQLite log (module docstring).
+
+    Parameters
+    ----------
+    path
+        The SQLite file; created (with its folder) when missing. An existing file must be a decision store.
+    reviewer
+        Who records decisions through this store, unless `record` names someone; None: the OS user.
+
+    Use it as a context manager, or call `close`.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, reviewer: str | None = None):
+        self.path = Path(path)
+        self.reviewer = _os_user() if reviewer is None else reviewer
+        self._lock = threading.Lock()
+        self._connection = _connect(self.path)
+
+    def __enter__(self) -> "DecisionStore":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.close()
+
+    def record(self, pair_id: str, action: str, *, new_caption: str | None = None,
+               reviewer: str | None = None) -> dict:
+        """Append a decision; it is on disk when this returns.
+
+        Parameters
+        ----------
+        pair_id
+            The pair decided on.
+        action
+            One of ACTIONS.
+        new_caption
+            The corrected caption: required (non-empty) for `fix`, refused for `keep` and `drop`.
+        reviewer
+            Who decided; None: the store's reviewer.
+
+        Returns the decision: `pair_id`, `action`, `new_caption`, `time` (ISO-8601 UTC), `reviewer`.
+        """
+        decision = {"pair_id": pair_id, "action": action, "new_caption": new_caption, "time": _now(),
+                    "reviewer": self.reviewer if reviewer is None else reviewer}
+        _check_decision(decision, "decision")
+        with self._transaction() as connection:
+            connection.execute(f"INSERT INTO decisions ({', '.join(DECISION_COLUMNS)}) VALUES (?, ?, ?, ?, ?)",
+                               tuple(decision.values()))
+        return decision
+
+    def undo(self, pair_id: str | None = None) -> dict | None:
+        """Undo the newest standing decision of `pair_id` (None: of any pair).
+
+        Returns the now-current decision of that pair, or None when it has none left or there was
+        nothing to undo.
+        """
+        where, parameters = ("", ()) if pair_id is None else (" AND pair_id = ?", (pair_id,))
+        with self._transaction() as connection:
+            newest = connection.execute(f"SELECT seq, pair_id FROM decisions WHERE undone IS NULL{where} "
+                                        "ORDER BY seq DESC LIMIT 1", parameters).fetchone()
+            if newest is None:
+                return None
+            connection.execute("UPDATE decisions SET undone = ? WHERE seq = ?", (_now(), newest[0]))
+            row = connection.execute(_CURRENT.format(where=" AND pair_id = ?"), (newest[1],)).fetchone()
+        return None if row is None else dict(zip(DECISION_COLUMNS, row))
+
+    def current(self) -> pd.DataFrame:
+        """The current decision of each decided pair, sorted by pair_id (columns DECISION_COLUMNS)."""
+        with self._lock:
+            return _current(self._connection)
+
+    def get(self, pair_ids: Sequence[str]) -> dict[str, dict]:
+        """The current decision of each of `pair_ids` that has one, by pair_id."""
+        pair_ids = list(dict.fromkeys(pair_ids))
+        found = {}
+        with self._lock:
+            for start in range(0, len(pair_ids), _IDS_PER_QUERY):
+                chunk = pair_ids[start:start + _IDS_PER_QUERY]
+                query = _CURRENT.format(where=f" AND pair_id IN ({', '.join('?' * len(chunk))})")
+                found.update({row[0]: dict(zip(DECISION_COLUMNS, row))
+                              for row in self._connection.execute(query, chunk)})
+        return found
+
+    def counts(self) -> dict[str, int]:
+        """How many pairs currently carry each action (every action of ACTIONS, zeros included)."""
+        with self._lock:
+            rows = dict(self._connection.execute(
+                f"SELECT action, COUNT(*) FROM ({_CURRENT.format(where='')}) GROUP BY action").fetchall())
+        return {action: rows.get(action, 0) for action in ACTIONS}
+
+    def close(self) -> None:
+        """Close the connection (every recorded decision is already on disk)."""
+        with self._lock:
+            self._connection.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction, committed (durably) when the block ends, rolled back on error."""
+        with self._lock:
+            self._connection.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._connection
+            except BaseException:
+                self._connection.execute("ROLLBACK")
+                raise
+            self._connection.execute("COMMIT")
+
+
+def export_decisions(store_path: str | os.PathLike, out: str | os.PathLike) -> Path:
+    """Write the current decisions of a store to Parquet (atomically; columns DECISION_COLUMNS).
+
+    Parameters
+    ----------
+    store_path
+        The decision store (.sqlite) to export.
+    out
+        The Parquet file to write; neither a folder nor the store itself.
+    """
+    check_output(out, store_path)
+    table = pa.Table.from_pandas(read_decisions(store_path), schema=_ARROW_SCHEMA, preserve_index=False)
+    with atomic_path(out) as tmp:
+        pq.write_table(table, tmp, compression="zstd")
+    return Path(out)
+
+
+def read_decisions(path: str | os.PathLike) -> pd.DataFrame:
+    """The current decisions in a decision store (.sqlite) or in its Parquet export (`export_decisions`).
+
+    Returns one row per decided pair, columns DECISION_COLUMNS. Raises NctoolError for a missing
+    file, a folder, a file of another kind, or a Parquet file that is not a decisions table.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise NctoolError(f"{path}: is a folder; give the decision store (.sqlite) or its Parquet export")
+    if not path.exists():
+        raise NctoolError(f"{path}: file not found; give the decision store (.sqlite) that `nctool review` "
+                          f"wrote, or its Parquet export")
+    with path.open("rb") as file:
+        magic = file.read(len(_SQLITE_MAGIC))
+    if magic == _SQLITE_MAGIC:
+        connection = _connect(path)
+        try:
+            return _current(connection)
+        finally:
+            connection.close()
+    if magic.startswith(_PARQUET_MAGIC):
+        decisions = read_table(path, required={})
+        _check_decisions(decisions, str(path))
+        decisions = decisions[list(DECISION_COLUMNS)].astype(object)
+        return decisions.where(decisions.notna(), None).reset_index(drop=True)  # None where missing, as in a store
+    raise NctoolError(f"{path}: neither a decision store (SQLite) nor a Parquet file; give the .sqlite that "
+                      f"`nctool review` wrote, or its Parquet export")
+
+
+def apply_decisions(frame: pd.DataFrame, decisions: pd.DataFrame) -> pd.DataFrame:
+    """A copy of `frame` with people's decisions on it.
+
+    Parameters
+    ----------
+    frame
+        Pairs in nctool's schema.
+    decisions
+        Current decisions (`read_decisions`, `DecisionStore.current`): one row per pair, columns DECISION_COLUMNS.
+
+    The copy has a `decision` column (the action, None where undecided; an earlier `decision`
+    column is replaced). A fixed pair's `caption` becomes the new caption and `caption_original`
+    holds the text before the fix (the text before the first fix, when `frame` was fixed before);
+    `caption_original` is None on pairs never fixed. Raises NctoolError for an invalid decisions
+    table or decisions on pairs that are not in `frame`.
+    """
+    _check_decisions(decisions, "decisions")
+    unknown = ~decisions["pair_id"].isin(frame["pair_id"])
+    if unknown.any():
+        raise NctoolError(f"decisions: {int(unknown.sum())} pair id(s) are not in the dataset (e.g. "
+                          f"'{decisions.loc[unknown, 'pair_id'].iloc[0]}'); give the dataset the decisions were made on")
+    by_pair = decisions.set_index("pair_id")
+    action = frame["pair_id"].map(by_pair["action"])
+    fixed = (action == "fix").to_numpy()
+    caption = frame["caption"].to_numpy(dtype=object).copy()
+    original = (frame["caption_original"].to_numpy(dtype=object).copy() if "caption_original" in frame
+                else np.full(len(frame), None, dtype=object))
+    original[pd.isna(original)] = None
+    first_fix = fixed & pd.isna(original)
+    original[first_fix] = caption[first_fix]
+    caption[fixed] = frame["pair_id"][fixed].map(by_pair["new_caption"]).to_numpy(dtype=object)
+    out = frame.copy()
+    out["caption"] = caption
+    # object columns keep None where there is none (pandas would infer a string dtype holding NaN)
+    out["decision"] = pd.Series(action.astype(object).where(action.notna(), None), index=out.index, dtype=object)
+    out["caption_original"] = pd.Series(original, index=out.index, dtype=object)
+    return out
+
+
+def _check_decision(decision: dict, source: str) -> None:
+    """Refuse an unknown action, a fix without a new caption, a new caption on keep/drop, no pair or reviewer."""
+    pair_id, action, new_caption = decision["pair_id"], decision["action"], decision["new_caption"]
+    if not isinstance(pair_id, str) or not pair_id:
+        raise NctoolError(f"{source}: pair_id {pair_id!r} is not a pair id; give the pair's `pair_id`")
+    if action not in ACTIONS:
+        raise NctoolError(f"{source} on pair '{pair_id}': action {action!r} is unknown; choose from {', '.join(ACTIONS)}")
+    has_caption = isinstance(new_caption, str) and bool(new_caption.strip())
+    if action == "fix" and not has_caption:
+        raise NctoolError(f"{source} on pair '{pair_id}': fix without a new caption; give the corrected caption "
+                          f"as new_caption")
+    if action != "fix" and not pd.isna(new_caption):
+        raise NctoolError(f"{source} on pair '{pair_id}': a new caption comes only with action 'fix', not "
+                          f"'{action}'; record 'fix' to correct the caption")
+    if not isinstance(decision["reviewer"], str) or not decision["reviewer"].strip():
+        raise NctoolError(f"{source} on pair '{pair_id}': no reviewer; name who decided (reviewer=...)")
+
+
+def _check_decisions(decisions: pd.DataFrame, source: str) -> None:
+    """Refuse a table that lacks a column of DECISION_COLUMNS, repeats a pair or holds an invalid decision."""
+    missing = [name for name in DECISION_COLUMNS if name not in decisions]
+    if missing:
+        raise NctoolError(f"{source}: not a decisions table (no column '{missing[0]}'); give a decision store "
+                          f"(.sqlite) or its export (nctool.decisions.export_decisions)")
+    repeated = decisions["pair_id"].duplicated()
+    if repeated.any():
+        raise NctoolError(f"{source}: pair '{decisions.loc[repeated, 'pair_id'].iloc[0]}' has several decisions; "
+                          f"give the current decisions, one per pair (DecisionStore.current)")
+    for decision in decisions[list(DECISION_COLUMNS)].to_dict("records"):
+        _check_decision(decision, source)
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    """Open (creating when new) the store at `path`: WAL journal, synchronous=FULL, autocommit."""
+    if path.is_dir():
+        raise NctoolError(f"{path}: is a folder; give a file path for the decision store, e.g. "
+                          f"{path / 'scores.decisions.sqlite'}")
+    if path.exists() and path.stat().st_size:
+        with path.open("rb") as file:
+            if file.read(len(_SQLITE_MAGIC)) != _SQLITE_MAGIC:
+                raise NctoolError(f"{path}: not a SQLite file, so not a decision store; give another path")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    connection = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+    try:
+        tables = {name for (name,) in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if not tables:
+            connection.executescript(_CREATE_LOG)
+        columns = tuple(row[1] for row in connection.execute("PRAGMA table_info(decisions)"))
+        if columns != _LOG_COLUMNS:  # checked before the pragmas below change another program's database
+            raise NctoolError(f"{path}: a SQLite database but not a decision store (no table 'decisions' with "
+                              f"columns {', '.join(_LOG_COLUMNS)}); give another path")
+        connection.execute("PRAGMA journal_mode = WAL")
+        connection.execute("PRAGMA synchronous = FULL")
+    except NctoolError:
+        connection.close()
+        raise
+    except sqlite3.DatabaseError as exc:
+        connection.close()
+        raise NctoolError(f"{path}: cannot be opened as a decision store ({exc}); give another path") from None
+    return connection
+
+
+def _current(connection: sqlite3.Connection) -> pd.DataFrame:
+    """The current decision of each decided pair in the store, sorted by pair_id."""
+    rows = connection.execute(_CURRENT.format(where="")).fetchall()
+    return pd.DataFrame(rows, columns=list(DECISION_COLUMNS), dtype=object)
+
+
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        raise NctoolError("reviewer: the OS user is unknown; name the reviewer (reviewer=...)") from None
+
+
+def _now() -> str:
+    """The current time, ISO-8601 UTC with milliseconds."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
