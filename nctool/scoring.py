@@ -4,9 +4,10 @@ The model embeds each scored pair once; the detectors (nctool.detectors) all rea
 `Evidence`. The input is streamed a row group at a time: each chunk's unique images are decoded
 (nctool.data.PairData) and embedded in batches of `batch_size` rows, and local (token-level)
 features live only for the batch at hand. What is kept per pair is a few numbers (similarity, loss)
-plus, only when the `neighbors` detector runs, the pair's global image and caption embeddings
-(N x D floats each, e.g. 2 x 100,000 x 512 x 4 B = 410 MB), which its neighbour search needs; they
-are kept on the scoring device (GPU memory under CUDA), where that O(N^2) search then runs.
+plus, only when the `neighbors` detector runs or fixes are suggested (`suggest`), the pair's global
+image and caption embeddings (N x D floats each, e.g. 2 x 100,000 x 512 x 4 B = 410 MB), which the
+neighbour search and the suggestions need; they are kept on the scoring device (GPU memory under
+CUDA), where those searches then run, in chunks.
 
 The rrsitr loss without batch-order effects: a training batch makes a pair's loss depend on the
 pairs it was batched with. Here every pair is measured against the same reference pool: the R
@@ -21,8 +22,11 @@ smaller than B, the reference batch shrinks to the pool size and the thresholds 
 
 Output: one Parquet in long format, one row per (pair, detector), sorted by pair_id within each
 detector, with `detector` naming the detector and `row_hash` the hash of the image and caption that
-were judged (docs/schema.md, "Scores"; nctool.filtering.SCORE_COLUMNS). The output is checked before
-any work and written atomically.
+were judged (docs/schema.md, "Scores"; nctool.filtering.SCORE_COLUMNS). With `suggest` K > 0, every
+row of a flagged pair (labelled noisy or ambiguous by any chosen detector) carries its suggested
+fixes (nctool.suggest.SUGGESTION_COLUMNS: the K best other captions for its image, the K best other
+images for its caption); those columns are null on the other rows and when K is 0. The output is
+checked before any work and written atomically.
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ from nctool.model import RetrievalModel
 from nctool.objectives import global_similarity, local_logits
 from nctool.progress import Progress, silent
 from nctool.schema import check_output, check_splits, iter_batches, read_table, row_hashes, write_table
+from nctool.suggest import SUGGESTION_COLUMNS, suggestions
 from nctool.transforms import Preprocess, preprocess_for
 
 
@@ -157,7 +162,7 @@ def score(data_path: str | os.PathLike, checkpoint: str | os.PathLike, out: str 
           detectors: Sequence[str] = ("rrsitr",), splits: Sequence[str] = ("train",),
           image_root: str | os.PathLike | None = None, batch_size: int = 256, device: str | None = None,
           seed: int = 0, repeats: int = 5, pool_size: int = 1000, options: Mapping[str, Any] | None = None,
-          progress: Progress = silent) -> dict:
+          suggest: int = 0, progress: Progress = silent) -> dict:
     """Score the pairs of `splits` with the chosen detectors and write the scores file `out`.
 
     Parameters
@@ -186,6 +191,9 @@ def score(data_path: str | os.PathLike, checkpoint: str | os.PathLike, out: str 
         Size of the reference pool.
     options
         Detector options by name (nctool.detectors.detector_options); each detector takes its own.
+    suggest
+        K > 0: give each flagged pair its K best other captions and K best other images
+        (nctool.suggest); 0: no suggestions (the columns are null).
     progress
         Callback progress(done, total, description).
 
@@ -199,13 +207,14 @@ def score(data_path: str | os.PathLike, checkpoint: str | os.PathLike, out: str 
     check_output(out, data_path, checkpoint)
     chosen = make_detectors(detectors, options)
     splits = check_splits(splits)
-    _check_options(batch_size=batch_size, repeats=repeats, pool_size=pool_size, seed=seed)
+    _check_options(batch_size=batch_size, repeats=repeats, pool_size=pool_size, seed=seed, suggest=suggest)
     index = read_table(data_path, columns=["pair_id", "split", "caption"])  # refuses null captions up front
     scored_ids = index.loc[index["split"].isin(splits), "pair_id"].to_numpy()
     if len(scored_ids) == 0:
         present = ", ".join(sorted(index["split"].unique())) or "none"
         raise NctoolError(f"{data_path}: no rows in split {', '.join(splits)}; the file's splits are {present}, "
                           f"choose with --split")
+    captions = index.set_index("pair_id")["caption"] if suggest else None
     del index
     dev = runtime.pick_device(device)
     model, recipe, _ = load_trained_model(checkpoint, dev)
@@ -220,7 +229,8 @@ def score(data_path: str | os.PathLike, checkpoint: str | os.PathLike, out: str 
                                progress=lambda done, total, what: progress(done, total, f"reference pool: {what}"))
             pool = ReferencePool(embeddings, pool_ids, loss_cfg=recipe.loss, batch_size=recipe.train.batch_size,
                                  repeats=repeats, seed=seed)
-        evidence, facts = _collect(data_path, splits, embed, pool, keep_embeddings="embeddings" in needs,
+        evidence, facts = _collect(data_path, splits, embed, pool,
+                                   keep_embeddings="embeddings" in needs or suggest > 0,
                                    total=len(scored_ids), seed=seed, progress=progress)
     frames = []
     for i, detector in enumerate(chosen):
@@ -228,15 +238,21 @@ def score(data_path: str | os.PathLike, checkpoint: str | os.PathLike, out: str 
         progress(i + 1, len(chosen), "detectors")
     table = pd.concat(frames, ignore_index=True)
     table.insert(1, "row_hash", table["pair_id"].map(facts["row_hash"]))
+    if suggest:
+        flagged = np.isin(evidence.pair_id, table.loc[table["label"] != "clean", "pair_id"])
+        table = table.merge(suggestions(evidence, captions.loc[evidence.pair_id].to_numpy(), flagged, k=suggest),
+                            on="pair_id", how="left")
+    else:
+        table = table.assign(**dict.fromkeys(SUGGESTION_COLUMNS))
     write_table(table, out)
     truth = facts["noisy"] if "noisy" in facts else None
     return {"out": str(out), "pairs": len(evidence.pair_id), "splits": splits,
             "detectors": detection_table(table, truth), "labels": label_table(table, truth)}
 
 
-def _check_options(*, batch_size: int, repeats: int, pool_size: int, seed: int) -> None:
+def _check_options(*, batch_size: int, repeats: int, pool_size: int, seed: int, suggest: int) -> None:
     for name, value, least in (("batch size", batch_size, 1), ("repeats", repeats, 1), ("pool", pool_size, 2),
-                               ("seed", seed, 0)):
+                               ("seed", seed, 0), ("suggest", suggest, 0)):
         if value < least:
             raise NctoolError(f"{name} {value}: must be at least {least}")
 

@@ -20,6 +20,7 @@ from nctool.model import create_model
 from nctool.objectives import batch_logits
 from nctool.schema import LABELS, row_hashes, write_table
 from nctool.scoring import pair_hashes, reference_batches, reference_losses, score
+from nctool.suggest import SUGGESTION_COLUMNS
 from nctool.transforms import preprocess_for
 
 BATCH = 20
@@ -122,6 +123,40 @@ def test_rrsitr_is_stable_across_seeds_and_the_summary_measures_the_file(files):
     assert [r["count"] for r in summary["labels"]] == [row[label] for label in LABELS]
 
 
+def test_suggestions_ride_on_every_row_of_a_flagged_pair_and_survive_filtering(files, tmp_path):
+    folder, df = files
+    # a pair is flagged when either detector flags it (the random model's rrsitr would flag every pair)
+    _, scores = run_score(folder, "suggested.parquet", detectors=["similarity", "loss-gmm"], suggest=3)
+    flagged = set(scores.loc[scores["label"] != "clean", "pair_id"])
+    assert ((scores["detector"] == "similarity") & (scores["label"] == "noisy")).sum() == 48  # 40 % of 120
+    assert len(flagged) < 120  # so that unflagged rows are checked too
+    rows = df.set_index("pair_id")
+    for pair_id, group in scores.groupby("pair_id"):
+        first = group.iloc[0]
+        for column in SUGGESTION_COLUMNS:  # the same on each detector's row
+            assert all(np.array_equal(value, first[column]) if pair_id in flagged else value is None
+                       for value in group[column])
+        if pair_id not in flagged:
+            continue
+        image = rows.loc[pair_id, "image_id"]
+        suggested = rows.loc[list(first["suggested_pair_ids"])]
+        assert len(suggested) == 3 and (suggested["image_id"] != image).all()
+        assert list(first["suggested_captions"]) == suggested["caption"].tolist()
+        assert len(set(first["suggested_image_ids"])) == 3 and image not in set(first["suggested_image_ids"])
+        for column in ("suggested_caption_scores", "suggested_image_scores"):
+            assert len(first[column]) == 3 and (np.diff(first[column]) <= 0).all()
+    # through nctool.schema's read_table and write_table the columns stay lists
+    filter_file(folder / "data.parquet", folder / "suggested.parquet", out=tmp_path / "kept.parquet",
+                detector="similarity")
+    kept = pd.read_parquet(tmp_path / "kept.parquet").set_index("pair_id")
+    by_pair = scores[scores["detector"] == "similarity"].set_index("pair_id")
+    for pair_id in set(kept.index) & flagged:
+        assert list(kept.loc[pair_id, "suggested_pair_ids"]) == list(by_pair.loc[pair_id, "suggested_pair_ids"])
+    # without --suggest the columns are there, all null
+    _, plain = run_score(folder, "plain.parquet", detectors=["similarity"])
+    assert plain[list(SUGGESTION_COLUMNS)].isna().all().all()
+
+
 def test_scores_of_the_20_percent_file_do_not_filter_the_40_percent_file(files, tmp_path):
     folder, _ = files
     score(folder / "data20.parquet", folder / "model.pt", tmp_path / "scores20.parquet", detectors=["similarity"],
@@ -153,6 +188,8 @@ def test_score_errors(files, tmp_path):
     (tmp_path / "bad.pt").write_text("not a checkpoint")
     with pytest.raises(NctoolError, match="bad.pt: not loaded"):
         score(folder / "data.parquet", tmp_path / "bad.pt", tmp_path / "s.parquet")
+    with pytest.raises(NctoolError, match="suggest -1: must be at least 0"):
+        score(folder / "data.parquet", folder / "model.pt", tmp_path / "s.parquet", suggest=-1)
     with pytest.raises(NctoolError, match="detector 'clip': unknown"):
         score(folder / "data.parquet", folder / "model.pt", tmp_path / "s.parquet", detectors=["clip"])
     with pytest.raises(NctoolError, match="split 'dev': unknown; choose from train, val, test"):
@@ -190,20 +227,20 @@ def test_score_flags_reach_the_library(monkeypatch):
                     "--detector", "loss-gmm", "--split", "train", "--split", "val", "--image-root", "imgs",
                     "--batch-size", "8", "--device", "cpu", "--seed", "4", "--repeats", "2", "--pool", "30",
                     "--keep-fraction", "0.5", "--threshold", "0.3", "--neighbors", "7", "--clean-from", "0.8",
-                    "--noisy-below", "0.1")
+                    "--noisy-below", "0.1", "--suggest", "5")
     assert result.exit_code == 0, result.output
     [(args, kwargs)] = calls
     assert [str(a) for a in args] == ["data.parquet", "m.pt", "s.parquet"]
     progress = kwargs.pop("progress")
     assert callable(progress) and str(kwargs.pop("image_root")) == "imgs"
     assert kwargs == {"detectors": ["similarity", "loss-gmm"], "splits": ["train", "val"], "batch_size": 8,
-                      "device": "cpu", "seed": 4, "repeats": 2, "pool_size": 30,
+                      "device": "cpu", "seed": 4, "repeats": 2, "pool_size": 30, "suggest": 5,
                       "options": {"keep_fraction": 0.5, "threshold": 0.3, "neighbors": 7, "clean_from": 0.8,
                                   "noisy_below": 0.1}}
     assert "similarity" in result.output and "wrote s.parquet" in result.output
     calls.clear()
     assert invoke("score", "d", "--checkpoint", "m", "--out", "s").exit_code == 0
-    assert calls[0][1]["detectors"] == ["rrsitr"] and calls[0][1]["splits"] == ["train"]
+    assert calls[0][1]["detectors"] == ["rrsitr"] and calls[0][1]["splits"] == ["train"] and calls[0][1]["suggest"] == 0
     assert calls[0][1]["options"] == {"keep_fraction": 0.6, "threshold": None, "neighbors": 10, "clean_from": 0.75,
                                       "noisy_below": 0.25}
     assert invoke("score", "d", "--checkpoint", "m", "--out", "s", "--detector", "clip").exit_code == 2
@@ -214,8 +251,10 @@ def test_score_cli(files, tmp_path):
     folder, _ = files
     result = run_cli("score", folder / "data.parquet", "--checkpoint", folder / "model.pt", "--detector", "similarity",
                      "--detector", "rrsitr", "--split", "train", "--split", "val", "--pool", "50", "--repeats", "2",
-                     "--out", tmp_path / "scores.parquet")
+                     "--suggest", "2", "--out", tmp_path / "scores.parquet")
     assert result.returncode == 0, result.stderr
     assert "AUROC" in result.stdout and "similarity" in result.stdout and "rrsitr" in result.stdout
     scores = pd.read_parquet(tmp_path / "scores.parquet")
     assert len(scores) == 2 * 135 and set(scores["detector"]) == {"similarity", "rrsitr"}
+    flagged = scores["label"] != "clean"
+    assert flagged.any() and (scores.loc[flagged, "suggested_image_ids"].map(len) == 2).all()

@@ -65,13 +65,16 @@ def score_command(
         help="Seed of the reference pool and batches (rrsitr) and of the detectors' draws (loss-gmm).")] = 0,
     repeats: Annotated[int, typer.Option(help="Reference batches per pair; the loss is their mean (rrsitr).")] = 5,
     pool: Annotated[int, typer.Option(help="Reference pool size (rrsitr).")] = 1000,
+    suggest: Annotated[int, typer.Option(
+        help="Suggest fixes for each flagged pair: the K captions of other images that best match its image and "
+             "the K other images that best match its caption (0: off).", metavar="K")] = 0,
     options: dict | None = None,
 ) -> None:
     """Score every pair of a dataset for noisy correspondence with a trained model."""
     with progress_bar() as progress:
         result = score(data, checkpoint, out, detectors=[choice.value for choice in detector], splits=split,
                        image_root=image_root, batch_size=batch_size, device=device, seed=seed, repeats=repeats,
-                       pool_size=pool, options=options, progress=progress)
+                       pool_size=pool, options=options, suggest=suggest, progress=progress)
     summary_table(f"score: {result['pairs']} pairs of {', '.join(result['splits'])}",
                   [_shown(row) for row in result["detectors"]])
     columns = ("detector", "label", "count", "share", "noisy_rate", "precision", "recall")

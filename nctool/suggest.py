@@ -1,0 +1,118 @@
+"""Suggested fixes for flagged pairs (`nctool score --suggest K`).
+
+For a flagged pair (x_i, t_i) of image I, among the scored pairs and by the model's global cosine:
+- the K captions t_j that best match x_i, over the rows whose image is not I (captions already on
+  I are what the curator sees anyway);
+- the K images (one per image_id) that best match t_i, other than I.
+
+The search is exact (torch.topk) and runs on the device the embeddings are on, a chunk of queries
+at a time, so that it never holds more than `chunk_elements` similarities (nctool.detectors'
+CHUNK_ELEMENTS by default). Ties are broken by position among the candidates: captions in the
+order of the Evidence (sorted by pair_id), images sorted by image_id.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from nctool.detectors import CHUNK_ELEMENTS, Evidence
+from nctool.errors import NctoolError
+
+SUGGESTION_COLUMNS = ("suggested_pair_ids", "suggested_captions", "suggested_caption_scores",
+                      "suggested_image_ids", "suggested_image_scores")
+
+
+def top_matches(queries: torch.Tensor, query_groups: torch.Tensor, keys: torch.Tensor, key_groups: torch.Tensor, *,
+                k: int, chunk_elements: int = CHUNK_ELEMENTS) -> tuple[np.ndarray, np.ndarray]:
+    """For each query, the k keys of another group with the largest dot product, best first.
+
+    Parameters
+    ----------
+    queries
+        [Q, D] query vectors.
+    query_groups
+        [Q] integer group of each query (same coding as `key_groups`, same device).
+    keys
+        [N, D] candidate vectors, on the device of `queries`.
+    key_groups
+        [N] integer group of each key; keys of the query's own group are never returned.
+    k
+        How many keys per query; shrinks to the fewest candidates any query has.
+    chunk_elements
+        Most similarities held at a time (at least one query's row).
+
+    Returns
+    -------
+    tuple of numpy arrays
+        Key positions [Q, k] (int64) and their dot products [Q, k] (float64), best first; among
+        equal dot products the lower position comes first.
+    """
+    if len(queries) == 0:
+        return np.zeros((0, k), dtype=np.int64), np.zeros((0, k))
+    counts = torch.bincount(key_groups, minlength=int(query_groups.max()) + 1)
+    k = min(k, len(keys) - int(counts[query_groups].max()))
+    if k < 1:
+        raise NctoolError("suggest: every candidate shares the flagged pair's image; suggestions need at least "
+                          "2 images among the scored pairs")
+    keys, step = keys.float(), max(1, chunk_elements // len(keys))
+    positions, scores = [], []
+    for start in range(0, len(queries), step):
+        sims = queries[start:start + step].float() @ keys.T
+        sims.masked_fill_(query_groups[start:start + step, None] == key_groups[None, :], -torch.inf)
+        top = sims.topk(k, dim=1)
+        tied = int((sims >= top.values[:, -1:]).sum(1).max())  # keys level with the k-th: rank them all
+        if tied > k:
+            top = sims.topk(tied, dim=1)
+        by_position, perm = top.indices.sort(dim=1)
+        values = top.values.gather(1, perm)
+        order = values.argsort(dim=1, descending=True, stable=True)[:, :k]
+        positions.append(by_position.gather(1, order).cpu())
+        scores.append(values.gather(1, order).cpu())
+    return torch.cat(positions).numpy(), torch.cat(scores).double().numpy()
+
+
+def suggestions(evidence: Evidence, captions: Sequence[str], flagged: np.ndarray, *, k: int,
+                chunk_elements: int = CHUNK_ELEMENTS) -> pd.DataFrame:
+    """Suggested captions and images for the flagged pairs (see the module docstring).
+
+    Parameters
+    ----------
+    evidence
+        The scored pairs, with `image_global` and `text_global` (L2-normalised, one row per pair).
+    captions
+        Each pair's caption, in the order of `evidence.pair_id`.
+    flagged
+        [N] bool: the pairs that get suggestions.
+    k
+        Suggestions of each kind per pair (fewer when fewer candidates exist, see `top_matches`).
+    chunk_elements
+        Most similarities held at a time.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per flagged pair, in evidence order: `pair_id` and the SUGGESTION_COLUMNS (lists,
+        best first).
+    """
+    codes, image_ids = pd.factorize(evidence.image_id, sort=True)
+    images, texts = evidence.image_global, evidence.text_global
+    groups = torch.from_numpy(codes).to(images.device)
+    flagged = np.asarray(flagged, dtype=bool)
+    rows = torch.from_numpy(np.flatnonzero(flagged)).to(images.device)
+    first_rows = torch.from_numpy(np.unique(codes, return_index=True)[1]).to(images.device)
+    caption_rows, caption_scores = top_matches(images[rows], groups[rows], texts, groups, k=k,
+                                               chunk_elements=chunk_elements)
+    image_rows, image_scores = top_matches(texts[rows], groups[rows], images[first_rows],
+                                           torch.arange(len(image_ids), device=images.device), k=k,
+                                           chunk_elements=chunk_elements)
+    pair_ids, captions, image_ids = np.asarray(evidence.pair_id), np.asarray(captions, dtype=object), np.asarray(image_ids)
+    return pd.DataFrame({"pair_id": pair_ids[flagged],
+                         "suggested_pair_ids": [pair_ids[r].tolist() for r in caption_rows],
+                         "suggested_captions": [captions[r].tolist() for r in caption_rows],
+                         "suggested_caption_scores": caption_scores.tolist(),
+                         "suggested_image_ids": [image_ids[r].tolist() for r in image_rows],
+                         "suggested_image_scores": image_scores.tolist()})
