@@ -8,6 +8,9 @@ other splits (say val and test, when only train was scored) are kept untouched, 
 columns. Score columns replace same-named columns of the dataset (e.g. from an earlier filter run).
 Each score carries the `row_hash` (nctool.schema.row_hashes) of the image and caption it judged, so
 scores made from another version of the data (same pair ids, other captions) are refused.
+People's review decisions (nctool.decisions) override the detector: `keep` keeps a pair, `drop`
+drops it, `fix` keeps it with the corrected caption; undecided pairs follow the detector, and
+decisions apply in every split, scored or not.
 `filter_file` reads, filters and writes: what `nctool filter` runs. `detection_table` is the one
 place per-detector counts and detection metrics against ground truth are computed.
 """
@@ -22,6 +25,7 @@ from typing import Iterator, Sequence
 import numpy as np
 import pandas as pd
 
+from nctool.decisions import ACTIONS, apply_decisions, read_decisions
 from nctool.errors import NctoolError
 from nctool.metrics import detection_metrics, label_metrics
 from nctool.schema import (LABELS, OPTIONAL, REQUIRED, SPLITS, check_frame, check_output, image_root, iter_batches,
@@ -39,6 +43,7 @@ class FilterResult:
     kept: pd.DataFrame      # dataset rows kept, in file order, with the score columns
     dropped: pd.DataFrame   # dataset rows dropped, same columns
     summary: list[dict]     # per split and label: kept, dropped (and truly noisy shares with ground truth)
+    decisions: dict[str, int] | None = None  # people's decisions applied, per action; None: none given
 
 
 def read_scores(path: str | os.PathLike) -> pd.DataFrame:
@@ -64,8 +69,9 @@ def check_filter_options(drop: Sequence[str], min_reliability: float | None) -> 
 
 
 def filter_pairs(data: pd.DataFrame, scores: pd.DataFrame, *, drop: Sequence[str] = ("noisy",),
-                 min_reliability: float | None = None, detector: str | None = None) -> FilterResult:
-    """Kept and dropped rows of `data` by the scores of one detector (see the module docstring).
+                 min_reliability: float | None = None, detector: str | None = None,
+                 decisions: pd.DataFrame | None = None) -> FilterResult:
+    """Kept and dropped rows of `data` by the scores of one detector and people's decisions (module docstring).
 
     Parameters
     ----------
@@ -79,10 +85,15 @@ def filter_pairs(data: pd.DataFrame, scores: pd.DataFrame, *, drop: Sequence[str
         Also drop scored pairs whose reliability is below this; None: no bar.
     detector
         Whose scores to apply; may be None only when `scores` holds one detector.
+    decisions
+        Current review decisions (`nctool.decisions.read_decisions`), which override the detector;
+        the rows get the `decision` and `caption_original` columns (`nctool.decisions.apply_decisions`).
+        None: the detector alone decides.
 
     Raises NctoolError for a bad `drop` label, `min_reliability` outside [0, 1], an ambiguous or
     unknown detector, duplicate pair ids, scores for pairs that are not in `data`, scores of another
-    version of a pair (row hash mismatch), and rows of a scored split without a score.
+    version of a pair (row hash mismatch), rows of a scored split without a score, and invalid
+    decisions or decisions on pairs that are not in `data`.
     """
     check_filter_options(drop, min_reliability)
     scores = _one_detector(scores, detector)
@@ -106,14 +117,22 @@ def filter_pairs(data: pd.DataFrame, scores: pd.DataFrame, *, drop: Sequence[str
     if min_reliability is not None:
         dropped |= joined["reliability"] < min_reliability
     dropped = dropped.to_numpy() & scored
+    decided = applied = None
+    if decisions is not None:
+        joined = apply_decisions(joined, decisions)
+        action = joined["decision"].to_numpy()
+        decided = joined["decision"].notna().to_numpy()
+        dropped = np.where(decided, action == "drop", dropped)
+        applied = {name: int((action == name).sum()) for name in ACTIONS}
     return FilterResult(joined[~dropped].reset_index(drop=True), joined[dropped].reset_index(drop=True),
-                        _summary(joined, dropped, scored_splits))
+                        _summary(joined, dropped, scored_splits, decided), applied)
 
 
 def filter_file(data_path: str | os.PathLike, scores_path: str | os.PathLike, *, out: str | os.PathLike,
                 dropped: str | os.PathLike | None = None, drop: Sequence[str] = ("noisy",),
-                min_reliability: float | None = None, detector: str | None = None) -> dict:
-    """Read a dataset and a scores file, filter (`filter_pairs`) and write the kept (and dropped) pairs.
+                min_reliability: float | None = None, detector: str | None = None,
+                decisions: str | os.PathLike | None = None) -> dict:
+    """Read a dataset, a scores file (and decisions), filter (`filter_pairs`) and write the kept (and dropped) pairs.
 
     Parameters
     ----------
@@ -127,25 +146,30 @@ def filter_file(data_path: str | os.PathLike, scores_path: str | os.PathLike, *,
         Where the dropped pairs go, for review; None: not written.
     drop, min_reliability, detector
         As in `filter_pairs`.
+    decisions
+        Review decisions that override the detector: a decision store (.sqlite) or its Parquet
+        export (`nctool.decisions.read_decisions`); None: the detector alone decides.
 
     Outputs are checked before anything is read (neither may be a folder, an input or each other)
     and written atomically, with the dataset's image root so relative image paths still resolve.
-    Returns `out`, `dropped_out`, `kept` and `dropped` (row counts) and `summary` (FilterResult.summary).
+    Returns `out`, `dropped_out`, `kept` and `dropped` (row counts), `summary` (FilterResult.summary)
+    and `decisions` (FilterResult.decisions).
     """
-    check_output(out, data_path, scores_path)
+    check_output(out, data_path, scores_path, decisions)
     if dropped is not None:
-        check_output(dropped, data_path, scores_path)
+        check_output(dropped, data_path, scores_path, decisions)
         if Path(dropped).resolve() == Path(out).resolve():
             raise NctoolError(f"{dropped}: given for both the kept and the dropped pairs; give two files")
     check_filter_options(drop, min_reliability)
     result = filter_pairs(read_table(data_path), read_scores(scores_path), drop=drop,
-                          min_reliability=min_reliability, detector=detector)
+                          min_reliability=min_reliability, detector=detector,
+                          decisions=None if decisions is None else read_decisions(decisions))
     root = image_root(data_path)  # the outputs may live elsewhere: keep relative image paths resolvable
     write_table(result.kept, out, image_root=root)
     if dropped is not None:
         write_table(result.dropped, dropped, image_root=root)
     return {"out": str(out), "dropped_out": None if dropped is None else str(dropped), "kept": len(result.kept),
-            "dropped": len(result.dropped), "summary": result.summary}
+            "dropped": len(result.dropped), "summary": result.summary, "decisions": result.decisions}
 
 
 def detection_table(scores: pd.DataFrame, truth: pd.Series | None = None) -> list[dict]:
@@ -217,8 +241,11 @@ def _one_detector(scores: pd.DataFrame, detector: str | None) -> pd.DataFrame:
     return chosen.dropna(axis=1, how="all").reset_index(drop=True)
 
 
-def _summary(joined: pd.DataFrame, dropped: np.ndarray, scored_splits) -> list[dict]:
-    """Rows per split and label (each label and "all" for scored splits, "unscored" for the others)."""
+def _summary(joined: pd.DataFrame, dropped: np.ndarray, scored_splits, decided: np.ndarray | None) -> list[dict]:
+    """Rows per split and label (each label and "all" for scored splits, "unscored" for the others).
+
+    With `decided` (the rows that carry a person's decision), each row also counts its `decisions`.
+    """
     truth = joined["noisy"].to_numpy(dtype=bool) if "noisy" in joined else None
     rows = []
     for split in [s for s in SPLITS if s in set(joined["split"])]:
@@ -226,12 +253,15 @@ def _summary(joined: pd.DataFrame, dropped: np.ndarray, scored_splits) -> list[d
         groups = ([(label, joined["label"].to_numpy() == label) for label in LABELS] + [("all", True)]
                   if split in scored_splits else [("unscored", True)])
         for label, in_group in groups:
-            rows.append(_counts(split, label, in_split & in_group, dropped, truth))
+            rows.append(_counts(split, label, in_split & in_group, dropped, truth, decided))
     return rows
 
 
-def _counts(split: str, label: str, rows: np.ndarray, dropped: np.ndarray, truth: np.ndarray | None) -> dict:
+def _counts(split: str, label: str, rows: np.ndarray, dropped: np.ndarray, truth: np.ndarray | None,
+            decided: np.ndarray | None) -> dict:
     out = {"split": split, "label": label, "kept": int((rows & ~dropped).sum()), "dropped": int((rows & dropped).sum())}
+    if decided is not None:
+        out["decisions"] = int((rows & decided).sum())
     if truth is not None:
         for name, mask in (("kept", rows & ~dropped), ("dropped", rows & dropped)):
             out[f"noisy share {name}"] = float(truth[mask].mean()) if mask.any() else None

@@ -4,6 +4,7 @@ import pytest
 
 from cli_helpers import invoke, run_cli
 from nctool.cli import filter as filter_cli
+from nctool.decisions import DecisionStore, export_decisions
 from nctool.errors import NctoolError
 from nctool.filtering import SCORE_COLUMNS, detection_table, filter_file, filter_pairs, label_table, read_scores
 from nctool.schema import row_hashes, write_table
@@ -79,7 +80,35 @@ def test_score_columns_replace_the_datasets():
     assert list(kept.columns).count("label") == 1
 
 
+def decisions() -> pd.DataFrame:
+    """keep p1 (labelled noisy), drop p0 (clean), fix p3 (noisy), drop p6 (val, not scored)."""
+    return pd.DataFrame({"pair_id": ["p0", "p1", "p3", "p6"], "action": ["drop", "keep", "fix", "drop"],
+                         "new_caption": [None, None, "caption 3, fixed", None], "time": "2026-01-01T00:00:00.000+00:00",
+                         "reviewer": "ann"})
+
+
+def test_decisions_override_the_detector():
+    result = filter_pairs(dataset(), rrsitr_scores(), decisions=decisions())
+    assert result.kept["pair_id"].tolist() == ["p1", "p2", "p3", "p4", "p5", "p7", "p8", "p9"]
+    assert result.dropped["pair_id"].tolist() == ["p0", "p6"]
+    kept = result.kept.set_index("pair_id")
+    assert kept.loc["p3", ["caption", "caption_original", "decision", "label"]].tolist() == \
+        ["caption 3, fixed", "caption 3", "fix", "noisy"]
+    assert kept.loc[["p1", "p2"], "decision"].tolist() == ["keep", None]
+    assert kept.loc[["p1", "p2"], "caption_original"].tolist() == [None, None]
+    assert result.decisions == {"keep": 1, "drop": 2, "fix": 1}
+    summary = {(row["split"], row["label"]): row for row in result.summary}
+    assert [summary["train", label]["decisions"] for label in ("clean", "ambiguous", "noisy", "all")] == [1, 0, 2, 3]
+    assert (summary["val", "unscored"]["kept"], summary["val", "unscored"]["dropped"],
+            summary["val", "unscored"]["decisions"]) == (1, 1, 1)
+    assert filter_pairs(dataset(), rrsitr_scores(), decisions=decisions().iloc[:0]).dropped["pair_id"].tolist() == \
+        ["p1", "p3"]  # no decisions: the detector alone
+    assert filter_pairs(dataset(), rrsitr_scores()).decisions is None
+
+
 @pytest.mark.parametrize("scores, options, message", [
+    (rrsitr_scores(), {"decisions": decisions().assign(pair_id=["zz", "p1", "p3", "p6"])},
+     r"decisions: 1 pair id\(s\) are not in the dataset \(e.g. 'zz'\)"),
     (two_detectors(), {}, r"scores: hold several detectors \(rrsitr, similarity\); pick one with --detector"),
     (rrsitr_scores(), {"detector": "neighbors"}, "detector 'neighbors': not in the scores file, which holds rrsitr"),
     (pd.concat([rrsitr_scores(), rrsitr_scores().iloc[:1]]), {}, "pair_id 'p0' appears more than once"),
@@ -146,13 +175,17 @@ def files(tmp_path):
     ("kept.parquet", "data.parquet", "data.parquet: is also an input of this command"),
     ("kept.parquet", "folder", "folder: is a folder; give a file path"),
     ("kept.parquet", "kept.parquet", "given for both the kept and the dropped pairs"),
+    ("decisions.parquet", None, "decisions.parquet: is also an input of this command"),
+    ("kept.parquet", "decisions.parquet", "decisions.parquet: is also an input of this command"),
 ])
 def test_filter_file_refuses_outputs_before_work(files, out, dropped, message):
     (files / "folder").mkdir()
-    before = {name: (files / name).read_bytes() for name in ("data.parquet", "scores.parquet")}
+    write_table(decisions(), files / "decisions.parquet")
+    before = {name: (files / name).read_bytes() for name in ("data.parquet", "scores.parquet", "decisions.parquet")}
     with pytest.raises(NctoolError, match=message) as error:
         filter_file(files / "data.parquet", files / "scores.parquet", out=files / out,
-                    dropped=files / dropped if dropped else None, detector="rrsitr")
+                    dropped=files / dropped if dropped else None, detector="rrsitr",
+                    decisions=files / "decisions.parquet")
     assert "\n" not in str(error.value)
     assert {name: (files / name).read_bytes() for name in before} == before  # the inputs are untouched
     assert not (files / "kept.parquet").exists() and list((files / "folder").iterdir()) == []
@@ -164,39 +197,64 @@ def test_filter_file_writes_kept_and_dropped(files):
     assert (result["kept"], result["dropped"]) == (8, 2) and result["dropped_out"] == str(files / "dropped.parquet")
     assert pd.read_parquet(files / "dropped.parquet")["pair_id"].tolist() == ["p1", "p3"]
     assert len(pd.read_parquet(files / "kept.parquet")) == 8 and result["summary"][-1]["label"] == "unscored"
+    assert result["decisions"] is None
+
+
+def test_filter_file_applies_a_decision_store(files):
+    with DecisionStore(files / "scores.decisions.sqlite", reviewer="ann") as store:
+        store.record("p3", "fix", new_caption="caption 3, fixed")
+        store.record("p0", "drop")
+    result = filter_file(files / "data.parquet", files / "scores.parquet", out=files / "kept.parquet",
+                         detector="rrsitr", decisions=files / "scores.decisions.sqlite")
+    assert result["decisions"] == {"keep": 0, "drop": 1, "fix": 1}
+    kept = pd.read_parquet(files / "kept.parquet").set_index("pair_id")
+    assert "p0" not in kept.index and "p1" not in kept.index
+    assert kept.loc["p3", ["caption", "caption_original", "decision"]].tolist() == \
+        ["caption 3, fixed", "caption 3", "fix"]
 
 
 def test_filter_flags_reach_the_library(monkeypatch):
     calls = []
+    applied = {"keep": 2, "drop": 1, "fix": 1}
     monkeypatch.setattr(filter_cli, "filter_file", lambda *args, **kwargs: calls.append((args, kwargs)) or
                         {"out": "k.parquet", "dropped_out": "d.parquet", "kept": 3, "dropped": 1,
-                         "summary": [{"split": "train", "label": "all", "kept": 3, "dropped": 1}]})
+                         "summary": [{"split": "train", "label": "all", "kept": 3, "dropped": 1}],
+                         "decisions": applied if kwargs["decisions"] else None})
     result = invoke("filter", "data.parquet", "--scores", "s.parquet", "--out", "k.parquet", "--drop", "noisy",
                     "--drop", "ambiguous", "--min-reliability", "0.3", "--detector", "loss-gmm",
-                    "--dropped", "d.parquet")
+                    "--dropped", "d.parquet", "--decisions", "s.decisions.sqlite")
     assert result.exit_code == 0, result.output
     [(args, kwargs)] = calls
     assert [str(a) for a in args] == ["data.parquet", "s.parquet"]
-    assert {k: str(v) if k in ("out", "dropped") else v for k, v in kwargs.items()} == {
+    assert {k: str(v) if k in ("out", "dropped", "decisions") else v for k, v in kwargs.items()} == {
         "out": "k.parquet", "dropped": "d.parquet", "drop": ["noisy", "ambiguous"], "min_reliability": 0.3,
-        "detector": "loss-gmm"}
+        "detector": "loss-gmm", "decisions": "s.decisions.sqlite"}
     assert "kept 3 pairs -> k.parquet; dropped 1 -> d.parquet" in result.output
+    assert "applied 4 decisions (keep 2, drop 1, fix 1)" in result.output
     calls.clear()
-    assert invoke("filter", "data.parquet", "--scores", "s.parquet", "--out", "k.parquet").exit_code == 0
+    result = invoke("filter", "data.parquet", "--scores", "s.parquet", "--out", "k.parquet")
+    assert result.exit_code == 0 and "decisions" not in result.output
     assert calls[0][1] == {"out": calls[0][1]["out"], "dropped": None, "drop": ["noisy"], "min_reliability": None,
-                           "detector": None}
+                           "detector": None, "decisions": None}
     assert invoke("filter", "d", "--scores", "s", "--out", "k", "--drop", "bad").exit_code == 2
     assert invoke("filter", "d", "--scores", "s", "--out", "k", "--detector", "clip").exit_code == 2
 
 
 def test_filter_cli(files):
     """The one end-to-end run of `nctool filter` (a subprocess, as a user runs it)."""
+    with DecisionStore(files / "scores.decisions.sqlite", reviewer="ann") as store:
+        store.record("p2", "keep")
+        store.record("p3", "fix", new_caption="caption 3, fixed")
+        store.record("p9", "drop")
+    export_decisions(files / "scores.decisions.sqlite", files / "decisions.parquet")
     result = run_cli("filter", files / "data.parquet", "--scores", files / "scores.parquet",
-                     "--detector", "rrsitr", "--drop", "noisy", "--drop", "ambiguous",
-                     "--out", files / "clean.parquet", "--dropped", files / "dropped.parquet")
+                     "--detector", "rrsitr", "--drop", "noisy", "--drop", "ambiguous", "--decisions",
+                     files / "decisions.parquet", "--out", files / "clean.parquet", "--dropped", files / "dropped.parquet")
     assert result.returncode == 0, result.stderr
     assert "noisy share kept" in result.stdout and "unscored" in result.stdout
+    assert "applied 3 decisions (keep 1, drop 1, fix 1)" in result.stdout
     kept, dropped = pd.read_parquet(files / "clean.parquet"), pd.read_parquet(files / "dropped.parquet")
-    assert kept["pair_id"].tolist() == ["p0", "p4", "p6", "p7", "p8", "p9"]
-    assert dropped["pair_id"].tolist() == ["p1", "p2", "p3", "p5"] and np.allclose(dropped["loss"], [25, 9, 30, 12])
+    assert kept["pair_id"].tolist() == ["p0", "p2", "p3", "p4", "p6", "p7", "p8"]
+    assert kept["caption"].tolist()[2] == "caption 3, fixed" and kept["caption_original"].tolist()[2] == "caption 3"
+    assert dropped["pair_id"].tolist() == ["p1", "p5", "p9"] and np.allclose(dropped["loss"].iloc[:2], [25, 12])
     assert kept["image"].iloc[0] == {"bytes": None, "path": "i0.png"}

@@ -1,4 +1,7 @@
-"""`nctool filter`: drop the pairs a scores file labels noisy (or ambiguous, or below a reliability)."""
+"""`nctool filter`: drop the pairs a scores file labels noisy (or ambiguous, or below a reliability).
+
+`--decisions` applies people's review decisions on top: they override the detector.
+"""
 
 from __future__ import annotations
 
@@ -28,10 +31,17 @@ def filter_command(
     detector: Annotated[Optional[ScoredDetector], typer.Option(
         help="Whose scores, when the file holds several.")] = None,
     dropped: Annotated[Optional[Path], typer.Option(help="Also write the dropped pairs here, for review.")] = None,
+    decisions: Annotated[Optional[Path], typer.Option(
+        help="Review decisions (the .sqlite store of `nctool review`, or its Parquet export): keep, drop or "
+             "fix a pair whatever the detector says.")] = None,
 ) -> None:
     """Keep the pairs a detector trusts. Splits that were not scored pass through untouched."""
     result = filter_file(data, scores, out=out, dropped=dropped, drop=[label.value for label in drop],
-                         min_reliability=min_reliability, detector=detector.value if detector else None)
+                         min_reliability=min_reliability, detector=detector.value if detector else None,
+                         decisions=decisions)
     summary_table("filter", result["summary"])
+    if result["decisions"] is not None:
+        console.print(f"applied {sum(result['decisions'].values())} decisions ("
+                      + ", ".join(f"{action} {count}" for action, count in result["decisions"].items()) + ")")
     console.print(f"kept {result['kept']} pairs -> {result['out']}; dropped {result['dropped']}"
                   + (f" -> {result['dropped_out']}" if result["dropped_out"] else ""))
