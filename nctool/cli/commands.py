@@ -9,4 +9,5 @@ from nctool.cli import inject
 from nctool.cli import train
 from nctool.cli import score
 from nctool.cli import filter
+from nctool.cli import review
 from nctool.cli import bench

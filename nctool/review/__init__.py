@@ -1,0 +1,11 @@
+"""`nctool review`: a local web page where a curator reviews the pairs a detector flagged.
+
+- `queue.ReviewQueue`: the index built once at start (no image decoded), the filtered, paged queue
+  (lowest reliability first), the cards and the header's summary.
+- `thumbnails.Thumbnails`: resized JPEGs by row, decoded on demand and cached.
+- `server`: the Starlette app (`review_app`), `bind` / `serve` with uvicorn, `export`.
+- `gallery.write_gallery`: one self-contained HTML file of the lowest-reliability pairs.
+- `static/`: the page (plain HTML, JS and CSS; no build step).
+
+Decisions live in a `nctool.decisions.DecisionStore` (SQLite beside the scores by default).
+"""

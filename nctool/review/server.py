@@ -1,0 +1,214 @@
+"""The review web app (Starlette) and serving it with uvicorn.
+
+Routes: `/` the page and `/static/*` its script and style; `/api/summary` the header;
+`/api/queue` a page of cards (filters `label`, `category`, `state`, `q`; `offset`, `limit`,
+`resume`); `/api/image/{pair_id}` a resized JPEG (`?size=large` for the enlarged view);
+`POST /api/decision` {pair_id, action, new_caption?}; `POST /api/undo` {pair_id?};
+`/api/export` the decisions as a Parquet download.
+
+Safety: images are looked up by pair_id in the index, so no part of a request becomes a file path;
+a request the app cannot use gets a 4xx with {"error": ...} and the server keeps running. Every
+decision is in the DecisionStore (on disk) before the response is sent; the response carries the
+pair's current decision, so a tab always shows the last write, whichever tab made it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import socket
+import tempfile
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from nctool.decisions import DecisionStore, default_decisions_path, export_decisions
+from nctool.errors import NctoolError
+from nctool.images import BadImage, resolve_root
+from nctool.review.queue import ReviewQueue
+from nctool.review.thumbnails import SIZES, Thumbnails
+from nctool.schema import check_output
+
+STATIC = Path(__file__).parent / "static"
+
+
+def decisions_file(scores_path: str | os.PathLike, decisions: str | os.PathLike | None) -> Path:
+    """The decisions store a review uses: `decisions`, else the one beside the scores file."""
+    return Path(decisions) if decisions is not None else default_decisions_path(scores_path)
+
+
+def export(scores_path: str | os.PathLike, out: str | os.PathLike, *,
+           decisions: str | os.PathLike | None = None) -> Path:
+    """Write the decisions of a review (`decisions`, default beside the scores) to `out` as Parquet."""
+    store_path = decisions_file(scores_path, decisions)
+    if not store_path.is_file():
+        raise NctoolError(f"{store_path}: no decisions file there; review first with `nctool review`, "
+                          f"or pass the file with --decisions")
+    return export_decisions(store_path, check_output(out, scores_path, store_path))
+
+
+def review_app(data_path: str | os.PathLike, scores_path: str | os.PathLike, *, detector: str | None = None,
+               decisions: str | os.PathLike | None = None, reviewer: str | None = None,
+               image_root: str | os.PathLike | None = None) -> Starlette:
+    """The review app over a dataset and its scores; decisions go to `decisions` (default beside the scores).
+
+    Builds the queue's index (no image is decoded) and opens the decisions store, so bad inputs are
+    refused here with one NctoolError line, before anything is served. The store is closed when the
+    app shuts down.
+    """
+    queue = ReviewQueue.load(data_path, scores_path, detector=detector)
+    thumbnails = Thumbnails(data_path, resolve_root(data_path, image_root))
+    store = DecisionStore(decisions_file(scores_path, decisions), reviewer=reviewer)
+    for decision in store.current().to_dict("records"):
+        if decision["pair_id"] in queue.row_of:
+            queue.set_decision(decision["pair_id"], decision)
+    return _app(queue, thumbnails, store)
+
+
+def _app(queue: ReviewQueue, thumbnails: Thumbnails, store: DecisionStore) -> Starlette:
+    async def page(request: Request) -> Response:
+        return FileResponse(STATIC / "index.html")
+
+    async def summary(request: Request) -> Response:
+        return JSONResponse(queue.summary())
+
+    async def cards(request: Request) -> Response:
+        params = request.query_params
+        filters = {name: params.get(key) or None for name, key in
+                   (("label", "label"), ("category", "category"), ("state", "state"), ("text", "q"))}
+        page = queue.page(offset=_int(params, "offset", 0), limit=_int(params, "limit", 50),
+                          resume=params.get("resume") in ("1", "true"), **filters)
+        return JSONResponse(page)
+
+    async def image(request: Request) -> Response:
+        row = queue.row_of.get(request.path_params["pair_id"])
+        size = request.query_params.get("size", "thumb")
+        if row is None:
+            raise HTTPException(404, "no such pair")
+        if size not in SIZES:
+            raise HTTPException(400, f"size '{size}': unknown; choose from {', '.join(SIZES)}")
+        first_row_of_image = int(queue.rows_of_image[queue.pairs["image_id"].iat[row]][0])  # siblings share a cache entry
+        try:
+            jpeg = await run_in_threadpool(thumbnails.jpeg, first_row_of_image, size)
+        except BadImage as exc:
+            raise HTTPException(404, str(exc)) from None
+        return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
+
+    async def decide(request: Request) -> Response:
+        body = await _json_object(request)
+        pair_id = _known_pair(body.get("pair_id"))
+        new_caption = body.get("new_caption")
+        if not isinstance(body.get("action"), str) or not (new_caption is None or isinstance(new_caption, str)):
+            raise HTTPException(422, "action must be a string and new_caption a string or null")
+        decision = await run_in_threadpool(store.record, pair_id, body["action"], new_caption=new_caption)
+        queue.set_decision(pair_id, decision)
+        return JSONResponse({"pair_id": pair_id, "decision": queue.decisions.get(pair_id), "summary": queue.summary()})
+
+    async def undo(request: Request) -> Response:
+        body = await _json_object(request)
+        pair_id = _known_pair(body["pair_id"]) if body.get("pair_id") is not None else await run_in_threadpool(
+            _newest_decided, store)
+        if pair_id is None:
+            return JSONResponse({"pair_id": None, "decision": None, "summary": queue.summary()})
+        decision = await run_in_threadpool(store.undo, pair_id)
+        if pair_id in queue.row_of:  # a store shared with another review may hold other pairs
+            queue.set_decision(pair_id, decision)
+        return JSONResponse({"pair_id": pair_id, "decision": decision, "summary": queue.summary()})
+
+    async def export(request: Request) -> Response:
+        with tempfile.TemporaryDirectory() as folder:
+            out = await run_in_threadpool(export_decisions, store.path, Path(folder) / "decisions.parquet")
+            content = out.read_bytes()
+        return Response(content, media_type="application/vnd.apache.parquet",
+                        headers={"Content-Disposition": 'attachment; filename="decisions.parquet"'})
+
+    def _known_pair(pair_id) -> str:
+        if not isinstance(pair_id, str):
+            raise HTTPException(422, "pair_id must be a string")
+        if pair_id not in queue.row_of:
+            raise HTTPException(404, "no such pair")
+        return pair_id
+
+    async def user_error(request: Request, exc: NctoolError) -> Response:
+        return JSONResponse({"error": str(exc)}, status_code=422)
+
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette):
+        yield
+        store.close()
+
+    routes = [Route("/", page), Route("/api/summary", summary), Route("/api/queue", cards),
+              Route("/api/image/{pair_id:path}", image), Route("/api/decision", decide, methods=["POST"]),
+              Route("/api/undo", undo, methods=["POST"]), Route("/api/export", export),
+              Mount("/static", StaticFiles(directory=STATIC), name="static")]
+    return Starlette(routes=routes, lifespan=lifespan,
+                     exception_handlers={NctoolError: user_error, HTTPException: http_error})
+
+
+def _newest_decided(store: DecisionStore) -> str | None:
+    """The pair of the newest standing decision (its current one): what a bare undo takes back."""
+    current = store.current()
+    return None if current.empty else current.loc[current["time"].idxmax(), "pair_id"]
+
+
+async def _json_object(request: Request) -> dict:
+    try:
+        body = json.loads(await request.body())
+    except (ValueError, UnicodeDecodeError):
+        raise HTTPException(400, "the request body is not JSON") from None
+    if not isinstance(body, dict):
+        raise HTTPException(400, "the request body must be a JSON object")
+    return body
+
+
+def _int(params, name: str, default: int) -> int:
+    value = params.get(name)
+    if value is None:
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise HTTPException(400, f"{name} '{value}': not a whole number") from None
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` is reachable only from this machine (127.0.0.0/8, ::1, localhost)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket on host:port (port 0: a free one); refuses a taken port with one line."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise NctoolError(f"{host}:{port}: cannot listen there ({exc.strerror}); pass another --port "
+                          f"(or --host)") from None
+    sock.listen(128)
+    return sock
+
+
+def serve(app: Starlette, sock: socket.socket) -> None:
+    """Serve `app` on a socket from `bind` until interrupted (Ctrl-C)."""
+    import uvicorn
+
+    uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])

@@ -1,0 +1,362 @@
+// nctool review: the page. Plain DOM, no build step. Every text from the data is set with
+// textContent (never innerHTML): captions are untrusted.
+"use strict";
+
+const PAGE_SIZE = 25;
+const ACTION_NAMES = {keep: "kept", drop: "dropped", fix: "fixed"};
+const LABEL_COLOURS = {noisy: "#d1495b", ambiguous: "#edae49", clean: "#00798c"};
+
+const state = {filters: {}, offset: 0, total: 0, cards: [], focus: 0, decided: [], editing: false};
+
+function el(tag, attributes = {}, text) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, value);
+  if (text !== undefined && text !== null) node.textContent = String(text);
+  return node;
+}
+
+function svg(tag, attributes) {
+  const node = document.createElementNS("http://www.w3.org/2000/svg", tag);
+  for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, value);
+  return node;
+}
+
+function imageUrl(pairId, size) {
+  return "/api/image/" + encodeURIComponent(pairId) + (size ? "?size=" + size : "");
+}
+
+function say(message) {
+  document.getElementById("status").textContent = message;
+}
+
+async function api(path, body) {
+  const options = body === undefined ? {} : {method: "POST", headers: {"Content-Type": "application/json"},
+                                                body: JSON.stringify(body)};
+  const response = await fetch(path, options);
+  const data = await response.json();
+  if (!response.ok) throw new Error(data.error || response.statusText);
+  return data;
+}
+
+// ---- header ----
+
+function showSummary(summary) {
+  document.getElementById("detector").textContent = "detector " + summary.detector;
+  document.getElementById("progress-text").textContent =
+    `reviewed ${summary.reviewed} / left ${summary.left}  (kept ${summary.actions.keep}, ` +
+    `dropped ${summary.actions.drop}, fixed ${summary.actions.fix})`;
+  document.getElementById("progress-bar").style.width =
+    (summary.pairs ? 100 * summary.reviewed / summary.pairs : 0) + "%";
+  let noise = summary.noise_share === null ? "" : `estimated noise ${(100 * summary.noise_share).toFixed(1)} %`;
+  if (summary.true_noise_share !== null) noise += ` (ground truth ${(100 * summary.true_noise_share).toFixed(1)} %)`;
+  document.getElementById("noise-share").textContent = noise;
+  drawHistogram(summary);
+}
+
+function drawHistogram(summary) {
+  const plot = document.getElementById("histogram");
+  plot.replaceChildren();
+  const width = 260, height = 46, counts = summary.histogram.counts, bins = summary.histogram.edges.length - 1;
+  const totals = Array.from({length: bins}, (_, i) => Object.values(counts).reduce((sum, c) => sum + c[i], 0));
+  const top = Math.max(1, ...totals), barWidth = width / bins;
+  for (let i = 0; i < bins; i++) {
+    let y = height;
+    for (const label of ["noisy", "ambiguous", "clean"]) {
+      const h = height * counts[label][i] / top;
+      if (h > 0) plot.append(svg("rect", {x: i * barWidth + 0.5, y: y - h, width: barWidth - 1, height: h,
+                                          fill: LABEL_COLOURS[label]}));
+      y -= h;
+    }
+  }
+  for (const [name, value] of Object.entries(summary.thresholds)) {
+    if (value === null) continue;
+    const x = width * value;
+    const line = svg("line", {x1: x, x2: x, y1: 0, y2: height, stroke: "#333", "stroke-dasharray": "3,2"});
+    const title = svg("title", {});
+    title.textContent = `${name.replace(/_/g, " ")} ${value.toFixed(3)}`;
+    line.append(title);
+    plot.append(line);
+  }
+  const axis = svg("text", {x: 0, y: 56, "font-size": 9});
+  axis.textContent = "reliability 0";
+  const end = svg("text", {x: width, y: 56, "font-size": 9, "text-anchor": "end"});
+  end.textContent = "1";
+  plot.append(axis, end);
+}
+
+async function loadSummary() {
+  const summary = await api("/api/summary");
+  showSummary(summary);
+  const select = document.querySelector("#filters select[name=category]");
+  if (select.options.length === 1) {
+    for (const category of summary.categories) select.append(el("option", {}, category));
+    select.value = state.filters.category || "";
+  }
+}
+
+// ---- cards ----
+
+function decisionText(decision) {
+  if (!decision) return "undecided";
+  let text = ACTION_NAMES[decision.action] || decision.action;
+  if (decision.reviewer) text += " by " + decision.reviewer;
+  return text;
+}
+
+function renderCard(card, index) {
+  const node = el("article", {class: "card", "data-pair-id": card.pair_id, "data-index": index});
+  const picture = el("img", {class: "thumb", src: imageUrl(card.pair_id), alt: "image " + card.image_id,
+                             loading: "lazy"});
+  picture.addEventListener("click", () => enlarge(card.pair_id));
+  const body = el("div", {class: "body"});
+  const caption = el("p", {class: "caption"}, card.decision && card.decision.action === "fix"
+                                               ? card.decision.new_caption : card.caption);
+  const facts = el("p", {class: "facts"});
+  facts.append(el("span", {class: "label label-" + card.label}, card.label),
+               el("span", {}, "reliability " + card.reliability.toFixed(4)),
+               el("span", {}, card.category || ""), el("span", {}, card.split), el("span", {}, card.pair_id));
+  if (card.noisy !== null) facts.append(el("span", {class: "truth"}, card.noisy ? "truly noisy" : "truly clean"));
+  for (const [name, value] of Object.entries(card.evidence)) {
+    facts.append(el("span", {class: "evidence"}, `${name} ${Number(value).toPrecision(4)}`));
+  }
+  const decision = el("p", {class: "decision decision-" + (card.decision ? card.decision.action : "none")},
+                      decisionText(card.decision));
+  if (card.decision && card.decision.action === "fix") {
+    decision.append(el("span", {class: "original"}, " was: " + card.caption));
+  }
+  body.append(caption, facts, decision);
+  if (card.siblings.length) {
+    body.append(el("h3", {}, "other captions of this image"));
+    const list = el("ul", {class: "siblings"});
+    for (const sibling of card.siblings) list.append(el("li", {}, sibling.caption));
+    body.append(list);
+  }
+  if (card.suggested_captions && card.suggested_captions.length) {
+    body.append(el("h3", {}, "suggested captions (press the number to accept)"));
+    const list = el("ol", {class: "suggestions"});
+    card.suggested_captions.forEach((suggestion, i) => {
+      const item = el("li", {});
+      const accept = el("button", {type: "button", class: "accept"}, String(i + 1));
+      accept.addEventListener("click", () => { setFocus(index); acceptSuggestion(i); });
+      item.append(accept, el("span", {}, " " + suggestion.caption), el("span", {class: "score"},
+                                                                           " " + suggestion.score.toFixed(3)));
+      list.append(item);
+    });
+    body.append(list);
+  }
+  if (card.suggested_images && card.suggested_images.length) {
+    body.append(el("h3", {}, "images that match this caption better"));
+    const strip = el("div", {class: "suggested-images"});
+    for (const suggestion of card.suggested_images) {
+      const image = el("img", {src: imageUrl(suggestion.pair_id), alt: "image " + suggestion.image_id,
+                               title: `${suggestion.image_id} ${suggestion.score.toFixed(3)}`, loading: "lazy"});
+      image.addEventListener("click", () => enlarge(suggestion.pair_id));
+      strip.append(image);
+    }
+    body.append(strip);
+  }
+  const buttons = el("div", {class: "actions"});
+  for (const [label, key, handler] of [["keep", "a", () => decide("keep")], ["drop", "d", () => decide("drop")],
+                                       ["fix", "e", () => editCaption()], ["skip", "s", () => move(1)],
+                                       ["undo", "u", () => undo()]]) {
+    const button = el("button", {type: "button", class: "action-" + label}, `${label} (${key})`);
+    button.addEventListener("click", () => { setFocus(index); handler(); });
+    buttons.append(button);
+  }
+  body.append(buttons);
+  node.append(picture, body);
+  node.addEventListener("click", () => setFocus(index));
+  return node;
+}
+
+function showCards() {
+  const main = document.getElementById("cards");
+  main.replaceChildren(...state.cards.map(renderCard));
+  if (!state.cards.length) main.append(el("p", {class: "empty"}, "no pairs match these filters"));
+  const last = Math.min(state.offset + state.cards.length, state.total);
+  document.getElementById("position").textContent =
+    state.total ? `${state.offset + 1}\u2013${last} of ${state.total}` : "0 of 0";
+  setFocus(Math.min(state.focus, Math.max(state.cards.length - 1, 0)));
+}
+
+function replaceCard(index) {
+  const old = document.querySelector(`#cards .card[data-index="${index}"]`);
+  if (old) old.replaceWith(renderCard(state.cards[index], index));
+  setFocus(state.focus);
+}
+
+function setFocus(index) {
+  state.focus = index;
+  document.querySelectorAll("#cards .card.focused").forEach(node => node.classList.remove("focused"));
+  const node = document.querySelector(`#cards .card[data-index="${index}"]`);
+  if (node) {
+    node.classList.add("focused");
+    node.scrollIntoView({block: "nearest"});
+  }
+}
+
+function queueQuery(extra) {
+  const params = new URLSearchParams({limit: PAGE_SIZE, ...extra});
+  for (const [name, value] of Object.entries(state.filters)) if (value) params.set(name, value);
+  return "/api/queue?" + params.toString();
+}
+
+async function loadPage(offset, focus, resume = false) {
+  const page = await api(queueQuery(resume ? {resume: 1} : {offset}));
+  state.offset = page.offset;
+  state.total = page.total;
+  state.cards = page.cards;
+  state.focus = resume ? page.focus - page.offset : focus;
+  showCards();
+}
+
+// ---- actions ----
+
+function current() {
+  return state.cards[state.focus];
+}
+
+async function move(step) {
+  const target = state.focus + step;
+  if (target >= 0 && target < state.cards.length) return setFocus(target);
+  if (step > 0 && state.offset + state.cards.length < state.total) return loadPage(state.offset + PAGE_SIZE, 0);
+  if (step < 0 && state.offset > 0) return loadPage(Math.max(state.offset - PAGE_SIZE, 0), PAGE_SIZE - 1);
+}
+
+function showDecision(response) {
+  const index = state.cards.findIndex(card => card.pair_id === response.pair_id);
+  if (index >= 0) {
+    state.cards[index].decision = response.decision;
+    replaceCard(index);
+  }
+  showSummary(response.summary);
+}
+
+async function decide(action, newCaption) {
+  const card = current();
+  if (!card) return;
+  try {
+    const response = await api("/api/decision", {pair_id: card.pair_id, action, new_caption: newCaption ?? null});
+    state.decided.push(card.pair_id);
+    showDecision(response);
+    say(`${card.pair_id}: ${decisionText(response.decision)}`);
+    await move(1);
+  } catch (error) {
+    say("not saved: " + error.message);
+  }
+}
+
+function acceptSuggestion(number) {
+  const card = current();
+  const suggestion = card && card.suggested_captions && card.suggested_captions[number];
+  if (suggestion) decide("fix", suggestion.caption);
+}
+
+function editCaption() {
+  const card = current();
+  if (!card) return;
+  const node = document.querySelector(`#cards .card[data-index="${state.focus}"] .caption`);
+  const editor = el("textarea", {class: "editor", rows: 2});
+  editor.value = card.decision && card.decision.action === "fix" ? card.decision.new_caption : card.caption;
+  state.editing = true;
+  editor.addEventListener("keydown", event => {
+    if (event.key === "Enter" && !event.shiftKey) {
+      event.preventDefault();
+      state.editing = false;
+      decide("fix", editor.value);
+    } else if (event.key === "Escape") {
+      state.editing = false;
+      replaceCard(state.focus);
+    }
+    event.stopPropagation();
+  });
+  node.replaceWith(editor);
+  editor.focus();
+}
+
+async function undo() {
+  try {
+    const response = await api("/api/undo", state.decided.length ? {pair_id: state.decided.pop()} : {});
+    if (response.pair_id === null) return say("nothing to undo");
+    showDecision(response);
+    const index = state.cards.findIndex(card => card.pair_id === response.pair_id);
+    if (index >= 0) setFocus(index);
+    say(`undone: ${response.pair_id} is ${decisionText(response.decision)}`);
+  } catch (error) {
+    say("undo failed: " + error.message);
+  }
+}
+
+// ---- overlays, filters, keys ----
+
+function enlarge(pairId) {
+  document.getElementById("overlay-image").src = imageUrl(pairId, "large");
+  document.getElementById("overlay").hidden = false;
+}
+
+function closeOverlays() {
+  document.getElementById("overlay").hidden = true;
+  document.getElementById("help").hidden = true;
+}
+
+function toggleHelp() {
+  const help = document.getElementById("help");
+  help.hidden = !help.hidden;
+}
+
+function readFilters() {
+  const form = document.getElementById("filters");
+  state.filters = {};
+  for (const name of ["label", "category", "state", "q"]) {
+    const value = form.elements[name].value.trim();
+    if (value) state.filters[name] = value;
+  }
+  location.hash = new URLSearchParams(state.filters).toString();
+}
+
+function restoreFilters() {
+  const form = document.getElementById("filters");
+  state.filters = Object.fromEntries(new URLSearchParams(location.hash.slice(1)));
+  for (const name of ["label", "state", "q"]) form.elements[name].value = state.filters[name] || "";
+}
+
+const KEYS = {
+  j: () => move(1), ArrowDown: () => move(1), k: () => move(-1), ArrowUp: () => move(-1),
+  a: () => decide("keep"), d: () => decide("drop"), e: () => editCaption(), s: () => move(1), u: () => undo(),
+  o: () => current() && enlarge(current().pair_id), "?": toggleHelp, Escape: closeOverlays,
+  n: () => state.offset + PAGE_SIZE < state.total && loadPage(state.offset + PAGE_SIZE, 0),
+  p: () => state.offset > 0 && loadPage(Math.max(state.offset - PAGE_SIZE, 0), 0),
+  "/": () => document.querySelector("#filters input[name=q]").focus(),
+};
+
+document.addEventListener("keydown", event => {
+  if (state.editing || event.ctrlKey || event.metaKey || event.altKey) return;
+  if (["INPUT", "SELECT", "TEXTAREA"].includes(event.target.tagName)) {
+    if (event.key === "Escape") event.target.blur();
+    return;
+  }
+  const handler = /^[1-9]$/.test(event.key) ? () => acceptSuggestion(Number(event.key) - 1) : KEYS[event.key];
+  if (handler) {
+    event.preventDefault();
+    handler();
+  }
+});
+
+document.getElementById("filters").addEventListener("change", () => { readFilters(); loadPage(0, 0, true); });
+document.getElementById("filters").addEventListener("submit", event => {
+  event.preventDefault();
+  readFilters();
+  loadPage(0, 0, true);
+});
+document.getElementById("previous-page").addEventListener("click", () => KEYS.p());
+document.getElementById("next-page").addEventListener("click", () => KEYS.n());
+document.getElementById("help-button").addEventListener("click", toggleHelp);
+document.getElementById("overlay").addEventListener("click", closeOverlays);
+document.getElementById("help").addEventListener("click", closeOverlays);
+// another tab may have decided in the meantime: the last write wins, so show what the server holds
+window.addEventListener("focus", () => {
+  if (!state.editing) Promise.all([loadSummary(), loadPage(state.offset, state.focus)]).catch(e => say(e.message));
+});
+
+restoreFilters();
+Promise.all([loadSummary(), loadPage(0, 0, true)]).catch(error => say("cannot load the queue: " + error.message));

@@ -1,0 +1,372 @@
+import io
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+from starlette.testclient import TestClient
+
+from cli_helpers import invoke, run_cli
+from nctool.cli import review as review_cli
+from nctool.decisions import DecisionStore, default_decisions_path, read_decisions
+from nctool.errors import NctoolError
+from nctool.review.gallery import write_gallery
+from nctool.review.queue import ReviewQueue
+from nctool.review.server import bind, export, is_loopback, review_app
+from nctool.schema import row_hashes, write_table
+
+XSS = "<img src=x onerror=alert(1)>"
+CATEGORIES = ("airport", "beach")
+
+
+def png(colour: tuple[int, int, int]) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (40, 30), colour).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def review_data(images: int = 8, captions: int = 3) -> pd.DataFrame:
+    """`images` images of `captions` captions each; the last image is in val (unscored); p4 carries XSS."""
+    n = images * captions
+    rows = []
+    for i in range(n):
+        image = i // captions
+        rows.append({"pair_id": f"p{i:02d}", "image_id": f"img{image}",
+                     "image": {"bytes": png((30 * image % 256, 90, 200 - 20 * image % 200)), "path": None},
+                     "caption": XSS if i == 4 else f"caption {i} of a {CATEGORIES[image % 2]} scene",
+                     "split": "val" if image == images - 1 else "train", "category": CATEGORIES[image % 2],
+                     "noisy": i % 5 == 0})
+    return pd.DataFrame(rows)
+
+
+def reliabilities(n: int) -> np.ndarray:
+    """Distinct reliabilities in a fixed shuffled order: p04 (the XSS caption) is the lowest."""
+    order = np.random.default_rng(3).permutation(n)
+    values = np.empty(n)
+    values[order] = (np.arange(n) + 0.5) / n
+    values[[4, int(np.argmin(values))]] = values[[int(np.argmin(values)), 4]]
+    return values
+
+
+def review_scores(data: pd.DataFrame) -> pd.DataFrame:
+    """rrsitr (with suggestions for its noisy pairs) and similarity scores of the train pairs."""
+    train = data[data["split"] == "train"].reset_index(drop=True)
+    reliability = reliabilities(len(train))
+    label = np.where(reliability < 0.3, "noisy", np.where(reliability < 0.6, "ambiguous", "clean"))
+    flagged = label == "noisy"
+    other = [train[train["image_id"] != image_id] for image_id in train["image_id"]]
+    rrsitr = pd.DataFrame({
+        "pair_id": train["pair_id"], "row_hash": row_hashes(train), "reliability": reliability, "label": label,
+        "detector": "rrsitr", "loss": 30 * (1 - reliability), "loss_std": 0.5,
+        "suggested_pair_ids": [o["pair_id"].iloc[:2].tolist() if f else None for o, f in zip(other, flagged)],
+        "suggested_captions": [o["caption"].iloc[:2].tolist() if f else None for o, f in zip(other, flagged)],
+        "suggested_caption_scores": [[0.9, 0.8] if f else None for f in flagged],
+        "suggested_image_ids": [o["image_id"].unique()[:2].tolist() if f else None for o, f in zip(other, flagged)],
+        "suggested_image_scores": [[0.7, 0.6] if f else None for f in flagged]})
+    similarity = pd.DataFrame({"pair_id": train["pair_id"], "row_hash": row_hashes(train),
+                               "reliability": reliability[::-1].copy(), "label": label[::-1].copy(),
+                               "detector": "similarity", "similarity": 0.2})
+    return pd.concat([rrsitr, similarity], ignore_index=True)
+
+
+def write_review_files(folder, images: int = 8) -> tuple:
+    """(data, scores) Parquet files in `folder`."""
+    data = review_data(images)
+    data_path, scores_path = folder / "data.parquet", folder / "scores.parquet"
+    write_table(data, data_path)
+    write_table(review_scores(data), scores_path)
+    return data_path, scores_path
+
+
+@pytest.fixture
+def files(tmp_path):
+    return write_review_files(tmp_path)
+
+
+@pytest.fixture
+def client(files):
+    data_path, scores_path = files
+    with TestClient(review_app(data_path, scores_path, detector="rrsitr", reviewer="ana")) as test_client:
+        yield test_client
+
+
+# ---- the queue ----
+
+def test_queue_is_lowest_reliability_first_with_paging(files):
+    queue = ReviewQueue.load(*files, detector="rrsitr")
+    reliability = queue.pairs["reliability"].to_numpy()
+    assert len(queue.order) == 21  # 7 train images x 3 captions; the val image is not scored
+    assert np.all(np.diff(reliability[queue.order]) > 0)
+    first = queue.page(offset=0, limit=5)
+    assert first["total"] == 21 and [c["pair_id"] for c in first["cards"]][0] == "p04"
+    second = queue.page(offset=5, limit=5)
+    assert [c["reliability"] for c in first["cards"] + second["cards"]] == sorted(reliability[queue.order])[:10]
+    assert queue.page(offset=20, limit=5)["cards"][0]["pair_id"] == queue.pairs["pair_id"].iat[queue.order[-1]]
+    assert queue.page(offset=40, limit=5)["cards"] == []
+
+
+def test_filters_by_label_category_state_and_text(files):
+    queue = ReviewQueue.load(*files, detector="rrsitr")
+    labels = queue.pairs.set_index("pair_id")["label"]
+    noisy = [c["pair_id"] for c in queue.page(label="noisy", limit=50)["cards"]]
+    assert noisy and set(labels[noisy]) == {"noisy"} and len(noisy) == (labels == "noisy").sum()
+    beach = queue.page(category="beach", limit=50)["cards"]
+    assert beach and {c["category"] for c in beach} == {"beach"}
+    assert [c["pair_id"] for c in queue.page(text="CAPTION 13", limit=50)["cards"]] == ["p13"]
+    assert [c["pair_id"] for c in queue.page(text="onerror", limit=50)["cards"]] == ["p04"]
+    queue.set_decision("p13", {"pair_id": "p13", "action": "drop", "new_caption": None})
+    assert [c["pair_id"] for c in queue.page(state="dropped", limit=50)["cards"]] == ["p13"]
+    assert queue.page(state="kept", limit=50)["total"] == 0
+    assert "p13" not in [c["pair_id"] for c in queue.page(state="undecided", limit=50)["cards"]]
+    assert queue.page(category="harbour", limit=50)["total"] == 0
+
+
+def test_resume_opens_the_page_of_the_first_undecided_pair(files):
+    queue = ReviewQueue.load(*files, detector="rrsitr")
+    for row in queue.order[:7]:
+        pair_id = queue.pairs["pair_id"].iat[row]
+        queue.set_decision(pair_id, {"pair_id": pair_id, "action": "keep", "new_caption": None})
+    page = queue.page(limit=5, resume=True)
+    assert (page["offset"], page["focus"]) == (5, 7)
+    assert page["cards"][2]["pair_id"] == queue.pairs["pair_id"].iat[queue.order[7]]
+    assert page["cards"][2]["decision"] is None and page["cards"][1]["decision"]["action"] == "keep"
+
+
+def test_card_shows_siblings_truth_evidence_and_suggestions(files):
+    queue = ReviewQueue.load(*files, detector="rrsitr")
+    card = queue.card(queue.row_of["p04"])
+    assert card["caption"] == XSS and card["label"] == "noisy" and card["noisy"] is False
+    assert [s["pair_id"] for s in card["siblings"]] == ["p03", "p05"]
+    assert set(card["evidence"]) == {"loss", "loss_std"}
+    assert [s["pair_id"] for s in card["suggested_captions"]] == ["p00", "p01"]
+    assert card["suggested_captions"][0] == {"pair_id": "p00", "caption": "caption 0 of a airport scene", "score": 0.9}
+    assert [(s["image_id"], s["pair_id"]) for s in card["suggested_images"]] == [("img0", "p00"), ("img2", "p06")]
+    clean = queue.card(int(queue.order[-1]))
+    assert clean["suggested_captions"] == [] and clean["suggested_images"] == []
+
+
+def test_summary_counts_progress_noise_share_and_histogram(files):
+    queue = ReviewQueue.load(*files, detector="rrsitr")
+    queue.set_decision("p13", {"pair_id": "p13", "action": "fix", "new_caption": "a beach"})
+    summary = queue.summary()
+    labels = queue.pairs["label"].dropna()
+    assert (summary["pairs"], summary["reviewed"], summary["left"]) == (21, 1, 20)
+    assert summary["actions"] == {"keep": 0, "drop": 0, "fix": 1}
+    assert summary["noise_share"] == pytest.approx((labels == "noisy").mean())
+    assert summary["true_noise_share"] == pytest.approx(queue.pairs["noisy"][labels.index].mean())
+    assert sum(sum(counts) for counts in summary["histogram"]["counts"].values()) == 21
+    assert summary["thresholds"]["noisy_up_to"] < 0.3 <= summary["thresholds"]["clean_from"] - 0.3
+    assert summary["categories"] == ["airport", "beach"]
+
+
+def test_refuses_unknown_filters_and_detectors(files):
+    queue = ReviewQueue.load(*files, detector="rrsitr")
+    with pytest.raises(NctoolError, match="label 'bad': unknown"):
+        queue.page(label="bad")
+    with pytest.raises(NctoolError, match="state 'maybe': unknown"):
+        queue.page(state="maybe")
+    with pytest.raises(NctoolError, match="limit 0"):
+        queue.page(limit=0)
+    with pytest.raises(NctoolError, match="several detectors"):
+        ReviewQueue.load(*files)
+    with pytest.raises(NctoolError, match="detector 'neighbors': not in the scores file"):
+        ReviewQueue.load(*files, detector="neighbors")
+
+
+def test_refuses_scores_of_another_version_of_the_data(tmp_path, files):
+    data_path, scores_path = files
+    other = review_data().assign(caption=lambda d: d["caption"] + " (edited)")
+    write_table(other, tmp_path / "other.parquet")
+    with pytest.raises(NctoolError, match="another version of the data"):
+        ReviewQueue.load(tmp_path / "other.parquet", scores_path, detector="rrsitr")
+
+
+# ---- the API ----
+
+def test_api_pages_and_summary(client):
+    page = client.get("/api/queue", params={"limit": 4}).json()
+    assert page["total"] == 21 and len(page["cards"]) == 4 and page["cards"][0]["pair_id"] == "p04"
+    assert page["cards"][0]["caption"] == XSS  # verbatim, as JSON text
+    assert client.get("/api/queue", params={"label": "noisy", "q": "caption 1"}).status_code == 200
+    summary = client.get("/api/summary").json()
+    assert summary["detector"] == "rrsitr" and summary["left"] == 21
+    assert client.get("/").status_code == 200 and "review.js" in client.get("/").text
+    assert client.get("/static/review.js").status_code == 200
+
+
+@pytest.mark.parametrize("query", [{"offset": "x"}, {"limit": "1e3"}, {"limit": 0}, {"offset": -1},
+                                   {"label": "weird"}, {"state": "gone"}])
+def test_api_refuses_bad_queries_with_4xx(client, query):
+    response = client.get("/api/queue", params=query)
+    assert 400 <= response.status_code < 500 and response.json()["error"]
+    assert client.get("/api/summary").status_code == 200  # still serving
+
+
+def test_api_images_by_pair_id_only(client):
+    response = client.get("/api/image/p04")
+    assert response.status_code == 200 and response.headers["content-type"] == "image/jpeg"
+    assert Image.open(io.BytesIO(response.content)).size == (40, 30)  # never enlarged
+    assert client.get("/api/image/p04", params={"size": "large"}).status_code == 200
+    assert client.get("/api/image/p04", params={"size": "huge"}).status_code == 400
+    assert client.get("/api/image/p23").status_code == 200  # an unscored (val) pair still has its image
+    for attempt in ("/api/image/..%2F..%2Fetc%2Fpasswd", "/api/image/../../etc/passwd", "/api/image/%2Fetc%2Fpasswd",
+                    "/api/image/nope", "/api/image/", "/static/..%2F..%2Fqueue.py", "/static/../server.py"):
+        assert client.get(attempt).status_code == 404, attempt
+
+
+def test_api_thumbnails_are_resized_and_cached(tmp_path):
+    data = review_data(images=3)
+    big = io.BytesIO()
+    Image.new("RGB", (900, 600), (10, 200, 30)).save(big, format="PNG")
+    data["image"] = [{"bytes": big.getvalue(), "path": None}] * len(data)
+    write_table(data, tmp_path / "data.parquet")
+    write_table(review_scores(data), tmp_path / "scores.parquet")
+    app = review_app(tmp_path / "data.parquet", tmp_path / "scores.parquet", detector="rrsitr")
+    with TestClient(app) as client:
+        thumb = client.get("/api/image/p00").content
+        assert Image.open(io.BytesIO(thumb)).size == (256, 171)
+        assert Image.open(io.BytesIO(client.get("/api/image/p00?size=large").content)).size == (900, 600)
+        assert client.get("/api/image/p01").content == thumb  # a sibling: the same image, from the cache
+
+
+def test_api_decisions_are_stored_at_once_and_last_write_wins(files, client):
+    data_path, scores_path = files
+    response = client.post("/api/decision", json={"pair_id": "p04", "action": "drop"})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["decision"]["action"] == "drop" and body["decision"]["reviewer"] == "ana"
+    assert body["summary"]["reviewed"] == 1
+    with DecisionStore(default_decisions_path(scores_path)) as store:  # another tab / process
+        assert store.get(["p04"])["p04"]["action"] == "drop"
+    second_tab = client.post("/api/decision", json={"pair_id": "p04", "action": "fix", "new_caption": XSS + "!"})
+    assert (second_tab.json()["decision"]["action"], second_tab.json()["decision"]["new_caption"]) == ("fix", XSS + "!")
+    card = client.get("/api/queue", params={"limit": 1}).json()["cards"][0]
+    assert card["decision"]["action"] == "fix" and card["decision"]["new_caption"] == XSS + "!"
+    assert client.get("/api/queue", params={"state": "fixed"}).json()["total"] == 1
+
+
+def test_api_undo_takes_back_the_newest_decision(client):
+    client.post("/api/decision", json={"pair_id": "p04", "action": "keep"})
+    client.post("/api/decision", json={"pair_id": "p04", "action": "drop"})
+    client.post("/api/decision", json={"pair_id": "p07", "action": "keep"})
+    assert client.post("/api/undo", json={"pair_id": "p04"}).json()["decision"]["action"] == "keep"
+    bare = client.post("/api/undo", json={}).json()
+    assert bare["pair_id"] == "p07" and bare["decision"] is None
+    assert client.post("/api/undo", json={}).json()["pair_id"] == "p04"
+    assert client.post("/api/undo", json={}).json()["pair_id"] is None  # nothing left to undo
+    assert client.get("/api/summary").json()["reviewed"] == 0
+
+
+@pytest.mark.parametrize("body, status", [
+    (b"{not json", 400), (b"\xff\xfe", 400), (b"[1, 2]", 400), (b'"keep"', 400),
+    (b'{"pair_id": "p04", "action": "maybe"}', 422), (b'{"pair_id": "p04"}', 422),
+    (b'{"pair_id": 4, "action": "keep"}', 422), (b'{"pair_id": "nope", "action": "keep"}', 404),
+    (b'{"pair_id": "p04", "action": "fix"}', 422), (b'{"pair_id": "p04", "action": "keep", "new_caption": 3}', 422),
+    (b'{"pair_id": "p04", "action": "keep", "new_caption": "x"}', 422)])
+def test_api_refuses_malformed_decisions(client, body, status):
+    response = client.post("/api/decision", content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == status and response.json()["error"]
+    assert client.get("/api/summary").json()["reviewed"] == 0  # nothing stored, still serving
+    assert client.post("/api/undo", content=b"nope").status_code == 400
+
+
+def test_api_exports_the_decisions_as_parquet(tmp_path, client):
+    client.post("/api/decision", json={"pair_id": "p04", "action": "fix", "new_caption": "a runway"})
+    response = client.get("/api/export")
+    assert response.status_code == 200 and "decisions.parquet" in response.headers["content-disposition"]
+    (tmp_path / "download.parquet").write_bytes(response.content)
+    decisions = read_decisions(tmp_path / "download.parquet")
+    assert decisions[["pair_id", "action", "new_caption"]].values.tolist() == [["p04", "fix", "a runway"]]
+
+
+def test_decisions_survive_a_restart(files):
+    data_path, scores_path = files
+    with TestClient(review_app(data_path, scores_path, detector="rrsitr")) as first:
+        first.post("/api/decision", json={"pair_id": "p04", "action": "drop"})
+    with TestClient(review_app(data_path, scores_path, detector="rrsitr")) as second:
+        page = second.get("/api/queue", params={"limit": 5, "resume": 1}).json()
+        assert page["focus"] == 1 and page["cards"][0]["decision"]["action"] == "drop"
+
+
+def test_export_writes_the_store_and_refuses_a_missing_one(tmp_path, files):
+    data_path, scores_path = files
+    with pytest.raises(NctoolError, match="no decisions file there"):
+        export(scores_path, tmp_path / "d.parquet")
+    with DecisionStore(tmp_path / "mine.sqlite") as store:
+        store.record("p01", "keep")
+    out = export(scores_path, tmp_path / "d.parquet", decisions=tmp_path / "mine.sqlite")
+    assert read_decisions(out)["pair_id"].tolist() == ["p01"]
+
+
+def test_binds_loopback_and_refuses_a_taken_port():
+    assert is_loopback("127.0.0.1") and is_loopback("localhost") and is_loopback("::1")
+    assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.5")
+    sock = bind("127.0.0.1", 0)
+    try:
+        with pytest.raises(NctoolError, match=f"127.0.0.1:{sock.getsockname()[1]}: cannot listen there"):
+            bind("127.0.0.1", sock.getsockname()[1])
+    finally:
+        sock.close()
+
+
+# ---- the gallery ----
+
+def test_gallery_embeds_the_lowest_pairs_and_escapes_captions(tmp_path, files):
+    data_path, scores_path = files
+    result = write_gallery(data_path, scores_path, tmp_path / "gallery.html", detector="rrsitr", limit=5)
+    html = (tmp_path / "gallery.html").read_text()
+    assert result["pairs"] == 5
+    assert html.count('src="data:image/jpeg;base64,') == 5 and "/api/" not in html
+    assert XSS not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
+    queue = ReviewQueue.load(data_path, scores_path, detector="rrsitr")
+    lowest = [queue.pairs["pair_id"].iat[row] for row in queue.order[:5]]
+    assert re.findall(r"<span>(p\d\d)</span>", html) == lowest and lowest[0] == "p04"
+    with pytest.raises(NctoolError, match="limit 0: too small"):
+        write_gallery(data_path, scores_path, tmp_path / "g.html", detector="rrsitr", limit=0)
+    with pytest.raises(NctoolError, match="is also an input"):
+        write_gallery(data_path, scores_path, scores_path, detector="rrsitr")
+
+
+# ---- the command line ----
+
+def test_cli_maps_flags_to_the_library(monkeypatch):
+    calls = {}
+    monkeypatch.setattr(review_cli, "write_gallery", lambda *a, **k: calls.setdefault("gallery", (a, k)) and
+                        {"pairs": 3, "out": a[2]})
+    monkeypatch.setattr(review_cli, "export", lambda *a, **k: calls.setdefault("export", (a, k))[0][1])
+    monkeypatch.setattr(review_cli, "review_app", lambda *a, **k: calls.setdefault("app", (a, k)))
+    monkeypatch.setattr(review_cli, "serve", lambda app, sock: calls.setdefault("serve", sock.getsockname()))
+    result = invoke("review", "d.parquet", "--scores", "s.parquet", "--static", "g.html", "--limit", "3",
+                    "--detector", "similarity", "--image-root", "imgs")
+    assert result.exit_code == 0, result.output
+    assert calls["gallery"][0] == (Path("d.parquet"), Path("s.parquet"), Path("g.html"))
+    assert calls["gallery"][1]["limit"] == 3 and calls["gallery"][1]["detector"] == "similarity"
+    assert str(calls["gallery"][1]["image_root"]) == "imgs"
+    result = invoke("review", "d.parquet", "--scores", "s.parquet", "--export", "x.parquet", "--decisions", "m.sqlite")
+    assert result.exit_code == 0 and str(calls["export"][0][1]) == "x.parquet"
+    assert str(calls["export"][1]["decisions"]) == "m.sqlite"
+    result = invoke("review", "d.parquet", "--scores", "s.parquet", "--port", "0", "--reviewer", "bo")
+    assert result.exit_code == 0, result.output
+    assert calls["app"][1] == {"detector": "rrsitr", "decisions": None, "reviewer": "bo", "image_root": None}
+    host, port = calls["serve"]
+    assert host == "127.0.0.1" and f"http://127.0.0.1:{port}/" in result.output and "warning" not in result.output
+
+
+def test_cli_warns_when_listening_beyond_this_machine(monkeypatch):
+    monkeypatch.setattr(review_cli, "review_app", lambda *a, **k: None)
+    monkeypatch.setattr(review_cli, "serve", lambda app, sock: None)
+    result = invoke("review", "d.parquet", "--scores", "s.parquet", "--host", "0.0.0.0", "--port", "0")
+    assert result.exit_code == 0 and "warning: listening on 0.0.0.0" in result.output
+
+
+def test_cli_static_gallery_end_to_end(tmp_path, files):
+    data_path, scores_path = files
+    result = run_cli("review", data_path, "--scores", scores_path, "--static", tmp_path / "g.html", "--limit", "4")
+    assert result.returncode == 0, result.stderr
+    assert "gallery of 4 pairs" in result.stdout
+    assert (tmp_path / "g.html").read_text().count("data:image/jpeg;base64,") == 4
+    bad = run_cli("review", data_path, "--scores", tmp_path / "missing.parquet", "--static", tmp_path / "h.html")
+    assert bad.returncode == 2 and "missing.parquet: file not found" in bad.stderr and "Traceback" not in bad.stderr
+    assert not (tmp_path / "h.html").exists()
