@@ -30,6 +30,7 @@ from nctool import losses, runtime
 from nctool.checkpoint import checkpoint_recipe, load_weights, read_checkpoint, save_checkpoint
 from nctool.config import Recipe, TrainCfg
 from nctool.data import PairData
+from nctool.decisions import apply_decisions, read_decisions
 from nctool.errors import NctoolError
 from nctool.evaluation import evaluate_retrieval
 from nctool.images import resolve_root
@@ -248,16 +249,14 @@ def prepare(data_path: Path, out_dir: Path, recipe: Recipe | None, decisions, im
         log = _MetricsLog(out_dir / "metrics.jsonl", state.step if saved is not None else None)
     ddp_model = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
     truth = df["noisy"].to_numpy(dtype=bool) if "noisy" in df else None
-    trusted = torch.from_numpy(df["decision"].isin(TRUSTED).to_numpy() if "decision" in df else
-                               np.zeros(len(df), dtype=bool))
+    trusted = torch.tensor(df["decision"].isin(TRUSTED).to_numpy() if "decision" in df else
+                           np.zeros(len(df), dtype=bool))
     return Run(recipe, out_dir, data, rows, truth, trusted, fingerprint, dev, rank, world, ddp_model, steps, log,
                notes), state
 
 
 def _with_decisions(df: pd.DataFrame, path: str | Path) -> tuple[pd.DataFrame, list[str]]:
     """The dataset with a curator's decisions applied to its train rows (dropped pairs removed)."""
-    from nctool.decisions import apply_decisions, read_decisions  # TODO(issue 8): top-level once it lands
-
     decisions = read_decisions(path)
     train_ids = df.loc[df["split"] == "train", "pair_id"]
     applied = decisions["pair_id"].isin(train_ids)

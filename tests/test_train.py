@@ -11,6 +11,7 @@ import nctool.train
 from nctool.checkpoint import load_trained_model, read_checkpoint, save_checkpoint
 from nctool.config import load_recipe
 from nctool.errors import NctoolError
+from nctool.losses import NOISY
 from nctool.noise import inject
 from nctool.runtime import pick_device
 from nctool.schema import read_table, write_table
@@ -212,3 +213,31 @@ def test_train_cli_end_to_end_and_bad_options(noisy_data, tmp_path):
         refused = invoke("train", noisy_data, "--out", tmp_path / "s", *args)
         assert isinstance(refused.exception, NctoolError) and message in str(refused.exception), args
     assert not (tmp_path / "s").exists()
+
+
+def test_review_decisions_shape_the_training_data(noisy_data, tmp_path):
+    from nctool.decisions import DecisionStore
+
+    frame = read_table(noisy_data)
+    train_rows = frame[frame["split"] == "train"]
+    noisy_ids = train_rows.loc[train_rows["noisy"], "pair_id"].tolist()
+    with DecisionStore(tmp_path / "d.sqlite", reviewer="test") as store:
+        for pair_id in noisy_ids[:5]:
+            store.record(pair_id, "drop")
+        store.record(noisy_ids[5], "keep")
+        store.record(noisy_ids[6], "fix", new_caption="a fixed caption")
+        store.record(frame.loc[frame["split"] == "test", "pair_id"].iloc[0], "drop")
+    result = train(noisy_data, out_dir=tmp_path / "run", recipe=_recipe(epochs=1), decisions=tmp_path / "d.sqlite")
+    assert result["notes"][:2] == ["7 review decision(s) applied to the train split",
+                                   "1 decision(s) on pairs outside the train split were not applied: "
+                                   "the run is measured there"]
+    epoch = result["epochs"][0]
+    # 160 train rows, 5 dropped: 155 remain, batches of 10 without the last partial one bin 150
+    assert sum(epoch[f"n_{name}"] for name in ("clean", "ambiguous", "noisy")) == 150
+    # the kept and the fixed pair are never binned noisy, though early losses bin most pairs noisy
+    remaining = frame[~frame["pair_id"].isin(noisy_ids[:5])].reset_index(drop=True)
+    labels = read_checkpoint(tmp_path / "run" / "last.pt")["epoch_labels"]
+    trusted = remaining.index[remaining["pair_id"].isin(noisy_ids[5:7])]
+    assert (labels[trusted] != NOISY).all() and (labels == NOISY).sum() > 75
+    with pytest.raises(NctoolError, match="is not the data the run"):
+        train(noisy_data, out_dir=tmp_path / "run", resume=True)
