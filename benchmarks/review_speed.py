@@ -1,0 +1,88 @@
+"""How fast `nctool review` opens on a large dataset: index build and first page at N pairs.
+
+Writes a synthetic dataset (N pairs, 5 captions per image, one small PNG shared by every row so no
+time goes to making images) and an rrsitr scores file with 5 suggestions per flagged pair, then
+times, in this process: building the app (reading both files, the queue index, opening the
+decisions store), the first /api/queue page (resume=1, 25 cards), /api/summary, a filtered page
+(label + caption search) and the first thumbnail.
+
+    .venv/bin/python benchmarks/review_speed.py --pairs 100000 --out /tmp/review-speed
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+from starlette.testclient import TestClient
+
+from nctool.review.server import review_app
+from nctool.schema import row_hashes, write_table
+
+WORDS = "runway plane road river house tree beach parking car bridge field storage tank church".split()
+
+
+def write_files(out: Path, pairs: int, seed: int = 0) -> tuple[Path, Path]:
+    rng = np.random.default_rng(seed)
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 64), (90, 140, 60)).save(buffer, format="PNG")
+    image_ids = np.array([f"img/{i // 5:06d}" for i in range(pairs)], dtype=object)
+    captions = [" ".join(rng.choice(WORDS, 8)) + f" {i}" for i in range(pairs)]
+    data = pd.DataFrame({"pair_id": [f"pair/{i:07d}" for i in range(pairs)], "image_id": image_ids,
+                         "image": [{"bytes": buffer.getvalue(), "path": None}] * pairs, "caption": captions,
+                         "split": "train", "category": rng.choice(["airport", "beach", "farmland", "river"], pairs),
+                         "noisy": rng.random(pairs) < 0.2})
+    reliability = np.clip(rng.normal(0.6, 0.25, pairs), 0, 1)
+    label = np.where(reliability < 0.3, "noisy", np.where(reliability < 0.55, "ambiguous", "clean"))
+    flagged = label == "noisy"
+    pick = rng.integers(0, pairs, (pairs, 5))
+    scores = pd.DataFrame({
+        "pair_id": data["pair_id"], "row_hash": row_hashes(data), "reliability": reliability, "label": label,
+        "detector": "rrsitr", "loss": 30 * (1 - reliability), "loss_std": 0.5,
+        "suggested_pair_ids": [data["pair_id"].to_numpy()[p].tolist() if f else None for p, f in zip(pick, flagged)],
+        "suggested_captions": [[captions[j] for j in p] if f else None for p, f in zip(pick, flagged)],
+        "suggested_caption_scores": [[0.5, 0.4, 0.3, 0.2, 0.1] if f else None for f in flagged],
+        "suggested_image_ids": [image_ids[p].tolist() if f else None for p, f in zip(pick, flagged)],
+        "suggested_image_scores": [[0.5, 0.4, 0.3, 0.2, 0.1] if f else None for f in flagged]})
+    out.mkdir(parents=True, exist_ok=True)
+    return write_table(data, out / "data.parquet"), write_table(scores, out / "scores.parquet")
+
+
+def timed(what: str, call, rows: list) -> object:
+    start = time.perf_counter()
+    result = call()
+    rows.append((what, time.perf_counter() - start))
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pairs", type=int, default=100_000)
+    parser.add_argument("--out", type=Path, required=True, help="folder for the generated files")
+    args = parser.parse_args()
+    data_path, scores_path = write_files(args.out, args.pairs)
+    (args.out / "scores.decisions.sqlite").unlink(missing_ok=True)
+    rows: list = []
+    app = timed("build the app (read files, queue index, decisions store)", lambda: review_app(data_path, scores_path),
+                rows)
+    with TestClient(app) as client:
+        page = timed("first page: GET /api/queue?resume=1&limit=25",
+                     lambda: client.get("/api/queue", params={"resume": 1, "limit": 25}).json(), rows)
+        timed("GET /api/summary", lambda: client.get("/api/summary").json(), rows)
+        timed("filtered page: label=noisy, q=bridge", lambda: client.get(
+            "/api/queue", params={"label": "noisy", "q": "bridge", "limit": 25}).json(), rows)
+        timed("first thumbnail: GET /api/image/{pair_id}",
+              lambda: client.get("/api/image/" + page["cards"][0]["pair_id"]).content, rows)
+    print(f"{args.pairs:,} pairs, {page['total']:,} in the queue\n\n| step | seconds |\n|---|---|")
+    for what, seconds in rows:
+        print(f"| {what} | {seconds:.3f} |")
+    print(f"| **first page shown (build + first page)** | **{rows[0][1] + rows[1][1]:.3f}** |")
+
+
+if __name__ == "__main__":
+    main()
