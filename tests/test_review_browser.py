@@ -13,6 +13,7 @@ import pytest
 
 from cli_helpers import run_cli
 from nctool.decisions import read_decisions
+from nctool.schema import read_table
 from test_review import XSS, write_review_files
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -159,9 +160,10 @@ def test_keyboard_decisions_survive_a_server_restart_and_a_reload(server, page):
     assert "reviewed 2 / left 19" in page.text_content("#progress-text")
 
 
-def test_a_fix_is_exported(server, page, files, tmp_path):
+def test_a_fix_is_exported_and_applied_by_filter(server, page, files, tmp_path):
     open_queue(page, server.url)
     first, second = card_ids(page)[:2]
+    originals = page.eval_on_selector_all("#cards .card .caption", "captions => captions.map(c => c.textContent)")[:2]
     suggestion = page.locator("#cards .card").first.locator(".suggestions li span").first.text_content().strip()
     page.keyboard.press("1")  # accept the first suggested caption
     wait_for_decision(page, first, "fixed by ana")
@@ -176,6 +178,12 @@ def test_a_fix_is_exported(server, page, files, tmp_path):
     assert decisions.loc[first, ["action", "new_caption"]].tolist() == ["fix", suggestion]
     assert decisions.loc[second, ["action", "new_caption"]].tolist() == ["fix", "a runway with two planes"]
     assert decisions.loc[first, "reviewer"] == "ana"
+    result = run_cli("filter", files[0], "--scores", files[1], "--detector", "rrsitr", "--out", tmp_path / "clean.parquet",
+                     "--decisions", tmp_path / "decisions.parquet")
+    assert result.returncode == 0, result.stderr
+    clean = read_table(tmp_path / "clean.parquet").set_index("pair_id")
+    assert clean.loc[first, ["caption", "caption_original", "decision"]].tolist() == [suggestion, originals[0], "fix"]
+    assert clean.loc[second, ["caption", "caption_original"]].tolist() == ["a runway with two planes", originals[1]]
 
 
 def test_two_tabs_show_the_last_write(server, page, browser):
