@@ -42,9 +42,9 @@ def review(
                                    image_root=image_root, progress=progress)
         console.print(f"gallery of {result['pairs']} pairs -> {result['out']}")
         return
+    sock = bind(host, port)  # a taken port fails before the index is built
     review_page = review_app(data, scores, detector=detector.value, decisions=decisions, reviewer=reviewer,
                              image_root=image_root)
-    sock = bind(host, port)
     if not is_loopback(host):
         console_err.print(f"[yellow]warning:[/] listening on {host}: anyone who can reach this machine can see "
                           f"the data and record decisions (there is no login)")
