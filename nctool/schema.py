@@ -182,6 +182,11 @@ def _open(path: str | os.PathLike) -> pq.ParquetFile:
                           f"give a .parquet written by nctool or convert it with `nctool ingest`") from None
 
 
+def column_names(path: str | os.PathLike) -> list[str]:
+    """The columns a Parquet file holds, read from its footer (no data is read)."""
+    return _open(path).schema_arrow.names
+
+
 def image_root(path: str | os.PathLike) -> Path:
     """Folder that relative image paths in this file resolve against.
 

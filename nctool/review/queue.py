@@ -18,7 +18,7 @@ import pandas as pd
 
 from nctool.errors import NctoolError
 from nctool.filtering import filter_pairs, read_scores
-from nctool.schema import LABELS, _open, read_table
+from nctool.schema import LABELS, column_names, read_table
 
 LIGHT_COLUMNS = ("pair_id", "image_id", "caption", "split", "category", "noisy")
 """Dataset columns the queue reads: everything but the image."""
@@ -63,7 +63,7 @@ class ReviewQueue:
     def load(cls, data_path: str | os.PathLike, scores_path: str | os.PathLike, *,
              detector: str | None = None) -> "ReviewQueue":
         """Read the dataset's light columns and one detector's scores (refused as `nctool filter` refuses them)."""
-        present = _open(data_path).schema_arrow.names  # the file's columns, before reading any of them
+        present = column_names(data_path)
         data = read_table(data_path, columns=[name for name in LIGHT_COLUMNS if name in present])
         scores = read_scores(scores_path)
         if detector is None and scores["detector"].nunique() == 1:
