@@ -3,18 +3,24 @@
 A checkpoint holds only tensors, numbers, strings, lists and dicts (the recipe as a plain table),
 so it loads with `torch.load(weights_only=True)`: opening a checkpoint someone sent never runs
 code from it.
+
+nctool.model reads a checkpoint given as `pretrained` (fine-tuning from an earlier run) through
+this module, so this module imports nctool.model only where it builds a model (load_trained_model).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from nctool.config import Recipe
 from nctool.errors import NctoolError
-from nctool.model import RetrievalModel, create_model
 from nctool.schema import atomic_path
+
+if TYPE_CHECKING:
+    from nctool.model import RetrievalModel
 
 
 def save_checkpoint(payload: dict, dest: str | Path) -> Path:
@@ -36,9 +42,14 @@ def read_checkpoint(path: str | Path) -> dict:
         reason = "it stores Python objects beyond tensors, numbers and text, which could run code" if unsafe \
             else f"{exc.__class__.__name__}"
         raise NctoolError(f"{path}: not loaded ({reason}); use a checkpoint written by `nctool train`") from None
-    if not isinstance(payload, dict) or "model" not in payload or "config" not in payload:
+    if not is_checkpoint(payload):
         raise NctoolError(f"{path}: not an nctool checkpoint (no model/config); use runs/NAME/best.pt or last.pt")
     return payload
+
+
+def is_checkpoint(payload: object) -> bool:
+    """Whether a loaded file is an nctool checkpoint (a dict with the model's weights and its recipe)."""
+    return isinstance(payload, dict) and "model" in payload and "config" in payload
 
 
 def checkpoint_recipe(payload: dict, path: str | Path) -> Recipe:
@@ -48,11 +59,23 @@ def checkpoint_recipe(payload: dict, path: str | Path) -> Recipe:
 
 def load_trained_model(path: str | Path, device: torch.device | str = "cpu") -> tuple[RetrievalModel, Recipe, dict]:
     """Rebuild the model a checkpoint was trained with; returns (model in eval mode, recipe, payload)."""
+    from nctool.model import create_model  # nctool.model imports this module
+
     payload = read_checkpoint(path)
     recipe = checkpoint_recipe(payload, path)
     model = create_model(recipe.model.name, pretrained=None, mask_padding=recipe.model.mask_padding)
     load_weights(model, payload["model"], path)
     return model.to(device).eval(), recipe, payload
+
+
+def load_trained_weights(model: RetrievalModel, path: str | Path) -> None:
+    """Load the weights of checkpoint `path` into `model`; refused unless it was trained as the same model."""
+    payload = read_checkpoint(path)
+    trained = checkpoint_recipe(payload, path).model.name
+    if trained != model.model_name:
+        raise NctoolError(f"{path}: an nctool checkpoint of model {trained}, not {model.model_name}; choose model "
+                          f"{trained} (the model it was trained as) or a checkpoint of {model.model_name}")
+    load_weights(model, payload["model"], path)
 
 
 def load_weights(model: RetrievalModel, state: dict, path: str | Path) -> None:

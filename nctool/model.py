@@ -20,6 +20,7 @@ from open_clip.factory import load_state_dict as read_open_clip_state_dict
 from open_clip.transformer import TextTransformer, VisionTransformer
 from torch import nn
 
+from nctool.checkpoint import is_checkpoint, load_trained_weights
 from nctool.errors import NctoolError
 
 CONFIG_DIR = Path(__file__).parent / "model_configs"
@@ -33,8 +34,10 @@ def create_model(name: str = "ViT-B-32", pretrained: str | Path | None = None, *
     """Build an open_clip model for retrieval.
 
     `pretrained`: None (or "") for random init; an open_clip tag such as "openai" (needs the network
-    or a filled Hugging Face cache); or a local checkpoint (.safetensors/.pt/.pth/.bin) holding an
-    open_clip state dict, e.g. RemoteCLIP or GeoRSCLIP weights. See RetrievalModel for `mask_padding`.
+    or a filled Hugging Face cache); a local checkpoint (.safetensors/.pt/.pth/.bin) holding an
+    open_clip state dict, e.g. RemoteCLIP or GeoRSCLIP weights; or a checkpoint written by
+    `nctool train` (best.pt, last.pt) of a model trained as `name`, to fine-tune from an earlier run.
+    See RetrievalModel for `mask_padding`.
     """
     known = open_clip.list_models()
     if name not in known:
@@ -42,13 +45,12 @@ def create_model(name: str = "ViT-B-32", pretrained: str | Path | None = None, *
         raise NctoolError(f"model '{name}': unknown; available are e.g. {', '.join(examples)} "
                           f"({len(known)} in all, see open_clip.list_models())")
     pretrained = str(pretrained) if pretrained else None
-    if pretrained and open_clip.get_pretrained_cfg(name, pretrained):
-        clip = _create_from_tag(name, pretrained)
-    else:
-        clip = open_clip.create_model(name, pretrained=None)
-        if pretrained:
-            _load_checkpoint(clip, Path(pretrained), name)
-    return RetrievalModel(clip, name, pretrained, mask_padding=mask_padding)
+    from_tag = bool(pretrained and open_clip.get_pretrained_cfg(name, pretrained))
+    clip = _create_from_tag(name, pretrained) if from_tag else open_clip.create_model(name, pretrained=None)
+    model = RetrievalModel(clip, name, pretrained, mask_padding=mask_padding)
+    if pretrained and not from_tag:
+        _load_checkpoint(model, Path(pretrained))
+    return model
 
 
 def _create_from_tag(name: str, tag: str) -> nn.Module:
@@ -60,14 +62,17 @@ def _create_from_tag(name: str, tag: str) -> nn.Module:
                           f"machine with network and give its local path (.safetensors/.pt/.bin) instead") from None
 
 
-def _load_checkpoint(clip: nn.Module, path: Path, name: str) -> None:
+def _load_checkpoint(model: RetrievalModel, path: Path) -> None:
+    """Load an open_clip checkpoint, or an nctool one, into the model; one line when it does not fit."""
+    name = model.model_name
     if not path.is_file():
         tags = ", ".join(open_clip.list_pretrained_tags_by_model(name)[:5]) or "none"
         raise NctoolError(f"pretrained '{path}': no such checkpoint file, nor a pretrained tag of {name} "
-                          f"(tags: {tags}); give the path of an open_clip checkpoint, or nothing for random init")
+                          f"(tags: {tags}); give the path of an open_clip or nctool checkpoint, "
+                          f"or nothing for random init")
     try:
         # open_clip's loader also converts third-party layouts and resizes position embeddings
-        open_clip.load_checkpoint(clip, str(path), strict=True)
+        open_clip.load_checkpoint(model.clip, str(path), strict=True)
         return
     except Exception as exc:
         error = exc
@@ -76,7 +81,11 @@ def _load_checkpoint(clip: nn.Module, path: Path, name: str) -> None:
     except Exception as exc:
         raise NctoolError(f"{path}: not a readable checkpoint ({exc.__class__.__name__}); give an open_clip "
                           f"state dict saved as .safetensors, .pt or .bin") from None
-    mismatch = _first_mismatch(clip.state_dict(), found) or f"{error.__class__.__name__}: {str(error).splitlines()[0]}"
+    if is_checkpoint(found):  # written by `nctool train`: read the safe way, with its recipe
+        load_trained_weights(model, path)
+        return
+    mismatch = (_first_mismatch(model.clip.state_dict(), found)
+                or f"{error.__class__.__name__}: {str(error).splitlines()[0]}")
     raise NctoolError(f"{path}: does not fit model {name}: {mismatch}; give a checkpoint of {name} "
                       f"or choose the model the checkpoint was trained as") from None
 

@@ -9,6 +9,8 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 
 import nctool.model
+from nctool.checkpoint import save_checkpoint
+from nctool.config import load_recipe
 from nctool.errors import NctoolError
 from nctool.model import create_model, local_similarity, pair_scores
 from nctool.transforms import preprocess_for
@@ -228,3 +230,18 @@ def test_state_dict_round_trip(tiny, images):
     other.load_state_dict(tiny.state_dict())
     with torch.no_grad():
         torch.testing.assert_close(other.encode_image(images)[0], tiny.encode_image(images)[0], rtol=0, atol=0)
+
+
+def test_nctool_checkpoint_as_pretrained(tmp_path, tiny, images, tokenize):
+    """A run's best.pt fine-tunes like an open_clip file: the same weights, and only as the model it was trained as."""
+    path = tmp_path / "best.pt"
+    save_checkpoint({"model": tiny.state_dict(), "config": load_recipe("demo").to_dict()}, path)
+    loaded = create_model("nctool-tiny", pretrained=path).eval()
+    assert loaded.pretrained == str(path)
+    tokens = tokenize(CAPTIONS)
+    with torch.no_grad():
+        for expected, actual in zip(tiny(images, tokens), loaded(images, tokens)):
+            torch.testing.assert_close(actual, expected, rtol=0, atol=0)
+    with pytest.raises(NctoolError, match=rf"^{re.escape(str(path))}: an nctool checkpoint of model nctool-tiny, "
+                                          r"not ViT-B-32; choose model nctool-tiny [^\n]*$"):
+        create_model("ViT-B-32", pretrained=path)
