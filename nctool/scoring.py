@@ -1,4 +1,8 @@
-"""Score every pair of a dataset with one trained model and a set of detectors (`nctool score`).
+"""Score every pair of a dataset with one model and a set of detectors (`nctool score`).
+
+The model is a trained one (a checkpoint of `nctool train`, with its recipe) or, zero-shot, any
+open_clip model with the weights given (`scoring_model`); a zero-shot model's rrsitr loss takes its
+settings and reference batch size from a recipe (default `rsitmd`, the paper's).
 
 The model embeds each scored pair once; the detectors (nctool.detectors) all read that same
 `Evidence`. The input is streamed a row group at a time: each chunk's unique images are decoded
@@ -13,7 +17,7 @@ The rrsitr loss without batch-order effects: a training batch makes a pair's los
 pairs it was batched with. Here every pair is measured against the same reference pool: the R
 scored pairs (default 1000, all when fewer) with the smallest hash of (seed, pair_id), embedded once
 with local features. For each pair, `repeats` reference batches of B - 1 pool pairs (B = the
-checkpoint's training batch size, the pair itself excluded) are drawn by a generator seeded from the
+recipe's training batch size, the pair itself excluded) are drawn by a generator seeded from the
 pair's own hash, and the pair's loss in each batch is exactly losses.per_pair_loss of its row there
 (`reference_losses`, on the logits of nctool.objectives, as training computes them). The loss is the mean over the batches (`loss_std` keeps their spread). Nothing
 depends on file order or on which other pairs were scored in the same chunk. When the pool is
@@ -44,18 +48,20 @@ import torch.nn.functional as F
 
 from nctool import losses, runtime
 from nctool.checkpoint import load_trained_model
-from nctool.config import LossCfg
+from nctool.config import LossCfg, Recipe, load_recipe
 from nctool.data import PairData, encode_dataset
 from nctool.detectors import Evidence, make_detectors
 from nctool.errors import NctoolError
 from nctool.filtering import detection_table, label_table
 from nctool.images import resolve_root
-from nctool.model import RetrievalModel
+from nctool.model import RetrievalModel, create_model
 from nctool.objectives import global_similarity, local_logits
 from nctool.progress import Progress, silent
 from nctool.schema import check_output, check_splits, iter_batches, read_table, row_hashes, write_table
 from nctool.suggest import SUGGESTION_COLUMNS, suggestions
 from nctool.transforms import Preprocess, preprocess_for
+
+ZERO_SHOT_RECIPE = "rsitmd"  # the paper's loss settings: local term on, g1/g2 5/18, batch 100
 
 
 def pair_hashes(pair_ids: Sequence[str], seed: int) -> np.ndarray:
@@ -139,7 +145,7 @@ class ReferencePool:
 
 @dataclass
 class _Embedder:
-    """encode_dataset with the trained model on the scoring device (bf16 autocast on CUDA); outputs stay there."""
+    """encode_dataset with the scoring model on the scoring device (bf16 autocast on CUDA); outputs stay there."""
 
     model: RetrievalModel
     preprocess: Preprocess
@@ -158,8 +164,56 @@ class _Embedder:
         return {k: v.to(self.device) if isinstance(v, torch.Tensor) else v for k, v in embeddings.items()}
 
 
-def score(data_path: str | os.PathLike, checkpoint: str | os.PathLike, out: str | os.PathLike, *,
-          detectors: Sequence[str] = ("rrsitr",), splits: Sequence[str] = ("train",),
+def scoring_model(*, checkpoint: str | os.PathLike | None = None, model: str | None = None,
+                  pretrained: str | os.PathLike | None = None, recipe: str | os.PathLike | None = None,
+                  device: torch.device | str = "cpu") -> tuple[RetrievalModel, Recipe]:
+    """The model that scores (in eval mode, on `device`) and the recipe whose loss settings it uses.
+
+    Parameters
+    ----------
+    checkpoint
+        A checkpoint from `nctool train`: its model, and its recipe.
+    model
+        Instead of `checkpoint`, zero-shot: an open_clip model name (ViT-B-32, nctool-tiny, ...).
+    pretrained
+        With `model`: its weights (nctool.model.create_model: an open_clip tag, an open_clip
+        checkpoint file or an nctool checkpoint); None for random init.
+    recipe
+        With `model`: a recipe name or TOML path for the loss settings, the reference batch size
+        (train.batch_size) and model.mask_padding; default ZERO_SHOT_RECIPE.
+    device
+        Where the model goes.
+
+    Returns
+    -------
+    tuple
+        (RetrievalModel, Recipe).
+    """
+    _check_model_choice(checkpoint, model, pretrained, recipe)
+    if checkpoint is not None:
+        trained, settings, _ = load_trained_model(checkpoint, device)
+        return trained, settings
+    settings = load_recipe(recipe or ZERO_SHOT_RECIPE)
+    return create_model(model, pretrained, mask_padding=settings.model.mask_padding).to(device).eval(), settings
+
+
+def _check_model_choice(checkpoint, model, pretrained, recipe) -> None:
+    """Exactly one of checkpoint and model; pretrained and recipe only with model."""
+    if checkpoint is None and model is None:
+        raise NctoolError("score: no model given; give --checkpoint runs/NAME/best.pt (trained by `nctool train`) "
+                          "or --model NAME (any open_clip model, zero-shot; --pretrained FILE for its weights)")
+    if checkpoint is not None and model is not None:
+        raise NctoolError("--checkpoint and --model: both given; give one (--checkpoint scores with a trained model, "
+                          "--model zero-shot)")
+    if checkpoint is not None and (pretrained is not None or recipe is not None):
+        raise NctoolError(f"--{'pretrained' if pretrained is not None else 'recipe'}: only with --model "
+                          f"(a checkpoint brings its own weights and recipe); drop it, or score zero-shot with --model")
+
+
+def score(data_path: str | os.PathLike, *, out: str | os.PathLike, checkpoint: str | os.PathLike | None = None,
+          model: str | None = None, pretrained: str | os.PathLike | None = None,
+          recipe: str | os.PathLike | None = None, detectors: Sequence[str] = ("rrsitr",),
+          splits: Sequence[str] = ("train",),
           image_root: str | os.PathLike | None = None, batch_size: int = 256, device: str | None = None,
           seed: int = 0, repeats: int = 5, pool_size: int = 1000, options: Mapping[str, Any] | None = None,
           suggest: int = 0, progress: Progress = silent) -> dict:
@@ -169,10 +223,12 @@ def score(data_path: str | os.PathLike, checkpoint: str | os.PathLike, out: str 
     ----------
     data_path
         Dataset Parquet in nctool's schema; null or empty captions are refused.
-    checkpoint
-        A checkpoint from `nctool train` (its recipe sets the loss and the reference batch size).
     out
         Where the scores go (atomic write); refused before any work when it is a folder or an input.
+    checkpoint, model, pretrained, recipe
+        The model, as `scoring_model` takes them: exactly one of `checkpoint` (a trained model; its
+        recipe sets the loss and the reference batch size) or `model` (zero-shot, with the weights
+        `pretrained` and the loss settings of `recipe`).
     detectors
         Registered detector names (nctool.detectors.DETECTORS) or "all".
     splits
@@ -204,7 +260,8 @@ def score(data_path: str | os.PathLike, checkpoint: str | os.PathLike, out: str 
         and, when the data has a `noisy` column, the detection metrics) and `labels`
         (nctool.filtering.label_table rows; empty without ground truth).
     """
-    check_output(out, data_path, checkpoint)
+    _check_model_choice(checkpoint, model, pretrained, recipe)
+    check_output(out, data_path, checkpoint, pretrained)
     chosen = make_detectors(detectors, options)
     splits = check_splits(splits)
     _check_options(batch_size=batch_size, repeats=repeats, pool_size=pool_size, seed=seed, suggest=suggest)
@@ -217,17 +274,18 @@ def score(data_path: str | os.PathLike, checkpoint: str | os.PathLike, out: str 
     captions = index.set_index("pair_id")["caption"] if suggest else None
     del index
     dev = runtime.pick_device(device)
-    model, recipe, _ = load_trained_model(checkpoint, dev)
-    embed = _Embedder(model, preprocess_for(model), resolve_root(data_path, image_root), batch_size, dev)
+    scorer, settings = scoring_model(checkpoint=checkpoint, model=model, pretrained=pretrained, recipe=recipe,
+                                     device=dev)
+    embed = _Embedder(scorer, preprocess_for(scorer), resolve_root(data_path, image_root), batch_size, dev)
     needs = set().union(*(detector.needs for detector in chosen))
     pool = None
     with torch.inference_mode():
         if "loss" in needs:
             hashes = pair_hashes(scored_ids, seed)
             pool_ids = scored_ids[np.lexsort((scored_ids, hashes))[:pool_size]]
-            embeddings = embed(embed.data(_rows_of(data_path, pool_ids)), local=recipe.loss.use_local,
+            embeddings = embed(embed.data(_rows_of(data_path, pool_ids)), local=settings.loss.use_local,
                                progress=lambda done, total, what: progress(done, total, f"reference pool: {what}"))
-            pool = ReferencePool(embeddings, pool_ids, loss_cfg=recipe.loss, batch_size=recipe.train.batch_size,
+            pool = ReferencePool(embeddings, pool_ids, loss_cfg=settings.loss, batch_size=settings.train.batch_size,
                                  repeats=repeats, seed=seed)
         evidence, facts = _collect(data_path, splits, embed, pool,
                                    keep_embeddings="embeddings" in needs or suggest > 0,

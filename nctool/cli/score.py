@@ -17,7 +17,7 @@ import typer
 
 from nctool.cli._ui import app, console, progress_bar, summary_table
 from nctool.detectors import DETECTORS, detector_names, detector_options
-from nctool.scoring import score
+from nctool.scoring import ZERO_SHOT_RECIPE, score
 
 DetectorChoice = Enum("DetectorChoice", {name: name for name in (*detector_names(), "all")}, type=str)
 
@@ -51,8 +51,17 @@ def with_detector_options(command: Callable[..., None]) -> Callable[..., None]:
 @with_detector_options
 def score_command(
     data: Annotated[Path, typer.Argument(help="Dataset Parquet in nctool's schema (docs/schema.md).")],
-    checkpoint: Annotated[Path, typer.Option(help="Trained model: runs/NAME/best.pt from `nctool train`.")],
     out: Annotated[Path, typer.Option(help="Scores Parquet: one row per pair and detector (long format).")],
+    checkpoint: Annotated[Optional[Path], typer.Option(
+        help="Trained model: runs/NAME/best.pt from `nctool train` (or --model).")] = None,
+    model: Annotated[Optional[str], typer.Option(
+        help="Zero-shot instead of --checkpoint: an open_clip model (ViT-B-32, nctool-tiny, ...).")] = None,
+    pretrained: Annotated[Optional[str], typer.Option(
+        help="With --model: its weights, an open_clip tag or checkpoint file (RemoteCLIP, GeoRSCLIP, ...) or an "
+             "nctool checkpoint (default: random init).")] = None,
+    recipe: Annotated[Optional[str], typer.Option(
+        help=f"With --model: recipe name or TOML path for the rrsitr loss settings and batch size "
+             f"(default: {ZERO_SHOT_RECIPE}, the paper's).")] = None,
     detector: Annotated[list[DetectorChoice], typer.Option(
         help="Detector, or all; repeat for several. "
              + "; ".join(f"{name}: {cls.description}" for name, cls in DETECTORS.items()) + ".")
@@ -70,11 +79,12 @@ def score_command(
              "the K other images that best match its caption (0: off).", metavar="K")] = 0,
     options: dict | None = None,
 ) -> None:
-    """Score every pair of a dataset for noisy correspondence with a trained model."""
+    """Score every pair of a dataset for noisy correspondence with a trained model, or zero-shot (--model)."""
     with progress_bar() as progress:
-        result = score(data, checkpoint, out, detectors=[choice.value for choice in detector], splits=split,
-                       image_root=image_root, batch_size=batch_size, device=device, seed=seed, repeats=repeats,
-                       pool_size=pool, options=options, suggest=suggest, progress=progress)
+        result = score(data, out=out, checkpoint=checkpoint, model=model, pretrained=pretrained, recipe=recipe,
+                       detectors=[choice.value for choice in detector], splits=split, image_root=image_root,
+                       batch_size=batch_size, device=device, seed=seed, repeats=repeats, pool_size=pool,
+                       options=options, suggest=suggest, progress=progress)
     summary_table(f"score: {result['pairs']} pairs of {', '.join(result['splits'])}",
                   [_shown(row) for row in result["detectors"]])
     columns = ("detector", "label", "count", "share", "noisy_rate", "precision", "recall")

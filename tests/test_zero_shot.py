@@ -1,0 +1,105 @@
+"""Zero-shot scoring: any open_clip model with the weights given, no training (`nctool score --model`)."""
+
+import pandas as pd
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from cli_helpers import invoke
+from nctool import noise, synth
+from nctool.checkpoint import save_checkpoint
+from nctool.cli import main
+from nctool.cli import score as score_cli
+from nctool.config import load_recipe
+from nctool.detectors import detector_names
+from nctool.errors import NctoolError
+from nctool.model import create_model
+from nctool.schema import write_table
+from nctool.scoring import ZERO_SHOT_RECIPE, score, scoring_model
+
+OPTIONS = {"detectors": ["all"], "batch_size": 16, "pool_size": 60, "repeats": 2, "options": {"neighbors": 3}}
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    """Noised synth data; random nctool-tiny weights as an open_clip file and as an nctool checkpoint."""
+    folder = tmp_path_factory.mktemp("zero_shot")
+    df, _ = noise.inject(synth.generate(30, size=32, seed=1), 0.4, "caption-shuffle", seed=0)
+    write_table(df, folder / "data.parquet")
+    torch.manual_seed(0)
+    model = create_model("nctool-tiny")
+    save_file(model.clip.state_dict(), folder / "tiny.safetensors")
+    # what `nctool train` would save for these weights, with the zero-shot default's loss settings
+    recipe = load_recipe(ZERO_SHOT_RECIPE, ["model.name=nctool-tiny"])
+    save_checkpoint({"model": model.state_dict(), "config": recipe.to_dict()}, folder / "best.pt")
+    return folder, int((df["split"] == "train").sum())
+
+
+def test_zero_shot_scores_equal_those_of_a_checkpoint_of_the_same_weights(files):
+    folder, pairs = files
+    summary = score(folder / "data.parquet", out=folder / "zero.parquet", model="nctool-tiny",
+                    pretrained=folder / "tiny.safetensors", **OPTIONS)
+    zero = pd.read_parquet(folder / "zero.parquet")
+    assert summary["pairs"] == pairs
+    assert zero.groupby("detector").size().to_dict() == dict.fromkeys(detector_names(), pairs)
+    assert zero["reliability"].notna().all() and zero.loc[zero["detector"] == "rrsitr", "loss"].notna().all()
+    # the same weights through `--checkpoint`, and through an nctool checkpoint given as --pretrained
+    score(folder / "data.parquet", out=folder / "trained.parquet", checkpoint=folder / "best.pt", **OPTIONS)
+    score(folder / "data.parquet", out=folder / "fine.parquet", model="nctool-tiny", pretrained=folder / "best.pt",
+          **OPTIONS)
+    for other in ("trained.parquet", "fine.parquet"):
+        pd.testing.assert_frame_equal(pd.read_parquet(folder / other), zero, check_exact=True)
+
+
+def test_zero_shot_recipe_defaults_to_the_papers_settings(files):
+    folder, _ = files
+    model, recipe = scoring_model(model="nctool-tiny")
+    assert recipe == load_recipe("rsitmd") and recipe.loss.use_local and recipe.train.batch_size == 100
+    assert (recipe.loss.g1, recipe.loss.g2) == (5.0, 18.0) and model.model_name == "nctool-tiny"
+    assert not model.training and model.pretrained is None
+    assert scoring_model(model="nctool-tiny", recipe="demo")[1] == load_recipe("demo")
+
+
+def test_local_features_of_a_model_without_patch_tokens_are_refused(files, tmp_path):
+    folder, _ = files
+    with pytest.raises(NctoolError, match="model RN50: its image tower .* has no projected patch tokens"):
+        score(folder / "data.parquet", out=tmp_path / "s.parquet", model="RN50", detectors=["rrsitr"])
+    assert not (tmp_path / "s.parquet").exists()
+
+
+@pytest.mark.parametrize("choice, message", [
+    ({}, "score: no model given; give --checkpoint"),
+    ({"checkpoint": "best.pt", "model": "nctool-tiny"}, "--checkpoint and --model: both given; give one"),
+    ({"checkpoint": "best.pt", "pretrained": "tiny.safetensors"}, "--pretrained: only with --model"),
+    ({"checkpoint": "best.pt", "recipe": "demo"}, "--recipe: only with --model"),
+])
+def test_model_choice_is_refused_before_any_work(files, tmp_path, choice, message):
+    folder, _ = files
+    with pytest.raises(NctoolError, match=message):
+        score(folder / "data.parquet", out=tmp_path / "s.parquet",
+              **{key: folder / value if key in ("checkpoint", "pretrained") else value for key, value in choice.items()})
+    assert not (tmp_path / "s.parquet").exists()
+
+
+def test_zero_shot_flags_reach_the_library(monkeypatch):
+    calls = []
+    monkeypatch.setattr(score_cli, "score", lambda *args, **kwargs: calls.append(kwargs) or
+                        {"out": "s.parquet", "pairs": 3, "splits": ["train"], "labels": [],
+                         "detectors": [{"detector": "similarity", "clean": 2, "ambiguous": 0, "noisy": 1}]})
+    result = invoke("score", "d.parquet", "--model", "ViT-B-32", "--pretrained", "remoteclip.safetensors",
+                    "--recipe", "demo", "--out", "s.parquet")
+    assert result.exit_code == 0, result.output
+    assert [calls[0][key] for key in ("checkpoint", "model", "pretrained", "recipe")] == \
+        [None, "ViT-B-32", "remoteclip.safetensors", "demo"]
+    assert invoke("score", "d.parquet", "--model", "nctool-tiny", "--out", "s.parquet").exit_code == 0
+    assert [calls[1][key] for key in ("checkpoint", "pretrained", "recipe")] == [None, None, None]
+
+
+@pytest.mark.parametrize("flags", [[], ["--checkpoint", "best.pt", "--model", "nctool-tiny"]])
+def test_score_cli_needs_exactly_one_model_in_one_line(capsys, tmp_path, flags):
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_:  # the console entry point, in-process
+        main(["score", str(tmp_path / "d.parquet"), "--out", str(tmp_path / "s.parquet"), *flags])
+    stderr = capsys.readouterr().err.strip()
+    assert exit_.value.code == 2 and ("no model given" if not flags else "both given") in stderr
+    assert len(stderr.splitlines()) == 1 and "Traceback" not in stderr
