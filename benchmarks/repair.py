@@ -79,7 +79,7 @@ def main() -> None:
     print("|---" * (3 + len(measures)) + "|")
     for i, (name, (detectors, options)) in enumerate(runs.items()):
         path = out / f"scores{i}.parquet"
-        score(args.data, args.checkpoint, path, detectors=detectors, options=options, suggest=args.k,
+        score(args.data, checkpoint=args.checkpoint, out=path, detectors=detectors, options=options, suggest=args.k,
               device=args.device)
         row = repair_table(data, pd.read_parquet(path), k=args.k)
         print(f"| {name} | {row['noisy pairs']} | {row['flagged']} | "

@@ -29,7 +29,7 @@ if what == "bare":
     encode_dataset(model, pairs, local=recipe.loss.use_local)
     n = len(frame)
 else:
-    n = score(data, ckpt, "/tmp/score_speed.parquet", detectors=[what])["pairs"]
+    n = score(data, checkpoint=ckpt, out="/tmp/score_speed.parquet", detectors=[what])["pairs"]
 seconds = time.perf_counter() - start
 print(json.dumps({"what": what, "pairs": n, "seconds": seconds, "pairs_per_s": n / seconds,
                   "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))

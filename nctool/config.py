@@ -34,7 +34,7 @@ def _at_least(name: str, value: int, least: int) -> None:
 @dataclass(frozen=True)
 class ModelCfg:
     name: str               # open_clip config name (nctool-tiny, ViT-B-32, ...)
-    pretrained: str         # "" random init, an open_clip tag, or a local checkpoint file
+    pretrained: str         # "" random init, an open_clip tag, a local open_clip file or an nctool checkpoint
     mask_padding: bool      # zero the text padding positions of the local embedding
 
 

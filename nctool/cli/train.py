@@ -32,7 +32,8 @@ def train(
     lr: Annotated[Optional[float], typer.Option(help="train.lr")] = None,
     seed: Annotated[Optional[int], typer.Option(help="train.seed")] = None,
     pretrained: Annotated[Optional[str], typer.Option(
-        help="model.pretrained: an open_clip tag or a local checkpoint file.")] = None,
+        help="model.pretrained: an open_clip tag, a local open_clip checkpoint file, or an nctool "
+             "checkpoint (runs/NAME/best.pt) to fine-tune from.")] = None,
     decisions: Annotated[Optional[Path], typer.Option(
         help="A curator's decisions from `nctool review` (.sqlite or exported .parquet): kept pairs are trusted, "
              "dropped ones left out, fixed ones train with the new caption.")] = None,
