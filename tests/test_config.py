@@ -118,3 +118,11 @@ def test_train_resume_takes_no_recipe_flags(monkeypatch, tmp_path):
     assert seen["recipe"] is None and seen["resume"] is True
     refused = invoke("train", tmp_path / "d.parquet", "--out", tmp_path / "run", "--resume", "--batch-size", "32")
     assert isinstance(refused.exception, NctoolError) and "drop --batch-size" in str(refused.exception)
+
+
+def test_finetune_recipe_is_the_demo_without_warm_up():
+    demo, finetune = load_recipe("demo").to_dict(), load_recipe("finetune").to_dict()
+    changed = {f"{section}.{key}": value for section, values in finetune.items() for key, value in values.items()
+               if demo[section][key] != value}
+    assert changed == {"loss.infonce_warmup_epochs": 0, "loss.warmup_min_learned": 0.0, "train.epochs": 3,
+                       "train.lr": 1e-4, "train.warmup_steps": 0}
