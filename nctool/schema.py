@@ -54,6 +54,7 @@ OPTIONAL = {
     "similarity": pa.float64(),
     "caption_agreement": pa.float64(),
     "image_agreement": pa.float64(),
+    "sibling_agreement": pa.float64(),
     # written by `nctool score --suggest K` on flagged pairs (nctool.suggest), null elsewhere
     "suggested_pair_ids": pa.list_(pa.string()),
     "suggested_captions": pa.list_(pa.string()),

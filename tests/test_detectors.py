@@ -124,15 +124,15 @@ def test_loss_gmm_is_monotone_in_the_loss():
 
 def test_make_detectors_hands_each_detector_its_own_options():
     chosen = make_detectors(["similarity", "all"], {"neighbors": 3, "keep_fraction": 0.5, "clean_from": 0.9})
-    assert [d.name for d in chosen] == ["similarity", "rrsitr", "loss-gmm", "neighbors"]
-    similarity, _, gmm, neighbors = chosen
+    assert [d.name for d in chosen] == ["similarity", "rrsitr", "loss-gmm", "neighbors", "siblings"]
+    similarity, _, gmm, neighbors, _ = chosen
     assert (similarity.keep_fraction, similarity.threshold) == (0.5, None) and not hasattr(similarity, "neighbors")
     assert (gmm.clean_from, gmm.noisy_below) == (0.9, 0.25)
     assert (neighbors.neighbors, neighbors.keep_fraction) == (3, 0.5)
 
 
 @pytest.mark.parametrize("names, options, message", [
-    (["clip"], {}, "detector 'clip': unknown; choose from rrsitr, similarity, loss-gmm, neighbors or all"),
+    (["clip"], {}, "detector 'clip': unknown; choose from rrsitr, similarity, loss-gmm, neighbors, siblings or all"),
     ([], {}, "detector '': unknown"),
     (["similarity"], {"k": 3}, "detector option 'k': unknown; detectors take keep_fraction, threshold"),
     (["similarity"], {"keep_fraction": 1.5}, "keep fraction 1.5"),
@@ -146,10 +146,10 @@ def test_make_detectors_refuses(names, options, message):
 
 
 def test_registry_is_the_one_list_of_detectors():
-    assert detector_names() == tuple(DETECTORS) == ("rrsitr", "similarity", "loss-gmm", "neighbors")
+    assert detector_names() == tuple(DETECTORS) == ("rrsitr", "similarity", "loss-gmm", "neighbors", "siblings")
     assert all(cls.description and "\n" not in cls.description for cls in DETECTORS.values())
     options = detector_options()
-    assert options["keep_fraction"][1] == ("similarity", "neighbors") and options["neighbors"][1] == ("neighbors",)
+    assert options["keep_fraction"][1] == ("similarity", "neighbors", "siblings") and options["neighbors"][1] == ("neighbors",)
     assert options["threshold"][0].flag == "--threshold" and options["clean_from"][0].flag == "--clean-from"
     with pytest.raises(NctoolError, match="rrsitr: no option 'threshold'; its options are none"):
         RRSITRDetector(threshold=0.3)
@@ -180,7 +180,7 @@ def test_a_new_detector_is_one_registered_class(monkeypatch):
     ({"name": "quiet", "description": ""}, "needs a name and a one-line description"),
     ({"name": "needy", "description": "x", "needs": frozenset({"pixels"})}, r"needs \['pixels'\]"),
     ({"name": "clash", "description": "x", "options": (Option("keep_fraction", float, 0.3, "other default"),)},
-     "option 'keep_fraction' differs from similarity, neighbors's"),
+     "option 'keep_fraction' differs from similarity, neighbors, siblings's"),
 ])
 def test_register_refuses_a_malformed_detector(monkeypatch, attributes, message):
     monkeypatch.setattr(detectors, "DETECTORS", dict(DETECTORS))

@@ -91,8 +91,8 @@ def test_scores_do_not_depend_on_row_order(files):
     write_table(df.sample(frac=1, random_state=3), folder / "shuffled.parquet")
     summary, first = run_score(folder, "ordered.parquet", options={"neighbors": 3})
     _, second = run_score(folder, "shuffled_scores.parquet", data="shuffled.parquet", options={"neighbors": 3})
-    assert summary["pairs"] == 120 and len(first) == 4 * 120
-    assert first["detector"].unique().tolist() == ["rrsitr", "similarity", "loss-gmm", "neighbors"]
+    assert summary["pairs"] == 120 and len(first) == 5 * 120
+    assert first["detector"].unique().tolist() == ["rrsitr", "similarity", "loss-gmm", "neighbors", "siblings"]
     assert list(first.columns[:5]) == ["pair_id", "row_hash", "reliability", "label", "detector"]
     # each score names the row it judged: the hash of that pair's image_id and caption
     expected = dict(zip(df["pair_id"], row_hashes(df)))

@@ -23,7 +23,8 @@ from nctool.schema import LABELS, column_names, read_table
 LIGHT_COLUMNS = ("pair_id", "image_id", "caption", "split", "category", "noisy")
 """Dataset columns the queue reads: everything but the image."""
 
-EVIDENCE_COLUMNS = ("loss", "loss_std", "similarity", "caption_agreement", "image_agreement")
+EVIDENCE_COLUMNS = ("loss", "loss_std", "similarity", "caption_agreement", "image_agreement",
+                    "sibling_agreement")
 
 STATES = {"undecided": None, "kept": "keep", "dropped": "drop", "fixed": "fix"}
 """Decision-state filter -> the action a pair in that state carries (None: no decision)."""
