@@ -283,12 +283,14 @@ class TableWriter:
     """Atomic, streaming Parquet writer: write() DataFrames in row groups, then close().
 
     Used as a context manager; the destination appears only when the block ends without error.
+    `metadata` (str -> str) goes into the Parquet key-value metadata beside the image root.
     """
 
     def __init__(self, dest: str | os.PathLike, image_root: str | os.PathLike | None = None,
-                 row_group_size: int = 4096):
+                 row_group_size: int = 4096, metadata: dict[str, str] | None = None):
         self.dest = Path(dest)
         self.image_root = image_root
+        self.metadata = metadata or {}
         self.row_group_size = row_group_size
         self._writer: pq.ParquetWriter | None = None
         self._ctx = atomic_path(self.dest)
@@ -300,9 +302,10 @@ class TableWriter:
     def write(self, df: pd.DataFrame) -> None:
         table = to_arrow(df)
         if self._writer is None:
-            schema = table.schema
+            schema = table.schema.with_metadata({key.encode(): value.encode() for key, value in self.metadata.items()})
             if self.image_root is not None:
-                schema = schema.with_metadata({IMAGE_ROOT_KEY: str(Path(self.image_root).resolve()).encode()})
+                schema = schema.with_metadata({**schema.metadata,
+                                               IMAGE_ROOT_KEY: str(Path(self.image_root).resolve()).encode()})
             self._schema = schema
             self._writer = pq.ParquetWriter(self._tmp, schema, compression="zstd")
         self._writer.write_table(table.cast(self._schema), row_group_size=self.row_group_size)
@@ -318,9 +321,9 @@ class TableWriter:
 
 
 def write_table(df: pd.DataFrame, dest: str | os.PathLike, image_root: str | os.PathLike | None = None,
-                row_group_size: int = 4096) -> Path:
-    """Write a whole DataFrame atomically (in row groups)."""
-    with TableWriter(dest, image_root=image_root, row_group_size=row_group_size) as writer:
+                row_group_size: int = 4096, metadata: dict[str, str] | None = None) -> Path:
+    """Write a whole DataFrame atomically (in row groups); `metadata` as in TableWriter."""
+    with TableWriter(dest, image_root=image_root, row_group_size=row_group_size, metadata=metadata) as writer:
         writer.write(df)
     return Path(dest)
 
