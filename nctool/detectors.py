@@ -4,7 +4,9 @@
 `Evidence` to each detector. A detector returns one row per pair: `pair_id`, `reliability` in
 [0, 1] (1 = surely matched), `label` (clean / ambiguous / noisy), `detector` (its name) and its own
 evidence columns. Ranking pairs by reliability is each detector's noise ranking (noise score =
-1 - reliability), so AUROC and AUPRC read straight off it.
+1 - reliability), so AUROC and AUPRC read straight off it. Labels are calibrated on the data at hand
+(nctool.calibration: a two-component mixture on the detector's noise score), and each frame carries
+that mixture's estimate of the noise share in `frame.attrs["noise_share"]` (calibration.noise_share).
 
 A detector is one class: a `Detector` subclass decorated with `@register`, carrying its `name`, a
 one-line `description`, the evidence it `needs` and its `options` (each an `Option`: keyword, type,
@@ -13,7 +15,7 @@ choices and flags of `nctool score` (an option becomes `--name-with-dashes`; det
 the same option share the flag), and the detector list of `nctool bench` (`detector_names()`).
 
 Registered here (formulas in each class):
-- `rrsitr`:     the RRSITR per-pair loss over fixed reference batches, split at the method's g1/g2;
+- `rrsitr`:     the RRSITR per-pair loss over fixed reference batches, labelled by a mixture fitted to it;
 - `similarity`: cosine of image and caption (the CLIP-score filter of LAION / DataComp);
 - `loss-gmm`:   two-component Gaussian mixture on the same loss (the NCR family's split);
 - `neighbors`:  training-free agreement of each pair with its nearest neighbours (LEMoN-like).
@@ -30,9 +32,9 @@ import numpy as np
 import pandas as pd
 import torch
 from scipy.special import expit
-from sklearn.mixture import GaussianMixture
 
 from nctool import losses
+from nctool.calibration import CLEAN_BELOW, calibrated_labels, fit_mixture, noise_share
 from nctool.errors import NctoolError
 from nctool.schema import LABELS
 
@@ -108,10 +110,15 @@ class Detector:
     def detect(self, evidence: Evidence) -> pd.DataFrame:
         raise NotImplementedError
 
-    def _frame(self, evidence: Evidence, reliability: np.ndarray, labels: np.ndarray, **columns) -> pd.DataFrame:
-        return pd.DataFrame({"pair_id": evidence.pair_id, "reliability": np.asarray(reliability, dtype=float),
-                             "label": labels, "detector": self.name,
-                             **{name: np.asarray(values, dtype=float) for name, values in columns.items()}})
+    def _frame(self, evidence: Evidence, reliability: np.ndarray, labels: np.ndarray, share: dict | None = None,
+               **columns) -> pd.DataFrame:
+        """The detector's rows; `share` (calibration.noise_share), when it has one, goes to attrs["noise_share"]."""
+        frame = pd.DataFrame({"pair_id": evidence.pair_id, "reliability": np.asarray(reliability, dtype=float),
+                              "label": labels, "detector": self.name,
+                              **{name: np.asarray(values, dtype=float) for name, values in columns.items()}})
+        if share is not None:
+            frame.attrs["noise_share"] = share
+        return frame
 
 
 DETECTORS: dict[str, type[Detector]] = {}
@@ -189,47 +196,86 @@ def loss_reliability(loss: np.ndarray, g2: float, tail: float = 0.05) -> np.ndar
     return (1 - tail) * weight + tail * np.exp(-loss / g2)
 
 
+NOISY_FROM = Option("noisy_from", float, 0.9, "calibrated labels: noisy when the mixture's noise posterior is "
+                                            "at least this (clean below 0.5, ambiguous between)")
+
+
+class _CalibratedDetector(Detector):
+    """A detector whose labels can be calibrated: `noisy_from` checked, `_calibrated` labels a noise score."""
+
+    noisy_from: float
+
+    def check(self) -> None:
+        if not CLEAN_BELOW <= self.noisy_from <= 1:
+            raise NctoolError(f"noisy from {self.noisy_from:g}: outside [{CLEAN_BELOW:g}, 1]; give the noise "
+                              f"posterior from which a pair is labelled noisy, e.g. 0.9")
+
+    def _calibrated(self, noise: np.ndarray, seed: int) -> tuple[np.ndarray, dict]:
+        """(calibrated labels, noise share) from a mixture fitted to the noise scores (higher = noisier)."""
+        mixture = fit_mixture(noise, seed=seed)
+        labels = calibrated_labels(mixture.noisy_posterior(noise), noisy_from=self.noisy_from)
+        return labels, noise_share(mixture, noise)
+
+
 @register
-class RRSITRDetector(Detector):
-    """RRSITR's own split of a trained model's per-pair loss.
+class RRSITRDetector(_CalibratedDetector):
+    """RRSITR's per-pair loss of a trained model, labelled by a mixture fitted to it.
 
     The loss is the one the method trains with (losses.per_pair_loss on nctool.objectives' logits,
     four cross-entropy terms or two without local features), computed by scoring over fixed
-    reference batches so that it does not depend on the order of the file. Labels: clean l < g1,
-    ambiguous g1 <= l < g2, noisy l >= g2 (losses.split_by_loss), with (g1, g2) the checkpoint's
-    thresholds scaled to the reference batch size (losses.recipe_thresholds). Reliability:
-    `loss_reliability`, strictly decreasing in the loss; it is above r(g1) (0.90 for the reference
-    thresholds) exactly for the clean pairs and at most r(g2) (0.018) exactly for the noisy ones.
+    reference batches so that it does not depend on the order of the file. Reliability:
+    `loss_reliability` (RRSITR's self-paced weight at g2), strictly decreasing in the loss.
+    Labels (nctool.calibration): a tied two-component Gaussian mixture on log(1 + loss), fitted to
+    the scored pairs; noisy when its noise posterior is at least `noisy_from` (0.9), clean below
+    0.5, ambiguous between. The labels are cuts on the loss, so they follow the reliability ranking.
+    The paper's g1/g2 split the loss for training (a batch at chance loss is all noisy, and the
+    clean bin is what the self-paced weight trusts), not for a curator: on a trained model they put
+    most pairs in between. `training_split` gives that split back: clean l < g1, ambiguous
+    g1 <= l < g2, noisy l >= g2 (losses.split_by_loss), with (g1, g2) the checkpoint's thresholds
+    scaled to the reference batch size (losses.recipe_thresholds); reliability is then above r(g1)
+    exactly for the clean pairs and at most r(g2) exactly for the noisy ones.
     Evidence: `loss`, `loss_std`.
     """
 
     name = "rrsitr"
-    description = "RRSITR's per-pair loss over fixed reference batches, split at the recipe's g1/g2"
+    description = "RRSITR's per-pair loss over fixed reference batches, labelled by a mixture fitted to it"
     needs = frozenset({"loss"})
+    options = (NOISY_FROM, Option("training_split", bool, False, "label by the recipe's training thresholds "
+                                                                 "g1/g2 instead of the calibrated mixture"))
+    training_split: bool
 
     def detect(self, evidence: Evidence) -> pd.DataFrame:
         g1, g2 = evidence.loss_thresholds
-        codes = losses.split_by_loss(torch.from_numpy(np.asarray(evidence.loss, dtype=float)), g1, g2).numpy()
-        return self._frame(evidence, loss_reliability(evidence.loss, g2), _LABELS[codes],
+        labels, share = self._calibrated(np.log1p(evidence.loss), evidence.seed)
+        if self.training_split:
+            loss = torch.from_numpy(np.asarray(evidence.loss, dtype=float))
+            labels = _LABELS[losses.split_by_loss(loss, g1, g2).numpy()]
+        return self._frame(evidence, loss_reliability(evidence.loss, g2), labels, share,
                            loss=evidence.loss, loss_std=evidence.loss_std)
 
 
-class _CosineScoreDetector(Detector):
+class _CosineScoreDetector(_CalibratedDetector):
     """A detector whose score s is on the cosine scale [-1, 1]: reliability = (s + 1) / 2.
 
-    Labels are clean / noisy only: with `threshold`, clean when s >= threshold (LAION kept CLIP
-    B/32 cosines >= 0.28-0.30); otherwise the `keep_fraction` of pairs with the highest s are clean
-    (DataComp's "top 30 %" style; ties broken by pair_id).
+    Labels (nctool.calibration): a tied two-component Gaussian mixture on -s, fitted to the scored
+    pairs; noisy when its noise posterior is at least `noisy_from` (0.9), clean below 0.5, ambiguous
+    between. Fixed rules instead, clean / noisy only: with `threshold`, clean when s >= threshold
+    (LAION kept CLIP B/32 cosines >= 0.28-0.30); with `keep_fraction`, the pairs with the highest s
+    are clean (DataComp's "top 30 %" style; ties broken by pair_id; nctool's default before
+    calibration was 0.6).
     """
 
-    options = (Option("keep_fraction", float, 0.6, "share of pairs labelled clean"),
+    options = (NOISY_FROM,
+               Option("keep_fraction", float, None, "label this share of pairs clean, the rest noisy, instead of "
+                                                    "the calibrated labels"),
                Option("threshold", float, None, "label clean when the cosine score is at least this "
-                                                "(e.g. 0.28), instead of --keep-fraction"))
-    keep_fraction: float
+                                                "(e.g. 0.28), noisy below, instead of the calibrated labels"))
+    keep_fraction: float | None
     threshold: float | None
 
     def check(self) -> None:
-        if not 0 < self.keep_fraction <= 1:
+        super().check()
+        if self.keep_fraction is not None and not 0 < self.keep_fraction <= 1:
             raise NctoolError(f"keep fraction {self.keep_fraction:g}: outside (0, 1]; "
                               f"give the share of pairs to label clean")
         if self.threshold is not None and not -1 <= self.threshold <= 1:
@@ -241,14 +287,14 @@ class _CosineScoreDetector(Detector):
 
     def detect(self, evidence: Evidence) -> pd.DataFrame:
         score, columns = self.score(evidence)
+        labels, share = self._calibrated(-score, evidence.seed)
         if self.threshold is not None:
-            clean = score >= self.threshold
-        else:
-            best_first = np.lexsort((evidence.pair_id, -score))
+            labels = np.where(score >= self.threshold, "clean", "noisy")
+        elif self.keep_fraction is not None:
             clean = np.zeros(len(score), dtype=bool)
-            clean[best_first[:round(self.keep_fraction * len(score))]] = True
-        labels = np.where(clean, "clean", "noisy")
-        return self._frame(evidence, (np.clip(score, -1, 1) + 1) / 2, labels, **columns)
+            clean[np.lexsort((evidence.pair_id, -score))[:round(self.keep_fraction * len(score))]] = True
+            labels = np.where(clean, "clean", "noisy")
+        return self._frame(evidence, (np.clip(score, -1, 1) + 1) / 2, labels, share, **columns)
 
 
 @register
@@ -266,7 +312,8 @@ class SimilarityDetector(_CosineScoreDetector):
 class LossGMMDetector(Detector):
     """Two-component Gaussian mixture on z = log(1 + loss) (the NCR family's clean/noisy split).
 
-    Reliability is the posterior of the lower-mean ("clean") component. The components share one
+    Reliability is the posterior of the lower-mean ("clean") component (calibration.fit_mixture,
+    the same mixture the calibrated labels of `rrsitr` use). The components share one
     variance ("tied"), so the posterior log-odds are linear in z,
 
         log p/(1-p) = log(w_c/w_n) + (m_c - m_n) * (2z - m_c - m_n) / (2 s^2),   m_c < m_n,
@@ -294,23 +341,12 @@ class LossGMMDetector(Detector):
                               f"need 0 <= noisy-below <= clean-from <= 1")
 
     def detect(self, evidence: Evidence) -> pd.DataFrame:
-        p_clean = clean_posterior(evidence.loss, evidence.seed)
+        z = np.log1p(np.asarray(evidence.loss, dtype=float))
+        mixture = fit_mixture(z, seed=evidence.seed)
+        p_clean = expit(mixture.clean_log_odds(z))
         codes = np.where(p_clean >= self.clean_from, losses.CLEAN,
                          np.where(p_clean < self.noisy_below, losses.NOISY, losses.AMBIGUOUS))
-        return self._frame(evidence, p_clean, _LABELS[codes], loss=evidence.loss)
-
-
-def clean_posterior(loss: np.ndarray, seed: int = 0) -> np.ndarray:
-    """Posterior of the low-loss component of a tied 2-component GMM on log(1 + loss) (LossGMMDetector)."""
-    z = np.log1p(np.asarray(loss, dtype=float))
-    if len(z) < 2:
-        raise NctoolError(f"loss-gmm: {len(z)} scored pair(s); the mixture needs at least 2")
-    gmm = GaussianMixture(2, covariance_type="tied", random_state=seed).fit(z[:, None])
-    clean, noisy = np.argsort(gmm.means_[:, 0])
-    m_c, m_n = gmm.means_[clean, 0], gmm.means_[noisy, 0]
-    variance = gmm.covariances_[0, 0]
-    log_odds = np.log(gmm.weights_[clean] / gmm.weights_[noisy]) + (m_c - m_n) * (2 * z - m_c - m_n) / (2 * variance)
-    return expit(log_odds)
+        return self._frame(evidence, p_clean, _LABELS[codes], noise_share(mixture, z), loss=evidence.loss)
 
 
 @register

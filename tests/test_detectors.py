@@ -1,11 +1,12 @@
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
 
 from nctool import detectors
 from nctool.detectors import (DETECTORS, Detector, Evidence, LossGMMDetector, NeighborsDetector, Option,
-                              RRSITRDetector, SimilarityDetector, clean_posterior, detector_names, detector_options,
+                              RRSITRDetector, SimilarityDetector, detector_names, detector_options,
                               loss_reliability, make_detectors, register)
 from nctool.errors import NctoolError
 from nctool.metrics import detection_metrics
@@ -39,6 +40,7 @@ def test_every_detector_has_the_interface():
         assert (out["detector"] == detector.name).all() and list(out["pair_id"]) == list(evidence.pair_id)
         assert out["reliability"].between(0, 1).all() and set(out["label"]) <= {"clean", "ambiguous", "noisy"}
         assert detection_metrics(noisy, 1 - out["reliability"])["auroc"] == 1.0, detector.name
+        assert {"estimate", "low", "high"} <= set(out.attrs["noise_share"]), detector.name
 
 
 @pytest.mark.parametrize("detector", [SimilarityDetector(keep_fraction=0.875),
@@ -95,11 +97,42 @@ def test_loss_reliability_is_strictly_decreasing():
     assert reliability[0] == 1.0 and (np.diff(reliability) < 0).all() and reliability[-1] > 0
 
 
-def test_rrsitr_labels_follow_the_thresholds():
+def bimodal_loss(noise_share=0.3, pairs=2000):
+    """Evidence with a log-normal clean loss mode (median 3) and a noisy one (median 20); the first rows noisy."""
+    rng = np.random.default_rng(0)
+    noisy = np.arange(pairs) < round(noise_share * pairs)
+    loss = np.where(noisy, rng.lognormal(np.log(20), 0.3, pairs), rng.lognormal(np.log(3), 0.3, pairs))
+    ids = np.array([f"p{i:05d}" for i in range(pairs)])
+    return Evidence(pair_id=ids, image_id=ids, similarity=np.zeros(pairs), loss=loss, loss_std=np.zeros(pairs),
+                    loss_thresholds=(5.0, 18.0)), noisy
+
+
+def test_rrsitr_calibrated_labels_on_a_known_noise_share():
+    evidence, noisy = bimodal_loss()
+    out = RRSITRDetector().detect(evidence)
+    labels = out["label"].to_numpy()
+    assert abs(out.attrs["noise_share"]["estimate"] - 0.3) <= 0.03
+    assert noisy[labels == "noisy"].mean() >= 0.9 and (labels[~noisy] == "clean").mean() >= 0.9
+    assert (labels == "ambiguous").mean() < 0.15
+    # the labels are cuts on the reliability ranking
+    by_reliability = pd.Categorical(labels, ["noisy", "ambiguous", "clean"]).codes[np.argsort(out["reliability"])]
+    assert (np.diff(by_reliability) >= 0).all()
+    np.testing.assert_array_equal(out["reliability"], loss_reliability(evidence.loss, 18.0))
+
+
+def test_cosine_detectors_label_by_the_mixture_unless_told_otherwise():
+    evidence, noisy = bimodal_loss()
+    evidence.similarity = 0.8 - np.log(evidence.loss) / 5  # a cosine that falls with the loss
+    labels = SimilarityDetector().detect(evidence)["label"].to_numpy()
+    assert noisy[labels == "noisy"].mean() >= 0.9 and (labels[~noisy] == "clean").mean() >= 0.9
+    assert (SimilarityDetector(keep_fraction=0.6).detect(evidence)["label"] == "clean").mean() == 0.6
+
+
+def test_rrsitr_training_split_follows_the_thresholds():
     loss = np.array([0.0, 4.9, 5.0, 17.9, 18.0, 40.0])
     evidence = Evidence(pair_id=np.array(list("abcdef")), image_id=np.array(list("abcdef")), similarity=np.zeros(6),
                         loss=loss, loss_std=np.zeros(6), loss_thresholds=(5.0, 18.0))
-    out = RRSITRDetector().detect(evidence)
+    out = RRSITRDetector(training_split=True).detect(evidence)
     assert out["label"].tolist() == ["clean", "clean", "ambiguous", "ambiguous", "noisy", "noisy"]
     r_g1, r_g2 = loss_reliability(np.array([5.0, 18.0]), 18.0)
     assert ((out["reliability"] > r_g1) == (out["label"] == "clean")).all()
@@ -111,12 +144,11 @@ def test_loss_gmm_is_monotone_in_the_loss():
     rng = np.random.default_rng(0)
     # a narrow clean mode and a broad noisy one: a per-component variance would bend back at the ends
     loss = np.concatenate([rng.lognormal(0.5, 0.2, 300), rng.lognormal(2.8, 0.6, 200), [0.0, 1e4]])
-    posterior = clean_posterior(loss)
-    by_loss = posterior[np.argsort(loss)]
-    assert (np.diff(by_loss) <= 0).all() and by_loss[0] > 0.99 and by_loss[-1] < 0.01
     evidence = Evidence(pair_id=np.arange(len(loss)).astype(str), image_id=np.arange(len(loss)).astype(str),
                         similarity=np.zeros(len(loss)), loss=loss)
     out = LossGMMDetector().detect(evidence)
+    by_loss = out["reliability"].to_numpy()[np.argsort(loss)]
+    assert (np.diff(by_loss) <= 0).all() and by_loss[0] > 0.99 and by_loss[-1] < 0.01
     assert (out["label"][:300] == "clean").mean() > 0.95 and (out["label"][300:500] == "noisy").mean() > 0.9
     assert ((out["reliability"] >= 0.75) == (out["label"] == "clean")).all()
     assert ((out["reliability"] < 0.25) == (out["label"] == "noisy")).all()
@@ -134,11 +166,13 @@ def test_make_detectors_hands_each_detector_its_own_options():
 @pytest.mark.parametrize("names, options, message", [
     (["clip"], {}, "detector 'clip': unknown; choose from rrsitr, similarity, loss-gmm, neighbors, siblings or all"),
     ([], {}, "detector '': unknown"),
-    (["similarity"], {"k": 3}, "detector option 'k': unknown; detectors take keep_fraction, threshold"),
+    (["similarity"], {"k": 3},
+     "detector option 'k': unknown; detectors take noisy_from, training_split, keep_fraction, threshold"),
     (["similarity"], {"keep_fraction": 1.5}, "keep fraction 1.5"),
     (["neighbors"], {"threshold": 2.0}, "threshold 2"),
     (["neighbors"], {"neighbors": 0}, "neighbors 0: give at least 1 neighbour"),
     (["loss-gmm"], {"clean_from": 0.2}, "need 0 <= noisy-below <= clean-from <= 1"),
+    (["rrsitr"], {"noisy_from": 0.3}, r"noisy from 0.3: outside \[0.5, 1\]"),
 ])
 def test_make_detectors_refuses(names, options, message):
     with pytest.raises(NctoolError, match=message):
@@ -151,7 +185,7 @@ def test_registry_is_the_one_list_of_detectors():
     options = detector_options()
     assert options["keep_fraction"][1] == ("similarity", "neighbors", "siblings") and options["neighbors"][1] == ("neighbors",)
     assert options["threshold"][0].flag == "--threshold" and options["clean_from"][0].flag == "--clean-from"
-    with pytest.raises(NctoolError, match="rrsitr: no option 'threshold'; its options are none"):
+    with pytest.raises(NctoolError, match="rrsitr: no option 'threshold'; its options are noisy_from, training_"):
         RRSITRDetector(threshold=0.3)
 
 
