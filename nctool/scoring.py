@@ -30,12 +30,15 @@ were judged (docs/schema.md, "Scores"; nctool.filtering.SCORE_COLUMNS). With `su
 row of a flagged pair (labelled noisy or ambiguous by any chosen detector) carries its suggested
 fixes (nctool.suggest.SUGGESTION_COLUMNS: the K best other captions for its image, the K best other
 images for its caption); those columns are null on the other rows and when K is 0. The output is
-checked before any work and written atomically.
+checked before any work and written atomically. Its Parquet key-value metadata `nctool.noise_share`
+(NOISE_SHARE_KEY) holds, as JSON, each detector's estimate of the share of noisy pairs with its
+interval (nctool.calibration.noise_share), keyed by detector name.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,6 +65,7 @@ from nctool.suggest import SUGGESTION_COLUMNS, suggestions
 from nctool.transforms import Preprocess, preprocess_for
 
 ZERO_SHOT_RECIPE = "rsitmd"  # the paper's loss settings: local term on, g1/g2 5/18, batch 100
+NOISE_SHARE_KEY = "nctool.noise_share"  # scores-file metadata: {detector: calibration.noise_share(...)} as JSON
 
 
 def pair_hashes(pair_ids: Sequence[str], seed: int) -> np.ndarray:
@@ -258,7 +262,9 @@ def score(data_path: str | os.PathLike, *, out: str | os.PathLike, checkpoint: s
     dict
         `out`, `pairs`, `splits`, `detectors` (nctool.filtering.detection_table rows: label counts
         and, when the data has a `noisy` column, the detection metrics) and `labels`
-        (nctool.filtering.label_table rows; empty without ground truth).
+        (nctool.filtering.label_table rows; empty without ground truth) and `noise_share` (one row per
+        detector that estimates it: `detector`, `estimate`, `low`, `high`, `level` and, with ground
+        truth, `truth`, the share of scored pairs that are noisy).
     """
     _check_model_choice(checkpoint, model, pretrained, recipe)
     check_output(out, data_path, checkpoint, pretrained)
@@ -290,9 +296,11 @@ def score(data_path: str | os.PathLike, *, out: str | os.PathLike, checkpoint: s
         evidence, facts = _collect(data_path, splits, embed, pool,
                                    keep_embeddings="embeddings" in needs or suggest > 0,
                                    total=len(scored_ids), seed=seed, progress=progress)
-    frames = []
+    frames, shares = [], {}
     for i, detector in enumerate(chosen):
         frames.append(detector.detect(evidence))
+        if "noise_share" in frames[-1].attrs:
+            shares[detector.name] = frames[-1].attrs["noise_share"]
         progress(i + 1, len(chosen), "detectors")
     table = pd.concat(frames, ignore_index=True)
     table.insert(1, "row_hash", table["pair_id"].map(facts["row_hash"]))
@@ -302,10 +310,12 @@ def score(data_path: str | os.PathLike, *, out: str | os.PathLike, checkpoint: s
                             on="pair_id", how="left")
     else:
         table = table.assign(**dict.fromkeys(SUGGESTION_COLUMNS))
-    write_table(table, out)
+    write_table(table, out, metadata={NOISE_SHARE_KEY: json.dumps(shares)})
     truth = facts["noisy"] if "noisy" in facts else None
+    share_rows = [{"detector": name, **{key: share[key] for key in ("estimate", "low", "high", "level")},
+                   **({"truth": float(truth.mean())} if truth is not None else {})} for name, share in shares.items()]
     return {"out": str(out), "pairs": len(evidence.pair_id), "splits": splits,
-            "detectors": detection_table(table, truth), "labels": label_table(table, truth)}
+            "detectors": detection_table(table, truth), "labels": label_table(table, truth), "noise_share": share_rows}
 
 
 def _check_options(*, batch_size: int, repeats: int, pool_size: int, seed: int, suggest: int) -> None:

@@ -1,7 +1,9 @@
 import dataclasses
+import json
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 import torch
 from scipy.stats import spearmanr
@@ -19,7 +21,7 @@ from nctool.metrics import detection_metrics
 from nctool.model import create_model
 from nctool.objectives import batch_logits
 from nctool.schema import LABELS, row_hashes, write_table
-from nctool.scoring import pair_hashes, reference_batches, reference_losses, score
+from nctool.scoring import NOISE_SHARE_KEY, pair_hashes, reference_batches, reference_losses, score
 from nctool.suggest import SUGGESTION_COLUMNS
 from nctool.transforms import preprocess_for
 
@@ -108,9 +110,10 @@ def test_scores_do_not_depend_on_row_order(files):
 def test_rrsitr_is_stable_across_seeds_and_the_summary_measures_the_file(files):
     folder, df = files
     _, seed0 = run_score(folder, "seed0.parquet", detectors=["rrsitr"], repeats=5, pool_size=1000)
-    summary, seed1 = run_score(folder, "seed1.parquet", detectors=["rrsitr"], repeats=5, pool_size=1000, seed=1)
+    summary, seed1 = run_score(folder, "seed1.parquet", detectors=["rrsitr"], repeats=5, pool_size=1000, seed=1,
+                               options={"training_split": True})
     assert spearmanr(seed0["loss"], seed1["loss"]).statistic > 0.95
-    # 120 train rows < 1000: the pool is every row; thresholds follow batch 20 (four loss terms)
+    # 120 train rows < 1000: the pool is every row; with the training split, thresholds follow batch 20 (four terms)
     g1, g2 = losses.thresholds_for_batch(BATCH, 5.0, 18.0)
     codes = losses.split_by_loss(torch.tensor(seed1["loss"]), g1, g2)
     assert (seed1["label"] == np.array(LABELS)[codes]).all()
@@ -121,12 +124,20 @@ def test_rrsitr_is_stable_across_seeds_and_the_summary_measures_the_file(files):
     assert row["auroc"] == expected["auroc"] and row["auprc"] == expected["auprc"]
     assert [row[label] for label in LABELS] == [int((seed1["label"] == label).sum()) for label in LABELS]
     assert [r["count"] for r in summary["labels"]] == [row[label] for label in LABELS]
+    # the noise-share estimate: in the summary, with the true share, and in the file's metadata
+    [share] = summary["noise_share"]
+    stored = json.loads(pq.ParquetFile(folder / "seed1.parquet").schema_arrow.metadata[NOISE_SHARE_KEY.encode()])
+    assert share["detector"] == "rrsitr" and share["truth"] == noisy.mean()
+    assert 0 <= share["low"] <= share["estimate"] <= share["high"] <= 1
+    assert {key: stored["rrsitr"][key] for key in ("estimate", "low", "high", "level")} == \
+        {key: share[key] for key in ("estimate", "low", "high", "level")}
 
 
 def test_suggestions_ride_on_every_row_of_a_flagged_pair_and_survive_filtering(files, tmp_path):
     folder, df = files
     # a pair is flagged when either detector flags it (the random model's rrsitr would flag every pair)
-    _, scores = run_score(folder, "suggested.parquet", detectors=["similarity", "loss-gmm"], suggest=3)
+    _, scores = run_score(folder, "suggested.parquet", detectors=["similarity", "loss-gmm"], suggest=3,
+                          options={"keep_fraction": 0.6})
     flagged = set(scores.loc[scores["label"] != "clean", "pair_id"])
     assert ((scores["detector"] == "similarity") & (scores["label"] == "noisy")).sum() == 48  # 40 % of 120
     assert len(flagged) < 120  # so that unflagged rows are checked too
@@ -222,12 +233,13 @@ def test_score_flags_reach_the_library(monkeypatch):
     calls = []
     monkeypatch.setattr(score_cli, "score", lambda *args, **kwargs: calls.append((args, kwargs)) or
                         {"out": "s.parquet", "pairs": 3, "splits": ["train"], "labels": [],
+                         "noise_share": [{"detector": "similarity", "estimate": 0.3, "low": 0.2, "high": 0.4}],
                          "detectors": [{"detector": "similarity", "clean": 2, "ambiguous": 0, "noisy": 1}]})
     result = invoke("score", "data.parquet", "--checkpoint", "m.pt", "--out", "s.parquet", "--detector", "similarity",
                     "--detector", "loss-gmm", "--split", "train", "--split", "val", "--image-root", "imgs",
                     "--batch-size", "8", "--device", "cpu", "--seed", "4", "--repeats", "2", "--pool", "30",
                     "--keep-fraction", "0.5", "--threshold", "0.3", "--neighbors", "7", "--clean-from", "0.8",
-                    "--noisy-below", "0.1", "--suggest", "5")
+                    "--noisy-below", "0.1", "--noisy-from", "0.8", "--training-split", "--suggest", "5")
     assert result.exit_code == 0, result.output
     [(args, kwargs)] = calls
     assert [str(a) for a in args] == ["data.parquet"]
@@ -236,14 +248,16 @@ def test_score_flags_reach_the_library(monkeypatch):
     assert [str(kwargs.pop(name)) for name in ("out", "checkpoint")] == ["s.parquet", "m.pt"]
     assert kwargs == {"model": None, "pretrained": None, "recipe": None, "detectors": ["similarity", "loss-gmm"], "splits": ["train", "val"], "batch_size": 8,
                       "device": "cpu", "seed": 4, "repeats": 2, "pool_size": 30, "suggest": 5,
-                      "options": {"keep_fraction": 0.5, "threshold": 0.3, "neighbors": 7, "clean_from": 0.8,
-                                  "noisy_below": 0.1}}
-    assert "similarity" in result.output and "wrote s.parquet" in result.output
+                      "options": {"noisy_from": 0.8, "training_split": True, "keep_fraction": 0.5, "threshold": 0.3,
+                                  "neighbors": 7, "clean_from": 0.8, "noisy_below": 0.1, "iterations": 3,
+                                  "sibling_weight": 1.0}}
+    assert "similarity" in result.output and "noise share" in result.output and "wrote s.parquet" in result.output
     calls.clear()
     assert invoke("score", "d", "--checkpoint", "m", "--out", "s").exit_code == 0
     assert calls[0][1]["detectors"] == ["rrsitr"] and calls[0][1]["splits"] == ["train"] and calls[0][1]["suggest"] == 0
-    assert calls[0][1]["options"] == {"keep_fraction": 0.6, "threshold": None, "neighbors": 10, "clean_from": 0.75,
-                                      "noisy_below": 0.25}
+    assert calls[0][1]["options"] == {"noisy_from": 0.9, "training_split": False, "keep_fraction": None,
+                                      "threshold": None, "neighbors": 10, "clean_from": 0.75, "noisy_below": 0.25,
+                                      "iterations": 3, "sibling_weight": 1.0}
     assert invoke("score", "d", "--checkpoint", "m", "--out", "s", "--detector", "clip").exit_code == 2
 
 

@@ -90,6 +90,8 @@ def score_command(
     columns = ("detector", "label", "count", "share", "noisy_rate", "precision", "recall")
     summary_table("labels against the ground truth (`noisy`)",
                   [_shown({k: row[k] for k in columns}) for row in result["labels"]])
+    summary_table("noise share: each detector's mixture estimate of the share of noisy pairs",
+                  [_shown(row) for row in result.get("noise_share", [])])
     console.print(f"wrote {result['out']} (next: nctool filter {data} --scores {result['out']} --out CLEAN.parquet)")
 
 
