@@ -183,31 +183,58 @@ class RetrievalModel(nn.Module):
         return (*self.encode_image(images), *self.encode_text(tokens))
 
 
-def local_similarity(text_local: torch.Tensor, image_local: torch.Tensor) -> torch.Tensor:
+def local_similarity(text_local: torch.Tensor | LocalGrams, image_local: torch.Tensor | LocalGrams) -> torch.Tensor:
     """Local similarity [Nt, Ni] (text rows, image columns): ||C||_F with C[b,e] = text token b . image patch e.
 
     Inputs are L2-normalised tokens, text [Nt,T,D] and image [Ni,P,D] (padding positions arrive
-    zeroed when the model masks them, RetrievalModel.mask_padding). Unscaled (training multiplies by
-    s = exp(2.996)). Uses
+    zeroed when the model masks them, RetrievalModel.mask_padding), or either side's precomputed
+    `LocalGrams` (bit-identical result). Unscaled (training multiplies by s = exp(2.996)). Uses
     ||T P^T||_F^2 = <T^T T, P^T P>_F: per item a DxD Gram matrix, then one matmul of flattened Grams,
     which costs D^2 per pair instead of T*P*D. Chunked so that Grams of at most GRAM_BUDGET_BYTES per
-    side exist at a time; computed in float32 (under autocast too) on the inputs' device.
+    side exist at a time (beyond a LocalGrams side, held whole); computed in float32 (under autocast
+    too) on the inputs' device.
     """
-    dim = text_local.shape[-1]
-    chunk = max(1, GRAM_BUDGET_BYTES // (4 * dim * dim))
-    with torch.autocast(text_local.device.type, enabled=False):
-        rows = []
-        for t in range(0, len(text_local), chunk):
-            text_grams = _flat_grams(text_local[t:t + chunk])
-            rows.append(torch.cat([text_grams @ _flat_grams(image_local[i:i + chunk]).T
-                                   for i in range(0, len(image_local), chunk)], dim=1))
+    device = text_local.device
+    with torch.autocast(device.type, enabled=False):
+        rows = [torch.cat([text_grams @ image_grams.T for image_grams in _gram_chunks(image_local)], dim=1)
+                for text_grams in _gram_chunks(text_local)]
         # clamp: rounding can make a tiny squared norm negative, and sqrt'(0) is infinite
         return torch.cat(rows).clamp_min(1e-12).sqrt()
 
 
-def _flat_grams(tokens: torch.Tensor) -> torch.Tensor:
-    tokens = tokens.float()
-    return (tokens.transpose(1, 2) @ tokens).flatten(1)
+class LocalGrams:
+    """The flattened float32 DxD Grams of a token set [N,T,D], in local_similarity's chunks.
+
+    For a side that local_similarity meets many times (scoring's reference pool, nctool.scoring):
+    computed once, then passed to local_similarity in place of the tokens, with exactly the same
+    result (the same ops on the same chunks). It holds N*D*D*4 bytes, all of them at once: 1 MB per
+    item at D = 512 (ViT-B/32), so 1000 items take 1 GB; callers check `nbytes` against a budget.
+    """
+
+    def __init__(self, tokens: torch.Tensor):
+        self.device, self.dim = tokens.device, tokens.shape[-1]
+        with torch.autocast(tokens.device.type, enabled=False):
+            self.chunks = list(_gram_chunks(tokens))
+        self.length = len(tokens)
+
+    def __len__(self) -> int:
+        return self.length
+
+    @staticmethod
+    def nbytes(tokens: torch.Tensor) -> int:
+        """Bytes the Grams of `tokens` [N,T,D] take: N * D * D * 4."""
+        return len(tokens) * tokens.shape[-1] ** 2 * 4
+
+
+def _gram_chunks(side: torch.Tensor | LocalGrams):
+    """Flattened Grams [n, D*D] of consecutive chunks of at most GRAM_BUDGET_BYTES: the one home of the Gram math."""
+    if isinstance(side, LocalGrams):
+        yield from side.chunks
+        return
+    chunk = max(1, GRAM_BUDGET_BYTES // (4 * side.shape[-1] ** 2))
+    for start in range(0, len(side), chunk):
+        tokens = side[start:start + chunk].float()
+        yield (tokens.transpose(1, 2) @ tokens).flatten(1)
 
 
 def pair_scores(image_global: torch.Tensor, image_local: torch.Tensor, text_global: torch.Tensor,

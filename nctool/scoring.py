@@ -57,7 +57,7 @@ from nctool.detectors import Evidence, make_detectors
 from nctool.errors import NctoolError
 from nctool.filtering import detection_table, label_table
 from nctool.images import resolve_root
-from nctool.model import RetrievalModel, create_model
+from nctool.model import LocalGrams, RetrievalModel, create_model
 from nctool.objectives import global_similarity, local_logits
 from nctool.progress import Progress, silent
 from nctool.schema import check_output, check_splits, iter_batches, read_table, row_hashes, write_table
@@ -66,6 +66,9 @@ from nctool.transforms import Preprocess, preprocess_for
 
 ZERO_SHOT_RECIPE = "rsitmd"  # the paper's loss settings: local term on, g1/g2 5/18, batch 100
 NOISE_SHARE_KEY = "nctool.noise_share"  # scores-file metadata: {detector: calibration.noise_share(...)} as JSON
+# The reference pool's local Grams (model.LocalGrams: images + captions, D*D*4 B each, so 2 GB for a 1000-pair
+# ViT-B/32 pool) are kept on the scoring device when they fit this; otherwise every chunk recomputes them.
+POOL_GRAM_BUDGET_BYTES = 2**31
 
 
 def pair_hashes(pair_ids: Sequence[str], seed: int) -> np.ndarray:
@@ -126,13 +129,20 @@ def _cross_entropy(positive: torch.Tensor, logits: torch.Tensor, batches: torch.
 class ReferencePool:
     """The reference pairs' embeddings (encode_dataset output, on the scoring device), in pool order.
 
+    With the local term, the pool's local tokens are replaced by their Grams (model.LocalGrams)
+    when those fit POOL_GRAM_BUDGET_BYTES, so that each chunk of scored rows does not rebuild them.
+
     `losses()` measures pairs against reference batches of `min(batch_size, pool)` pairs (the pair
     and batch_size - 1 pool pairs); `thresholds` are losses.recipe_thresholds for that size.
     """
 
     def __init__(self, embeddings: dict, pair_ids: Sequence[str], *, loss_cfg: LossCfg, batch_size: int,
                  repeats: int, seed: int):
-        self.embeddings, self.loss_cfg, self.repeats, self.seed = embeddings, loss_cfg, repeats, seed
+        self.embeddings, self.loss_cfg, self.repeats, self.seed = dict(embeddings), loss_cfg, repeats, seed
+        local = ("image_local", "text_local")
+        if loss_cfg.use_local and sum(LocalGrams.nbytes(embeddings[k]) for k in local) <= POOL_GRAM_BUDGET_BYTES:
+            # every chunk of scored rows meets the same pool: its Grams once, not per chunk (same results)
+            self.embeddings.update({k: LocalGrams(embeddings[k]) for k in local})
         self.position = {pair_id: i for i, pair_id in enumerate(pair_ids)}
         self.batch_size = min(batch_size, len(pair_ids))
         if self.batch_size < 2:
@@ -289,10 +299,11 @@ def score(data_path: str | os.PathLike, *, out: str | os.PathLike, checkpoint: s
         if "loss" in needs:
             hashes = pair_hashes(scored_ids, seed)
             pool_ids = scored_ids[np.lexsort((scored_ids, hashes))[:pool_size]]
-            embeddings = embed(embed.data(_rows_of(data_path, pool_ids)), local=settings.loss.use_local,
-                               progress=lambda done, total, what: progress(done, total, f"reference pool: {what}"))
-            pool = ReferencePool(embeddings, pool_ids, loss_cfg=settings.loss, batch_size=settings.train.batch_size,
-                                 repeats=repeats, seed=seed)
+            pool = ReferencePool(embed(embed.data(_rows_of(data_path, pool_ids)), local=settings.loss.use_local,
+                                       progress=lambda done, total, what: progress(done, total,
+                                                                                   f"reference pool: {what}")),
+                                 pool_ids, loss_cfg=settings.loss, batch_size=settings.train.batch_size,
+                                 repeats=repeats, seed=seed)  # no other reference: cached Grams free the tokens
         evidence, facts = _collect(data_path, splits, embed, pool,
                                    keep_embeddings="embeddings" in needs or suggest > 0,
                                    total=len(scored_ids), seed=seed, progress=progress)

@@ -18,10 +18,12 @@ from nctool.data import PairData, encode_dataset
 from nctool.errors import NctoolError
 from nctool.filtering import filter_file
 from nctool.metrics import detection_metrics
-from nctool.model import create_model
+import nctool.model
+from nctool.model import LocalGrams, create_model
 from nctool.objectives import batch_logits
 from nctool.schema import LABELS, row_hashes, write_table
-from nctool.scoring import NOISE_SHARE_KEY, pair_hashes, reference_batches, reference_losses, score
+import nctool.scoring
+from nctool.scoring import NOISE_SHARE_KEY, ReferencePool, pair_hashes, reference_batches, reference_losses, score
 from nctool.suggest import SUGGESTION_COLUMNS
 from nctool.transforms import preprocess_for
 
@@ -75,6 +77,25 @@ def test_reference_loss_is_the_training_loss_of_the_explicit_batch(files, use_lo
             global_sim, local = batch_logits(image_global, image_local, text_global, text_local, loss_cfg)
             expected = losses.per_pair_loss(loss_cfg.logit_scale * global_sim, local)[0]  # as the objectives do
             torch.testing.assert_close(got[i, k], expected, rtol=1e-5, atol=1e-5)
+
+
+def test_cached_pool_grams_give_exactly_the_uncached_losses(files, monkeypatch):
+    folder, df = files
+    model, recipe, _ = load_trained_model(folder / "model.pt")
+    assert recipe.loss.use_local
+    monkeypatch.setattr(nctool.model, "GRAM_BUDGET_BYTES", 3 * 4 * 128 * 128)  # several chunks on each side
+    data = PairData(df, folder, preprocess_for(model))
+    pool_ids, ids = df["pair_id"].iloc[:40].tolist(), df["pair_id"].iloc[30:60].tolist()
+    with torch.inference_mode():
+        pool_emb = encode_dataset(model, data, torch.arange(40), local=True)
+        rows = encode_dataset(model, data, torch.arange(30, 60), local=True)
+        options = {"loss_cfg": recipe.loss, "batch_size": BATCH, "repeats": 3, "seed": 0}
+        cached = ReferencePool(pool_emb, pool_ids, **options)
+        assert all(isinstance(cached.embeddings[k], LocalGrams) for k in ("image_local", "text_local"))
+        monkeypatch.setattr(nctool.scoring, "POOL_GRAM_BUDGET_BYTES", 0)  # too small: no cache
+        uncached = ReferencePool(pool_emb, pool_ids, **options)
+        assert isinstance(uncached.embeddings["text_local"], torch.Tensor)
+        assert torch.equal(cached.losses(rows, ids), uncached.losses(rows, ids))
 
 
 def test_reference_batches_depend_only_on_the_pair():
