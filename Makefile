@@ -7,7 +7,7 @@ export HF_HUB_OFFLINE := 1
 $(BIN)/nctool: pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test,ray,faiss]'
 	touch $@
 
 .PHONY: setup demo test

@@ -2,7 +2,7 @@
 
 Usage:
     .venv/bin/python benchmarks/finetune.py CLEAN_DATA --out DIR [--rate 0.4 --rate 0.8] [--seed 3 ...]
-                                            [--method vanilla --method rrsitr ...]
+                                            [--method vanilla --method rrsitr ...] [--kind category ...]
 
 1. Base: nctool-tiny trained with plain InfoNCE for 2 epochs on a clean synthetic corpus disjoint
    from CLEAN_DATA (synth seed 100, 1,000 images) that lacks a third of the scene classes
@@ -44,18 +44,18 @@ def build_base(out: Path) -> Path:
     return best
 
 
-def zero_shot_rows(clean: Path, base: Path, out: Path, rates: list[float]) -> pd.DataFrame:
+def zero_shot_rows(clean: Path, base: Path, out: Path, rates: list[float], kinds: list[str]) -> pd.DataFrame:
     rows = []
-    for rate in rates:
-        noisy = out / "zero-shot" / f"caption-shuffle-{rate:.2f}.parquet"
+    for kind, rate in ((kind, rate) for kind in kinds for rate in rates if rate > 0):
+        noisy = out / "zero-shot" / f"{kind}-{rate:.2f}.parquet"
         if not noisy.exists():
-            write_table(inject(read_table(clean), rate, "caption-shuffle", seed=42)[0], noisy)
+            write_table(inject(read_table(clean), rate, kind, seed=42)[0], noisy)
         scores = noisy.with_suffix(".scores.parquet")
         if not scores.exists():
             score(noisy, out=scores, model="nctool-tiny", pretrained=base, recipe="finetune",
                   detectors=["all"])
         truth = read_table(noisy, columns=["pair_id", "noisy"]).set_index("pair_id")["noisy"]
-        rows += [{"noise_rate": rate, **row} for row in detection_table(read_scores(scores), truth)]
+        rows += [{"kind": kind, "noise_rate": rate, **row} for row in detection_table(read_scores(scores), truth)]
     return pd.DataFrame(rows)
 
 
@@ -66,18 +66,20 @@ def main() -> None:
     parser.add_argument("--rate", type=float, action="append")
     parser.add_argument("--seed", type=int, action="append")
     parser.add_argument("--method", action="append")
+    parser.add_argument("--kind", action="append")
     args = parser.parse_args()
-    rates = args.rate or [0.4, 0.8]
+    rates, kinds = args.rate or [0.4, 0.8], args.kind or ["caption-shuffle"]
     base = build_base(args.out)
     recipe = load_recipe("finetune")
     recipe = dataclasses.replace(recipe, model=dataclasses.replace(recipe.model, pretrained=str(base)))
-    report = run_bench(args.clean, out_dir=args.out / "bench", recipe=recipe, rates=rates, seeds=args.seed or [3],
+    report = run_bench(args.clean, out_dir=args.out / "bench", recipe=recipe, rates=rates, kinds=kinds,
+                       seeds=args.seed or [3],
                        methods=args.method or ["vanilla", "rrsitr"])
     pd.set_option("display.width", 200)
     print(report["results"].to_string(index=False))
     print(report["detection"].to_string(index=False))
     print("zero-shot base:")
-    print(zero_shot_rows(args.clean, base, args.out, rates).to_string(index=False))
+    print(zero_shot_rows(args.clean, base, args.out, rates, kinds).to_string(index=False))
 
 
 if __name__ == "__main__":
