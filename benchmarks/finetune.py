@@ -3,6 +3,7 @@
 Usage:
     .venv/bin/python benchmarks/finetune.py CLEAN_DATA --out DIR [--rate 0.4 --rate 0.8] [--seed 3 ...]
                                             [--method vanilla --method rrsitr ...] [--kind category ...]
+                                            [--set loss.use_local=true ...]
 
 1. Base: nctool-tiny trained with plain InfoNCE for 2 epochs on a clean synthetic corpus disjoint
    from CLEAN_DATA (synth seed 100, 1,000 images) that lacks a third of the scene classes
@@ -67,10 +68,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, action="append")
     parser.add_argument("--method", action="append")
     parser.add_argument("--kind", action="append")
+    parser.add_argument("--set", action="append", default=[], help="recipe override section.key=value")
     args = parser.parse_args()
     rates, kinds = args.rate or [0.4, 0.8], args.kind or ["caption-shuffle"]
     base = build_base(args.out)
-    recipe = load_recipe("finetune")
+    recipe = load_recipe("finetune", args.set)
     recipe = dataclasses.replace(recipe, model=dataclasses.replace(recipe.model, pretrained=str(base)))
     report = run_bench(args.clean, out_dir=args.out / "bench", recipe=recipe, rates=rates, kinds=kinds,
                        seeds=args.seed or [3],
