@@ -2,8 +2,9 @@
 
 Every unique image is decoded once into a uint8 cache and every caption tokenised once, so a batch
 is a gather plus per-image crops of small tensors: a few milliseconds, which is why no DataLoader
-worker processes are needed (they would also have to copy or share the cache). Batches are chosen
-by row indices, so distributed training hands each rank its own index list.
+worker processes are needed (they would also have to copy or share the cache). The decoding itself
+runs in a pool of threads (`decode_workers`): PIL releases the GIL while it decodes and resizes.
+Batches are chosen by row indices, so distributed training hands each rank its own index list.
 """
 
 from __future__ import annotations
@@ -18,10 +19,32 @@ import torch
 from torchvision.transforms.v2 import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 
+from nctool.errors import NctoolError
 from nctool.images import load_image
 from nctool.model import RetrievalModel
 from nctool.progress import Progress
 from nctool.transforms import Preprocess
+
+DECODE_WORKERS_VARIABLE = "NCTOOL_DECODE_WORKERS"  # sets decode_workers' default for every command
+
+
+def decode_workers(requested: int | None = None) -> int:
+    """Threads that decode images: `requested`, else $NCTOOL_DECODE_WORKERS, else one per usable CPU.
+
+    Every worker count gives the same pixels; 1 decodes one image at a time.
+    """
+    if requested is None and DECODE_WORKERS_VARIABLE not in os.environ:
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    value = requested if requested is not None else os.environ[DECODE_WORKERS_VARIABLE]
+    try:
+        workers = int(value)
+    except ValueError:
+        workers = 0
+    if workers < 1:
+        source = "decode workers" if requested is not None else DECODE_WORKERS_VARIABLE
+        raise NctoolError(f"{source} {value!r}: must be a whole number of at least 1 (threads that decode images; "
+                          f"{DECODE_WORKERS_VARIABLE} unset means one per CPU)")
+    return workers
 
 
 class PairData:
@@ -30,20 +53,21 @@ class PairData:
     - `pixels`: uint8 [N_images, 3, C, C], one per unique image_id in order of first appearance,
       resized (shorter side to C, bicubic) and centre-cropped; C = `cache_size`, by default the
       preprocessing's image size. Memory is N_images * 3 * C^2 bytes: 4,743 images at 64 px take 58 MB,
-      at 224 px 714 MB.
+      at 224 px 714 MB. Decoded by `decode_workers(workers)` threads.
     - `image_index`: LongTensor [N_rows], the row's image in `pixels`.
     - `tokens`: LongTensor [N_rows, context_length], the row's caption.
     A missing or corrupt image raises the NctoolError of `nctool.images.load_image` naming the file.
     """
 
     def __init__(self, frame: pd.DataFrame, root: str | os.PathLike, preprocess: Preprocess, *,
-                 cache_size: int | None = None, progress: Progress | None = None):
+                 cache_size: int | None = None, workers: int | None = None, progress: Progress | None = None):
         self.frame = frame.reset_index(drop=True)
         codes, image_ids = pd.factorize(self.frame["image_id"])
         self.image_ids = list(image_ids)
         self.image_index = torch.from_numpy(codes).long()
         first_images = self.frame["image"].iloc[self.frame["image_id"].drop_duplicates().index].tolist()
-        self.pixels = _decode_all(first_images, Path(root), cache_size or preprocess.image_size, progress)
+        self.pixels = _decode_all(first_images, Path(root), cache_size or preprocess.image_size,
+                                  decode_workers(workers), progress)
         self.tokens = preprocess.tokenizer(self.frame["caption"].tolist())
         self.train_transform, self.eval_transform = preprocess.train, preprocess.eval
 
@@ -59,10 +83,10 @@ class PairData:
         return images, self.tokens[rows]
 
 
-def _decode_all(images: list[dict], root: Path, size: int, progress: Progress | None) -> torch.Tensor:
+def _decode_all(images: list[dict], root: Path, size: int, workers: int, progress: Progress | None) -> torch.Tensor:
     pixels = torch.empty((len(images), 3, size, size), dtype=torch.uint8)
     # threads, not processes: PIL releases the GIL while it decodes and resizes
-    with ThreadPoolExecutor(max_workers=os.cpu_count()) as pool:
+    with ThreadPoolExecutor(max_workers=workers) as pool:
         for done, tensor in enumerate(pool.map(lambda image: _decode(image, root, size), images), 1):
             pixels[done - 1] = tensor
             if progress:

@@ -1,12 +1,14 @@
 import io
+import os
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
 from PIL import Image
 
 import nctool.data
-from nctool.data import PairData, encode_dataset
+from nctool.data import DECODE_WORKERS_VARIABLE, PairData, decode_workers, encode_dataset
 from nctool.errors import NctoolError
 from nctool.metrics import retrieval_recalls
 from nctool.model import create_model, pair_scores
@@ -120,3 +122,47 @@ def test_encode_dataset_global_only(frame, tmp_path, model, preprocess):
     encoded = encode_dataset(model, PairData(frame, tmp_path, preprocess), local=False)
     assert encoded["image_local"] is None and encoded["text_local"] is None
     assert encoded["text_global"].shape == (6, 128)
+
+
+def noise_frame(tmp_path, count: int = 12) -> pd.DataFrame:
+    """`count` images of random pixels and odd sizes (half embedded JPEG bytes, half PNG files), one caption each."""
+    rng = np.random.default_rng(0)
+    images = []
+    for i in range(count):
+        picture = Image.fromarray(rng.integers(0, 256, (40 + 7 * i, 90 - 3 * i, 3), dtype=np.uint8))
+        if i % 2:
+            picture.save(tmp_path / f"{i}.png")
+            images.append({"bytes": None, "path": f"{i}.png"})
+        else:
+            buffer = io.BytesIO()
+            picture.save(buffer, format="JPEG")
+            images.append({"bytes": buffer.getvalue(), "path": None})
+    return pd.DataFrame({"pair_id": [f"p{i}" for i in range(count)], "image_id": [f"i{i}" for i in range(count)],
+                         "image": images, "caption": [f"caption {i}" for i in range(count)], "split": "train"})
+
+
+def test_parallel_decoding_gives_the_serial_pixels(monkeypatch, tmp_path, preprocess):
+    pools = []
+    real_pool = nctool.data.ThreadPoolExecutor
+    monkeypatch.setattr(nctool.data, "ThreadPoolExecutor", lambda max_workers: pools.append(max_workers)
+                        or real_pool(max_workers))
+    frame = noise_frame(tmp_path)
+    serial = PairData(frame, tmp_path, preprocess, workers=1)
+    parallel = PairData(frame, tmp_path, preprocess, workers=4)
+    assert pools == [1, 4]
+    assert torch.equal(serial.pixels, parallel.pixels)
+    assert torch.equal(serial.tokens, parallel.tokens)
+
+
+def test_decode_workers_default_environment_and_argument(monkeypatch):
+    monkeypatch.delenv(DECODE_WORKERS_VARIABLE, raising=False)
+    assert decode_workers() == len(os.sched_getaffinity(0))
+    monkeypatch.setenv(DECODE_WORKERS_VARIABLE, "3")
+    assert decode_workers() == 3
+    assert decode_workers(5) == 5  # the argument wins over the variable
+    for bad in ("0", "two", ""):
+        monkeypatch.setenv(DECODE_WORKERS_VARIABLE, bad)
+        with pytest.raises(NctoolError, match=f"{DECODE_WORKERS_VARIABLE} '{bad}': must be a whole number"):
+            decode_workers()
+    with pytest.raises(NctoolError, match="decode workers 0: must be a whole number"):
+        decode_workers(0)
