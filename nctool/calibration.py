@@ -20,6 +20,15 @@ mixture's noisy weight), with a normal interval from the posterior sum: the coun
 a sum of independent Bernoulli(p_i), of variance sum p_i (1 - p_i). The interval is the uncertainty
 of the labels given the fitted mixture; it does not cover the bias of a two-Gaussian model whose
 components are skewed (benchmarks/README.md measures the error against the truth).
+
+`decoy_share`: the share pinned by decoys instead of a fitted noisy component. A decoy is an image
+scored against the caption of another image, so its noise score is drawn from the distribution of
+mismatched pairs, observable from the same model. Above a cut t where few clean pairs reach, the
+data's tail is the noisy pairs' tail: P(x > t) = share * P_decoy(x > t) + (1 - share) * P_clean(x > t),
+so share ~ P(x > t) / P_decoy(x > t), with t the decoys' (1 - tail) quantile. No shape is assumed for
+either component; the clean pairs above t bias the estimate up by (1 - share) P_clean(x > t) / tail,
+and a smaller tail trades that bias for sampling noise. It estimates the share of pairs that look
+like random mismatches: noise milder than that (a caption of a similar image) counts partly clean.
 """
 
 from __future__ import annotations
@@ -34,6 +43,7 @@ from sklearn.mixture import GaussianMixture
 from nctool.errors import NctoolError
 
 CLEAN_BELOW = 0.5  # calibrated labels: clean when the noisy posterior is below this
+DECOY_TAIL = 0.25  # decoy_share's cut: the decoys' upper quartile (measured against 0.1 and 0.5, benchmarks/README.md)
 
 
 @dataclass(frozen=True)
@@ -119,3 +129,43 @@ def noise_share(mixture: Mixture, x: np.ndarray, *, level: float = 0.9) -> dict:
     half = float(norm.ppf((1 + level) / 2)) * spread
     return {"estimate": estimate, "low": max(0.0, estimate - half), "high": min(1.0, estimate + half),
             "level": level, "pairs": len(p)}
+
+
+def decoy_share(x: np.ndarray, decoys: np.ndarray, *, tail: float = DECOY_TAIL, level: float = 0.9) -> dict:
+    """The share of noisy pairs among x, pinned by the noise scores of decoys (module docstring).
+
+    Parameters
+    ----------
+    x
+        The noise scores of the pairs (higher = noisier).
+    decoys
+        The same detector's noise scores of decoy pairs: images scored against captions of other images.
+    tail
+        The cut is the decoys' (1 - tail) quantile, in (0, 1).
+    level
+        Coverage of the interval: normal, from the binomial spread of both tail counts (delta method).
+
+    Returns
+    -------
+    dict
+        `estimate`, `low`, `high` (shares in [0, 1]), `level`, `pairs`, `decoys`.
+    """
+    x, decoys = np.asarray(x, dtype=float), np.asarray(decoys, dtype=float)
+    if not 0 < tail < 1:
+        raise NctoolError(f"decoy tail {tail:g}: outside (0, 1); give the share of decoys above the cut, e.g. 0.25")
+    if len(x) < 2 or len(decoys) < 2:
+        raise NctoolError(f"decoy share: {len(x)} scored pair(s) and {len(decoys)} decoy(s); "
+                          f"it needs at least 2 of each")
+    cut = np.quantile(decoys, 1 - tail)
+    above, decoys_above = float((x > cut).mean()), float((decoys > cut).mean())
+    if decoys_above == 0:
+        raise NctoolError(f"decoy share: no decoy above the decoys' {1 - tail:g} quantile (all {len(decoys)} tie); "
+                          f"score more varied decoys")
+    ratio = above / decoys_above
+    # Var(a/b) ~ ratio^2 (Var a / a^2 + Var b / b^2), each a binomial share
+    spread = ratio * np.sqrt((1 - above) / (len(x) * max(above, 1 / len(x)))
+                             + (1 - decoys_above) / (len(decoys) * decoys_above))
+    half = float(norm.ppf((1 + level) / 2)) * spread
+    estimate = min(1.0, ratio)
+    return {"estimate": estimate, "low": max(0.0, ratio - half), "high": min(1.0, ratio + half),
+            "level": level, "pairs": len(x), "decoys": len(decoys)}

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from nctool.calibration import Mixture, calibrated_labels, fit_mixture, noise_share
+from nctool.calibration import Mixture, calibrated_labels, decoy_share, fit_mixture, noise_share
 from nctool.errors import NctoolError
 
 HAND = Mixture(weights=(0.75, 0.25), means=(0.0, 2.0), variance=1.0)
@@ -43,3 +43,32 @@ def test_fit_mixture_recovers_a_known_noise_share():
 def test_fit_mixture_needs_two_pairs():
     with pytest.raises(NctoolError, match="mixture: 1 scored pair"):
         fit_mixture(np.array([1.0]))
+
+
+def test_decoy_share_is_the_tail_ratio():
+    # cut = 0.75 quantile of 1..4 = 3.25: a quarter of the decoys and one pair in eight above it
+    share = decoy_share(np.array([0.0, 0, 0, 0, 0, 1, 2, 4]), np.array([1.0, 2, 3, 4]), tail=0.25, level=0.9)
+    half = 1.6448536 * 0.5 * np.sqrt(0.875 / (8 * 0.125) + 0.75 / (4 * 0.25))
+    assert share["estimate"] == pytest.approx(0.5) and (share["pairs"], share["decoys"]) == (8, 4)
+    assert (share["low"], share["high"]) == (pytest.approx(0.0), pytest.approx(min(1.0, 0.5 + half)))
+
+
+def test_decoy_share_recovers_skewed_components_the_tied_mixture_misses():
+    # 20 % noise; clean scores skew right (6 * Beta(1.2, 6), none above the cut), noisy ones are
+    # N(4, 0.5) like the decoys: the tied mixture lands near 0.25, the tail ratio within a point
+    rng = np.random.default_rng(0)
+    noisy = np.arange(20000) < 4000
+    x = np.where(noisy, rng.normal(4.0, 0.5, 20000), 6 * rng.beta(1.2, 6, 20000))
+    share = decoy_share(x, rng.normal(4.0, 0.5, 20000))
+    assert abs(noise_share(fit_mixture(x), x)["estimate"] - 0.2) > 0.04
+    assert abs(share["estimate"] - 0.2) <= 0.01 and share["low"] <= 0.2 <= share["high"]
+
+
+@pytest.mark.parametrize("x, decoys, tail, match", [
+    (np.ones(4), np.arange(4.0), 1.0, "decoy tail 1: outside"),
+    (np.ones(4), np.array([1.0]), 0.25, "4 scored pair.* and 1 decoy"),
+    (np.ones(4), np.ones(4), 0.25, "no decoy above"),
+])
+def test_decoy_share_refuses(x, decoys, tail, match):
+    with pytest.raises(NctoolError, match=match):
+        decoy_share(x, decoys, tail=tail)
