@@ -188,6 +188,11 @@ def column_names(path: str | os.PathLike) -> list[str]:
     return _open(path).schema_arrow.names
 
 
+def row_group_count(path: str | os.PathLike) -> int:
+    """How many row groups a Parquet file holds, read from its footer."""
+    return _open(path).num_row_groups
+
+
 def image_root(path: str | os.PathLike) -> Path:
     """Folder that relative image paths in this file resolve against.
 
@@ -213,11 +218,14 @@ def read_table(path: str | os.PathLike, columns: list[str] | None = None,
 
 
 def iter_batches(path: str | os.PathLike, columns: list[str] | None = None, batch_size: int = 4096,
-                 required: dict | None = None) -> Iterator[pd.DataFrame]:
-    """Stream a file as DataFrames of at most batch_size rows (memory stays flat)."""
+                 required: dict | None = None, row_groups: list[int] | None = None) -> Iterator[pd.DataFrame]:
+    """Stream a file (or only its `row_groups`) as DataFrames of at most batch_size rows (memory stays flat).
+
+    A batch may span row groups; stream one row group at a time where that matters.
+    """
     pf = _open(path)
     check_schema(pf.schema_arrow, str(path), required)
-    for batch in pf.iter_batches(batch_size=batch_size, columns=columns):
+    for batch in pf.iter_batches(batch_size=batch_size, columns=columns, row_groups=row_groups):
         frame = batch.to_pandas()
         check_values(frame, str(path))
         yield frame

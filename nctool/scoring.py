@@ -5,9 +5,11 @@ open_clip model with the weights given (`scoring_model`); a zero-shot model's rr
 settings and reference batch size from a recipe (default `rsitmd`, the paper's).
 
 The model embeds each scored pair once; the detectors (nctool.detectors) all read that same
-`Evidence`. The input is streamed a row group at a time: each chunk's unique images are decoded
-(nctool.data.PairData) and embedded in batches of `batch_size` rows, and local (token-level)
-features live only for the batch at hand. What is kept per pair is a few numbers (similarity, loss)
+`Evidence`. The input is streamed a row group at a time (in slices of at most CHUNK_ROWS rows): each
+chunk's unique images are decoded (nctool.data.PairData) and embedded in batches of `batch_size`
+rows (`measure`), and local (token-level) features live only for the batch at hand. `nctool embed`
+(nctool.embeddings) runs the same `measure` on the same chunks and writes one shard per row group,
+so scoring from those shards (`embeddings`) gives exactly the scores of scoring directly. What is kept per pair is a few numbers (similarity, loss)
 plus, only when the `neighbors` detector runs or fixes are suggested (`suggest`), the pair's global
 image and caption embeddings (N x D floats each, e.g. 2 x 100,000 x 512 x 4 B = 410 MB), which the
 neighbour search and the suggestions need; they are kept on the scoring device (GPU memory under
@@ -42,7 +44,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -60,7 +62,8 @@ from nctool.images import resolve_root
 from nctool.model import LocalGrams, RetrievalModel, create_model
 from nctool.objectives import global_similarity, local_logits
 from nctool.progress import Progress, silent
-from nctool.schema import check_output, check_splits, iter_batches, read_table, row_hashes, write_table
+from nctool.schema import (check_output, check_splits, column_names, iter_batches, read_table, row_group_count,
+                           row_hashes, write_table)
 from nctool.suggest import SUGGESTION_COLUMNS, suggestions
 from nctool.transforms import Preprocess, preprocess_for
 
@@ -69,6 +72,7 @@ NOISE_SHARE_KEY = "nctool.noise_share"  # scores-file metadata: {detector: calib
 # The reference pool's local Grams (model.LocalGrams: images + captions, D*D*4 B each, so 2 GB for a 1000-pair
 # ViT-B/32 pool) are kept on the scoring device when they fit this; otherwise every chunk recomputes them.
 POOL_GRAM_BUDGET_BYTES = 2**31
+CHUNK_ROWS = 4096  # rows decoded at a time: a row group is streamed in slices of at most this many
 
 
 def pair_hashes(pair_ids: Sequence[str], seed: int) -> np.ndarray:
@@ -126,6 +130,18 @@ def _cross_entropy(positive: torch.Tensor, logits: torch.Tensor, batches: torch.
     return F.softplus((negatives - positive[:, None, None]).logsumexp(-1))
 
 
+def reference_batch_size(batch_size: int, pool_pairs: int) -> int:
+    """Pairs per reference batch (the pair and batch_size - 1 pool pairs): `batch_size`, or the pool's size when smaller."""
+    if min(batch_size, pool_pairs) < 2:
+        raise NctoolError("rrsitr: 1 scored pair; the loss needs at least 2 pairs to compare")
+    return min(batch_size, pool_pairs)
+
+
+def pool_ids(scored_ids: np.ndarray, seed: int, pool_size: int) -> np.ndarray:
+    """The reference pool: the `pool_size` scored pairs with the smallest hash of (seed, pair_id), in that order."""
+    return scored_ids[np.lexsort((scored_ids, pair_hashes(scored_ids, seed)))[:pool_size]]
+
+
 class ReferencePool:
     """The reference pairs' embeddings (encode_dataset output, on the scoring device), in pool order.
 
@@ -144,9 +160,7 @@ class ReferencePool:
             # every chunk of scored rows meets the same pool: its Grams once, not per chunk (same results)
             self.embeddings.update({k: LocalGrams(embeddings[k]) for k in local})
         self.position = {pair_id: i for i, pair_id in enumerate(pair_ids)}
-        self.batch_size = min(batch_size, len(pair_ids))
-        if self.batch_size < 2:
-            raise NctoolError("rrsitr: 1 scored pair; the loss needs at least 2 pairs to compare")
+        self.batch_size = reference_batch_size(batch_size, len(pair_ids))
         self.thresholds = losses.recipe_thresholds(loss_cfg, self.batch_size)
 
     def losses(self, rows: dict, pair_ids: Sequence[str]) -> torch.Tensor:
@@ -158,7 +172,7 @@ class ReferencePool:
 
 
 @dataclass
-class _Embedder:
+class Embedder:
     """encode_dataset with the scoring model on the scoring device (bf16 autocast on CUDA); outputs stay there."""
 
     model: RetrievalModel
@@ -203,7 +217,7 @@ def scoring_model(*, checkpoint: str | os.PathLike | None = None, model: str | N
     tuple
         (RetrievalModel, Recipe).
     """
-    _check_model_choice(checkpoint, model, pretrained, recipe)
+    check_model_choice(checkpoint, model, pretrained, recipe)
     if checkpoint is not None:
         trained, settings, _ = load_trained_model(checkpoint, device)
         return trained, settings
@@ -211,10 +225,10 @@ def scoring_model(*, checkpoint: str | os.PathLike | None = None, model: str | N
     return create_model(model, pretrained, mask_padding=settings.model.mask_padding).to(device).eval(), settings
 
 
-def _check_model_choice(checkpoint, model, pretrained, recipe) -> None:
+def check_model_choice(checkpoint, model, pretrained, recipe, command: str = "score") -> None:
     """Exactly one of checkpoint and model; pretrained and recipe only with model."""
     if checkpoint is None and model is None:
-        raise NctoolError("score: no model given; give --checkpoint runs/NAME/best.pt (trained by `nctool train`) "
+        raise NctoolError(f"{command}: no model given; give --checkpoint runs/NAME/best.pt (trained by `nctool train`) "
                           "or --model NAME (any open_clip model, zero-shot; --pretrained FILE for its weights)")
     if checkpoint is not None and model is not None:
         raise NctoolError("--checkpoint and --model: both given; give one (--checkpoint scores with a trained model, "
@@ -226,7 +240,9 @@ def _check_model_choice(checkpoint, model, pretrained, recipe) -> None:
 
 def score(data_path: str | os.PathLike, *, out: str | os.PathLike, checkpoint: str | os.PathLike | None = None,
           model: str | None = None, pretrained: str | os.PathLike | None = None,
-          recipe: str | os.PathLike | None = None, detectors: Sequence[str] = ("rrsitr",),
+          recipe: str | os.PathLike | None = None, embeddings: str | os.PathLike | None = None,
+          engine: str = "local", address: str | None = None, workers: int | None = None,
+          gpus_per_worker: float | None = None, detectors: Sequence[str] = ("rrsitr",),
           splits: Sequence[str] = ("train",),
           image_root: str | os.PathLike | None = None, batch_size: int = 256, device: str | None = None,
           seed: int = 0, repeats: int = 5, pool_size: int = 1000, options: Mapping[str, Any] | None = None,
@@ -242,7 +258,19 @@ def score(data_path: str | os.PathLike, *, out: str | os.PathLike, checkpoint: s
     checkpoint, model, pretrained, recipe
         The model, as `scoring_model` takes them: exactly one of `checkpoint` (a trained model; its
         recipe sets the loss and the reference batch size) or `model` (zero-shot, with the weights
-        `pretrained` and the loss settings of `recipe`).
+        `pretrained` and the loss settings of `recipe`). None of them with `embeddings`: score from
+        that folder alone.
+    embeddings
+        A folder of `nctool embed` shards (nctool.embeddings). Without a model it is only read, and
+        must have been embedded from this data file with these splits, seed, repeats and pool_size
+        (else NctoolError naming what differs). With a model it is first brought up to date by
+        nctool.embeddings.embed (only missing or outdated shards are computed), then read. None:
+        the model embeds on the fly (local engine) or into nctool.embeddings.default_folder(out) (Ray).
+    engine
+        Who embeds: "local" (this process) or "ray" (Ray Data actors write the shards, then the
+        detectors run here over them; nctool.embeddings.ENGINES).
+    address, workers, gpus_per_worker
+        Ray only, as nctool.embeddings.embed takes them.
     detectors
         Registered detector names (nctool.detectors.DETECTORS) or "all".
     splits
@@ -274,39 +302,43 @@ def score(data_path: str | os.PathLike, *, out: str | os.PathLike, checkpoint: s
         and, when the data has a `noisy` column, the detection metrics) and `labels`
         (nctool.filtering.label_table rows; empty without ground truth) and `noise_share` (one row per
         detector that estimates it: `detector`, `estimate`, `low`, `high`, `level` and, with ground
-        truth, `truth`, the share of scored pairs that are noisy).
+        truth, `truth`, the share of scored pairs that are noisy); `embedded`: the summary of
+        nctool.embeddings.embed when this run embedded into a folder, else None.
     """
-    _check_model_choice(checkpoint, model, pretrained, recipe)
+    from nctool import embeddings as shards  # nctool.embeddings builds on this module
+
+    model_given = any(value is not None for value in (checkpoint, model, pretrained, recipe))
+    if embeddings is None or model_given or engine != "local":
+        check_model_choice(checkpoint, model, pretrained, recipe)
+    shards.check_engine(engine, address=address, workers=workers, gpus_per_worker=gpus_per_worker)
     check_output(out, data_path, checkpoint, pretrained)
     chosen = make_detectors(detectors, options)
     splits = check_splits(splits)
-    _check_options(batch_size=batch_size, repeats=repeats, pool_size=pool_size, seed=seed, suggest=suggest)
-    index = read_table(data_path, columns=["pair_id", "split", "caption"])  # refuses null captions up front
-    scored_ids = index.loc[index["split"].isin(splits), "pair_id"].to_numpy()
-    if len(scored_ids) == 0:
-        present = ", ".join(sorted(index["split"].unique())) or "none"
-        raise NctoolError(f"{data_path}: no rows in split {', '.join(splits)}; the file's splits are {present}, "
-                          f"choose with --split")
+    check_run_options(batch_size=batch_size, repeats=repeats, pool_size=pool_size, seed=seed, suggest=suggest)
+    index, scored_ids = read_index(data_path, splits)
     captions = index.set_index("pair_id")["caption"] if suggest else None
-    del index
     dev = runtime.pick_device(device)
-    scorer, settings = scoring_model(checkpoint=checkpoint, model=model, pretrained=pretrained, recipe=recipe,
-                                     device=dev)
-    embed = _Embedder(scorer, preprocess_for(scorer), resolve_root(data_path, image_root), batch_size, dev)
     needs = set().union(*(detector.needs for detector in chosen))
-    pool = None
-    with torch.inference_mode():
-        if "loss" in needs:
-            hashes = pair_hashes(scored_ids, seed)
-            pool_ids = scored_ids[np.lexsort((scored_ids, hashes))[:pool_size]]
-            pool = ReferencePool(embed(embed.data(_rows_of(data_path, pool_ids)), local=settings.loss.use_local,
-                                       progress=lambda done, total, what: progress(done, total,
-                                                                                   f"reference pool: {what}")),
-                                 pool_ids, loss_cfg=settings.loss, batch_size=settings.train.batch_size,
-                                 repeats=repeats, seed=seed)  # no other reference: cached Grams free the tokens
-        evidence, facts = _collect(data_path, splits, embed, pool,
-                                   keep_embeddings="embeddings" in needs or suggest > 0,
-                                   total=len(scored_ids), seed=seed, progress=progress)
+    keep_embeddings = "embeddings" in needs or suggest > 0
+    embedded = None
+    if embeddings is None and engine == "ray":
+        embeddings = shards.default_folder(out)
+    if embeddings is None:
+        del index
+        evidence, facts = _collect(data_path, splits, scored_ids, checkpoint=checkpoint, model=model,
+                                   pretrained=pretrained, recipe=recipe, image_root=image_root, batch_size=batch_size,
+                                   device=dev, loss="loss" in needs, keep_embeddings=keep_embeddings, seed=seed,
+                                   repeats=repeats, pool_size=pool_size, progress=progress)
+    else:
+        if model_given:
+            embedded = shards.embed(data_path, out=embeddings, checkpoint=checkpoint, model=model,
+                                    pretrained=pretrained, recipe=recipe, splits=splits, image_root=image_root,
+                                    batch_size=batch_size, device=device, seed=seed, repeats=repeats,
+                                    pool_size=pool_size, engine=engine, address=address, workers=workers,
+                                    gpus_per_worker=gpus_per_worker, progress=progress)
+        evidence, facts = shards.read_evidence(embeddings, data_path, index, splits=splits, seed=seed, repeats=repeats,
+                                               pool_size=pool_size, device=dev, keep_embeddings=keep_embeddings)
+        del index
     frames, shares = [], {}
     for i, detector in enumerate(chosen):
         frames.append(detector.detect(evidence))
@@ -326,14 +358,28 @@ def score(data_path: str | os.PathLike, *, out: str | os.PathLike, checkpoint: s
     share_rows = [{"detector": name, **{key: share[key] for key in ("estimate", "low", "high", "level")},
                    **({"truth": float(truth.mean())} if truth is not None else {})} for name, share in shares.items()]
     return {"out": str(out), "pairs": len(evidence.pair_id), "splits": splits,
-            "detectors": detection_table(table, truth), "labels": label_table(table, truth), "noise_share": share_rows}
+            "detectors": detection_table(table, truth), "labels": label_table(table, truth), "noise_share": share_rows,
+            "embedded": embedded}
 
 
-def _check_options(*, batch_size: int, repeats: int, pool_size: int, seed: int, suggest: int) -> None:
+def check_run_options(*, batch_size: int, repeats: int, pool_size: int, seed: int, suggest: int) -> None:
     for name, value, least in (("batch size", batch_size, 1), ("repeats", repeats, 1), ("pool", pool_size, 2),
                                ("seed", seed, 0), ("suggest", suggest, 0)):
         if value < least:
             raise NctoolError(f"{name} {value}: must be at least {least}")
+
+
+def read_index(data_path: str | os.PathLike, splits: list[str]) -> tuple[pd.DataFrame, np.ndarray]:
+    """Every row's pair_id, image_id, caption, split (and review `decision` when present: what
+    schema.dataset_fingerprint reads), and the pair ids of `splits` in file order; refuses no scored row."""
+    columns = ["pair_id", "image_id", "caption", "split"] + ["decision"] * ("decision" in column_names(data_path))
+    index = read_table(data_path, columns=columns)  # refuses null captions up front
+    scored_ids = index.loc[index["split"].isin(splits), "pair_id"].to_numpy()
+    if len(scored_ids) == 0:
+        present = ", ".join(sorted(index["split"].unique())) or "none"
+        raise NctoolError(f"{data_path}: no rows in split {', '.join(splits)}; the file's splits are {present}, "
+                          f"choose with --split")
+    return index, scored_ids
 
 
 def _rows_of(data_path: str | os.PathLike, pair_ids: np.ndarray) -> pd.DataFrame:
@@ -343,40 +389,91 @@ def _rows_of(data_path: str | os.PathLike, pair_ids: np.ndarray) -> pd.DataFrame
     return found.set_index("pair_id").loc[pair_ids].reset_index()
 
 
-def _collect(data_path: str | os.PathLike, splits: list[str], embed: _Embedder, pool: ReferencePool | None, *,
-             keep_embeddings: bool, total: int, seed: int, progress: Progress) -> tuple[Evidence, pd.DataFrame]:
-    """Stream the scored rows once.
+def pool_embeddings(embed: Embedder, data_path: str | os.PathLike, ids: np.ndarray, local: bool,
+                    progress: Progress) -> dict:
+    """The reference pool's embeddings (encode_dataset output on the scoring device), in the order of `ids`."""
+    return embed(embed.data(_rows_of(data_path, ids)), local=local,
+                 progress=lambda done, total, what: progress(done, total, f"reference pool: {what}"))
 
-    Returns the Evidence (sorted by pair_id) and, indexed by pair_id in the same order, each row's
-    `row_hash` (schema.row_hashes) and `noisy` ground truth when the data has that column.
+
+def scored_chunks(data_path: str | os.PathLike, splits: list[str], row_group: int) -> Iterator[pd.DataFrame]:
+    """The rows of `splits` in one row group of the data file, in file order, in slices of at most CHUNK_ROWS.
+
+    Direct scoring and every shard of `nctool embed` cut the data this way, so a pair meets the
+    same batch in both and gets the same embedding to the last bit.
     """
-    ids, image_ids, facts, parts = [], [], [], []
-    for chunk in iter_batches(data_path):
+    for chunk in iter_batches(data_path, batch_size=CHUNK_ROWS, row_groups=[row_group]):
         chunk = chunk[chunk["split"].isin(splits)]
-        if chunk.empty:
-            continue
-        data = embed.data(chunk)
-        for start in range(0, len(data), embed.batch_size):
-            rows = torch.arange(start, min(start + embed.batch_size, len(data)))
-            emb = embed(data, rows, local=pool is not None and pool.loss_cfg.use_local)
-            image = emb["image_global"][emb["caption_image_index"]]
-            part = {"similarity": (image * emb["text_global"]).sum(-1)}
-            if pool is not None:
-                loss = pool.losses(emb, data.frame["pair_id"].iloc[start:start + len(rows)].tolist())
-                part.update(loss=loss.mean(1), loss_std=loss.std(1, correction=0))
-            parts.append({name: value.cpu() for name, value in part.items()})
-            if keep_embeddings:  # they stay on the scoring device, where the neighbour search runs
-                parts[-1].update(image_global=image, text_global=emb["text_global"])
-            progress(len(ids) + start + len(rows), total, "score pairs")
-        ids += data.frame["pair_id"].tolist()
-        image_ids += data.frame["image_id"].tolist()
-        facts.append(pd.DataFrame({"row_hash": row_hashes(data.frame),
-                                   **({"noisy": data.frame["noisy"].to_numpy(dtype=bool)} if "noisy" in chunk else {})},
-                                  index=data.frame["pair_id"].to_numpy()))
-    order = torch.from_numpy(np.argsort(np.asarray(ids)))
-    fields = {name: torch.cat([part[name] for part in parts])[order.to(parts[0][name].device)] for name in parts[0]}
-    numbers = {name: fields.pop(name).double().numpy() for name in ("similarity", "loss", "loss_std") if name in fields}
-    order = order.numpy()
-    evidence = Evidence(np.asarray(ids)[order], np.asarray(image_ids)[order], **numbers, **fields,
-                        loss_thresholds=pool.thresholds if pool is not None else None, seed=seed)
-    return evidence, pd.concat(facts).iloc[order]
+        if not chunk.empty:
+            yield chunk
+
+
+def measure(embed: Embedder, pool: ReferencePool | None, frame: pd.DataFrame, *, keep_embeddings: bool,
+            progress: Callable[[int], None] | None = None) -> dict:
+    """Embed one chunk of scored rows and measure each pair: the one home of the per-pair work.
+
+    Returns, in the rows' order: `pair_id`, `image_id`, `row_hash` (schema.row_hashes) and, when the
+    frame has it, `noisy` (numpy arrays); `similarity` and, with a pool, `loss` and `loss_std`
+    (float32 CPU tensors); with `keep_embeddings`, the pairs' global `image_global` and
+    `text_global` [n, D] (float32, left on the scoring device). `progress(rows done)` after each batch.
+    """
+    data = embed.data(frame)
+    parts = []
+    for start in range(0, len(data), embed.batch_size):
+        rows = torch.arange(start, min(start + embed.batch_size, len(data)))
+        emb = embed(data, rows, local=pool is not None and pool.loss_cfg.use_local)
+        image = emb["image_global"][emb["caption_image_index"]]
+        part = {"similarity": (image * emb["text_global"]).sum(-1)}
+        if pool is not None:
+            loss = pool.losses(emb, data.frame["pair_id"].iloc[start:start + len(rows)].tolist())
+            part.update(loss=loss.mean(1), loss_std=loss.std(1, correction=0))
+        parts.append({name: value.cpu() for name, value in part.items()})
+        if keep_embeddings:
+            parts[-1].update(image_global=image, text_global=emb["text_global"])
+        if progress:
+            progress(start + len(rows))
+    frame = data.frame
+    return {"pair_id": frame["pair_id"].to_numpy(str), "image_id": frame["image_id"].to_numpy(str),
+            "row_hash": row_hashes(frame), **({"noisy": frame["noisy"].to_numpy(dtype=bool)} if "noisy" in frame else {}),
+            **{name: torch.cat([part[name] for part in parts]) for name in parts[0]}}
+
+
+def assemble_evidence(parts: Sequence[dict], *, loss_thresholds: tuple[float, float] | None,
+                      seed: int) -> tuple[Evidence, pd.DataFrame]:
+    """The Evidence of `measure` outputs (in any order), sorted by pair_id, and, indexed by pair_id in
+    the same order, each pair's `row_hash` and `noisy` ground truth when the data has it."""
+    ids = np.concatenate([part["pair_id"] for part in parts])
+    order = np.argsort(ids)
+    facts = pd.DataFrame({name: np.concatenate([part[name] for part in parts]) for name in ("row_hash", "noisy")
+                          if name in parts[0]}, index=ids).iloc[order]
+    tensors = {name: torch.cat([part[name] for part in parts]) for name in parts[0]
+               if isinstance(parts[0][name], torch.Tensor)}
+    tensors = {name: values[torch.from_numpy(order).to(values.device)] for name, values in tensors.items()}
+    numbers = {name: tensors.pop(name).double().numpy() for name in ("similarity", "loss", "loss_std") if name in tensors}
+    evidence = Evidence(ids[order], np.concatenate([part["image_id"] for part in parts])[order], **numbers, **tensors,
+                        loss_thresholds=loss_thresholds, seed=seed)
+    return evidence, facts
+
+
+def _collect(data_path: str | os.PathLike, splits: list[str], scored_ids: np.ndarray, *, checkpoint, model,
+             pretrained, recipe, image_root, batch_size: int, device: torch.device, loss: bool, keep_embeddings: bool,
+             seed: int, repeats: int, pool_size: int, progress: Progress) -> tuple[Evidence, pd.DataFrame]:
+    """Direct scoring: load the model, embed the reference pool (when the `loss` is needed), then stream
+    the scored rows once, a row group at a time (`scored_chunks`, `measure`); returns assemble_evidence's."""
+    scorer, settings = scoring_model(checkpoint=checkpoint, model=model, pretrained=pretrained, recipe=recipe,
+                                     device=device)
+    embed = Embedder(scorer, preprocess_for(scorer), resolve_root(data_path, image_root), batch_size, device)
+    pool, parts, done = None, [], 0
+    with torch.inference_mode():
+        if loss:
+            ids = pool_ids(scored_ids, seed, pool_size)
+            pool = ReferencePool(pool_embeddings(embed, data_path, ids, settings.loss.use_local, progress), ids,
+                                 loss_cfg=settings.loss, batch_size=settings.train.batch_size, repeats=repeats,
+                                 seed=seed)  # no other reference: cached Grams free the tokens
+        for group in range(row_group_count(data_path)):
+            for chunk in scored_chunks(data_path, splits, group):
+                parts.append(measure(embed, pool, chunk, keep_embeddings=keep_embeddings,
+                                     progress=lambda rows, done=done: progress(done + rows, len(scored_ids),
+                                                                               "score pairs")))
+                done += len(chunk)
+    return assemble_evidence(parts, loss_thresholds=pool.thresholds if pool is not None else None, seed=seed)

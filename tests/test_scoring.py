@@ -15,6 +15,7 @@ from nctool.cli import main
 from nctool.cli import score as score_cli
 from nctool.config import load_recipe
 from nctool.data import PairData, encode_dataset
+from nctool.detectors import detector_options
 from nctool.errors import NctoolError
 from nctool.filtering import filter_file
 from nctool.metrics import detection_metrics
@@ -267,18 +268,22 @@ def test_score_flags_reach_the_library(monkeypatch):
     progress = kwargs.pop("progress")
     assert callable(progress) and str(kwargs.pop("image_root")) == "imgs"
     assert [str(kwargs.pop(name)) for name in ("out", "checkpoint")] == ["s.parquet", "m.pt"]
-    assert kwargs == {"model": None, "pretrained": None, "recipe": None, "detectors": ["similarity", "loss-gmm"], "splits": ["train", "val"], "batch_size": 8,
+    defaults = {name: option.default for name, (option, _) in detector_options().items()}
+    assert kwargs == {"model": None, "pretrained": None, "recipe": None, "embeddings": None, "engine": "local",
+                      "address": None, "workers": None, "gpus_per_worker": None,
+                      "detectors": ["similarity", "loss-gmm"], "splits": ["train", "val"], "batch_size": 8,
                       "device": "cpu", "seed": 4, "repeats": 2, "pool_size": 30, "suggest": 5,
-                      "options": {"noisy_from": 0.8, "training_split": True, "keep_fraction": 0.5, "threshold": 0.3,
-                                  "neighbors": 7, "clean_from": 0.8, "noisy_below": 0.1, "iterations": 3,
-                                  "sibling_weight": 1.0}}
+                      "options": {**defaults, "noisy_from": 0.8, "training_split": True, "keep_fraction": 0.5,
+                                  "threshold": 0.3, "neighbors": 7, "clean_from": 0.8, "noisy_below": 0.1}}
     assert "similarity" in result.output and "noise share" in result.output and "wrote s.parquet" in result.output
     calls.clear()
     assert invoke("score", "d", "--checkpoint", "m", "--out", "s").exit_code == 0
     assert calls[0][1]["detectors"] == ["rrsitr"] and calls[0][1]["splits"] == ["train"] and calls[0][1]["suggest"] == 0
-    assert calls[0][1]["options"] == {"noisy_from": 0.9, "training_split": False, "keep_fraction": None,
-                                      "threshold": None, "neighbors": 10, "clean_from": 0.75, "noisy_below": 0.25,
-                                      "iterations": 3, "sibling_weight": 1.0}
+    assert calls[0][1]["options"] == defaults
+    assert {key: defaults[key] for key in ("noisy_from", "training_split", "keep_fraction", "threshold", "neighbors",
+                                           "clean_from", "noisy_below", "iterations", "sibling_weight")} == \
+        {"noisy_from": 0.9, "training_split": False, "keep_fraction": None, "threshold": None, "neighbors": 10,
+         "clean_from": 0.75, "noisy_below": 0.25, "iterations": 3, "sibling_weight": 1.0}
     assert invoke("score", "d", "--checkpoint", "m", "--out", "s", "--detector", "clip").exit_code == 2
 
 

@@ -7,6 +7,7 @@ from nctool.cli import synth
 from nctool.cli import ingest
 from nctool.cli import inject
 from nctool.cli import train
+from nctool.cli import embed
 from nctool.cli import score
 from nctool.cli import filter
 from nctool.cli import review

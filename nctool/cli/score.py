@@ -15,8 +15,9 @@ from typing import Annotated, Any, Callable, Optional
 
 import typer
 
-from nctool.cli._ui import app, console, progress_bar, summary_table
+from nctool.cli._ui import app, console, console_err, progress_bar, summary_table
 from nctool.detectors import DETECTORS, detector_names, detector_options
+from nctool.embeddings import ENGINES
 from nctool.scoring import ZERO_SHOT_RECIPE, score
 
 DetectorChoice = Enum("DetectorChoice", {name: name for name in (*detector_names(), "all")}, type=str)
@@ -47,33 +48,64 @@ def with_detector_options(command: Callable[..., None]) -> Callable[..., None]:
     return wrapper
 
 
+# Flags `nctool embed` shares with `nctool score` (one home for each: nctool/cli/embed.py imports them)
+CheckpointFlag = Annotated[Optional[Path], typer.Option(
+    help="Trained model: runs/NAME/best.pt from `nctool train` (or --model).")]
+ModelFlag = Annotated[Optional[str], typer.Option(
+    help="Zero-shot instead of --checkpoint: an open_clip model (ViT-B-32, nctool-tiny, ...).")]
+PretrainedFlag = Annotated[Optional[str], typer.Option(
+    help="With --model: its weights, an open_clip tag or checkpoint file (RemoteCLIP, GeoRSCLIP, ...) or an "
+         "nctool checkpoint (default: random init).")]
+RecipeFlag = Annotated[Optional[str], typer.Option(
+    help=f"With --model: recipe name or TOML path for the rrsitr loss settings and batch size "
+         f"(default: {ZERO_SHOT_RECIPE}, the paper's).")]
+SplitFlag = Annotated[list[str], typer.Option(help="Split to score; repeat for several.")]
+ImageRootFlag = Annotated[Optional[Path], typer.Option(help="Folder for relative image paths.")]
+BatchSizeFlag = Annotated[int, typer.Option(help="Pairs per forward pass.")]
+DeviceFlag = Annotated[Optional[str], typer.Option(help="cpu, cuda, cuda:1 (default: CUDA if present).")]
+SeedFlag = Annotated[int, typer.Option(
+    help="Seed of the reference pool and batches (rrsitr) and of the detectors' draws (loss-gmm).")]
+RepeatsFlag = Annotated[int, typer.Option(help="Reference batches per pair; the loss is their mean (rrsitr).")]
+PoolFlag = Annotated[int, typer.Option(help="Reference pool size (rrsitr).")]
+Engine = Enum("Engine", {name: name for name in ENGINES}, type=str)
+EngineFlag = Annotated[Engine, typer.Option(
+    help="Who embeds: local (this process) or ray (a Ray Data actor pool writes the shards; "
+         "pip install 'nctool[ray]'); docs/scaling.md.")]
+AddressFlag = Annotated[Optional[str], typer.Option(
+    help="--engine ray: the Ray cluster to join (default: the running one, else a new local one).")]
+WorkersFlag = Annotated[Optional[int], typer.Option(
+    help="--engine ray: actors, each with the model loaded once (default: the cluster's GPUs, else its CPUs).")]
+GpusFlag = Annotated[Optional[float], typer.Option(
+    help="--engine ray: GPUs per actor, fractions share one (default: 1 when the cluster has GPUs, else 0).")]
+
+
 @app.command("score")
 @with_detector_options
 def score_command(
     data: Annotated[Path, typer.Argument(help="Dataset Parquet in nctool's schema (docs/schema.md).")],
     out: Annotated[Path, typer.Option(help="Scores Parquet: one row per pair and detector (long format).")],
-    checkpoint: Annotated[Optional[Path], typer.Option(
-        help="Trained model: runs/NAME/best.pt from `nctool train` (or --model).")] = None,
-    model: Annotated[Optional[str], typer.Option(
-        help="Zero-shot instead of --checkpoint: an open_clip model (ViT-B-32, nctool-tiny, ...).")] = None,
-    pretrained: Annotated[Optional[str], typer.Option(
-        help="With --model: its weights, an open_clip tag or checkpoint file (RemoteCLIP, GeoRSCLIP, ...) or an "
-             "nctool checkpoint (default: random init).")] = None,
-    recipe: Annotated[Optional[str], typer.Option(
-        help=f"With --model: recipe name or TOML path for the rrsitr loss settings and batch size "
-             f"(default: {ZERO_SHOT_RECIPE}, the paper's).")] = None,
+    checkpoint: CheckpointFlag = None,
+    model: ModelFlag = None,
+    pretrained: PretrainedFlag = None,
+    recipe: RecipeFlag = None,
+    embeddings: Annotated[Optional[Path], typer.Option(
+        help="Folder of `nctool embed` shards: score from them (no model needed); with a model, first bring "
+             "the folder up to date.")] = None,
+    engine: EngineFlag = Engine("local"),
+    address: AddressFlag = None,
+    workers: WorkersFlag = None,
+    gpus_per_worker: GpusFlag = None,
     detector: Annotated[list[DetectorChoice], typer.Option(
         help="Detector, or all; repeat for several. "
              + "; ".join(f"{name}: {cls.description}" for name, cls in DETECTORS.items()) + ".")
     ] = [DetectorChoice("rrsitr")],
-    split: Annotated[list[str], typer.Option(help="Split to score; repeat for several.")] = ["train"],
-    image_root: Annotated[Optional[Path], typer.Option(help="Folder for relative image paths.")] = None,
-    batch_size: Annotated[int, typer.Option(help="Pairs per forward pass.")] = 256,
-    device: Annotated[Optional[str], typer.Option(help="cpu, cuda, cuda:1 (default: CUDA if present).")] = None,
-    seed: Annotated[int, typer.Option(
-        help="Seed of the reference pool and batches (rrsitr) and of the detectors' draws (loss-gmm).")] = 0,
-    repeats: Annotated[int, typer.Option(help="Reference batches per pair; the loss is their mean (rrsitr).")] = 5,
-    pool: Annotated[int, typer.Option(help="Reference pool size (rrsitr).")] = 1000,
+    split: SplitFlag = ["train"],
+    image_root: ImageRootFlag = None,
+    batch_size: BatchSizeFlag = 256,
+    device: DeviceFlag = None,
+    seed: SeedFlag = 0,
+    repeats: RepeatsFlag = 5,
+    pool: PoolFlag = 1000,
     suggest: Annotated[int, typer.Option(
         help="Suggest fixes for each flagged pair: the K captions of other images that best match its image and "
              "the K other images that best match its caption (0: off).", metavar="K")] = 0,
@@ -82,9 +114,12 @@ def score_command(
     """Score every pair of a dataset for noisy correspondence with a trained model, or zero-shot (--model)."""
     with progress_bar() as progress:
         result = score(data, out=out, checkpoint=checkpoint, model=model, pretrained=pretrained, recipe=recipe,
-                       detectors=[choice.value for choice in detector], splits=split, image_root=image_root,
-                       batch_size=batch_size, device=device, seed=seed, repeats=repeats, pool_size=pool,
-                       options=options, suggest=suggest, progress=progress)
+                       embeddings=embeddings, engine=engine.value, address=address, workers=workers,
+                       gpus_per_worker=gpus_per_worker, detectors=[choice.value for choice in detector], splits=split,
+                       image_root=image_root, batch_size=batch_size, device=device, seed=seed, repeats=repeats,
+                       pool_size=pool, options=options, suggest=suggest, progress=progress)
+    if result.get("embedded"):
+        report_embedded(result["embedded"])
     summary_table(f"score: {result['pairs']} pairs of {', '.join(result['splits'])}",
                   [_shown(row) for row in result["detectors"]])
     columns = ("detector", "label", "count", "share", "noisy_rate", "precision", "recall")
@@ -93,6 +128,14 @@ def score_command(
     summary_table("noise share: each detector's mixture estimate of the share of noisy pairs",
                   [_shown(row) for row in result.get("noise_share", [])])
     console.print(f"wrote {result['out']} (next: nctool filter {data} --scores {result['out']} --out CLEAN.parquet)")
+
+
+def report_embedded(summary: dict) -> None:
+    """One line on what nctool.embeddings.embed did to its folder (and a note when it dropped older shards)."""
+    if summary["invalidated"]:
+        console_err.print(f"[yellow]note:[/] {summary['out']}: the shards there were {summary['invalidated']}")
+    console.print(f"embeddings: {summary['pairs']} pairs in {summary['shards']} shards in {summary['out']} "
+                  f"({len(summary['computed'])} computed, {summary['reused']} reused)")
 
 
 _HEADERS = {"auroc": "AUROC", "auprc": "AUPRC", "precision": "noisy precision", "recall": "noisy recall", "f1": "F1"}

@@ -1,0 +1,46 @@
+"""`nctool embed`: embed every scored pair once into Parquet shards that `nctool score --embeddings` reads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from nctool.cli._ui import app, progress_bar
+from nctool.cli.score import (AddressFlag, BatchSizeFlag, CheckpointFlag, DeviceFlag, Engine, EngineFlag, GpusFlag,
+                              ImageRootFlag, ModelFlag, PoolFlag, PretrainedFlag, RecipeFlag, RepeatsFlag, SeedFlag,
+                              SplitFlag, WorkersFlag, report_embedded)
+from nctool.embeddings import embed
+
+
+@app.command("embed")
+def embed_command(
+    data: Annotated[Path, typer.Argument(help="Dataset Parquet in nctool's schema (docs/schema.md).")],
+    out: Annotated[Path, typer.Option(
+        help="Embeddings folder: manifest.json and one shard per row group (docs/schema.md, Embeddings); a rerun "
+             "computes only the shards it lacks.")],
+    checkpoint: CheckpointFlag = None,
+    model: ModelFlag = None,
+    pretrained: PretrainedFlag = None,
+    recipe: RecipeFlag = None,
+    split: SplitFlag = ["train"],
+    image_root: ImageRootFlag = None,
+    batch_size: BatchSizeFlag = 256,
+    device: DeviceFlag = None,
+    seed: SeedFlag = 0,
+    repeats: RepeatsFlag = 5,
+    pool: PoolFlag = 1000,
+    engine: EngineFlag = Engine("local"),
+    address: AddressFlag = None,
+    workers: WorkersFlag = None,
+    gpus_per_worker: GpusFlag = None,
+) -> None:
+    """Embed every pair once (similarity, rrsitr loss, image and caption embeddings) for `nctool score --embeddings`."""
+    with progress_bar() as progress:
+        result = embed(data, out=out, checkpoint=checkpoint, model=model, pretrained=pretrained, recipe=recipe,
+                       splits=split, image_root=image_root, batch_size=batch_size, device=device, seed=seed,
+                       repeats=repeats, pool_size=pool, engine=engine.value, address=address, workers=workers,
+                       gpus_per_worker=gpus_per_worker, progress=progress)
+    report_embedded(result)
+    typer.echo(f"next: nctool score {data} --embeddings {out} --detector all --out scores.parquet")

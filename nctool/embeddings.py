@@ -1,0 +1,450 @@
+"""Embeddings as shards (`nctool embed`), scoring from them (`nctool score --embeddings`), and the Ray engine.
+
+`embed` runs the model once over the scored pairs and writes, per pair, everything the detectors
+read (nctool.detectors.Evidence): the similarity, the rrsitr loss and its spread over the reference
+batches, and the global image and caption embeddings. The reference pool is chosen over all the
+scored pairs and embedded once, before any shard, exactly as direct scoring does it; each shard then
+holds the pairs of one row group of the data file, measured by nctool.scoring.measure on the same
+chunks as direct scoring, so scores read from the shards equal the direct ones.
+
+A folder holds `manifest.json` and `shard-00000.parquet`, ... (one per row group, written
+atomically; docs/schema.md, "Embeddings"). The manifest records what the shards depend on (the
+model's weights and recipe, the data file's fingerprint and row groups, the splits, seed, repeats,
+pool size and precision); its hash, the run key, is in every shard's Parquet metadata. A rerun keeps
+the shards that carry the current key and computes the others, so an interrupted run continues
+where it stopped; a changed model, data file or setting invalidates every shard of the folder.
+
+Engines: "local" writes the shards in this process; "ray" hands them to a Ray Data actor pool
+(`map_batches` with a callable class: each actor loads the model once, on a GPU when it is given
+one), the pool's embeddings going to the actors once through the object store. Ray is imported only
+here, when that engine is chosen. The detectors, which need every pair at once (mixtures,
+calibration, neighbours), always run in the scoring process over the gathered shards
+(docs/scaling.md).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from contextlib import contextmanager, nullcontext
+from dataclasses import asdict
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+
+from nctool import losses, runtime
+from nctool.config import Recipe
+from nctool.detectors import Evidence
+from nctool.errors import NctoolError
+from nctool.images import resolve_root
+from nctool.progress import Progress, silent
+from nctool.schema import (atomic_path, check_splits, column_names, dataset_fingerprint, row_group_count,
+                           write_json)
+from nctool.scoring import (ReferencePool, check_model_choice, check_run_options, Embedder, assemble_evidence, measure,
+                            pool_embeddings, pool_ids, read_index, reference_batch_size, scored_chunks,
+                            scoring_model)
+from nctool.transforms import preprocess_for
+
+FORMAT = "nctool-embeddings"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+KEY = b"nctool.embeddings_key"  # shard metadata: the run key of the manifest the shard was written for
+ENGINES = ("local", "ray")
+# measure()'s embeddings -> shard columns; every other shard column has measure()'s name
+VECTOR_COLUMNS = {"image_global": "image_embedding", "text_global": "caption_embedding"}
+# run settings the reader must ask for too -> their flag
+SETTING_FLAGS = {"splits": "--split", "seed": "--seed", "repeats": "--repeats", "pool_size": "--pool"}
+
+
+def shard_name(row_group: int) -> str:
+    """The file of the shard of one row group: shard-00000.parquet, ..."""
+    return f"shard-{row_group:05d}.parquet"
+
+
+def default_folder(out: str | os.PathLike) -> Path:
+    """Where `score --engine ray` keeps its shards without --embeddings: beside `out`, suffix .embeddings."""
+    return Path(out).with_suffix(".embeddings")
+
+
+def check_engine(engine: str, *, address: str | None = None, workers: int | None = None,
+                 gpus_per_worker: float | None = None) -> None:
+    """Refuse an unknown engine, Ray settings without Ray, and Ray when it is not installed."""
+    if engine not in ENGINES:
+        raise NctoolError(f"engine '{engine}': unknown; choose from {', '.join(ENGINES)}")
+    if engine == "local":
+        given = [flag for flag, value in (("--address", address), ("--workers", workers),
+                                          ("--gpus-per-worker", gpus_per_worker)) if value is not None]
+        if given:
+            raise NctoolError(f"{given[0]}: only with --engine ray; drop it or add --engine ray")
+        return
+    if workers is not None and workers < 1:
+        raise NctoolError(f"workers {workers}: must be at least 1")
+    if gpus_per_worker is not None and gpus_per_worker < 0:
+        raise NctoolError(f"gpus per worker {gpus_per_worker:g}: must be at least 0 (0: CPU workers)")
+    _import_ray()
+
+
+def embed(data_path: str | os.PathLike, *, out: str | os.PathLike, checkpoint: str | os.PathLike | None = None,
+          model: str | None = None, pretrained: str | os.PathLike | None = None,
+          recipe: str | os.PathLike | None = None, splits: Sequence[str] = ("train",),
+          image_root: str | os.PathLike | None = None, batch_size: int = 256, device: str | None = None,
+          seed: int = 0, repeats: int = 5, pool_size: int = 1000, engine: str = "local", address: str | None = None,
+          workers: int | None = None, gpus_per_worker: float | None = None, progress: Progress = silent) -> dict:
+    """Embed and measure the pairs of `splits` into a folder of shards, one per row group of the data file.
+
+    Parameters
+    ----------
+    data_path
+        Dataset Parquet in nctool's schema.
+    out
+        The folder: new, empty, or one this function wrote (anything else is refused). Shards that
+        carry the current run key are kept; with another model, data file or setting, every shard
+        is recomputed.
+    checkpoint, model, pretrained, recipe, splits, image_root, batch_size, device, seed, repeats, pool_size
+        As nctool.scoring.score takes them (`device`: where this process embeds the reference pool
+        and, with the local engine, the shards).
+    engine
+        "local" or "ray" (ENGINES).
+    address
+        Ray: the cluster to join (ray.init's address); default: the running one, else a new local one.
+    workers
+        Ray: actors in the pool; default: the cluster's GPUs / gpus_per_worker, or its CPUs.
+    gpus_per_worker
+        Ray: GPUs per actor (fractions share a GPU; 0: CPU actors); default 1 when the cluster has a
+        GPU, else 0.
+    progress
+        Callback progress(done, total, description).
+
+    Returns
+    -------
+    dict
+        `out` (the folder), `pairs` (scored pairs), `shards` (how many the folder holds),
+        `computed` (row groups whose shard this run wrote), `reused` (shards kept) and `invalidated`
+        (why the folder's earlier shards were dropped; None when they were not).
+    """
+    check_model_choice(checkpoint, model, pretrained, recipe, command="embed")
+    check_engine(engine, address=address, workers=workers, gpus_per_worker=gpus_per_worker)
+    splits = check_splits(splits)
+    check_run_options(batch_size=batch_size, repeats=repeats, pool_size=pool_size, seed=seed, suggest=0)
+    folder = Path(out)
+    previous = _read_manifest(folder)
+    index, scored_ids = read_index(data_path, splits)
+    data = {"fingerprint": dataset_fingerprint(index), "row_groups": row_group_count(data_path)}
+    del index
+    dev = runtime.pick_device(device)
+    scorer, settings = scoring_model(checkpoint=checkpoint, model=model, pretrained=pretrained, recipe=recipe,
+                                     device=dev)
+    with _ray_session(address) if engine == "ray" else nullcontext() as ray:
+        gpus = _gpus_per_worker(ray, gpus_per_worker) if ray else 0.0
+        on_gpu = gpus > 0 if ray else dev.type == "cuda"
+        identity = {"format": FORMAT, "version": FORMAT_VERSION,
+                    "model": _model_identity(checkpoint, pretrained, settings), "data": data,
+                    "settings": {"splits": splits, "seed": seed, "repeats": repeats, "pool_size": pool_size,
+                                 "precision": "bfloat16 autocast" if on_gpu else "float32"}}
+        key = hashlib.blake2b(json.dumps(identity, sort_keys=True).encode(), digest_size=16).hexdigest()
+        invalidated = None
+        if previous is not None and previous.get("key") != key:
+            invalidated = f"made with another {_difference(previous, identity)}; recomputed every shard"
+            for shard in folder.glob("shard-*.parquet"):
+                shard.unlink()
+        done = _finished(folder, key, data["row_groups"])
+        todo = [group for group in range(data["row_groups"]) if group not in done]
+        ids = pool_ids(scored_ids, seed, pool_size)
+        manifest = previous if not invalidated and previous is not None else {
+            **identity, "key": key,
+            "pool": {"pairs": len(ids), "ids_sha256": hashlib.sha256("\0".join(ids).encode()).hexdigest()},
+            "loss_thresholds": list(losses.recipe_thresholds(
+                settings.loss, reference_batch_size(settings.train.batch_size, len(ids))))}
+        manifest["sources"] = {"data": str(data_path), "checkpoint": checkpoint and str(checkpoint),
+                               "pretrained": pretrained and str(pretrained), "engine": engine}
+        _write_manifest(folder, manifest, done)
+        if todo:
+            embedder = Embedder(scorer, preprocess_for(scorer), resolve_root(data_path, image_root), batch_size, dev)
+            job = {"data_path": str(Path(data_path).resolve()), "splits": splits, "folder": str(folder.resolve()),
+                   "key": key, "pool_ids": ids, "repeats": repeats, "seed": seed}
+            with torch.inference_mode():
+                pool = pool_embeddings(embedder, data_path, ids, settings.loss.use_local, progress)
+                if not ray:
+                    reference = _reference_pool(pool, settings, job)  # no other reference: cached Grams free the tokens
+            manifest["dim"] = int(pool["text_global"].shape[1])
+            if ray:
+                del scorer, embedder
+                shards = _ray_shards(ray, job, pool, todo, workers=workers, gpus=gpus, batch_size=batch_size,
+                                     model={"checkpoint": checkpoint, "model": model, "pretrained": pretrained,
+                                            "recipe": recipe}, root=resolve_root(data_path, image_root))
+            else:
+                del pool
+                shards = ((group, write_shard(embedder, reference, job, group)) for group in todo)
+            for count, (group, rows) in enumerate(shards, 1):
+                done[group] = rows
+                _write_manifest(folder, manifest, done)
+                progress(count, len(todo), "embed shards")
+    return {"out": str(folder), "pairs": len(scored_ids), "shards": data["row_groups"], "computed": todo,
+            "reused": data["row_groups"] - len(todo), "invalidated": invalidated}
+
+
+def read_evidence(folder: str | os.PathLike, data_path: str | os.PathLike, index: pd.DataFrame, *,
+                  splits: list[str], seed: int, repeats: int, pool_size: int, device: torch.device,
+                  keep_embeddings: bool) -> tuple[Evidence, pd.DataFrame]:
+    """The Evidence of a finished embeddings folder (what nctool.scoring.assemble_evidence returns).
+
+    `index` is nctool.scoring.read_index's frame of `data_path`. Refused in one line when the folder
+    was embedded from other data or with other splits, seed, repeats or pool size, or when a shard
+    is missing. The embeddings go to `device`, and are read only with `keep_embeddings`.
+    """
+    folder = Path(folder)
+    manifest = _read_manifest(folder)
+    if manifest is None:
+        raise NctoolError(f"{folder}: no embeddings there; write them with `nctool embed {data_path} --checkpoint CK "
+                          f"--out {folder}`, or score with --checkpoint to embed on the fly")
+    again = f"`nctool embed {data_path} --out {folder}` with the model it was made with"
+    data = {"fingerprint": dataset_fingerprint(index), "row_groups": row_group_count(data_path)}
+    if manifest["data"] != data:
+        raise NctoolError(f"{folder}: embedded from another version of the data than {data_path} (its fingerprint or "
+                          f"row groups differ); re-embed it with {again}")
+    asked = {"splits": splits, "seed": seed, "repeats": repeats, "pool_size": pool_size}
+    for name, value in asked.items():
+        if manifest["settings"][name] != value:
+            flag, made = SETTING_FLAGS[name], manifest["settings"][name]
+            raise NctoolError(f"{folder}: embedded with {flag} {_shown(made)}, this run asks for {_shown(value)}; "
+                              f"score with {flag} {_shown(made)}, or re-embed with {again} and {flag} {_shown(value)}")
+    done = _finished(folder, manifest["key"], data["row_groups"])
+    missing = [group for group in range(data["row_groups"]) if group not in done]
+    if missing:
+        raise NctoolError(f"{folder}: {len(missing)} of {data['row_groups']} shards not finished (first: "
+                          f"{shard_name(missing[0])}); finish them with {again} (it computes only those)")
+    columns = None if keep_embeddings else [name for name in pq.read_schema(folder / shard_name(0)).names
+                                            if name not in VECTOR_COLUMNS.values()]
+    parts = [_read_shard(folder / shard_name(group), columns, device) for group in range(data["row_groups"])
+             if done[group]]
+    return assemble_evidence(parts, loss_thresholds=tuple(manifest["loss_thresholds"]), seed=seed)
+
+
+def write_shard(embedder: Embedder, pool: ReferencePool, job: dict, row_group: int) -> int:
+    """Measure the scored pairs of one row group (nctool.scoring.measure) and write its shard atomically.
+
+    `job` holds `data_path`, `splits`, `folder` and `key` (the run key stored in the shard). Returns
+    the shard's row count (0 for a row group without scored pairs: its shard is empty).
+    """
+    with torch.inference_mode():
+        parts = [measure(embedder, pool, chunk, keep_embeddings=True)
+                 for chunk in scored_chunks(job["data_path"], job["splits"], row_group)]
+    vector = pa.list_(pa.float32(), pool.embeddings["text_global"].shape[1])
+    schema = pa.schema([("pair_id", pa.string()), ("image_id", pa.string()), ("row_hash", pa.string())]
+                       + [("noisy", pa.bool_())] * ("noisy" in column_names(job["data_path"]))
+                       + [(name, pa.float32()) for name in ("similarity", "loss", "loss_std")]
+                       + [(column, vector) for column in VECTOR_COLUMNS.values()], metadata={KEY: job["key"].encode()})
+    table = schema.empty_table() if not parts else pa.table(
+        [_arrow(field, [part[_part_name(field.name)] for part in parts]) for field in schema], schema=schema)
+    with atomic_path(Path(job["folder"]) / shard_name(row_group)) as tmp:
+        pq.write_table(table, tmp, compression="zstd")
+    return table.num_rows
+
+
+def _arrow(field: pa.Field, values: list) -> pa.Array:
+    """One shard column from measure()'s parts: numpy arrays, or tensors ([n] or [n, D]) on any device."""
+    if isinstance(values[0], torch.Tensor):
+        values = [value.float().cpu().numpy() for value in values]
+    joined = np.concatenate(values)
+    if pa.types.is_fixed_size_list(field.type):
+        return pa.FixedSizeListArray.from_arrays(pa.array(joined.reshape(-1), pa.float32()), field.type.list_size)
+    return pa.array(joined, field.type)
+
+
+def _part_name(column: str) -> str:
+    return {shard: part for part, shard in VECTOR_COLUMNS.items()}.get(column, column)
+
+
+def _read_shard(path: Path, columns: list[str] | None, device: torch.device) -> dict:
+    """A shard as a measure() output: numbers as float32 CPU tensors, embeddings [n, D] on `device`."""
+    table = pq.read_table(path, columns=columns)
+    part = {}
+    for name in table.column_names:
+        column = table.column(name).combine_chunks()
+        if pa.types.is_fixed_size_list(column.type):
+            vectors = column.flatten().to_numpy(zero_copy_only=False, writable=True).reshape(len(column), column.type.list_size)
+            part[_part_name(name)] = torch.from_numpy(vectors).to(device)
+        elif pa.types.is_floating(column.type):
+            part[name] = torch.from_numpy(column.to_numpy(zero_copy_only=False, writable=True))
+        elif pa.types.is_string(column.type) and name != "row_hash":
+            part[name] = column.to_numpy(zero_copy_only=False).astype(str)
+        else:
+            part[name] = column.to_numpy(zero_copy_only=False)
+    return part
+
+
+def _reference_pool(embeddings: dict, settings: Recipe, job: dict) -> ReferencePool:
+    """The run's ReferencePool from the pool's embeddings (on the device that measures)."""
+    return ReferencePool(embeddings, job["pool_ids"], loss_cfg=settings.loss, batch_size=settings.train.batch_size,
+                         repeats=job["repeats"], seed=job["seed"])
+
+
+def _model_identity(checkpoint, pretrained, settings: Recipe) -> dict:
+    """What the embeddings depend on in the model: its name, weights (sha256 of the file, or the tag) and recipe."""
+    weights = checkpoint if checkpoint is not None else pretrained
+    file = weights is not None and Path(weights).is_file()
+    return {"name": settings.model.name, "sha256": _sha256(weights) if file else None,
+            "pretrained": None if file or weights is None else str(weights),
+            "recipe": {"model": asdict(settings.model), "loss": asdict(settings.loss),
+                       "batch_size": settings.train.batch_size}}
+
+
+def _sha256(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(2**20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _difference(previous: dict, identity: dict) -> str:
+    """What changed since the folder's shards were made, in words (the first difference)."""
+    if previous.get("version") != identity["version"]:
+        return f"format version ({previous.get('version')})"
+    if previous.get("model") != identity["model"]:
+        return "model (weights or recipe)"
+    if previous.get("data") != identity["data"]:
+        return "data file"
+    made = previous.get("settings", {})
+    changed = next((name for name in identity["settings"] if made.get(name) != identity["settings"][name]), None)
+    if changed is None:
+        return "run key"
+
+    return f"{changed.replace('_', ' ')} ({_shown(made.get(changed))}, now {_shown(identity['settings'][changed])})"
+
+
+def _shown(value) -> str:
+    return ", ".join(map(str, value)) if isinstance(value, list) else str(value)
+
+
+def _read_manifest(folder: Path) -> dict | None:
+    """The folder's manifest; None for a missing or empty folder; refuses anything else that is not ours."""
+    if folder.exists() and not folder.is_dir():
+        raise NctoolError(f"{folder}: is a file; give a folder for the embeddings (e.g. {folder.with_suffix('')}.emb/)")
+    if not folder.is_dir() or not any(folder.iterdir()):
+        return None
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text())
+    except (OSError, ValueError):
+        manifest = None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise NctoolError(f"{folder}: not an nctool embeddings folder (no {MANIFEST} written by `nctool embed`); "
+                          f"give a new or empty folder")
+    return manifest
+
+
+def _write_manifest(folder: Path, manifest: dict, done: dict[int, int]) -> None:
+    manifest["shards"] = [{"file": shard_name(group), "row_group": group, "rows": rows}
+                          for group, rows in sorted(done.items())]
+    write_json(manifest, folder / MANIFEST)
+
+
+def _finished(folder: Path, key: str, row_groups: int) -> dict[int, int]:
+    """Row group -> rows of each shard in the folder written for run `key` (read from the shards' footers)."""
+    done = {}
+    for group in range(row_groups):
+        path = folder / shard_name(group)
+        if path.is_file():
+            footer = pq.read_metadata(path)
+            if (footer.metadata or {}).get(KEY) == key.encode():
+                done[group] = footer.num_rows
+    return done
+
+
+# --- the Ray engine ----------------------------------------------------------------------------------------
+
+def _import_ray():
+    try:
+        import ray
+        import ray.data  # noqa: F401  (Ray Data is the part nctool uses)
+    except ImportError:
+        raise NctoolError("--engine ray: Ray is not installed; pip install 'nctool[ray]'") from None
+    return ray
+
+
+@contextmanager
+def _ray_session(address: str | None):
+    """Ray, joined (or started) for the block; only a session started here is shut down after it."""
+    ray = _import_ray()
+    started = not ray.is_initialized()
+    if started:
+        try:
+            ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+        except (ConnectionError, ValueError, RuntimeError) as exc:
+            raise NctoolError(f"--address {address}: no Ray cluster reached ({str(exc).splitlines()[0]}); start one "
+                              f"with `ray start --head` or leave --address out for a local one") from None
+    # the library reports through `progress`: no Ray Data progress bars or execution notes meanwhile
+    context, logger = ray.data.DataContext.get_current(), logging.getLogger("ray.data")
+    shown = context.enable_progress_bars, context.print_on_execution_start, logger.level
+    context.enable_progress_bars = context.print_on_execution_start = False
+    logger.setLevel(logging.ERROR)
+    try:
+        yield ray
+    finally:
+        context.enable_progress_bars, context.print_on_execution_start = shown[:2]
+        logger.setLevel(shown[2])
+        if started:
+            ray.shutdown()
+
+
+def _gpus_per_worker(ray, requested: float | None) -> float:
+    if requested is not None:
+        return requested
+    return 1.0 if ray.cluster_resources().get("GPU", 0) else 0.0
+
+
+def _ray_shards(ray, job: dict, pool: dict, todo: list[int], *, workers: int | None, gpus: float, batch_size: int,
+                model: dict, root: Path) -> Iterator[tuple[int, int]]:
+    """Write the shards of `todo` with a Ray Data actor pool; yields (row group, rows) as each finishes.
+
+    Paths go to the actors absolute (they may run in another folder); the model files, the data
+    file and the output folder must be reachable from every node (a shared file system).
+    """
+    resources = ray.cluster_resources()
+    if workers is None:
+        workers = max(1, int(resources.get("GPU", 0) // gpus) if gpus else int(resources.get("CPU", 1)))
+    model = {name: str(Path(value).resolve()) if value is not None and Path(value).exists() else value
+             for name, value in model.items()}
+    job = {**job, "model": model, "root": str(Path(root).resolve()), "batch_size": batch_size, "gpus": gpus}
+    pool_ref = ray.put({name: value.cpu() if isinstance(value, torch.Tensor) else value
+                        for name, value in pool.items()})
+    groups = ray.data.from_items([{"row_group": group} for group in todo], override_num_blocks=len(todo))
+    # the pool goes to the object store once; inside a list its reference reaches each actor as it is, and
+    # the actor fetches it (ray.get) once
+    written = groups.map_batches(ShardWriter, fn_constructor_kwargs={"job": job, "pool": [pool_ref]}, batch_size=1,
+                                 compute=ray.data.ActorPoolStrategy(size=min(workers, len(todo))),
+                                 num_gpus=gpus or None, num_cpus=None if gpus else 1)
+    for row in written.iter_rows():
+        yield int(row["row_group"]), int(row["rows"])
+
+
+class ShardWriter:
+    """A Ray Data actor: loads the model and the reference pool once, then writes each shard it is handed.
+
+    Called with a batch {"row_group": [g, ...]}; returns {"row_group", "rows"} of the shards written.
+    """
+
+    def __init__(self, job: dict, pool: list):
+        import ray
+
+        device = torch.device("cuda" if job["gpus"] > 0 and torch.cuda.is_available() else "cpu")
+        scorer, settings = scoring_model(**job["model"], device=device)
+        self.embedder = Embedder(scorer, preprocess_for(scorer), Path(job["root"]), job["batch_size"], device)
+        [embeddings] = ray.get(pool)
+        embeddings = {name: value.to(device) if isinstance(value, torch.Tensor) else value
+                      for name, value in embeddings.items()}
+        with torch.inference_mode():
+            self.pool = _reference_pool(embeddings, settings, job)
+        self.job = job
+
+    def __call__(self, batch: dict) -> dict:
+        groups = [int(group) for group in batch["row_group"]]
+        rows = [write_shard(self.embedder, self.pool, self.job, group) for group in groups]
+        return {"row_group": np.array(groups), "rows": np.array(rows)}
