@@ -1,51 +1,143 @@
-"""Scoring throughput against the bare forward pass, and peak memory (nctool-tiny, CPU).
+"""Scoring throughput against an honest ceiling: decoding alone, the encoder forward alone, end to end.
 
-Usage: .venv/bin/python benchmarks/score_speed.py DATA CHECKPOINT [--detector rrsitr ...]
-Each measurement runs in a fresh subprocess so its peak RSS is its own.
+Usage:
+    .venv/bin/python benchmarks/score_speed.py DATA --model nctool-tiny --recipe demo
+    .venv/bin/python benchmarks/score_speed.py DATA --checkpoint runs/NAME/best.pt
+
+All in one process on the same rows (the train split), repeated in rounds whose stages interleave;
+each stage's median over the rounds is reported, as wall time and as this process's CPU time (on a
+machine shared with other jobs the CPU time is the stable measure; with --threads 1 it is the work):
+
+- read + decode: the Parquet read and PairData (images decoded to the uint8 cache, captions
+  tokenised), with 1 decode worker and with the default (nctool.data.decode_workers);
+- transform: the eval transform of each batch's unique images (uint8 cache -> normalised floats);
+- forward: the image and text towers on those tensors, warm model, batched as scoring batches them
+  (per `batch_size` rows: the rows' unique images, then their captions; local tokens when the
+  recipe has the local term);
+- rrsitr pool: embedding a `pool_size`-pair reference pool, and ReferencePool.losses of every batch;
+- end to end: nctool.scoring.score (library call, wall time: model load, reading, decoding,
+  embedding, detectors, writing) per detector choice; the "detectors" column is the time between
+  its last "score pairs" and its last "detectors" progress event.
 """
 
 import argparse
 import json
-import subprocess
-import sys
+import statistics
+import tempfile
+import time
+from pathlib import Path
 
-from nctool.detectors import detector_names
-
-CHILD = r"""
-import json, resource, sys, time
 import torch
-from nctool.checkpoint import load_trained_model
-from nctool.data import PairData, encode_dataset
+
+from nctool import runtime
+from nctool.data import PairData, decode_workers, encode_dataset
+from nctool.detectors import detector_names
 from nctool.images import resolve_root
 from nctool.schema import read_table
-from nctool.scoring import score
+from nctool.scoring import ReferencePool, score, scoring_model
 from nctool.transforms import preprocess_for
-data, ckpt, what = sys.argv[1], sys.argv[2], sys.argv[3]
-start = time.perf_counter()
-if what == "bare":
-    model, recipe, _ = load_trained_model(ckpt)
-    frame = read_table(data, splits=["train"])
-    pairs = PairData(frame, resolve_root(data), preprocess_for(model))
-    encode_dataset(model, pairs, local=recipe.loss.use_local)
-    n = len(frame)
-else:
-    n = score(data, checkpoint=ckpt, out="/tmp/score_speed.parquet", detectors=[what])["pairs"]
-seconds = time.perf_counter() - start
-print(json.dumps({"what": what, "pairs": n, "seconds": seconds, "pairs_per_s": n / seconds,
-                  "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
-"""
+
+
+def batches_of(data: PairData, batch_size: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """(unique images, rows) of each batch of rows, as scoring's encode_dataset calls take them."""
+    return [(torch.unique(data.image_index[start:start + batch_size]), torch.arange(start, min(start + batch_size,
+                                                                                                 len(data))))
+            for start in range(0, len(data), batch_size)]
+
+
+def timed(work) -> tuple[tuple[float, float], object]:
+    """((wall seconds, CPU seconds of this process), result) of work()."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    result = work()
+    return (time.perf_counter() - wall, time.process_time() - cpu), result
+
+
+def one_round(args, model, recipe, root: Path, out: Path) -> dict:
+    seconds = {}
+    preprocess = preprocess_for(model)
+    local = recipe.loss.use_local
+    for workers in (1, decode_workers()):
+        seconds[f"read + decode, {workers} worker(s)"], data = timed(
+            lambda: PairData(read_table(args.data, splits=["train"]), root, preprocess, workers=workers))
+    batches = batches_of(data, args.batch_size)
+    seconds["transform"], inputs = timed(lambda: [data.eval_transform(data.pixels[images]) for images, _ in batches])
+    device = next(model.parameters()).device
+
+    def forward():
+        embedded = []
+        with torch.inference_mode(), runtime.autocast(device):
+            for pixels, (images, rows) in zip(inputs, batches):
+                image, text = model.encode_image(pixels.to(device), local=local), model.encode_text(
+                    data.tokens[rows].to(device), local=local)
+                embedded.append({"image_global": image[0], "image_local": image[1], "text_global": text[0],
+                                 "text_local": text[1],
+                                 "caption_image_index": torch.searchsorted(images, data.image_index[rows])})
+        return embedded
+    seconds["forward"], embedded = timed(forward)
+    if "rrsitr" in args.detectors or "all" in args.detectors:
+        pool_rows = torch.arange(min(args.pool_size, len(data)))  # which pairs form the pool does not change the cost
+
+        def pool_embed():
+            with runtime.autocast(device):
+                return ReferencePool(encode_dataset(model, data, pool_rows, batch_size=args.batch_size, local=local),
+                                     data.frame["pair_id"].iloc[pool_rows].tolist(), loss_cfg=recipe.loss,
+                                     batch_size=recipe.train.batch_size, repeats=args.repeats, seed=0)
+        seconds["rrsitr pool: embed"], pool = timed(pool_embed)
+
+        def pool_losses():
+            with torch.inference_mode():
+                for rows, (_, indices) in zip(embedded, batches):
+                    pool.losses(rows, data.frame["pair_id"].iloc[indices].tolist())
+        seconds["rrsitr pool: losses of every batch"], _ = timed(pool_losses)
+    for detector in args.detectors:
+        events = []
+
+        def progress(done, total, what):
+            events.append((time.perf_counter(), what))
+        seconds[f"score --detector {detector}"], _ = timed(lambda: score(
+            args.data, out=out, checkpoint=args.checkpoint, model=args.model, recipe=args.recipe, detectors=[detector],
+            batch_size=args.batch_size, repeats=args.repeats, pool_size=args.pool_size, progress=progress))
+        last = {what: at for at, what in events}
+        seconds[f"score --detector {detector}: detectors"] = (last["detectors"] - last["score pairs"], float("nan"))
+    return {"pairs": len(data), "seconds": seconds}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data")
-    parser.add_argument("checkpoint")
-    parser.add_argument("--detector", action="append", default=None, choices=[*detector_names(), "all"])
+    parser.add_argument("--checkpoint")
+    parser.add_argument("--model", help="zero-shot open_clip model (random weights: throughput does not need them)")
+    parser.add_argument("--recipe", help="with --model: the loss settings (demo: global only; rsitmd: local term on)")
+    parser.add_argument("--detector", dest="detectors", action="append", choices=[*detector_names(), "all"])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--pool-size", type=int, default=1000)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, help="torch threads for every stage (default: torch's own)")
     args = parser.parse_args()
-    for what in ["bare", *(args.detector or ["similarity", "rrsitr", "all"])]:
-        out = subprocess.run([sys.executable, "-c", CHILD, args.data, args.checkpoint, what],
-                             capture_output=True, text=True, check=True)
-        print(json.loads(out.stdout.strip().splitlines()[-1]))
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    args.detectors = args.detectors or ["similarity", "rrsitr", "all"]
+    model, recipe = scoring_model(checkpoint=args.checkpoint, model=args.model, recipe=args.recipe)
+    model.eval()
+    with torch.inference_mode():  # warm-up: the first forward pays one-off allocations
+        model.encode_text(torch.zeros((args.batch_size, model.clip.context_length), dtype=torch.long))
+    rounds = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for _ in range(args.rounds):
+            rounds.append(one_round(args, model, recipe, resolve_root(args.data), Path(tmp, "scores.parquet")))
+            print(json.dumps(rounds[-1]), flush=True)
+    pairs = rounds[0]["pairs"]
+    median = {name: [statistics.median(r["seconds"][name][i] for r in rounds) for i in (0, 1)]
+              for name in rounds[0]["seconds"]}
+    forward = median["forward"]
+    print(f"\n{pairs} pairs, median of {args.rounds} rounds, torch threads {torch.get_num_threads()}, "
+          f"decode workers {decode_workers()}, local term {'on' if recipe.loss.use_local else 'off'}\n")
+    print("| stage | wall s | pairs/s (wall) | CPU s | pairs/s (CPU) | forward / stage (wall, CPU) |")
+    print("|---|---|---|---|---|---|")
+    for name, (wall, cpu) in median.items():
+        ratio = f"{forward[0] / wall:.0%}, {forward[1] / cpu:.0%}" if name.startswith("score") and ":" not in name else ""
+        print(f"| {name} | {wall:.2f} | {pairs / wall:,.0f} | {cpu:.2f} | {pairs / cpu:,.0f} | {ratio} |")
 
 
 if __name__ == "__main__":
