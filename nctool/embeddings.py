@@ -143,11 +143,11 @@ def embed(data_path: str | os.PathLike, *, out: str | os.PathLike, checkpoint: s
                                      device=dev)
     with _ray_session(address) if engine == "ray" else nullcontext() as ray:
         gpus = _gpus_per_worker(ray, gpus_per_worker) if ray else 0.0
-        on_gpu = gpus > 0 if ray else dev.type == "cuda"
         identity = {"format": FORMAT, "version": FORMAT_VERSION,
                     "model": _model_identity(checkpoint, pretrained, settings), "data": data,
                     "settings": {"splits": splits, "seed": seed, "repeats": repeats, "pool_size": pool_size,
-                                 "precision": "bfloat16 autocast" if on_gpu else "float32"}}
+                                 "precision": "bfloat16 autocast" if (gpus > 0 if ray else dev.type == "cuda")
+                                 else "float32"}}
         key = hashlib.blake2b(json.dumps(identity, sort_keys=True).encode(), digest_size=16).hexdigest()
         invalidated = None
         if previous is not None and previous.get("key") != key:
@@ -157,10 +157,10 @@ def embed(data_path: str | os.PathLike, *, out: str | os.PathLike, checkpoint: s
         done = _finished(folder, key, data["row_groups"])
         todo = [group for group in range(data["row_groups"]) if group not in done]
         ids = pool_ids(scored_ids, seed, pool_size)
-        manifest = previous if not invalidated and previous is not None else {
+        manifest = previous if previous is not None and not invalidated else {
             **identity, "key": key,
             "pool": {"pairs": len(ids), "ids_sha256": hashlib.sha256("\0".join(ids).encode()).hexdigest()},
-            "loss_thresholds": list(losses.recipe_thresholds(
+            "loss_thresholds": list(losses.recipe_thresholds(  # as ReferencePool.thresholds, before the pool exists
                 settings.loss, reference_batch_size(settings.train.batch_size, len(ids))))}
         manifest["sources"] = {"data": str(data_path), "checkpoint": checkpoint and str(checkpoint),
                                "pretrained": pretrained and str(pretrained), "engine": engine}
