@@ -204,7 +204,7 @@ def read_evidence(folder: str | os.PathLike, data_path: str | os.PathLike, index
     if manifest is None:
         raise NctoolError(f"{folder}: no embeddings there; write them with `nctool embed {data_path} --checkpoint CK "
                           f"--out {folder}`, or score with --checkpoint to embed on the fly")
-    again = f"`nctool embed {data_path} --out {folder}` with the model it was made with"
+    again = f"`nctool embed {data_path} --out {folder}` and its model"
     data = {"fingerprint": dataset_fingerprint(index), "row_groups": row_group_count(data_path)}
     if manifest["data"] != data:
         raise NctoolError(f"{folder}: embedded from another version of the data than {data_path} (its fingerprint or "
@@ -212,9 +212,9 @@ def read_evidence(folder: str | os.PathLike, data_path: str | os.PathLike, index
     asked = {"splits": splits, "seed": seed, "repeats": repeats, "pool_size": pool_size}
     for name, value in asked.items():
         if manifest["settings"][name] != value:
-            flag, made = SETTING_FLAGS[name], manifest["settings"][name]
-            raise NctoolError(f"{folder}: embedded with {flag} {_shown(made)}, this run asks for {_shown(value)}; "
-                              f"score with {flag} {_shown(made)}, or re-embed with {again} and {flag} {_shown(value)}")
+            made, wanted = _flags(name, manifest["settings"][name]), _flags(name, value)
+            raise NctoolError(f"{folder}: embedded with {made}, this run asks for {wanted}; score with {made}, or "
+                              f"re-embed: `nctool embed {data_path} --out {folder} {wanted}` with its model")
     done = _finished(folder, manifest["key"], data["row_groups"])
     missing = [group for group in range(data["row_groups"]) if group not in done]
     if missing:
@@ -318,6 +318,11 @@ def _difference(previous: dict, identity: dict) -> str:
         return "run key"
 
     return f"{changed.replace('_', ' ')} ({_shown(made.get(changed))}, now {_shown(identity['settings'][changed])})"
+
+
+def _flags(setting: str, value) -> str:
+    """A run setting as the command-line flags that ask for it: `--seed 1`, `--split train --split val`."""
+    return " ".join(f"{SETTING_FLAGS[setting]} {item}" for item in (value if isinstance(value, list) else [value]))
 
 
 def _shown(value) -> str:

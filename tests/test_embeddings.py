@@ -108,12 +108,13 @@ def test_scoring_from_embeddings_refuses_what_does_not_match(files, tmp_path):
     def from_embeddings(data="data.parquet", **changes):
         score(folder / data, embeddings=out, out=tmp_path / "s.parquet", **{**SCORING, **changes})
 
-    with pytest.raises(NctoolError, match=r"emb: embedded with --seed 0, this run asks for 1; score with --seed 0, "
-                                          r"or re-embed with `nctool embed .*data.parquet --out .*emb` .* --seed 1"):
+    with pytest.raises(NctoolError, match=r"emb: embedded with --seed 0, this run asks for --seed 1; score with --seed "
+                                          r"0, or re-embed: `nctool embed .*data.parquet --out .*emb --seed 1` with its "
+                                          r"model$"):
         from_embeddings(seed=1)
-    with pytest.raises(NctoolError, match="emb: embedded with --split train, this run asks for train, val"):
+    with pytest.raises(NctoolError, match="emb: embedded with --split train, this run asks for --split train --split val;"):
         from_embeddings(splits=["train", "val"])
-    with pytest.raises(NctoolError, match="emb: embedded with --pool 60, this run asks for 50"):
+    with pytest.raises(NctoolError, match="emb: embedded with --pool 60, this run asks for --pool 50;"):
         from_embeddings(pool_size=50)
     with pytest.raises(NctoolError, match=r"emb: embedded from another version of the data than .*other.parquet"):
         from_embeddings(data="other.parquet")
