@@ -66,7 +66,7 @@ class LossCfg:
 @dataclass(frozen=True)
 class TrainCfg:
     epochs: int
-    batch_size: int         # per process
+    batch_size: int         # per optimiser step, split over the processes under DDP
     lr: float
     beta1: float
     beta2: float

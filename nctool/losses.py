@@ -141,9 +141,10 @@ def rrsitr_loss(
     ``trusted`` (bool ``[B]``, optional) marks pairs a person confirmed: they are labelled clean
     whatever their loss and cost their plain loss l_i (weight 1, no regulariser).
 
-    Returns ``(L, details)``; details holds detached tensors: per pair ``loss``, ``labels``,
-    ``weights`` (0 on noisy pairs); the contributions ``clean``, ``ambiguous``, ``noisy`` to L
-    (they sum to L); and the counts ``n_clean``, ``n_ambiguous``, ``n_noisy``.
+    Returns ``(L, details)``; details holds ``per_pair``, each pair's term of L with its gradient
+    (L is their mean), and detached tensors: per pair ``loss``, ``labels``, ``weights`` (0 on
+    noisy pairs); the contributions ``clean``, ``ambiguous``, ``noisy`` to L (they sum to L); and
+    the counts ``n_clean``, ``n_ambiguous``, ``n_noisy``.
     """
     global_sim = global_sim.float()
     loss = per_pair_loss(scale * global_sim, local_logits)
@@ -160,7 +161,7 @@ def rrsitr_loss(
         self_paced = torch.where(trusted, loss, self_paced)
     bin_weight = torch.where(ambiguous, w_ambiguous, 1.0)
     per_pair = torch.where(noisy, w_noisy * robust_triplet(global_sim, m0), bin_weight * self_paced)
-    details = {"loss": loss.detach(), "labels": labels, "weights": weights}
+    details = {"per_pair": per_pair, "loss": loss.detach(), "labels": labels, "weights": weights}
     for name, mask in zip(LABELS, (clean, ambiguous, noisy)):
         details[name] = torch.where(mask, per_pair.detach(), 0.0).sum() / len(loss)
         details[f"n_{name}"] = mask.sum()
@@ -173,7 +174,7 @@ def infonce_loss(
     """Plain symmetric InfoNCE baseline: ``mean_i per_pair_loss(scale * global_sim, local_logits)``.
 
     The sum (not CLIP's average) of the directions, so its per-pair ``loss`` in details is on
-    the same scale as rrsitr_loss's.
+    the same scale as rrsitr_loss's; details' ``per_pair`` is the same loss with its gradient.
     """
     loss = per_pair_loss(scale * global_sim.float(), local_logits)
-    return loss.mean(), {"loss": loss.detach()}
+    return loss.mean(), {"per_pair": loss, "loss": loss.detach()}

@@ -4,24 +4,28 @@ Each objective is registered with `@register(name, description)` and is a functi
 `(global_sim, local_logits, cfg, trusted) -> (loss, details)` on a batch whose matched pairs sit on
 the diagonal: `global_sim` [B, B] holds unscaled cosines (images as rows), `local_logits` the
 scaled local term or None, `cfg` the recipe's LossCfg, `trusted` a bool [B] of pairs a person
-confirmed (or None). `details["loss"]` is always the per-pair loss [B] the three-way split reads. `batch_logits` builds both matrices from embeddings; scoring uses the
-same two functions for its reference batches, so both measure one loss.
+confirmed (or None). `details["loss"]` is always the per-pair loss [B] the three-way split reads,
+and `details["per_pair"]` each pair's term of the returned loss with its gradient (the loss is
+their mean: under DDP each process backpropagates its own pairs' terms, nctool.train). `batch_logits`
+builds both matrices from embeddings; scoring uses the same two functions for its reference
+batches, so both measure one loss.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-import torch
-
-from nctool import losses
 from nctool.config import LossCfg
 from nctool.errors import NctoolError
-from nctool.model import local_similarity
 
-ObjectiveFn = Callable[[torch.Tensor, "torch.Tensor | None", LossCfg, "torch.Tensor | None"],
-                       tuple[torch.Tensor, dict]]
+if TYPE_CHECKING:
+    import torch
+
+# torch (nctool.losses, nctool.model) is imported inside the objectives: `nctool train --help`
+# lists this registry and should not wait for it.
+ObjectiveFn = Callable[["torch.Tensor", "torch.Tensor | None", LossCfg, "torch.Tensor | None"],
+                       "tuple[torch.Tensor, dict]"]
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,8 @@ def global_similarity(image_global: torch.Tensor, text_global: torch.Tensor) -> 
 
 def local_logits(image_local: torch.Tensor, text_local: torch.Tensor, cfg: LossCfg) -> torch.Tensor:
     """The scaled local term [Ni, Nt]: local_scale * ||C||_F (nctool.model.local_similarity)."""
+    from nctool.model import local_similarity
+
     return cfg.local_scale * local_similarity(text_local, image_local).T
 
 
@@ -67,12 +73,16 @@ def batch_logits(image_global: torch.Tensor, image_local: torch.Tensor | None, t
 @register("infonce", "plain symmetric InfoNCE on every pair (the baseline)")
 def infonce(global_sim: torch.Tensor, local: torch.Tensor | None, cfg: LossCfg,
             trusted: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
+    from nctool import losses
+
     return losses.infonce_loss(global_sim, scale=cfg.logit_scale, local_logits=local)  # every pair counts fully
 
 
 @register("rrsitr", "RRSITR: self-paced clean/ambiguous weights and a robust triplet on noisy pairs")
 def rrsitr(global_sim: torch.Tensor, local: torch.Tensor | None, cfg: LossCfg,
            trusted: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
+    from nctool import losses
+
     g1, g2 = losses.recipe_thresholds(cfg, len(global_sim))
     return losses.rrsitr_loss(global_sim, local, g1, g2, scale=cfg.logit_scale, w_ambiguous=cfg.w_ambiguous,
                               w_noisy=cfg.w_noisy, m0=cfg.margin, trusted=trusted)

@@ -7,6 +7,7 @@ from contextlib import nullcontext
 
 import torch
 import torch.distributed as dist
+import torch.distributed.nn.functional as dist_nn
 
 from nctool.errors import NctoolError
 
@@ -41,6 +42,18 @@ def init_distributed() -> tuple[int, int]:
     if distributed_world() > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     return (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+
+
+def gather_rows(tensor: torch.Tensor, counts: list[int]) -> torch.Tensor:
+    """Every process's rows of `tensor`, in rank order, with autograd across processes.
+
+    `counts[r]` is process r's number of rows (every process knows them all; a last partial batch
+    makes them differ). The backward pass sends each process the sum, over all processes, of the
+    gradients on its rows, so a loss computed on the gathered rows trains every process's model.
+    """
+    padded = torch.cat([tensor, tensor.new_zeros((max(counts) - len(tensor), *tensor.shape[1:]))])
+    parts = dist_nn.all_gather(padded)  # all_gather wants one shape on every process
+    return torch.cat([part[:count] for part, count in zip(parts, counts)])
 
 
 def is_main_process() -> bool:

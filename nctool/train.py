@@ -6,8 +6,10 @@ processes, validate, save `best.pt` on the best val mR, then `last.pt`), and las
 warm-up + cosine AdamW; the objective of each epoch comes from nctool.objectives (InfoNCE warm-up,
 then RRSITR). Ctrl-C finishes the current step, saves `last.pt` and raises TrainingInterrupted;
 `resume=True` continues with the checkpoint's own recipe to the bit-identical result of an
-uninterrupted run. Under torchrun it runs DDP with the recipe's batch size per process (the split
-into clean/ambiguous/noisy is per process batch). docs/training.md explains the choices.
+uninterrupted run. Under torchrun it runs DDP: the recipe's batch size is the global batch, split
+over the processes, and every process gathers the whole batch's embeddings, so N processes take
+the steps one process would (up to float rounding) and a run may resume with another N.
+docs/training.md explains the choices.
 """
 
 from __future__ import annotations
@@ -88,13 +90,11 @@ class TrainState:
     step: int = 0                       # optimiser steps taken
     best_mr: float = -1.0
     rrsitr_on: bool = False             # the InfoNCE warm-up is over
-    crop_rng: torch.Generator | None = None  # the running epoch's crop generator (None between epochs)
 
     def state_dict(self) -> dict:
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "epoch_labels": self.epoch_labels.clone(), "epoch": self.epoch, "batch": self.batch,
                 "step": self.step, "best_mr": self.best_mr, "rrsitr_on": self.rrsitr_on,
-                "crop_rng": None if self.crop_rng is None else self.crop_rng.get_state(),
                 "torch_rng": torch.get_rng_state()}
 
     def load_state_dict(self, state: dict, source: str | Path) -> None:
@@ -103,9 +103,6 @@ class TrainState:
         self.epoch_labels = state["epoch_labels"].clone()
         self.epoch, self.batch, self.step = state["epoch"], state["batch"], state["step"]
         self.best_mr, self.rrsitr_on = state["best_mr"], state["rrsitr_on"]
-        if state["crop_rng"] is not None:
-            self.crop_rng = torch.Generator()
-            self.crop_rng.set_state(state["crop_rng"])
         torch.set_rng_state(state["torch_rng"])
 
 
@@ -124,7 +121,7 @@ class Run:
     rank: int
     world: int
     ddp_model: torch.nn.Module           # the model, DDP-wrapped under torchrun
-    steps_per_epoch: int
+    steps_per_epoch: int                 # global batches per epoch, whatever the number of processes
     log: "_MetricsLog | None"            # rank 0 only
     notes: list[str] = field(default_factory=list)
 
@@ -185,7 +182,8 @@ def train(data_path: str | Path, *, out_dir: str | Path, recipe: Recipe | None =
     except BaseException:
         if run is not None and run.log:
             run.log.close()
-        if not resume and not (out_dir / "last.pt").exists():
+        # by rank 0 alone: under torchrun the others may get here before it has saved last.pt
+        if not resume and runtime.is_main_process() and not (out_dir / "last.pt").exists():
             _remove_partial_run(out_dir)  # a run that failed before it could be resumed leaves nothing
         raise
     if run.log:
@@ -223,13 +221,15 @@ def prepare(data_path: Path, out_dir: Path, recipe: Recipe | None, decisions, im
         raise NctoolError(f"--resume: {data_path} (with these --decisions) is not the data the run in {out_dir} "
                           f"was started on; give that dataset and decisions, or start a new run in another --out")
     rows = {split: np.flatnonzero(df["split"].to_numpy() == split) for split in SPLITS}
-    batch = recipe.train.batch_size
-    if len(rows["train"]) == 0:
+    batch, n_train = recipe.train.batch_size, len(rows["train"])
+    if n_train == 0:
         raise NctoolError(f"{data_path}: the train split is empty; nctool train needs rows with split='train'")
-    if batch * world > len(rows["train"]):
-        raise NctoolError(f"train.batch_size={batch} does not fit the {len(rows['train'])} train rows"
-                          f"{f' over {world} processes' if world > 1 else ''}; lower it, e.g. --batch-size "
-                          f"{max(2, len(rows['train']) // (2 * world))}")
+    if batch > n_train:
+        raise NctoolError(f"train.batch_size={batch} does not fit the {n_train} train rows; lower it, e.g. "
+                          f"--batch-size {max(2, n_train // 2)}")
+    if batch < world:
+        raise NctoolError(f"train.batch_size={batch} is split over {world} processes, one pair each at least; "
+                          f"give --batch-size {world} or more, or start fewer processes")
     if not len(rows["val"]):
         notes.append("no val split: trained without model selection (best.pt = the last epoch)")
 
@@ -240,8 +240,8 @@ def prepare(data_path: Path, out_dir: Path, recipe: Recipe | None, decisions, im
     state = TrainState(model, build_optimizer(model, recipe.train), torch.full((len(df),), -1))
     if saved is not None:
         state.load_state_dict(saved, out_dir / "last.pt")
-    per_rank = len(rows["train"]) / world
-    steps = int(per_rank // batch) if recipe.train.drop_last else math.ceil(per_rank / batch)
+    # a last partial batch trains unless drop_last, when it has the 2 pairs the split needs and one per process
+    steps = n_train // batch + (not recipe.train.drop_last and n_train % batch >= max(2, world))
     log = None
     if rank == 0:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -271,19 +271,19 @@ def _with_decisions(df: pd.DataFrame, path: str | Path) -> tuple[pd.DataFrame, l
 def train_one_epoch(run: Run, state: TrainState, stop: dict, progress: Progress) -> dict:
     """Train the rest of epoch `state.epoch`; returns its record. Saves and raises on Ctrl-C."""
     cfg = run.recipe.train
-    if state.batch == 0:  # a new epoch (not one resumed midway): choose its objective, new crops
-        learned = _learned_share(state.epoch_labels[run.rows["train"]], run.world)
+    if state.batch == 0:  # a new epoch (not one resumed midway): choose its objective
+        learned = _learned_share(state.epoch_labels[run.rows["train"]])
         state.rrsitr_on = objective_for_epoch(run.recipe.loss, epoch=state.epoch, learned_share=learned,
                                               started=state.rrsitr_on) == "rrsitr"
-        state.crop_rng = torch.Generator().manual_seed(cfg.seed * 100_003 + state.epoch)
         state.epoch_labels[:] = -1
     objective = "rrsitr" if state.rrsitr_on else "infonce"
-    order = epoch_order(cfg.seed, state.epoch, run.rows["train"])[run.rank::run.world]
+    order = epoch_order(cfg.seed, state.epoch, run.rows["train"])
     run.ddp_model.train()
-    started = time.perf_counter()
+    started, pairs = time.perf_counter(), 0
     while state.batch < run.steps_per_epoch:
         rows = order[state.batch * cfg.batch_size:(state.batch + 1) * cfg.batch_size]
         record = train_step(run, state, rows, objective)
+        pairs += len(rows)
         if run.log:
             run.log.write(record)
         progress(state.batch, run.steps_per_epoch, f"epoch {state.epoch + 1}/{cfg.epochs}")
@@ -292,22 +292,37 @@ def train_one_epoch(run: Run, state: TrainState, stop: dict, progress: Progress)
                 save_checkpoint(_last_payload(run, state), run.last_path)
             raise TrainingInterrupted(run.last_path, state.epoch, state.batch)
     seconds = time.perf_counter() - started
-    return {"seconds": seconds,
-            "pairs_per_s": run.steps_per_epoch * cfg.batch_size * run.world / max(seconds, 1e-9)}
+    return {"seconds": seconds, "pairs_per_s": pairs / max(seconds, 1e-9)}
 
 
 def train_step(run: Run, state: TrainState, rows: np.ndarray, objective: str) -> dict:
-    """One optimiser step on these dataset rows; returns the step's log record."""
+    """One optimiser step on the global batch `rows`; returns the step's log record.
+
+    Each process embeds its own consecutive share of the rows and gathers the others' embeddings
+    (runtime.gather_rows), so every process computes the whole batch's loss, with the negatives one
+    process with the whole batch would see, and labels every pair. It backpropagates only its own
+    pairs' terms, times world / len(rows): the gathering sums each embedding's gradient over the
+    processes and DDP averages the processes' gradients, which makes the step one process's step.
+    """
     cfg = run.recipe.train
-    images, tokens = run.data.batch(rows, train=True, generator=state.crop_rng)
+    counts = [len(part) for part in np.array_split(rows, run.world)]
+    start = sum(counts[:run.rank])
+    own = slice(start, start + counts[run.rank])
+    images, tokens = _train_batch(run, rows[own], state.epoch)
     trusted = run.trusted[rows].to(run.device)
     images, tokens = images.to(run.device, non_blocking=True), tokens.to(run.device, non_blocking=True)
     with runtime.autocast(run.device, cuda=cfg.amp, cpu=cfg.amp_cpu):
         # the (DDP) model is called, not its encode_* methods, so that DDP syncs the gradients
-        global_sim, local = batch_logits(*run.ddp_model(images, tokens), run.recipe.loss)
+        image_global, image_local, text_global, text_local = run.ddp_model(images, tokens)
+        if not run.recipe.loss.use_local:  # unused: not worth gathering
+            image_local = text_local = None
+        embeddings = [image_global, image_local, text_global, text_local]
+        if run.world > 1:
+            embeddings = [None if part is None else runtime.gather_rows(part, counts) for part in embeddings]
+        global_sim, local = batch_logits(*embeddings, run.recipe.loss)
         loss, details = get_objective(objective).fn(global_sim, local, run.recipe.loss, trusted)
     state.optimizer.zero_grad(set_to_none=True)
-    loss.backward()
+    (details["per_pair"][own].sum() * (run.world / len(rows))).backward()
     grad_norm = torch.nn.utils.clip_grad_norm_(state.model.parameters(), cfg.grad_clip)
     lr = cfg.lr * lr_factor(state.step, cfg.warmup_steps, run.steps_per_epoch * cfg.epochs)
     for group in state.optimizer.param_groups:
@@ -316,7 +331,7 @@ def train_step(run: Run, state: TrainState, rows: np.ndarray, objective: str) ->
     state.step += 1
     state.batch += 1
     g1, g2 = losses.recipe_thresholds(run.recipe.loss, len(rows))
-    labels = losses.split_by_loss(details["loss"].detach().float().cpu(), g1, g2)
+    labels = losses.split_by_loss(details["loss"].float().cpu(), g1, g2)
     labels = labels.masked_fill(trusted.cpu(), losses.CLEAN)  # a person's word outranks the loss
     state.epoch_labels[rows] = labels
     return {"step": state.step, "epoch": state.epoch + 1, "loss": loss.item(), "lr": lr,
@@ -325,9 +340,9 @@ def train_step(run: Run, state: TrainState, rows: np.ndarray, objective: str) ->
 
 
 def end_epoch(run: Run, state: TrainState, record: dict, progress: Progress) -> dict:
-    """Gather the epoch's split, validate, save best.pt (when better) and then last.pt; log the record."""
-    if run.world > 1:  # each rank binned its own rows (-1 elsewhere): gather the whole epoch
-        dist.all_reduce(state.epoch_labels, op=dist.ReduceOp.MAX)
+    """Validate, save best.pt (when better) and then last.pt; log the record with the epoch's split."""
+    if run.world > 1:  # every process labelled every pair alike; rank 0's labels, the ones last.pt keeps, rule
+        dist.broadcast(state.epoch_labels, 0)
     train_rows = run.rows["train"]
     record = {"step": state.step, "epoch": state.epoch + 1, "kind": "epoch", **record,
               **_split_quality(state.epoch_labels[train_rows].numpy(),
@@ -339,7 +354,7 @@ def end_epoch(run: Run, state: TrainState, record: dict, progress: Progress) -> 
         record.update({f"val_{k}": v for k, v in val.items()})
         improved = val["mr"] > state.best_mr
         state.best_mr = max(state.best_mr, val["mr"])
-    state.epoch, state.batch, state.crop_rng = state.epoch + 1, 0, None
+    state.epoch, state.batch = state.epoch + 1, 0
     if run.world > 1:
         dist.barrier()
     if run.rank == 0:
@@ -352,6 +367,22 @@ def end_epoch(run: Run, state: TrainState, record: dict, progress: Progress) -> 
     if run.log:
         run.log.write(record)
     return record
+
+
+def crop_generator(seed: int, epoch: int, row: int) -> torch.Generator:
+    """The generator of one dataset row's random crop in one epoch.
+
+    A pure function of (seed, epoch, row), so neither a resume nor the number of processes (which
+    decides who embeds the row) changes a crop.
+    """
+    return torch.Generator().manual_seed(int(np.random.SeedSequence([seed, epoch, row]).generate_state(1)[0]))
+
+
+def _train_batch(run: Run, rows: np.ndarray, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(images, tokens) of these rows, each image with its own crop_generator's crop."""
+    parts = [run.data.batch([row], train=True, generator=crop_generator(run.recipe.train.seed, epoch, int(row)))
+             for row in rows]
+    return torch.cat([images for images, _ in parts]), torch.cat([tokens for _, tokens in parts])
 
 
 def test(run: Run, state: TrainState, progress: Progress) -> dict:
@@ -445,7 +476,7 @@ def _split_quality(labels: np.ndarray, truth: np.ndarray | None) -> dict:
     return out
 
 
-def _learned_share(labels: torch.Tensor, world: int) -> float:
+def _learned_share(labels: torch.Tensor) -> float:
     """Share of the last epoch's train pairs below g2 (not in the noisy bin); 1 before any epoch.
 
     The InfoNCE warm-up lasts until this reaches loss.warmup_min_learned: switching while the noisy
@@ -453,7 +484,4 @@ def _learned_share(labels: torch.Tensor, world: int) -> float:
     that collapses every similarity to one value (docs/training.md).
     """
     seen = labels >= 0
-    counts = torch.tensor([float((labels[seen] != losses.NOISY).sum()), float(seen.sum())])
-    if world > 1:
-        dist.all_reduce(counts)
-    return 1.0 if counts[1] == 0 else float(counts[0] / counts[1])
+    return 1.0 if not seen.any() else float((labels[seen] != losses.NOISY).sum() / seen.sum())

@@ -144,7 +144,9 @@ def test_rrsitr_total_with_one_pair_in_each_bin():
     assert parts == pytest.approx([term1 / 3, 0.8 * term2 / 3, 0.9 * trip2 / 3], rel=1e-4)
     assert sum(parts) == pytest.approx(total.item(), rel=1e-6)
     assert [int(details[f"n_{name}"]) for name in LABELS] == [1, 1, 1]
-    assert not any(value.requires_grad for value in details.values())
+    # per_pair: each pair's term of the total, which it averages (DDP backpropagates a share of them)
+    assert details["per_pair"].mean().item() == pytest.approx(total.item(), rel=1e-6)
+    assert not any(value.requires_grad for name, value in details.items() if name != "per_pair")
 
 
 def test_rrsitr_gradient_treats_weights_as_constants():
