@@ -20,19 +20,16 @@ from typing import Sequence
 
 import pandas as pd
 
-from nctool import plots
-from nctool.checkpoint import checkpoint_recipe, read_checkpoint
 from nctool.config import Recipe
 from nctool.detectors import detector_names
 from nctool.errors import NctoolError
 from nctool.filtering import DETECTION_METRICS, detection_table, filter_file, read_scores
-from nctool.losses import recipe_thresholds
 from nctool.noise import KINDS, inject
 from nctool.progress import Progress, silent
 from nctool.schema import atomic_path, image_root, read_table, write_table
-from nctool.scoring import score
-from nctool.train import train
 
+# torch and matplotlib (scoring, train, checkpoint, losses, plots) are imported where they are used:
+# `nctool bench --help` reads METHODS from here and should not wait for them.
 METHODS = ("vanilla", "rrsitr", "filtered", "oracle")
 
 
@@ -63,6 +60,8 @@ def run_bench(data_path: str | Path, *, out_dir: str | Path, recipe: Recipe,
     device, progress
         As for nctool.train.train.
     """
+    from nctool.scoring import score
+
     progress = progress or silent
     out_dir = Path(out_dir)
     detectors = tuple(detectors or detector_names())
@@ -125,6 +124,8 @@ def run_bench(data_path: str | Path, *, out_dir: str | Path, recipe: Recipe,
 
 def _train_once(data: Path, run_dir: Path, recipe: Recipe, device, progress) -> dict:
     """Train (continue, or reuse a finished run) and return its test recalls."""
+    from nctool.train import train
+
     done = run_dir / "results.json"
     if not done.exists():
         train(data, out_dir=run_dir, recipe=recipe, resume=(run_dir / "last.pt").exists(), device=device,
@@ -136,6 +137,10 @@ def _train_once(data: Path, run_dir: Path, recipe: Recipe, device, progress) -> 
 
 def _detection_rows(noisy_path: Path, scores_path: Path, run_dir: Path, row: dict, plot: bool) -> list[dict]:
     """Per-detector AUROC/AUPRC/F1 against the ground truth, plus the loss histogram and ROC/PR plots."""
+    from nctool import plots
+    from nctool.checkpoint import checkpoint_recipe, read_checkpoint
+    from nctool.losses import recipe_thresholds
+
     truth = read_table(noisy_path, columns=["pair_id", "noisy"]).set_index("pair_id")["noisy"]
     scores = read_scores(scores_path)
     rows = [{**row, "detector": found["detector"], **{key: found[key] for key in DETECTION_METRICS}}
@@ -155,6 +160,8 @@ def _detection_rows(noisy_path: Path, scores_path: Path, run_dir: Path, row: dic
 
 
 def _write_report(results: pd.DataFrame, detection: pd.DataFrame, out_dir: Path) -> dict:
+    from nctool import plots
+
     files = []
     summary = results.groupby(["kind", "noise_rate", "method"], sort=False)["mr"].agg(["mean", "std", "count"]) \
         .reset_index().rename(columns={"mean": "mr", "std": "mr_std", "count": "seeds"})

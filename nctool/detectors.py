@@ -26,17 +26,19 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, ClassVar, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-import torch
-from scipy.special import expit
 
-from nctool import losses
-from nctool.calibration import CLEAN_BELOW, calibrated_labels, fit_mixture, noise_share
 from nctool.errors import NctoolError
 from nctool.schema import LABELS
+
+if TYPE_CHECKING:
+    import torch
+
+# torch, scipy and sklearn (nctool.losses, nctool.calibration) are imported where they are used:
+# the CLI reads this registry to build `nctool score --help`, which should not wait for them.
 
 _LABELS = np.asarray(LABELS)  # indexed by losses' split codes
 CHUNK_ELEMENTS = 2**24  # similarity entries the neighbour search holds at a time
@@ -206,12 +208,16 @@ class _CalibratedDetector(Detector):
     noisy_from: float
 
     def check(self) -> None:
+        from nctool.calibration import CLEAN_BELOW
+
         if not CLEAN_BELOW <= self.noisy_from <= 1:
             raise NctoolError(f"noisy from {self.noisy_from:g}: outside [{CLEAN_BELOW:g}, 1]; give the noise "
                               f"posterior from which a pair is labelled noisy, e.g. 0.9")
 
     def _calibrated(self, noise: np.ndarray, seed: int) -> tuple[np.ndarray, dict]:
         """(calibrated labels, noise share) from a mixture fitted to the noise scores (higher = noisier)."""
+        from nctool.calibration import calibrated_labels, fit_mixture, noise_share
+
         mixture = fit_mixture(noise, seed=seed)
         labels = calibrated_labels(mixture.noisy_posterior(noise), noisy_from=self.noisy_from)
         return labels, noise_share(mixture, noise)
@@ -245,11 +251,15 @@ class RRSITRDetector(_CalibratedDetector):
     training_split: bool
 
     def detect(self, evidence: Evidence) -> pd.DataFrame:
+        import torch
+
+        from nctool.losses import split_by_loss
+
         g1, g2 = evidence.loss_thresholds
         labels, share = self._calibrated(np.log1p(evidence.loss), evidence.seed)
         if self.training_split:
             loss = torch.from_numpy(np.asarray(evidence.loss, dtype=float))
-            labels = _LABELS[losses.split_by_loss(loss, g1, g2).numpy()]
+            labels = _LABELS[split_by_loss(loss, g1, g2).numpy()]
         return self._frame(evidence, loss_reliability(evidence.loss, g2), labels, share,
                            loss=evidence.loss, loss_std=evidence.loss_std)
 
@@ -341,6 +351,11 @@ class LossGMMDetector(Detector):
                               f"need 0 <= noisy-below <= clean-from <= 1")
 
     def detect(self, evidence: Evidence) -> pd.DataFrame:
+        from scipy.special import expit
+
+        from nctool import losses
+        from nctool.calibration import fit_mixture, noise_share
+
         z = np.log1p(np.asarray(evidence.loss, dtype=float))
         mixture = fit_mixture(z, seed=evidence.seed)
         p_clean = expit(mixture.clean_log_odds(z))
@@ -384,6 +399,8 @@ class NeighborsDetector(_CosineScoreDetector):
             raise NctoolError(f"neighbors {self.neighbors}: give at least 1 neighbour")
 
     def score(self, evidence: Evidence) -> tuple[np.ndarray, dict]:
+        import torch
+
         images, texts = evidence.image_global.float(), evidence.text_global.float()
         codes, image_ids = pd.factorize(evidence.image_id)
         if len(image_ids) < 2:
@@ -413,6 +430,8 @@ def _neighbour_mean(queries: torch.Tensor, query_image: torch.Tensor, keys: torc
                     values: torch.Tensor, targets: torch.Tensor, k: int) -> np.ndarray:
     """For each query i: mean over its k nearest keys j (largest queries_i . keys_j, among keys of
     an image other than query i's) of values_j . targets_i. k shrinks to the fewest candidates any query has."""
+    import torch
+
     k = min(k, len(keys) - int(torch.bincount(key_image).max()))
     step = max(1, CHUNK_ELEMENTS // len(keys))
     out = []
@@ -464,6 +483,9 @@ class SiblingsDetector(_CosineScoreDetector):
             raise NctoolError(f"sibling weight {self.sibling_weight:g}: must be at least 0 (0 keeps the similarity alone)")
 
     def score(self, evidence: Evidence) -> tuple[np.ndarray, dict]:
+        import torch
+        from scipy.special import expit
+
         texts = evidence.text_global.double()
         codes = torch.from_numpy(pd.factorize(evidence.image_id)[0]).to(texts.device)
         cosine = np.asarray(evidence.similarity, dtype=float)
@@ -482,6 +504,8 @@ class SiblingsDetector(_CosineScoreDetector):
 def _sibling_mean(texts: torch.Tensor, codes: torch.Tensor, weights: torch.Tensor) -> np.ndarray:
     """For each pair i: sum over the other pairs j of its image (codes) of w_j t_j . t_i, over the sum of
     those w_j. Meaningless (0/0) for a pair alone on its image."""
+    import torch
+
     groups = int(codes.max()) + 1
     weighted = torch.zeros(groups, texts.shape[1], dtype=texts.dtype, device=texts.device)
     weighted.index_add_(0, codes, weights[:, None] * texts)

@@ -3,8 +3,6 @@
 import math
 
 import numpy as np
-import torch
-from sklearn.metrics import average_precision_score, roc_auc_score
 
 from nctool.errors import NctoolError
 from nctool.schema import LABELS
@@ -30,6 +28,8 @@ def retrieval_recalls(scores, caption_image_index, ks=(1, 5, 10), chunk_elements
     Returns ``i2t_r{k}`` and ``t2i_r{k}`` for each k, ``rsum`` (their sum) and ``mr`` (their
     mean). Works through ``scores`` in blocks of about ``chunk_elements`` entries.
     """
+    import torch  # here, not at the top: the CLI imports this module at start (nctool filter, review)
+
     scores = torch.as_tensor(scores)
     n_images, n_captions = scores.shape
     owner = torch.as_tensor(caption_image_index, device=scores.device).long()
@@ -65,6 +65,8 @@ def detection_metrics(noisy_truth, noise_score, predicted_noisy=None) -> dict:
     truth holds only one class; with ``predicted_noisy`` also ``precision``, ``recall``, ``f1``
     of the predicted-noisy set and its ``predicted_share`` of all rows (NaN where undefined).
     """
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
     truth = np.asarray(noisy_truth, dtype=bool)
     score = np.asarray(noise_score, dtype=float)
     both_classes = 0 < truth.sum() < truth.size
