@@ -4,8 +4,11 @@ Each objective is registered with `@register(name, description)` and is a functi
 `(global_sim, local_logits, cfg, trusted) -> (loss, details)` on a batch whose matched pairs sit on
 the diagonal: `global_sim` [B, B] holds unscaled cosines (images as rows), `local_logits` the
 scaled local term or None, `cfg` the recipe's LossCfg, `trusted` a bool [B] of pairs a person
-confirmed (or None). `details["loss"]` is always the per-pair loss [B] the three-way split reads. `batch_logits` builds both matrices from embeddings; scoring uses the
-same two functions for its reference batches, so both measure one loss.
+confirmed (or None). `details["loss"]` is always the per-pair loss [B] the three-way split reads,
+and `details["per_pair"]` each pair's term of the returned loss with its gradient (the loss is
+their mean: under DDP each process backpropagates its own pairs' terms, nctool.train). `batch_logits`
+builds both matrices from embeddings; scoring uses the same two functions for its reference
+batches, so both measure one loss.
 """
 
 from __future__ import annotations
