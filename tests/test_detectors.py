@@ -1,3 +1,5 @@
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -10,6 +12,7 @@ from nctool.detectors import (DETECTORS, Detector, Evidence, LossGMMDetector, Ne
                               loss_reliability, make_detectors, register)
 from nctool.errors import NctoolError
 from nctool.metrics import detection_metrics
+from tests.cli_helpers import invoke
 
 SWAPPED = [0, 7, 13]  # rows whose captions trade places, 0 -> 7 -> 13 -> 0 (three different classes)
 
@@ -82,6 +85,53 @@ def test_neighbors_formula_on_a_hand_case():
     c, a, b = (out[name].to_numpy() for name in ("similarity", "caption_agreement", "image_agreement"))
     z = [(v - v.mean()) / v.std() for v in (c, a, b)]
     np.testing.assert_allclose(out["reliability"], (np.clip(c.mean() + c.std() * sum(z) / 3, -1, 1) + 1) / 2)
+
+
+def shuffled_classes(images=200, captions=5, share=0.3, seed=0) -> tuple[Evidence, np.ndarray]:
+    """10 scene classes along orthogonal axes in 32 dimensions; a `share` of the captions swapped at random."""
+    gen, rng = torch.Generator().manual_seed(seed), np.random.default_rng(seed)
+    image = F.normalize(torch.eye(32)[torch.arange(images) % 10] + 0.08 * torch.randn(images, 32, generator=gen), dim=1)
+    rows = image.repeat_interleave(captions, 0)
+    text = F.normalize(rows + 0.08 * torch.randn(len(rows), 32, generator=gen), dim=1)
+    swapped = rng.permutation(np.flatnonzero(rng.random(len(rows)) < share))
+    text[swapped] = text[np.roll(swapped, 1)].clone()
+    evidence = Evidence(pair_id=np.array([f"p{i:04d}" for i in range(len(rows))]),
+                        image_id=np.array([f"img{i // captions}" for i in range(len(rows))]),
+                        similarity=(rows * text).sum(1).double().numpy(), image_global=rows, text_global=text)
+    return evidence, np.isin(np.arange(len(rows)), swapped)
+
+
+def test_faiss_flat_index_finds_the_exact_neighbours():
+    columns = ["reliability", "caption_agreement", "image_agreement"]
+    for evidence, k in ((clustered_evidence()[0], 3), (shuffled_classes()[0], 10)):
+        exact = NeighborsDetector(neighbors=k).detect(evidence)
+        flat = NeighborsDetector(neighbors=k, neighbor_index="faiss").detect(evidence)
+        # the same neighbours; only the float32 sum over them may run in another order
+        np.testing.assert_allclose(flat[columns], exact[columns], rtol=0, atol=1e-6)
+        assert flat["label"].tolist() == exact["label"].tolist()
+
+
+def test_faiss_approximate_index_keeps_the_detection_quality(monkeypatch):
+    monkeypatch.setattr(detectors, "FLAT_UP_TO", 0)  # IVF from the first key on
+    evidence, noisy = shuffled_classes()
+    exact = NeighborsDetector().detect(evidence)
+    approximate = NeighborsDetector(neighbor_index="faiss").detect(evidence)
+    assert not np.allclose(approximate["image_agreement"], exact["image_agreement"])  # IVF misses some neighbours
+    pd.testing.assert_frame_equal(NeighborsDetector(neighbor_index="faiss").detect(evidence), approximate)  # seeded
+    auroc = {name: detection_metrics(noisy, 1 - out["reliability"])["auroc"]
+             for name, out in (("exact", exact), ("approximate", approximate))}
+    assert auroc["exact"] > 0.95 and abs(auroc["approximate"] - auroc["exact"]) < 0.01, auroc
+
+
+def test_faiss_index_without_the_extra_says_how_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "faiss", None)  # `import faiss` raises ImportError
+    with pytest.raises(NctoolError, match=r"faiss is not installed; pip install 'nctool\[faiss\]'"):
+        make_detectors(["neighbors"], {"neighbor_index": "faiss"})
+    assert make_detectors(["neighbors"])[0].neighbor_index == "exact"  # the default needs no faiss
+
+
+def test_score_help_lists_the_neighbor_index():
+    assert "--neighbor-index" in invoke("score", "--help").output
 
 
 def test_neighbors_needs_two_images():
@@ -171,6 +221,7 @@ def test_make_detectors_hands_each_detector_its_own_options():
     (["similarity"], {"keep_fraction": 1.5}, "keep fraction 1.5"),
     (["neighbors"], {"threshold": 2.0}, "threshold 2"),
     (["neighbors"], {"neighbors": 0}, "neighbors 0: give at least 1 neighbour"),
+    (["neighbors"], {"neighbor_index": "hnsw"}, "neighbor index 'hnsw': unknown; choose exact or faiss"),
     (["loss-gmm"], {"clean_from": 0.2}, "need 0 <= noisy-below <= clean-from <= 1"),
     (["rrsitr"], {"noisy_from": 0.3}, r"noisy from 0.3: outside \[0.5, 1\]"),
 ])
