@@ -8,16 +8,16 @@ All in one process on the same rows (the train split), repeated in rounds whose 
 each stage's median over the rounds is reported, as wall time and as this process's CPU time (on a
 machine shared with other jobs the CPU time is the stable measure; with --threads 1 it is the work):
 
-- read + decode: the Parquet read and PairData (images decoded to the uint8 cache, captions
-  tokenised), with 1 decode worker and with the default (nctool.data.decode_workers);
+- read: the Parquet file; tokenize: the captions alone; decode + tokenize: PairData (each unique
+  image decoded to the uint8 cache, captions tokenised), with 1 decode worker and with the default
+  (nctool.data.decode_workers);
 - transform: the eval transform of each batch's unique images (uint8 cache -> normalised floats);
 - forward: the image and text towers on those tensors, warm model, batched as scoring batches them
   (per `batch_size` rows: the rows' unique images, then their captions; local tokens when the
   recipe has the local term);
 - rrsitr pool: embedding a `pool_size`-pair reference pool, and ReferencePool.losses of every batch;
-- end to end: nctool.scoring.score (library call, wall time: model load, reading, decoding,
-  embedding, detectors, writing) per detector choice; the "detectors" column is the time between
-  its last "score pairs" and its last "detectors" progress event.
+- end to end: nctool.scoring.score (library call: model load, reading, decoding, embedding,
+  detectors, writing) per detector choice, and its PHASES, cut at its progress events.
 """
 
 import argparse
@@ -27,6 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from nctool import runtime
@@ -34,8 +35,13 @@ from nctool.data import PairData, decode_workers, encode_dataset
 from nctool.detectors import detector_names
 from nctool.images import resolve_root
 from nctool.schema import read_table
-from nctool.scoring import ReferencePool, score, scoring_model
+from nctool.scoring import ReferencePool, pair_hashes, score, scoring_model
 from nctool.transforms import preprocess_for
+
+
+# phases of an end-to-end run: (from the last progress event of, to the last of); None: the run's start
+PHASES = {"model, reading, reference pool": (None, "reference pool"), "stream: decode, embed, losses": (
+    "reference pool", "score pairs"), "detectors": ("score pairs", "detectors"), "writing": ("detectors", "end")}
 
 
 def batches_of(data: PairData, batch_size: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -52,13 +58,15 @@ def timed(work) -> tuple[tuple[float, float], object]:
     return (time.perf_counter() - wall, time.process_time() - cpu), result
 
 
-def one_round(args, model, recipe, root: Path, out: Path) -> dict:
+def one_round(args, model, recipe, root: Path, out: Path, number: int) -> dict:
     seconds = {}
     preprocess = preprocess_for(model)
     local = recipe.loss.use_local
-    for workers in (1, decode_workers()):
-        seconds[f"read + decode, {workers} worker(s)"], data = timed(
-            lambda: PairData(read_table(args.data, splits=["train"]), root, preprocess, workers=workers))
+    seconds["read"], frame = timed(lambda: read_table(args.data, splits=["train"]))
+    seconds["tokenize"], _ = timed(lambda: preprocess.tokenizer(frame["caption"].tolist()))
+    for workers in (1, decode_workers())[::-1 if number % 2 else 1]:  # alternate which goes first
+        seconds[f"decode + tokenize, {workers} worker(s)"], data = timed(
+            lambda: PairData(frame, root, preprocess, workers=workers))
     batches = batches_of(data, args.batch_size)
     seconds["transform"], inputs = timed(lambda: [data.eval_transform(data.pixels[images]) for images, _ in batches])
     device = next(model.parameters()).device
@@ -75,7 +83,8 @@ def one_round(args, model, recipe, root: Path, out: Path) -> dict:
         return embedded
     seconds["forward"], embedded = timed(forward)
     if "rrsitr" in args.detectors or "all" in args.detectors:
-        pool_rows = torch.arange(min(args.pool_size, len(data)))  # which pairs form the pool does not change the cost
+        ids = data.frame["pair_id"].to_numpy()
+        pool_rows = torch.from_numpy(np.lexsort((ids, pair_hashes(ids, 0)))[:args.pool_size])  # score's pool
 
         def pool_embed():
             with runtime.autocast(device):
@@ -93,12 +102,19 @@ def one_round(args, model, recipe, root: Path, out: Path) -> dict:
         events = []
 
         def progress(done, total, what):
-            events.append((time.perf_counter(), what))
-        seconds[f"score --detector {detector}"], _ = timed(lambda: score(
+            events.append((time.perf_counter(), time.process_time(), what))
+        name = f"score --detector {detector}"
+        start = time.perf_counter(), time.process_time()
+        seconds[name], _ = timed(lambda: score(
             args.data, out=out, checkpoint=args.checkpoint, model=args.model, recipe=args.recipe, detectors=[detector],
             batch_size=args.batch_size, repeats=args.repeats, pool_size=args.pool_size, progress=progress))
-        last = {what: at for at, what in events}
-        seconds[f"score --detector {detector}: detectors"] = (last["detectors"] - last["score pairs"], float("nan"))
+        # the run's phases, cut at the last progress event of each (without a reference pool, no first phase)
+        last = {None: start, "end": tuple(map(sum, zip(start, seconds[name])))}
+        last.update({what.split(":")[0]: (wall, cpu) for wall, cpu, what in events})
+        for phase, (begin, end) in PHASES.items():
+            if end in last:
+                begin = last.get(begin, start)
+                seconds[f"{name}: {phase}"] = (last[end][0] - begin[0], last[end][1] - begin[1])
     return {"pairs": len(data), "seconds": seconds}
 
 
@@ -124,8 +140,8 @@ def main() -> None:
         model.encode_text(torch.zeros((args.batch_size, model.clip.context_length), dtype=torch.long))
     rounds = []
     with tempfile.TemporaryDirectory() as tmp:
-        for _ in range(args.rounds):
-            rounds.append(one_round(args, model, recipe, resolve_root(args.data), Path(tmp, "scores.parquet")))
+        for number in range(args.rounds):
+            rounds.append(one_round(args, model, recipe, resolve_root(args.data), Path(tmp, "scores.parquet"), number))
             print(json.dumps(rounds[-1]), flush=True)
     pairs = rounds[0]["pairs"]
     median = {name: [statistics.median(r["seconds"][name][i] for r in rounds) for i in (0, 1)]
@@ -133,7 +149,7 @@ def main() -> None:
     forward = median["forward"]
     print(f"\n{pairs} pairs, median of {args.rounds} rounds, torch threads {torch.get_num_threads()}, "
           f"decode workers {decode_workers()}, local term {'on' if recipe.loss.use_local else 'off'}\n")
-    print("| stage | wall s | pairs/s (wall) | CPU s | pairs/s (CPU) | forward / stage (wall, CPU) |")
+    print("| stage | wall s | pairs/s (wall) | CPU s | pairs/s (CPU) | forward / it (wall, CPU) |")
     print("|---|---|---|---|---|---|")
     for name, (wall, cpu) in median.items():
         ratio = f"{forward[0] / wall:.0%}, {forward[1] / cpu:.0%}" if name.startswith("score") and ":" not in name else ""
