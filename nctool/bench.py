@@ -7,7 +7,8 @@ For every noise kind, rate and seed it runs, on the same noisy file:
   filtered  RRSITR retrained on the pairs the rrsitr detector did not flag (`drop` labels)
   oracle    plain InfoNCE on only the truly clean pairs (the ceiling)
 and reports test mR of each method. Each run folder is kept; a run whose results.json exists is
-reused, so an interrupted bench continues where it stopped. Outputs in `out_dir`: results.csv /
+reused, so an interrupted bench continues where it stopped (`keep_last=False` deletes a finished
+run's last.pt, the resume file that holds the optimiser state and weighs about three best.pt). Outputs in `out_dir`: results.csv /
 results.md (mR per method), detection.csv (per detector), and PNG plots.
 """
 
@@ -37,7 +38,7 @@ def run_bench(data_path: str | Path, *, out_dir: str | Path, recipe: Recipe,
               rates: Sequence[float] = (0.2, 0.4, 0.6, 0.8), kinds: Sequence[str] = ("caption-shuffle",),
               seeds: Sequence[int] = (3,), methods: Sequence[str] = METHODS, detectors: Sequence[str] | None = None,
               drop: Sequence[str] = ("noisy",), noise_seed: int = 42, device: str | None = None,
-              progress: Progress | None = None) -> dict:
+              progress: Progress | None = None, keep_last: bool = True) -> dict:
     """Run the benchmark grid and write its report; returns {"results", "detection", "files"}.
 
     Parameters
@@ -59,6 +60,10 @@ def run_bench(data_path: str | Path, *, out_dir: str | Path, recipe: Recipe,
         Seed of the injected noise (42 as the reference benchmark).
     device, progress
         As for nctool.train.train.
+    keep_last
+        Keep each finished run's last.pt. False deletes it once the run's results.json is written
+        (a finished run is reused by its results.json; best.pt, which scoring and fine-tuning
+        read, stays), so the bench holds one checkpoint per run instead of two.
     """
     from nctool.scoring import score
 
@@ -89,7 +94,7 @@ def run_bench(data_path: str | Path, *, out_dir: str | Path, recipe: Recipe,
         def run(method: str, data: Path, objective: str) -> dict:
             return _train_once(data, out_dir / "runs" / tag / f"{method}-s{seed}",
                                dataclasses.replace(seeded, loss=dataclasses.replace(seeded.loss, kind=objective)),
-                               device, progress)
+                               device, progress, keep_last)
 
         row = {"kind": kind, "noise_rate": rate, "seed": seed}
         if "vanilla" in methods:
@@ -122,8 +127,9 @@ def run_bench(data_path: str | Path, *, out_dir: str | Path, recipe: Recipe,
     return _write_report(pd.DataFrame(results), pd.DataFrame(detection), out_dir)
 
 
-def _train_once(data: Path, run_dir: Path, recipe: Recipe, device, progress) -> dict:
-    """Train (continue, or reuse a finished run) and return its test recalls."""
+def _train_once(data: Path, run_dir: Path, recipe: Recipe, device, progress, keep_last: bool) -> dict:
+    """Train (continue, or reuse a finished run) and return its test recalls; without `keep_last`, a
+    finished run's last.pt goes."""
     from nctool.train import train
 
     done = run_dir / "results.json"
@@ -131,6 +137,8 @@ def _train_once(data: Path, run_dir: Path, recipe: Recipe, device, progress) -> 
         train(data, out_dir=run_dir, recipe=recipe, resume=(run_dir / "last.pt").exists(), device=device,
               progress=progress)
     summary = json.loads(done.read_text())
+    if not keep_last:
+        (run_dir / "last.pt").unlink(missing_ok=True)
     return {"mr": summary["test"]["mr"], "rsum": summary["test"]["rsum"], "best_epoch": summary["best_epoch"],
             "run": str(run_dir)}
 

@@ -13,7 +13,8 @@ from nctool.synth import synthesize
 def run_demo(out_dir: str | Path, *, recipe: Recipe, images: int = 600, rate: float = 0.4, seed: int = 3,
              progress: Progress | None = None) -> dict:
     """synth -> inject `rate` caption-shuffle noise -> vanilla and RRSITR training -> score with every
-    detector -> filter -> retrain, with the report and plots of `nctool bench` in `out_dir`.
+    detector -> filter -> retrain, with the report and plots of `nctool bench` in `out_dir`. Each
+    finished run keeps best.pt and drops last.pt (its resume file), which keeps the folder small.
 
     `recipe` is the demo recipe (with any overrides); `seed` seeds the synthetic data and training.
     """
@@ -22,7 +23,7 @@ def run_demo(out_dir: str | Path, *, recipe: Recipe, images: int = 600, rate: fl
     if not data.exists():
         synthesize(data, images=images, size=64, seed=seed, splits=(0.8, 0.1, 0.1), progress=progress)
     report = run_bench(data, out_dir=out_dir, recipe=recipe, rates=[rate], seeds=[seed],
-                       methods=("vanilla", "rrsitr", "filtered"), progress=progress)
+                       methods=("vanilla", "rrsitr", "filtered"), progress=progress, keep_last=False)
     report["explanation"] = _explain(report, out_dir, rate)
     return report
 

@@ -1,9 +1,12 @@
 """One end-to-end run each of `nctool bench` and `nctool demo` on tiny data (1 epoch, batch 10)."""
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
 from nctool.bench import METHODS, run_bench
+from nctool.checkpoint import read_checkpoint
 from nctool.config import load_recipe
 from nctool.detectors import detector_names
 from nctool.errors import NctoolError
@@ -37,10 +40,13 @@ def test_bench_cli_runs_every_method_and_detector(clean_data, tmp_path):
     oracle = pd.read_parquet(out / "data" / "caption-shuffle-0.40.oracle.parquet")
     assert not oracle["noisy"].any()
 
-    # a second run reuses every finished training run instead of training again
-    again = run_cli("bench", clean_data, "--out", out, "--rate", "0.4", *TINY)
+    assert len(list(out.rglob("last.pt"))) == 4  # --keep-last by default: every run can be continued
+
+    # a second run reuses every finished training run instead of training again; --drop-last prunes them
+    again = run_cli("bench", clean_data, "--out", out, "--rate", "0.4", "--drop-last", *TINY)
     assert again.returncode == 0 and "epoch 1/1" not in again.stderr
     assert pd.read_csv(out / "results.csv")["mr"].tolist() == results["mr"].tolist()
+    assert not list(out.rglob("last.pt")) and len(list(out.rglob("best.pt"))) == 4
 
 
 def test_bench_refuses_unknown_method_before_work(clean_data, tmp_path):
@@ -61,10 +67,11 @@ def test_bench_flags_reach_the_library(monkeypatch, tmp_path):
     assert seen["recipe"] == load_recipe("rsitmd", ["train.epochs=2"])
     assert (seen["rates"], seen["kinds"], seen["seeds"], seen["methods"], seen["detectors"], seen["drop"]) == \
         ([0.2, 0.6], ["category"], [13], ["vanilla"], ["similarity"], ["ambiguous"])
-    assert (seen["out_dir"], seen["device"]) == (tmp_path / "b", "cpu")
-    assert invoke("bench", tmp_path / "d.parquet", "--out", tmp_path / "b").exit_code == 0
+    assert (seen["out_dir"], seen["device"], seen["keep_last"]) == (tmp_path / "b", "cpu", True)
+    assert invoke("bench", tmp_path / "d.parquet", "--out", tmp_path / "b", "--drop-last").exit_code == 0
     assert (seen["rates"], seen["methods"], seen["detectors"], seen["drop"]) == ((0.2, 0.4, 0.6, 0.8), METHODS,
                                                                                   None, ("noisy",))
+    assert seen["keep_last"] is False
 
 
 def test_demo_cli_end_to_end(tmp_path):
@@ -72,6 +79,13 @@ def test_demo_cli_end_to_end(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert "What you are looking at" in done.stdout
     assert (tmp_path / "demo" / "results.md").exists()
+    # one checkpoint per run: best.pt (weights, no optimizer state) stays, the resume file last.pt goes
+    runs = [Path(run) for run in pd.read_csv(tmp_path / "demo" / "results.csv")["run"].dropna()]
+    assert {"vanilla-s3", "rrsitr-s3"} <= {r.name for r in runs}  # filtered too when the filter keeps a batch
+    assert not list((tmp_path / "demo").rglob("last.pt"))
+    assert all("optimizer" not in read_checkpoint(r / "best.pt") and (r / "results.json").exists() for r in runs)
+    again = run_cli("demo", "--out", tmp_path / "demo", "--images", "30", *TINY)
+    assert again.returncode == 0 and "epoch 1/1" not in again.stderr  # finished runs are reused, not retrained
     # the filter keeps a cleaner train split than it drops
     run = tmp_path / "demo" / "runs" / "caption-shuffle-0.40" / "rrsitr-s3"
     kept = read_table(run / "kept.parquet")

@@ -56,6 +56,9 @@ def bench(
                                                         "(repeatable); default noisy.")] = None,
     overrides: OverridesOption = None,
     device: Annotated[Optional[str], typer.Option(help="cpu, cuda, cuda:1 (default: CUDA if present).")] = None,
+    keep_last: Annotated[bool, typer.Option("--keep-last/--drop-last", help=(
+        "Keep each finished run's last.pt (resume file with the optimizer state), or delete it once the run's "
+        "results.json is written (best.pt stays)."))] = True,
 ) -> None:
     """Benchmark retrieval before/after filtering and every detector's AUROC against ground truth."""
     from nctool.bench import run_bench
@@ -67,7 +70,7 @@ def bench(
                            methods=[m.value for m in methods or []] or METHODS,
                            detectors=[d.value for d in detectors or []] or None,
                            drop=[label.value for label in drop or []] or ("noisy",), device=device,
-                           progress=progress)
+                           progress=progress, keep_last=keep_last)
     _show(report)
     console.print(f"report: {out / 'results.md'}; plots and CSVs in {out}")
 
