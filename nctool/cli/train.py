@@ -28,7 +28,7 @@ def train(
         help="Training objective (loss.kind): " + "; ".join(f"{o.name}: {o.description}" for o in OBJECTIVES.values())
     )] = None,
     epochs: Annotated[Optional[int], typer.Option(help="train.epochs")] = None,
-    batch_size: Annotated[Optional[int], typer.Option(help="train.batch_size (per process)")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="train.batch_size: the global batch (torchrun splits it over the processes)")] = None,
     lr: Annotated[Optional[float], typer.Option(help="train.lr")] = None,
     seed: Annotated[Optional[int], typer.Option(help="train.seed")] = None,
     pretrained: Annotated[Optional[str], typer.Option(
