@@ -19,6 +19,8 @@ from typing import Any
 from nctool.errors import NctoolError
 
 RECIPE_DIR = Path(__file__).resolve().parent / "recipes"
+ZERO_SHOT_RECIPE = "rsitmd"  # a zero-shot model's loss settings: the paper's (local term on, g1/g2 5/18, batch 100)
+ENGINES = ("local", "ray")  # where `score`/`embed` run the model: this process, or a Ray actor pool
 
 
 def _positive(name: str, value: float) -> None:

@@ -40,7 +40,7 @@ import pyarrow.parquet as pq
 import torch
 
 from nctool import losses, runtime
-from nctool.config import Recipe
+from nctool.config import ENGINES, Recipe
 from nctool.detectors import Evidence
 from nctool.errors import NctoolError
 from nctool.images import resolve_root
@@ -56,7 +56,6 @@ FORMAT = "nctool-embeddings"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 KEY = b"nctool.embeddings_key"  # shard metadata: the run key of the manifest the shard was written for
-ENGINES = ("local", "ray")
 # measure()'s embeddings -> shard columns; every other shard column has measure()'s name
 VECTOR_COLUMNS = {"image_global": "image_embedding", "text_global": "caption_embedding"}
 # run settings the reader must ask for too -> their flag

@@ -53,7 +53,7 @@ import torch.nn.functional as F
 
 from nctool import losses, runtime
 from nctool.checkpoint import load_trained_model
-from nctool.config import LossCfg, Recipe, load_recipe
+from nctool.config import ZERO_SHOT_RECIPE, LossCfg, Recipe, load_recipe
 from nctool.data import PairData, encode_dataset
 from nctool.detectors import Evidence, make_detectors
 from nctool.errors import NctoolError
@@ -67,7 +67,6 @@ from nctool.schema import (check_output, check_splits, column_names, iter_batche
 from nctool.suggest import SUGGESTION_COLUMNS, suggestions
 from nctool.transforms import Preprocess, preprocess_for
 
-ZERO_SHOT_RECIPE = "rsitmd"  # the paper's loss settings: local term on, g1/g2 5/18, batch 100
 NOISE_SHARE_KEY = "nctool.noise_share"  # scores-file metadata: {detector: calibration.noise_share(...)} as JSON
 # The reference pool's local Grams (model.LocalGrams: images + captions, D*D*4 B each, so 2 GB for a 1000-pair
 # ViT-B/32 pool) are kept on the scoring device when they fit this; otherwise every chunk recomputes them.
@@ -268,7 +267,7 @@ def score(data_path: str | os.PathLike, *, out: str | os.PathLike, checkpoint: s
         the model embeds on the fly (local engine) or into nctool.embeddings.default_folder(out) (Ray).
     engine
         Who embeds: "local" (this process) or "ray" (Ray Data actors write the shards, then the
-        detectors run here over them; nctool.embeddings.ENGINES).
+        detectors run here over them; nctool.config.ENGINES).
     address, workers, gpus_per_worker
         Ray only, as nctool.embeddings.embed takes them.
     detectors

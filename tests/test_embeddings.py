@@ -11,9 +11,9 @@ import torch
 from cli_helpers import invoke
 from nctool import noise, synth
 from nctool.checkpoint import save_checkpoint
-from nctool.cli import embed as embed_cli
-from nctool.cli import score as score_cli
 from nctool.config import load_recipe
+import nctool.embeddings
+import nctool.scoring
 from nctool.embeddings import check_engine, default_folder, embed
 from nctool.errors import NctoolError
 from nctool.model import create_model
@@ -147,7 +147,7 @@ def test_engine_ray_without_ray_says_how_to_install_it(monkeypatch):
 
 def test_embed_flags_reach_the_library(monkeypatch):
     calls = []
-    monkeypatch.setattr(embed_cli, "embed", lambda *args, **kwargs: calls.append((args, kwargs)) or
+    monkeypatch.setattr(nctool.embeddings, "embed", lambda *args, **kwargs: calls.append((args, kwargs)) or
                         {"out": "emb", "pairs": 120, "shards": 3, "computed": [1], "reused": 2,
                          "invalidated": "made with another seed (0, now 4); recomputed every shard"})
     result = invoke("embed", "data.parquet", "--checkpoint", "m.pt", "--out", "emb", "--split", "train", "--split",
@@ -173,7 +173,7 @@ def test_embed_flags_reach_the_library(monkeypatch):
 
 def test_score_embeddings_and_engine_flags_reach_the_library(monkeypatch):
     calls = []
-    monkeypatch.setattr(score_cli, "score", lambda *args, **kwargs: calls.append(kwargs) or
+    monkeypatch.setattr(nctool.scoring, "score", lambda *args, **kwargs: calls.append(kwargs) or
                         {"out": "s.parquet", "pairs": 3, "splits": ["train"], "labels": [], "noise_share": [],
                          "detectors": [], "embedded": {"out": "s.embeddings", "pairs": 3, "shards": 1, "computed": [0],
                                                        "reused": 0, "invalidated": None}})

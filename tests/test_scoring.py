@@ -12,7 +12,6 @@ from cli_helpers import invoke, run_cli
 from nctool import losses, noise, synth
 from nctool.checkpoint import load_trained_model, save_checkpoint
 from nctool.cli import main
-from nctool.cli import score as score_cli
 from nctool.config import load_recipe
 from nctool.data import PairData, encode_dataset
 from nctool.detectors import detector_options
@@ -253,7 +252,7 @@ def test_score_cli_refuses_an_empty_caption_in_one_line(files, tmp_path, capsys,
 
 def test_score_flags_reach_the_library(monkeypatch):
     calls = []
-    monkeypatch.setattr(score_cli, "score", lambda *args, **kwargs: calls.append((args, kwargs)) or
+    monkeypatch.setattr(nctool.scoring, "score", lambda *args, **kwargs: calls.append((args, kwargs)) or
                         {"out": "s.parquet", "pairs": 3, "splits": ["train"], "labels": [],
                          "noise_share": [{"detector": "similarity", "estimate": 0.3, "low": 0.2, "high": 0.4}],
                          "detectors": [{"detector": "similarity", "clean": 2, "ambiguous": 0, "noisy": 1}]})

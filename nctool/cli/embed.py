@@ -11,7 +11,6 @@ from nctool.cli._ui import app, progress_bar
 from nctool.cli.score import (AddressFlag, BatchSizeFlag, CheckpointFlag, DeviceFlag, Engine, EngineFlag, GpusFlag,
                               ImageRootFlag, ModelFlag, PoolFlag, PretrainedFlag, RecipeFlag, RepeatsFlag, SeedFlag,
                               SplitFlag, WorkersFlag, report_embedded)
-from nctool.embeddings import embed
 
 
 @app.command("embed")
@@ -37,6 +36,8 @@ def embed_command(
     gpus_per_worker: GpusFlag = None,
 ) -> None:
     """Embed every pair once (similarity, rrsitr loss, image and caption embeddings) for `nctool score --embeddings`."""
+    from nctool.embeddings import embed
+
     with progress_bar() as progress:
         result = embed(data, out=out, checkpoint=checkpoint, model=model, pretrained=pretrained, recipe=recipe,
                        splits=split, image_root=image_root, batch_size=batch_size, device=device, seed=seed,

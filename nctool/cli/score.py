@@ -17,8 +17,7 @@ import typer
 
 from nctool.cli._ui import app, console, console_err, progress_bar, summary_table
 from nctool.detectors import DETECTORS, detector_names, detector_options
-from nctool.embeddings import ENGINES
-from nctool.scoring import ZERO_SHOT_RECIPE, score
+from nctool.config import ENGINES, ZERO_SHOT_RECIPE
 
 DetectorChoice = Enum("DetectorChoice", {name: name for name in (*detector_names(), "all")}, type=str)
 
@@ -112,6 +111,8 @@ def score_command(
     options: dict | None = None,
 ) -> None:
     """Score every pair of a dataset for noisy correspondence with a trained model, or zero-shot (--model)."""
+    from nctool.scoring import score
+
     with progress_bar() as progress:
         result = score(data, out=out, checkpoint=checkpoint, model=model, pretrained=pretrained, recipe=recipe,
                        embeddings=embeddings, engine=engine.value, address=address, workers=workers,
