@@ -7,7 +7,8 @@ Usage:
 
 1. Base: nctool-tiny trained with plain InfoNCE for 2 epochs on a clean synthetic corpus disjoint
    from CLEAN_DATA (synth seed 100, 1,000 images) that lacks a third of the scene classes
-   (HELD_OUT), as CLIP has seen little remote sensing. Reused when DIR/base/best.pt exists.
+   (nctool.demo.HELD_OUT), as CLIP has seen little remote sensing (nctool.demo.build_base, as `nctool demo`
+   builds it). Reused when DIR/base/run/best.pt exists.
 2. Zero-shot: every detector scores the noised train split with the base alone
    (`nctool score --model nctool-tiny --pretrained base/best.pt --recipe finetune`).
 3. Fine-tuning: `nctool bench` with the `finetune` recipe from the base (RRSITR from step 0, no
@@ -23,26 +24,11 @@ import pandas as pd
 
 from nctool.bench import run_bench
 from nctool.config import load_recipe
+from nctool.demo import build_base
 from nctool.filtering import detection_table, read_scores
 from nctool.noise import inject
 from nctool.schema import read_table, write_table
 from nctool.scoring import score
-from nctool.synth import CATEGORIES, generate
-from nctool.train import train
-
-HELD_OUT = CATEGORIES[::3]  # scene classes the base never sees
-
-
-def build_base(out: Path) -> Path:
-    """Train the base once; returns its best.pt."""
-    best = out / "base" / "run" / "best.pt"
-    if not best.exists():
-        corpus = generate(1000, seed=100)
-        corpus = corpus[~corpus["category"].isin(HELD_OUT)]
-        write_table(corpus, out / "base" / "data.parquet")
-        recipe = load_recipe("demo", ["loss.kind=infonce", "train.epochs=2"])
-        train(out / "base" / "data.parquet", out_dir=out / "base" / "run", recipe=recipe)
-    return best
 
 
 def zero_shot_rows(clean: Path, base: Path, out: Path, rates: list[float], kinds: list[str]) -> pd.DataFrame:
@@ -71,7 +57,7 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], help="recipe override section.key=value")
     args = parser.parse_args()
     rates, kinds = args.rate or [0.4, 0.8], args.kind or ["caption-shuffle"]
-    base = build_base(args.out)
+    base = build_base(args.out / "base", recipe=load_recipe("demo", ["loss.kind=infonce", "train.epochs=2"]))
     recipe = load_recipe("finetune", args.set)
     recipe = dataclasses.replace(recipe, model=dataclasses.replace(recipe.model, pretrained=str(base)))
     report = run_bench(args.clean, out_dir=args.out / "bench", recipe=recipe, rates=rates, kinds=kinds,

@@ -1,5 +1,6 @@
 """One end-to-end run each of `nctool bench` and `nctool demo` on tiny data (1 epoch, batch 10)."""
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -8,6 +9,7 @@ import pytest
 from nctool.bench import METHODS, run_bench
 from nctool.checkpoint import read_checkpoint
 from nctool.config import load_recipe
+from nctool.demo import HELD_OUT
 from nctool.detectors import detector_names
 from nctool.errors import NctoolError
 from nctool.schema import read_table, write_table
@@ -75,16 +77,22 @@ def test_bench_flags_reach_the_library(monkeypatch, tmp_path):
 
 
 def test_demo_cli_end_to_end(tmp_path):
-    done = run_cli("demo", "--out", tmp_path / "demo", "--images", "30", *TINY)
+    done = run_cli("demo", "--out", tmp_path / "demo", "--images", "30", "--base-images", "30", *TINY)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "What you are looking at" in done.stdout
+    assert "What you are looking at" in done.stdout and "fine-tuned from a small pretrained base" in done.stdout
+    # every run fine-tuned from the base the demo built, on a corpus without the held-out classes
+    base = tmp_path / "demo" / "base"
+    assert set(read_table(base / "data.parquet", columns=["category"])["category"]).isdisjoint(HELD_OUT)
+    for run in ("vanilla-s3", "rrsitr-s3"):
+        config = json.loads((tmp_path / "demo" / "runs" / "caption-shuffle-0.40" / run / "config.json").read_text())
+        assert config["model"]["pretrained"] == str(base / "run" / "best.pt")
     assert (tmp_path / "demo" / "results.md").exists()
     # one checkpoint per run: best.pt (weights, no optimizer state) stays, the resume file last.pt goes
     runs = [Path(run) for run in pd.read_csv(tmp_path / "demo" / "results.csv")["run"].dropna()]
     assert {"vanilla-s3", "rrsitr-s3"} <= {r.name for r in runs}  # filtered too when the filter keeps a batch
     assert not list((tmp_path / "demo").rglob("last.pt"))
     assert all("optimizer" not in read_checkpoint(r / "best.pt") and (r / "results.json").exists() for r in runs)
-    again = run_cli("demo", "--out", tmp_path / "demo", "--images", "30", *TINY)
+    again = run_cli("demo", "--out", tmp_path / "demo", "--images", "30", "--base-images", "30", *TINY)
     assert again.returncode == 0 and "epoch 1/1" not in again.stderr  # finished runs are reused, not retrained
     # the filter keeps a cleaner train split than it drops
     run = tmp_path / "demo" / "runs" / "caption-shuffle-0.40" / "rrsitr-s3"

@@ -81,13 +81,22 @@ def demo(
     images: Annotated[int, typer.Option(help="Synthetic images (5 captions each).")] = 600,
     rate: Annotated[float, typer.Option(help="Caption-shuffle noise rate.")] = 0.4,
     seed: Annotated[int, typer.Option(help="Seed of the data and the training runs.")] = 3,
+    base_images: Annotated[int, typer.Option(help="Synthetic images of the pretrained base's corpus "
+                                             "(another seed, a third of the classes left out).")] = 1000,
+    from_scratch: Annotated[bool, typer.Option(help="Train every model from random init (the `demo` recipe, "
+                                               "InfoNCE warm-up) instead of fine-tuning a pretrained base "
+                                               "(the `finetune` recipe).")] = False,
     overrides: OverridesOption = None,
 ) -> None:
     """The whole pipeline on embedded synthetic data: synth -> inject -> train -> score -> filter -> retrain."""
     from nctool.demo import run_demo
 
-    chosen = load_recipe("demo", overrides or [])
+    extra = overrides or []
+    chosen = load_recipe("demo" if from_scratch else "finetune", extra)
+    # the base: the demo recipe with plain InfoNCE for 2 epochs (benchmarks/README.md, the fine-tune regime)
+    base = None if from_scratch else load_recipe("demo", ["loss.kind=infonce", "train.epochs=2", *extra])
     with progress_bar() as progress:
-        report = run_demo(out, recipe=chosen, images=images, rate=rate, seed=seed, progress=progress)
+        report = run_demo(out, recipe=chosen, base_recipe=base, images=images, base_images=base_images, rate=rate,
+                          seed=seed, progress=progress)
     _show(report)
     console.print(report["explanation"])
