@@ -75,8 +75,9 @@ class PairData:
         return len(self.frame)
 
     def batch(self, rows: Sequence[int] | torch.Tensor, train: bool = False,
-              generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """(images float normalised [B,3,S,S], tokens [B,T]) of these rows; random crops when training."""
+              generator: torch.Generator | Sequence[torch.Generator] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(images float normalised [B,3,S,S], tokens [B,T]) of these rows; random crops when training,
+        drawn from `generator` or from one generator per row."""
         rows = torch.as_tensor(rows, dtype=torch.long)
         transform = self.train_transform if train else self.eval_transform
         images = transform(self.pixels[self.image_index[rows]], generator=generator)

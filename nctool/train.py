@@ -380,9 +380,8 @@ def crop_generator(seed: int, epoch: int, row: int) -> torch.Generator:
 
 def _train_batch(run: Run, rows: np.ndarray, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(images, tokens) of these rows, each image with its own crop_generator's crop."""
-    parts = [run.data.batch([row], train=True, generator=crop_generator(run.recipe.train.seed, epoch, int(row)))
-             for row in rows]
-    return torch.cat([images for images, _ in parts]), torch.cat([tokens for _, tokens in parts])
+    return run.data.batch(rows, train=True, generator=[crop_generator(run.recipe.train.seed, epoch, int(row))
+                                                       for row in rows])
 
 
 def test(run: Run, state: TrainState, progress: Progress) -> dict:

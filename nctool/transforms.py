@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Sequence
 
 import open_clip
 import torch
@@ -59,10 +59,13 @@ class ImageTransform:
         self.mean = torch.tensor(mean).view(3, 1, 1)
         self.std = torch.tensor(std).view(3, 1, 1)
 
-    def __call__(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def __call__(self, images: torch.Tensor,
+                 generator: torch.Generator | Sequence[torch.Generator] | None = None) -> torch.Tensor:
+        """Crop (randomly when training: from `generator`, or one generator per image) and normalise."""
         batch = images if images.ndim == 4 else images.unsqueeze(0)
         if self.train:
-            batch = torch.stack([self._random_resized_crop(image, generator) for image in batch])
+            per_image = generator if isinstance(generator, Sequence) else [generator] * len(batch)
+            batch = torch.stack([self._random_resized_crop(image, gen) for image, gen in zip(batch, per_image)])
         else:
             batch = TF.center_crop(TF.resize(batch, self.size, InterpolationMode.BICUBIC, antialias=True), self.size)
         batch = (batch.float() / 255 - self.mean) / self.std
