@@ -74,8 +74,8 @@ def _explain(report: dict, out_dir: Path, rate: float, *, pretrained: bool) -> s
     det = report["detection"]
     auroc = dict(zip(det["detector"], det["auroc"])) if len(det) else {}
     tag = f"caption-shuffle-{rate:.2f}"
-    start = ("fine-tuned from a small pretrained base (out/base: nctool-tiny trained on other synthetic scenes, "
-             "a third of the classes unseen)" if pretrained else "trained from random init")
+    start = (f"fine-tuned from a small pretrained base ({out_dir / 'base'}: nctool-tiny trained on other synthetic "
+             f"scenes, a third of the classes unseen)" if pretrained else "trained from random init")
     lines = [
         "",
         f"What you are looking at: {rate:.0%} of the training captions were swapped to other images; "
