@@ -16,6 +16,7 @@ from pathlib import Path
 
 from nctool.bench import run_bench
 from nctool.config import Recipe
+from nctool.errors import NctoolError
 from nctool.progress import Progress
 from nctool.schema import write_table
 from nctool.synth import CATEGORIES, generate, synthesize
@@ -33,6 +34,8 @@ def build_base(out_dir: str | Path, *, recipe: Recipe, images: int = 1000, seed:
     `out_dir/data.parquet`; `recipe` trains it (the demo recipe with plain InfoNCE). Only the
     weights are kept (the run's last.pt, the resume file, is removed once it has finished).
     """
+    if images < 10:  # said here, or synth's own refusal would not name the base
+        raise NctoolError(f"base images {images}: too few; give --base-images 10 or more (default 1000)")
     out_dir = Path(out_dir)
     best = out_dir / "run" / "best.pt"
     if not best.exists():

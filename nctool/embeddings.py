@@ -340,7 +340,7 @@ def _read_manifest(folder: Path) -> dict | None:
         manifest = None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise NctoolError(f"{folder}: not an nctool embeddings folder (no {MANIFEST} written by `nctool embed`); "
-                          f"give a new or empty folder")
+                          f"embed into a new or empty folder, and score from the folder `nctool embed` wrote")
     return manifest
 
 
