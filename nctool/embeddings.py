@@ -167,19 +167,18 @@ def embed(data_path: str | os.PathLike, *, out: str | os.PathLike, checkpoint: s
         if todo:
             embedder = Embedder(scorer, preprocess_for(scorer), resolve_root(data_path, image_root), batch_size, dev)
             job = {"data_path": str(Path(data_path).resolve()), "splits": splits, "folder": str(folder.resolve()),
-                   "key": key, "pool_ids": ids, "repeats": repeats, "seed": seed}
-            with torch.inference_mode():
-                pool = pool_embeddings(embedder, data_path, ids, settings.loss.use_local, progress)
-                if not ray:
-                    reference = _reference_pool(pool, settings, job)  # no other reference: cached Grams free the tokens
-            manifest["dim"] = int(pool["text_global"].shape[1])
+                   "key": key}
+            with torch.inference_mode():  # no other reference to the embeddings: cached Grams free the tokens
+                reference = ReferencePool(pool_embeddings(embedder, data_path, ids, settings.loss.use_local, progress),
+                                          ids, loss_cfg=settings.loss, batch_size=settings.train.batch_size,
+                                          repeats=repeats, seed=seed)
+            manifest["dim"] = int(reference.embeddings["text_global"].shape[1])
             if ray:
                 del scorer, embedder
-                shards = _ray_shards(ray, job, pool, todo, workers=workers, gpus=gpus, batch_size=batch_size,
+                shards = _ray_shards(ray, job, reference, todo, workers=workers, gpus=gpus, batch_size=batch_size,
                                      model={"checkpoint": checkpoint, "model": model, "pretrained": pretrained,
                                             "recipe": recipe}, root=resolve_root(data_path, image_root))
             else:
-                del pool
                 shards = ((group, write_shard(embedder, reference, job, group)) for group in todo)
             for count, (group, rows) in enumerate(shards, 1):
                 done[group] = rows
@@ -277,12 +276,6 @@ def _read_shard(path: Path, columns: list[str] | None, device: torch.device) -> 
         else:
             part[name] = column.to_numpy(zero_copy_only=False)
     return part
-
-
-def _reference_pool(embeddings: dict, settings: Recipe, job: dict) -> ReferencePool:
-    """The run's ReferencePool from the pool's embeddings (on the device that measures)."""
-    return ReferencePool(embeddings, job["pool_ids"], loss_cfg=settings.loss, batch_size=settings.train.batch_size,
-                         repeats=job["repeats"], seed=job["seed"])
 
 
 def _model_identity(checkpoint, pretrained, settings: Recipe) -> dict:
@@ -404,7 +397,7 @@ def _gpus_per_worker(ray, requested: float | None) -> float:
     return 1.0 if ray.cluster_resources().get("GPU", 0) else 0.0
 
 
-def _ray_shards(ray, job: dict, pool: dict, todo: list[int], *, workers: int | None, gpus: float, batch_size: int,
+def _ray_shards(ray, job: dict, pool: ReferencePool, todo: list[int], *, workers: int | None, gpus: float, batch_size: int,
                 model: dict, root: Path) -> Iterator[tuple[int, int]]:
     """Write the shards of `todo` with a Ray Data actor pool; yields (row group, rows) as each finishes.
 
@@ -417,8 +410,7 @@ def _ray_shards(ray, job: dict, pool: dict, todo: list[int], *, workers: int | N
     model = {name: str(Path(value).resolve()) if value is not None and Path(value).exists() else value
              for name, value in model.items()}
     job = {**job, "model": model, "root": str(Path(root).resolve()), "batch_size": batch_size, "gpus": gpus}
-    pool_ref = ray.put({name: value.cpu() if isinstance(value, torch.Tensor) else value
-                        for name, value in pool.items()})
+    pool_ref = ray.put(pool.to("cpu"))
     groups = ray.data.from_items([{"row_group": group} for group in todo], override_num_blocks=len(todo))
     # the pool goes to the object store once; inside a list its reference reaches each actor as it is, and
     # the actor fetches it (ray.get) once
@@ -439,13 +431,9 @@ class ShardWriter:
         import ray
 
         device = torch.device("cuda" if job["gpus"] > 0 and torch.cuda.is_available() else "cpu")
-        scorer, settings = scoring_model(**job["model"], device=device)
+        scorer, _ = scoring_model(**job["model"], device=device)
         self.embedder = Embedder(scorer, preprocess_for(scorer), Path(job["root"]), job["batch_size"], device)
-        [embeddings] = ray.get(pool)
-        embeddings = {name: value.to(device) if isinstance(value, torch.Tensor) else value
-                      for name, value in embeddings.items()}
-        with torch.inference_mode():
-            self.pool = _reference_pool(embeddings, settings, job)
+        self.pool = ray.get(pool)[0].to(device)  # the driver's pool: its members' numbers are not recomputed here
         self.job = job
 
     def __call__(self, batch: dict) -> dict:

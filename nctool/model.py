@@ -11,6 +11,8 @@ registered with open_clip when this module is imported.
 
 from __future__ import annotations
 
+import copy
+
 from pathlib import Path
 
 import open_clip
@@ -189,10 +191,10 @@ def local_similarity(text_local: torch.Tensor | LocalGrams, image_local: torch.T
     Inputs are L2-normalised tokens, text [Nt,T,D] and image [Ni,P,D] (padding positions arrive
     zeroed when the model masks them, RetrievalModel.mask_padding), or either side's precomputed
     `LocalGrams` (bit-identical result). Unscaled (training multiplies by s = exp(2.996)). Uses
-    ||T P^T||_F^2 = <T^T T, P^T P>_F: per item a DxD Gram matrix, then one matmul of flattened Grams,
-    which costs D^2 per pair instead of T*P*D. Chunked so that Grams of at most GRAM_BUDGET_BYTES per
-    side exist at a time (beyond a LocalGrams side, held whole); computed in float32 (under autocast
-    too) on the inputs' device.
+    ||T P^T||_F^2 = <T^T T, P^T P>_F: per item a DxD Gram matrix, then one matmul of packed Grams
+    (_gram_chunks), which costs D(D+1)/2 per pair instead of T*P*D. Chunked so that Grams of at
+    most GRAM_BUDGET_BYTES per side exist at a time (beyond a LocalGrams side, held whole); computed
+    in float32 (under autocast too) on the inputs' device.
     """
     device = text_local.device
     with torch.autocast(device.type, enabled=False):
@@ -203,12 +205,13 @@ def local_similarity(text_local: torch.Tensor | LocalGrams, image_local: torch.T
 
 
 class LocalGrams:
-    """The flattened float32 DxD Grams of a token set [N,T,D], in local_similarity's chunks.
+    """The packed float32 DxD Grams of a token set [N,T,D], in local_similarity's chunks.
 
     For a side that local_similarity meets many times (scoring's reference pool, nctool.scoring):
     computed once, then passed to local_similarity in place of the tokens, with exactly the same
-    result (the same ops on the same chunks). It holds N*D*D*4 bytes, all of them at once: 1 MB per
-    item at D = 512 (ViT-B/32), so 1000 items take 1 GB; callers check `nbytes` against a budget.
+    result (the same ops on the same chunks). It holds N*D*(D+1)/2*4 bytes, all of them at once:
+    0.5 MB per item at D = 512 (ViT-B/32), so 1000 items take 0.5 GB; callers check `nbytes`
+    against a budget.
     """
 
     def __init__(self, tokens: torch.Tensor):
@@ -220,21 +223,36 @@ class LocalGrams:
     def __len__(self) -> int:
         return self.length
 
+    def to(self, device: torch.device | str) -> "LocalGrams":
+        moved = copy.copy(self)
+        moved.chunks, moved.device = [chunk.to(device) for chunk in self.chunks], torch.device(device)
+        return moved
+
     @staticmethod
     def nbytes(tokens: torch.Tensor) -> int:
-        """Bytes the Grams of `tokens` [N,T,D] take: N * D * D * 4."""
-        return len(tokens) * tokens.shape[-1] ** 2 * 4
+        """Bytes the Grams of `tokens` [N,T,D] take: N * D * (D+1) / 2 * 4."""
+        dim = tokens.shape[-1]
+        return len(tokens) * dim * (dim + 1) // 2 * 4
 
 
 def _gram_chunks(side: torch.Tensor | LocalGrams):
-    """Flattened Grams [n, D*D] of consecutive chunks of at most GRAM_BUDGET_BYTES: the one home of the Gram math."""
+    """Packed Grams [n, D*(D+1)/2] of consecutive chunks of at most GRAM_BUDGET_BYTES: the one home of the Gram math.
+
+    A Gram is symmetric, so <A, B>_F = sum of diagonal products + 2 * sum of upper-triangle products:
+    each side keeps its diagonal and sqrt(2) times its upper triangle, and the Frobenius product
+    of two Grams is one dot product of half the length (half the matmul of the full D*D Grams).
+    """
     if isinstance(side, LocalGrams):
         yield from side.chunks
         return
-    chunk = max(1, GRAM_BUDGET_BYTES // (4 * side.shape[-1] ** 2))
+    dim = side.shape[-1]
+    rows, cols = torch.triu_indices(dim, dim, device=side.device)
+    flat = rows * dim + cols
+    weight = torch.where(rows == cols, 1.0, 2.0 ** 0.5).to(side.device)
+    chunk = max(1, GRAM_BUDGET_BYTES // (4 * dim ** 2))
     for start in range(0, len(side), chunk):
         tokens = side[start:start + chunk].float()
-        yield (tokens.transpose(1, 2) @ tokens).flatten(1)
+        yield (tokens.transpose(1, 2) @ tokens).flatten(1)[:, flat] * weight
 
 
 def pair_scores(image_global: torch.Tensor, image_local: torch.Tensor, text_global: torch.Tensor,

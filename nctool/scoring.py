@@ -18,9 +18,10 @@ CUDA), where those searches then run, in chunks.
 The rrsitr loss without batch-order effects: a training batch makes a pair's loss depend on the
 pairs it was batched with. Here every pair is measured against the same reference pool: the R
 scored pairs (default 1000, all when fewer) with the smallest hash of (seed, pair_id), embedded once
-with local features. For each pair, `repeats` reference batches of B - 1 pool pairs (B = the
-recipe's training batch size, the pair itself excluded) are drawn by a generator seeded from the
-pair's own hash, and the pair's loss in each batch is exactly losses.per_pair_loss of its row there
+with local features (and measured then: the stream does not embed them again). For each pair,
+`repeats` reference batches of B - 1 pool pairs (B = the recipe's training batch size, the pair
+itself excluded) are drawn: runs of the pool in `repeats` orders seeded by the run's seed, from
+starts the pair's own hash picks (reference_batches), and the pair's loss in each batch is exactly losses.per_pair_loss of its row there
 (`reference_losses`, on the logits of nctool.objectives, as training computes them). The loss is the mean over the batches (`loss_std` keeps their spread). Nothing
 depends on file order or on which other pairs were scored in the same chunk. When the pool is
 smaller than B, the reference batch shrinks to the pool size and the thresholds follow it
@@ -39,6 +40,7 @@ interval (nctool.calibration.noise_share), keyed by detector name.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
@@ -68,8 +70,8 @@ from nctool.suggest import SUGGESTION_COLUMNS, suggestions
 from nctool.transforms import Preprocess, preprocess_for
 
 NOISE_SHARE_KEY = "nctool.noise_share"  # scores-file metadata: {detector: calibration.noise_share(...)} as JSON
-# The reference pool's local Grams (model.LocalGrams: images + captions, D*D*4 B each, so 2 GB for a 1000-pair
-# ViT-B/32 pool) are kept on the scoring device when they fit this; otherwise every chunk recomputes them.
+# The reference pool's local Grams (model.LocalGrams: images + captions, D*(D+1)/2*4 B each, so 1 GB for a
+# 1000-pair ViT-B/32 pool) are kept on the scoring device when they fit this; otherwise every chunk recomputes them.
 POOL_GRAM_BUDGET_BYTES = 2**31
 CHUNK_ROWS = 4096  # rows decoded at a time: a row group is streamed in slices of at most this many
 
@@ -80,18 +82,34 @@ def pair_hashes(pair_ids: Sequence[str], seed: int) -> np.ndarray:
                      for pair_id in pair_ids], dtype=np.uint64)
 
 
-def reference_batches(hashes: np.ndarray, own_position: np.ndarray, pool_size: int, size: int,
-                      repeats: int) -> torch.Tensor:
+def reference_orders(seed: int, pool_size: int, repeats: int) -> np.ndarray:
+    """One random order of the pool's positions per repeat, [repeats, pool_size], seeded by the run's seed."""
+    rng = np.random.default_rng([seed, pool_size, repeats])
+    return np.stack([rng.permutation(pool_size) for _ in range(repeats)])
+
+
+def _mix64(values: np.ndarray) -> np.ndarray:
+    """splitmix64's finalizer (wrapping uint64 arithmetic): spreads consecutive integers over all 64 bits."""
+    z = values.astype(np.uint64)
+    for shift, factor in ((30, 0xBF58476D1CE4E5B9), (27, 0x94D049BB133111EB)):
+        z = (z ^ (z >> np.uint64(shift))) * np.uint64(factor)
+    return z ^ (z >> np.uint64(31))
+
+
+def reference_batches(hashes: np.ndarray, own_position: np.ndarray, orders: np.ndarray, size: int) -> torch.Tensor:
     """Pool positions of each pair's reference batches, LongTensor [n, repeats, size].
 
-    Each batch holds `size` distinct pool pairs, never the pair itself (`own_position`: its place in
-    the pool, -1 when it is not there); the draws come from numpy's default generator seeded with the
-    pair's hash, so they depend on nothing but the pair.
+    Batch r of a pair is `size` consecutive pool pairs of `orders[r]` (reference_orders), from a
+    start that the pair's hash picks, stepping over the pair itself (`own_position`: its place in
+    the pool, -1 when it is not there). So each batch is a uniform draw of distinct pool pairs that
+    depends on nothing but the pair, and drawing costs a few integer operations per member.
     """
-    keys = np.stack([np.random.default_rng(int(h)).random((repeats, pool_size)) for h in hashes])
-    in_pool = np.flatnonzero(own_position >= 0)
-    keys[in_pool, :, own_position[in_pool]] = np.inf
-    return torch.from_numpy(np.argpartition(keys, size - 1, axis=-1)[..., :size])
+    repeats, pool_size = orders.shape
+    start = (_mix64(hashes[:, None] + np.arange(repeats, dtype=np.uint64)) % np.uint64(pool_size)).astype(np.int64)
+    rank = np.argsort(orders, axis=1)  # rank[r, p]: where pool position p sits in orders[r]
+    own_offset = np.where(own_position[:, None] >= 0, (rank[:, own_position].T - start) % pool_size, pool_size)
+    steps = np.arange(size) + (np.arange(size) >= own_offset[..., None])   # skip the pair's own place
+    return torch.from_numpy(orders[np.arange(repeats)[:, None], (start[..., None] + steps) % pool_size])
 
 
 def reference_losses(rows: dict, pool: dict, batches: torch.Tensor, loss_cfg: LossCfg) -> torch.Tensor:
@@ -148,7 +166,9 @@ class ReferencePool:
     when those fit POOL_GRAM_BUDGET_BYTES, so that each chunk of scored rows does not rebuild them.
 
     `losses()` measures pairs against reference batches of `min(batch_size, pool)` pairs (the pair
-    and batch_size - 1 pool pairs); `thresholds` are losses.recipe_thresholds for that size.
+    and batch_size - 1 pool pairs); `thresholds` are losses.recipe_thresholds for that size. The
+    pool's pairs are scored pairs too: `members` holds their measure_batch output and global
+    embeddings, measured here from the pool's own embeddings, so `measure` does not embed them again.
     """
 
     def __init__(self, embeddings: dict, pair_ids: Sequence[str], *, loss_cfg: LossCfg, batch_size: int,
@@ -161,13 +181,23 @@ class ReferencePool:
         self.position = {pair_id: i for i, pair_id in enumerate(pair_ids)}
         self.batch_size = reference_batch_size(batch_size, len(pair_ids))
         self.thresholds = losses.recipe_thresholds(loss_cfg, self.batch_size)
+        self.orders = reference_orders(seed, len(pair_ids), repeats)
+        self.members = measure_batch(self.embeddings, self, list(pair_ids), keep_embeddings=True)
 
     def losses(self, rows: dict, pair_ids: Sequence[str]) -> torch.Tensor:
         """[n, repeats] losses of these rows (encode_dataset output on the same device) and pair ids."""
         own = np.array([self.position.get(pair_id, -1) for pair_id in pair_ids])
-        batches = reference_batches(pair_hashes(pair_ids, self.seed), own, len(self.position), self.batch_size - 1,
-                                    self.repeats)
+        batches = reference_batches(pair_hashes(pair_ids, self.seed), own, self.orders, self.batch_size - 1)
         return reference_losses(rows, self.embeddings, batches.to(rows["text_global"].device), self.loss_cfg)
+
+    def to(self, device: torch.device | str) -> ReferencePool:
+        """This pool with its tensors on `device` (a Ray actor receives the driver's pool)."""
+        moved = copy.copy(self)
+        moved.embeddings = {name: value.to(device) if isinstance(value, (torch.Tensor, LocalGrams)) else value
+                            for name, value in self.embeddings.items()}
+        moved.members = {name: value.to(device) if name in ("image_global", "text_global") else value
+                         for name, value in self.members.items()}
+        return moved
 
 
 @dataclass
@@ -407,34 +437,52 @@ def scored_chunks(data_path: str | os.PathLike, splits: list[str], row_group: in
             yield chunk
 
 
+def measure_batch(emb: dict, pool: ReferencePool | None, pair_ids: list[str], *, keep_embeddings: bool) -> dict:
+    """The per-pair numbers of one batch of embedded rows (encode_dataset output on the scoring device).
+
+    `similarity` and, with a pool, `loss` and `loss_std` as float32 CPU tensors; with
+    `keep_embeddings`, each pair's global `image_global` and `text_global` [n, D] (left on the device).
+    """
+    image = emb["image_global"][emb["caption_image_index"]]
+    part = {"similarity": (image * emb["text_global"]).sum(-1)}
+    if pool is not None:
+        loss = pool.losses(emb, pair_ids)
+        part.update(loss=loss.mean(1), loss_std=loss.std(1, correction=0))
+    part = {name: value.float().cpu() for name, value in part.items()}
+    if keep_embeddings:
+        part.update(image_global=image.float(), text_global=emb["text_global"].float())
+    return part
+
+
 def measure(embed: Embedder, pool: ReferencePool | None, frame: pd.DataFrame, *, keep_embeddings: bool,
             progress: Callable[[int], None] | None = None) -> dict:
     """Embed one chunk of scored rows and measure each pair: the one home of the per-pair work.
 
     Returns, in the rows' order: `pair_id`, `image_id`, `row_hash` (schema.row_hashes) and, when the
-    frame has it, `noisy` (numpy arrays); `similarity` and, with a pool, `loss` and `loss_std`
-    (float32 CPU tensors); with `keep_embeddings`, the pairs' global `image_global` and
-    `text_global` [n, D] (float32, left on the scoring device). `progress(rows done)` after each batch.
+    frame has it, `noisy` (numpy arrays), then measure_batch's values. Pairs of the reference pool
+    are not embedded again: their values are the pool's `members`. `progress(rows done)` after each batch.
     """
-    data = embed.data(frame)
+    ids = frame["pair_id"].to_numpy(str)
+    member = np.array([pool.position.get(pair_id, -1) for pair_id in ids] if pool is not None else [-1] * len(ids))
+    fresh = np.flatnonzero(member < 0)
+    data = embed.data(frame.iloc[fresh].reset_index(drop=True)) if len(fresh) else None
     parts = []
-    for start in range(0, len(data), embed.batch_size):
-        rows = torch.arange(start, min(start + embed.batch_size, len(data)))
+    for start in range(0, len(fresh), embed.batch_size):
+        rows = torch.arange(start, min(start + embed.batch_size, len(fresh)))
         emb = embed(data, rows, local=pool is not None and pool.loss_cfg.use_local)
-        image = emb["image_global"][emb["caption_image_index"]]
-        part = {"similarity": (image * emb["text_global"]).sum(-1)}
-        if pool is not None:
-            loss = pool.losses(emb, data.frame["pair_id"].iloc[start:start + len(rows)].tolist())
-            part.update(loss=loss.mean(1), loss_std=loss.std(1, correction=0))
-        parts.append({name: value.cpu() for name, value in part.items()})
-        if keep_embeddings:
-            parts[-1].update(image_global=image, text_global=emb["text_global"])
+        parts.append(measure_batch(emb, pool, ids[fresh[rows.numpy()]].tolist(), keep_embeddings=keep_embeddings))
         if progress:
             progress(start + len(rows))
-    frame = data.frame
-    return {"pair_id": frame["pair_id"].to_numpy(str), "image_id": frame["image_id"].to_numpy(str),
-            "row_hash": row_hashes(frame), **({"noisy": frame["noisy"].to_numpy(dtype=bool)} if "noisy" in frame else {}),
-            **{name: torch.cat([part[name] for part in parts]) for name in parts[0]}}
+    if len(fresh) < len(ids):
+        taken = torch.from_numpy(member[member >= 0])
+        parts.append({name: value[taken.to(value.device)] for name, value in pool.members.items()
+                      if keep_embeddings or name not in ("image_global", "text_global")})
+        if progress:
+            progress(len(ids))
+    back = torch.from_numpy(np.argsort(np.concatenate([fresh, np.flatnonzero(member >= 0)])))  # -> frame order
+    return {"pair_id": ids, "image_id": frame["image_id"].to_numpy(str), "row_hash": row_hashes(frame),
+            **({"noisy": frame["noisy"].to_numpy(dtype=bool)} if "noisy" in frame else {}),
+            **{name: torch.cat([part[name] for part in parts])[back.to(parts[0][name].device)] for name in parts[0]}}
 
 
 def assemble_evidence(parts: Sequence[dict], *, loss_thresholds: tuple[float, float] | None,

@@ -23,7 +23,8 @@ from nctool.model import LocalGrams, create_model
 from nctool.objectives import batch_logits
 from nctool.schema import LABELS, row_hashes, write_table
 import nctool.scoring
-from nctool.scoring import NOISE_SHARE_KEY, ReferencePool, pair_hashes, reference_batches, reference_losses, score
+from nctool.scoring import (NOISE_SHARE_KEY, ReferencePool, pair_hashes, reference_batches, reference_losses,
+                            reference_orders, score)
 from nctool.suggest import SUGGESTION_COLUMNS
 from nctool.transforms import preprocess_for
 
@@ -61,7 +62,7 @@ def test_reference_loss_is_the_training_loss_of_the_explicit_batch(files, use_lo
     pool = encode_dataset(model, data, torch.arange(40))
     rows = encode_dataset(model, data, torch.arange(30, 60))  # rows 30..39 are also in the pool
     own = np.where(np.arange(30, 60) < 40, np.arange(30, 60), -1)
-    batches = reference_batches(np.arange(30, dtype=np.uint64), own, 40, BATCH - 1, 3)
+    batches = reference_batches(np.arange(30, dtype=np.uint64), own, reference_orders(0, 40, 3), BATCH - 1)
     got = reference_losses(rows, pool, batches, loss_cfg)
     assert got.shape == (30, 3)
 
@@ -98,15 +99,64 @@ def test_cached_pool_grams_give_exactly_the_uncached_losses(files, monkeypatch):
         assert torch.equal(cached.losses(rows, ids), uncached.losses(rows, ids))
 
 
+def test_pool_pairs_are_measured_from_the_pool_as_streamed_pairs_would_be(files):
+    folder, df = files
+    model, recipe, _ = load_trained_model(folder / "model.pt")
+    data = PairData(df, folder, preprocess_for(model))
+    pool_ids = df["pair_id"].iloc[:40].tolist()
+    with torch.inference_mode():
+        pool = ReferencePool(encode_dataset(model, data, torch.arange(40)), pool_ids, loss_cfg=recipe.loss,
+                             batch_size=BATCH, repeats=3, seed=0)
+        rows = encode_dataset(model, data, torch.arange(10, 30))  # pool pairs 10..29, embedded apart
+        loss = pool.losses(rows, pool_ids[10:30])
+    torch.testing.assert_close(pool.members["loss"][10:30], loss.mean(1))
+    torch.testing.assert_close(pool.members["loss_std"][10:30], loss.std(1, correction=0))
+    image = rows["image_global"][rows["caption_image_index"]]
+    torch.testing.assert_close(pool.members["similarity"][10:30], (image * rows["text_global"]).sum(-1))
+    torch.testing.assert_close(pool.members["text_global"][10:30], rows["text_global"])
+
+
+def test_score_embeds_every_pair_once(files, monkeypatch):
+    folder, _ = files
+    embedded = []
+
+    def counting(model, data, rows=None, **options):
+        embedded.append(len(data) if rows is None else len(rows))
+        return encode_dataset(model, data, rows, **options)
+
+    monkeypatch.setattr(nctool.scoring, "encode_dataset", counting)
+    run_score(folder, "once.parquet", detectors=["rrsitr"], pool_size=50)
+    assert embedded[0] == 50 and sum(embedded) == 120  # the pool first, then the other 70 pairs
+
+
 def test_reference_batches_depend_only_on_the_pair():
     hashes = pair_hashes(["a#0", "b#1", "c#2"], seed=0)
-    batches = reference_batches(hashes, np.array([2, -1, 0]), pool_size=10, size=9, repeats=4)
+    orders = reference_orders(0, pool_size=10, repeats=4)
+    assert sorted(orders[1].tolist()) == list(range(10)) and not np.array_equal(orders[0], orders[1])
+    batches = reference_batches(hashes, np.array([2, -1, 0]), orders, size=9)
     assert batches.shape == (3, 4, 9)
     assert all(len(set(b.tolist())) == 9 for b in batches.flatten(0, 1))
     assert not (batches[0] == 2).any() and not (batches[2] == 0).any()
-    again = reference_batches(hashes[::-1].copy(), np.array([0, -1, 2]), pool_size=10, size=9, repeats=4)
-    assert torch.equal(torch.sort(again.flip(0), -1).values, torch.sort(batches, -1).values)
+    again = reference_batches(hashes[::-1].copy(), np.array([0, -1, 2]), orders, size=9)
+    assert torch.equal(again.flip(0), batches)
     assert not np.array_equal(pair_hashes(["a#0"], 0), pair_hashes(["a#0"], 1))
+
+
+def test_a_reference_batch_is_a_run_of_its_order_that_steps_over_the_pair():
+    orders = np.array([[4, 1, 3, 0, 2], [0, 1, 2, 3, 4]])
+    hashes = pair_hashes([f"p{i}" for i in range(200)], seed=0)
+    own = np.arange(200) % 6 - 1  # -1 (not in the pool) and each pool position
+    batches = reference_batches(hashes, own, orders, size=3).numpy()
+    starts = set()
+    for i in range(200):
+        for r in range(2):
+            # the run of 4 from the batch's first member, less the pair's own position when it lies in that run
+            first = int(np.flatnonzero(orders[r] == batches[i, r, 0])[0])
+            run = [orders[r][(first + k) % 5] for k in range(4)]
+            expected = [p for p in run if p != own[i]][:3]
+            assert batches[i, r].tolist() == expected
+            starts.add((r, first))
+    assert len(starts) == 10  # every start of both orders is drawn
 
 
 def test_scores_do_not_depend_on_row_order(files):
