@@ -85,7 +85,8 @@ class Option:
 
 
 class Detector:
-    """Base of every detector: `detect(evidence)` -> one row per pair (see the module docstring).
+    """Base of every detector: `detect(evidence)` -> one row per pair, in evidence order (`_frame`; see
+    the module docstring).
 
     Class attributes: `name` (registry key, also the `detector` column), `description` (one line),
     `needs` (the evidence beyond `similarity` it reads: "loss" = loss, loss_std, loss_thresholds;

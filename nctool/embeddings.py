@@ -34,7 +34,6 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
@@ -45,15 +44,14 @@ from nctool.detectors import Evidence
 from nctool.errors import NctoolError
 from nctool.images import resolve_root
 from nctool.progress import Progress, silent
-from nctool.schema import (atomic_path, check_splits, column_names, dataset_fingerprint, row_group_count,
-                           write_json)
+from nctool.schema import atomic_path, check_splits, column_names, row_group_count, write_json
 from nctool.scoring import (ReferencePool, check_model_choice, check_run_options, Embedder, assemble_evidence, measure,
                             pool_embeddings, pool_ids, read_index, reference_batch_size, scored_chunks,
                             scoring_model)
 from nctool.transforms import preprocess_for
 
 FORMAT = "nctool-embeddings"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: row_hash as uint64
 MANIFEST = "manifest.json"
 KEY = b"nctool.embeddings_key"  # shard metadata: the run key of the manifest the shard was written for
 # measure()'s embeddings -> shard columns; every other shard column has measure()'s name
@@ -134,9 +132,9 @@ def embed(data_path: str | os.PathLike, *, out: str | os.PathLike, checkpoint: s
     check_run_options(batch_size=batch_size, repeats=repeats, pool_size=pool_size, seed=seed, suggest=0)
     folder = Path(out)
     previous = _read_manifest(folder)
-    index, scored_ids = read_index(data_path, splits)
-    data = {"fingerprint": dataset_fingerprint(index), "row_groups": row_group_count(data_path)}
-    del index
+    index = read_index(data_path, splits, fingerprint=True)
+    scored_ids = index.scored_ids
+    data = {"fingerprint": index.fingerprint, "row_groups": row_group_count(data_path)}
     dev = runtime.pick_device(device)
     scorer, settings = scoring_model(checkpoint=checkpoint, model=model, pretrained=pretrained, recipe=recipe,
                                      device=dev)
@@ -188,12 +186,12 @@ def embed(data_path: str | os.PathLike, *, out: str | os.PathLike, checkpoint: s
             "reused": data["row_groups"] - len(todo), "invalidated": invalidated}
 
 
-def read_evidence(folder: str | os.PathLike, data_path: str | os.PathLike, index: pd.DataFrame, *,
+def read_evidence(folder: str | os.PathLike, data_path: str | os.PathLike, fingerprint: str, *,
                   splits: list[str], seed: int, repeats: int, pool_size: int, device: torch.device,
-                  keep_embeddings: bool) -> tuple[Evidence, pd.DataFrame]:
+                  keep_embeddings: bool) -> tuple[Evidence, dict]:
     """The Evidence of a finished embeddings folder (what nctool.scoring.assemble_evidence returns).
 
-    `index` is nctool.scoring.read_index's frame of `data_path`. Refused in one line when the folder
+    `fingerprint` is that of `data_path` (nctool.scoring.read_index). Refused in one line when the folder
     was embedded from other data or with other splits, seed, repeats or pool size, or when a shard
     is missing. The embeddings go to `device`, and are read only with `keep_embeddings`.
     """
@@ -203,7 +201,7 @@ def read_evidence(folder: str | os.PathLike, data_path: str | os.PathLike, index
         raise NctoolError(f"{folder}: no embeddings there; write them with `nctool embed {data_path} --checkpoint CK "
                           f"--out {folder}`, or score with --checkpoint to embed on the fly")
     again = f"`nctool embed {data_path} --out {folder}` and its model"
-    data = {"fingerprint": dataset_fingerprint(index), "row_groups": row_group_count(data_path)}
+    data = {"fingerprint": fingerprint, "row_groups": row_group_count(data_path)}
     if manifest["data"] != data:
         raise NctoolError(f"{folder}: embedded from another version of the data than {data_path} (its fingerprint or "
                           f"row groups differ); re-embed it with {again}")
@@ -235,7 +233,7 @@ def write_shard(embedder: Embedder, pool: ReferencePool, job: dict, row_group: i
         parts = [measure(embedder, pool, chunk, keep_embeddings=True)
                  for chunk in scored_chunks(job["data_path"], job["splits"], row_group)]
     vector = pa.list_(pa.float32(), pool.embeddings["text_global"].shape[1])
-    schema = pa.schema([("pair_id", pa.string()), ("image_id", pa.string()), ("row_hash", pa.string())]
+    schema = pa.schema([("pair_id", pa.string()), ("image_id", pa.string()), ("row_hash", pa.uint64())]
                        + [("noisy", pa.bool_())] * ("noisy" in column_names(job["data_path"]))
                        + [(name, pa.float32()) for name in ("similarity", "loss", "loss_std")]
                        + [(column, vector) for column in VECTOR_COLUMNS.values()], metadata={KEY: job["key"].encode()})
@@ -271,7 +269,7 @@ def _read_shard(path: Path, columns: list[str] | None, device: torch.device) -> 
             part[_part_name(name)] = torch.from_numpy(vectors).to(device)
         elif pa.types.is_floating(column.type):
             part[name] = torch.from_numpy(column.to_numpy(zero_copy_only=False, writable=True))
-        elif pa.types.is_string(column.type) and name != "row_hash":
+        elif pa.types.is_string(column.type):
             part[name] = column.to_numpy(zero_copy_only=False).astype(str)
         else:
             part[name] = column.to_numpy(zero_copy_only=False)

@@ -125,9 +125,8 @@ def check_splits(splits, what: str = "split") -> list[str]:
 def check_frame(df: pd.DataFrame, source: str, required: dict | None = None) -> None:
     """Value checks that types cannot express: unique pair ids, captions, known splits and labels."""
     check_schema(pa.Schema.from_pandas(df, preserve_index=False), source, required)
-    if "pair_id" in df and df["pair_id"].duplicated().any():
-        dup = df.loc[df["pair_id"].duplicated(), "pair_id"].iloc[0]
-        raise NctoolError(f"{source}: pair_id '{dup}' appears more than once; pair ids must be unique")
+    if "pair_id" in df:
+        check_unique_ids(df["pair_id"].to_numpy(), source)
     check_values(df, source)
 
 
@@ -150,24 +149,56 @@ def check_values(df: pd.DataFrame, source: str) -> None:
             raise NctoolError(f"{source}: column 'label' has values {sorted(bad)}; allowed are {', '.join(LABELS)}")
 
 
-def row_hashes(df: pd.DataFrame) -> np.ndarray:
-    """A 64-bit hash (16 hex digits) of each row's image_id and caption: what a score judged.
+def row_hash_values(df: pd.DataFrame) -> np.ndarray:
+    """A 64-bit hash of each row's image_id and caption, as uint64: what a score judged.
 
     Two versions of a dataset that share pair ids but not captions (say the 20 % and the 40 % noise
-    files) differ here, so a scores file can refuse to be applied to the wrong one.
+    files) differ here, so a scores file can refuse to be applied to the wrong one. Scoring keeps
+    these numbers (8 bytes a pair); files hold them as 16 hex digits (row_hashes).
     """
-    return np.array([hashlib.blake2b(f"{image_id}\0{caption}".encode(), digest_size=8).hexdigest()
-                     for image_id, caption in zip(df["image_id"], df["caption"])], dtype=object)
+    return np.array([int.from_bytes(hashlib.blake2b(f"{image_id}\0{caption}".encode(), digest_size=8).digest(), "big")
+                     for image_id, caption in zip(df["image_id"], df["caption"])], dtype=np.uint64)
+
+
+def hex_row_hashes(values: np.ndarray) -> np.ndarray:
+    """row_hash_values as the 16 hex digits the files hold."""
+    return np.array([f"{value:016x}" for value in values.tolist()], dtype=object)
+
+
+def row_hashes(df: pd.DataFrame) -> np.ndarray:
+    """Each row's row hash (row_hash_values) as 16 hex digits, the `row_hash` column of a scores file."""
+    return hex_row_hashes(row_hash_values(df))
+
+
+class Fingerprint:
+    """One hash of every row's pair_id, split, row hash and review decision, in file order (the data a
+    run trained on), fed a frame at a time so that a file can be streamed."""
+
+    def __init__(self):
+        self._digest = hashlib.blake2b(digest_size=16)
+
+    def update(self, df: pd.DataFrame) -> None:
+        decisions = df["decision"] if "decision" in df else [None] * len(df)
+        for pair_id, split, row, decision in zip(df["pair_id"], df["split"], row_hashes(df), decisions):
+            self._digest.update(f"{pair_id}\0{split}\0{row}\0{decision}\n".encode())
+
+    def hexdigest(self) -> str:
+        return self._digest.hexdigest()
 
 
 def dataset_fingerprint(df: pd.DataFrame) -> str:
-    """One hash of every row's pair_id, split, row hash and review decision, in file order (the data a run
-    trained on)."""
-    digest = hashlib.blake2b(digest_size=16)
-    decisions = df["decision"] if "decision" in df else [None] * len(df)
-    for pair_id, split, row, decision in zip(df["pair_id"], df["split"], row_hashes(df), decisions):
-        digest.update(f"{pair_id}\0{split}\0{row}\0{decision}\n".encode())
-    return digest.hexdigest()
+    """The Fingerprint of a whole frame."""
+    fingerprint = Fingerprint()
+    fingerprint.update(df)
+    return fingerprint.hexdigest()
+
+
+def check_unique_ids(pair_ids: np.ndarray, source: str) -> None:
+    """Refuse a pair id that appears more than once (sorts a copy: no Python object per id)."""
+    ordered = np.sort(np.asarray(pair_ids, dtype=str))
+    repeated = ordered[1:][ordered[1:] == ordered[:-1]]
+    if len(repeated):
+        raise NctoolError(f"{source}: pair_id '{repeated[0]}' appears more than once; pair ids must be unique")
 
 
 def _open(path: str | os.PathLike) -> pq.ParquetFile:

@@ -64,8 +64,8 @@ from nctool.images import resolve_root
 from nctool.model import LocalGrams, RetrievalModel, create_model
 from nctool.objectives import global_similarity, local_logits
 from nctool.progress import Progress, silent
-from nctool.schema import (check_output, check_splits, column_names, iter_batches, read_table, row_group_count,
-                           row_hashes, write_table)
+from nctool.schema import (Fingerprint, TableWriter, check_output, check_splits, check_unique_ids, column_names,
+                           hex_row_hashes, iter_batches, row_group_count, row_hash_values)
 from nctool.suggest import SUGGESTION_COLUMNS, suggestions
 from nctool.transforms import Preprocess, preprocess_for
 
@@ -74,6 +74,7 @@ NOISE_SHARE_KEY = "nctool.noise_share"  # scores-file metadata: {detector: calib
 # 1000-pair ViT-B/32 pool) are kept on the scoring device when they fit this; otherwise every chunk recomputes them.
 POOL_GRAM_BUDGET_BYTES = 2**31
 CHUNK_ROWS = 4096  # rows decoded at a time: a row group is streamed in slices of at most this many
+OUTPUT_ROWS = 4096  # scores written at a time (one row group of the scores file)
 
 
 def pair_hashes(pair_ids: Sequence[str], seed: int) -> np.ndarray:
@@ -344,8 +345,7 @@ def score(data_path: str | os.PathLike, *, out: str | os.PathLike, checkpoint: s
     chosen = make_detectors(detectors, options)
     splits = check_splits(splits)
     check_run_options(batch_size=batch_size, repeats=repeats, pool_size=pool_size, seed=seed, suggest=suggest)
-    index, scored_ids = read_index(data_path, splits)
-    captions = index.set_index("pair_id")["caption"] if suggest else None
+    index = read_index(data_path, splits, fingerprint=embeddings is not None or engine == "ray", captions=suggest > 0)
     dev = runtime.pick_device(device)
     needs = set().union(*(detector.needs for detector in chosen))
     keep_embeddings = "embeddings" in needs or suggest > 0
@@ -353,8 +353,7 @@ def score(data_path: str | os.PathLike, *, out: str | os.PathLike, checkpoint: s
     if embeddings is None and engine == "ray":
         embeddings = shards.default_folder(out)
     if embeddings is None:
-        del index
-        evidence, facts = _collect(data_path, splits, scored_ids, checkpoint=checkpoint, model=model,
+        evidence, facts = _collect(data_path, splits, index.scored_ids, checkpoint=checkpoint, model=model,
                                    pretrained=pretrained, recipe=recipe, image_root=image_root, batch_size=batch_size,
                                    device=dev, loss="loss" in needs, keep_embeddings=keep_embeddings, seed=seed,
                                    repeats=repeats, pool_size=pool_size, progress=progress)
@@ -365,30 +364,46 @@ def score(data_path: str | os.PathLike, *, out: str | os.PathLike, checkpoint: s
                                     batch_size=batch_size, device=device, seed=seed, repeats=repeats,
                                     pool_size=pool_size, engine=engine, address=address, workers=workers,
                                     gpus_per_worker=gpus_per_worker, progress=progress)
-        evidence, facts = shards.read_evidence(embeddings, data_path, index, splits=splits, seed=seed, repeats=repeats,
-                                               pool_size=pool_size, device=dev, keep_embeddings=keep_embeddings)
-        del index
+        evidence, facts = shards.read_evidence(embeddings, data_path, index.fingerprint, splits=splits, seed=seed,
+                                               repeats=repeats, pool_size=pool_size, device=dev,
+                                               keep_embeddings=keep_embeddings)
+    captions = index.captions
+    del index  # the scored ids are in the evidence now
     frames, shares = [], {}
     for i, detector in enumerate(chosen):
         frames.append(detector.detect(evidence))
         if "noise_share" in frames[-1].attrs:
             shares[detector.name] = frames[-1].attrs["noise_share"]
         progress(i + 1, len(chosen), "detectors")
-    table = pd.concat(frames, ignore_index=True)
-    table.insert(1, "row_hash", table["pair_id"].map(facts["row_hash"]))
+    suggested = None
     if suggest:
-        flagged = np.isin(evidence.pair_id, table.loc[table["label"] != "clean", "pair_id"])
-        table = table.merge(suggestions(evidence, captions.loc[evidence.pair_id].to_numpy(), flagged, k=suggest),
-                            on="pair_id", how="left")
-    else:
-        table = table.assign(**dict.fromkeys(SUGGESTION_COLUMNS))
-    write_table(table, out, metadata={NOISE_SHARE_KEY: json.dumps(shares)})
-    truth = facts["noisy"] if "noisy" in facts else None
+        flagged = np.any([frame["label"].to_numpy() != "clean" for frame in frames], axis=0)
+        suggested = suggestions(evidence, captions.loc[evidence.pair_id].to_numpy(), flagged, k=suggest)
+    _write_scores(out, frames, facts["row_hash"], suggested, metadata={NOISE_SHARE_KEY: json.dumps(shares)})
+    truth = pd.Series(facts["noisy"], index=evidence.pair_id) if "noisy" in facts else None
     share_rows = [{"detector": name, **{key: share[key] for key in ("estimate", "low", "high", "level")},
                    **({"truth": float(truth.mean())} if truth is not None else {})} for name, share in shares.items()]
     return {"out": str(out), "pairs": len(evidence.pair_id), "splits": splits,
-            "detectors": detection_table(table, truth), "labels": label_table(table, truth), "noise_share": share_rows,
+            "detectors": [row for frame in frames for row in detection_table(frame, truth)],
+            "labels": [row for frame in frames for row in label_table(frame, truth)], "noise_share": share_rows,
             "embedded": embedded}
+
+
+def _write_scores(out: str | os.PathLike, frames: list[pd.DataFrame], row_hash: np.ndarray,
+                  suggested: pd.DataFrame | None, metadata: dict[str, str]) -> None:
+    """Write the detectors' frames (each in evidence order) one after the other, a row group at a time,
+    with each row's `row_hash` and its suggestions (null without `suggested`), atomically."""
+    columns = list(dict.fromkeys(column for frame in frames for column in frame.columns))  # a detector's own: NaN elsewhere
+    with TableWriter(out, metadata=metadata) as writer:
+        for frame in frames:
+            for start in range(0, len(frame), OUTPUT_ROWS):
+                part = frame.iloc[start:start + OUTPUT_ROWS].reindex(columns=columns)
+                part.insert(1, "row_hash", hex_row_hashes(row_hash[start:start + OUTPUT_ROWS]))
+                if suggested is None:
+                    part = part.assign(**dict.fromkeys(SUGGESTION_COLUMNS))
+                else:
+                    part = part.merge(suggested, on="pair_id", how="left")
+                writer.write(part)
 
 
 def check_run_options(*, batch_size: int, repeats: int, pool_size: int, seed: int, suggest: int) -> None:
@@ -398,17 +413,43 @@ def check_run_options(*, batch_size: int, repeats: int, pool_size: int, seed: in
             raise NctoolError(f"{name} {value}: must be at least {least}")
 
 
-def read_index(data_path: str | os.PathLike, splits: list[str]) -> tuple[pd.DataFrame, np.ndarray]:
-    """Every row's pair_id, image_id, caption, split (and review `decision` when present: what
-    schema.dataset_fingerprint reads), and the pair ids of `splits` in file order; refuses no scored row."""
-    columns = ["pair_id", "image_id", "caption", "split"] + ["decision"] * ("decision" in column_names(data_path))
-    index = read_table(data_path, columns=columns)  # refuses null captions up front
-    scored_ids = index.loc[index["split"].isin(splits), "pair_id"].to_numpy()
+@dataclass
+class DataIndex:
+    """What scoring reads of the data file before any work: one streaming pass over a few columns."""
+
+    scored_ids: np.ndarray             # pair ids of the scored splits, in file order (fixed-width str)
+    fingerprint: str | None = None     # schema.Fingerprint of the whole file, when asked
+    captions: pd.Series | None = None  # the scored pairs' captions by pair_id, when asked (suggestions)
+
+
+def read_index(data_path: str | os.PathLike, splits: list[str], *, fingerprint: bool = False,
+               captions: bool = False) -> DataIndex:
+    """Stream the file once, a batch at a time: refuse an empty caption, an unknown split, a repeated
+    pair id or no row in `splits`, and keep only the scored pair ids (plus what is asked for), so
+    that what this holds grows by a few bytes a pair."""
+    columns = ["pair_id", "split", "caption"]
+    if fingerprint:
+        columns += ["image_id"] + ["decision"] * ("decision" in column_names(data_path))
+    digest = Fingerprint() if fingerprint else None
+    every, scored, kept, present = [], [], [], set()
+    for frame in iter_batches(data_path, columns=columns):  # checks each batch's captions and splits
+        ids = frame["pair_id"].to_numpy(str)
+        present.update(frame["split"].unique())
+        chosen = frame["split"].isin(splits).to_numpy()
+        every.append(ids)
+        scored.append(ids[chosen])
+        if captions:
+            kept.append(frame["caption"].to_numpy()[chosen])
+        if digest is not None:
+            digest.update(frame)
+    check_unique_ids(np.concatenate(every), str(data_path))
+    scored_ids = np.concatenate(scored)
     if len(scored_ids) == 0:
-        present = ", ".join(sorted(index["split"].unique())) or "none"
+        present = ", ".join(sorted(present)) or "none"
         raise NctoolError(f"{data_path}: no rows in split {', '.join(splits)}; the file's splits are {present}, "
                           f"choose with --split")
-    return index, scored_ids
+    return DataIndex(scored_ids, digest.hexdigest() if digest is not None else None,
+                     pd.Series(np.concatenate(kept), index=scored_ids) if captions else None)
 
 
 def _rows_of(data_path: str | os.PathLike, pair_ids: np.ndarray) -> pd.DataFrame:
@@ -458,7 +499,7 @@ def measure(embed: Embedder, pool: ReferencePool | None, frame: pd.DataFrame, *,
             progress: Callable[[int], None] | None = None) -> dict:
     """Embed one chunk of scored rows and measure each pair: the one home of the per-pair work.
 
-    Returns, in the rows' order: `pair_id`, `image_id`, `row_hash` (schema.row_hashes) and, when the
+    Returns, in the rows' order: `pair_id`, `image_id`, `row_hash` (schema.row_hash_values) and, when the
     frame has it, `noisy` (numpy arrays), then measure_batch's values. Pairs of the reference pool
     are not embedded again: their values are the pool's `members`. `progress(rows done)` after each batch.
     """
@@ -480,31 +521,40 @@ def measure(embed: Embedder, pool: ReferencePool | None, frame: pd.DataFrame, *,
         if progress:
             progress(len(ids))
     back = torch.from_numpy(np.argsort(np.concatenate([fresh, np.flatnonzero(member >= 0)])))  # -> frame order
-    return {"pair_id": ids, "image_id": frame["image_id"].to_numpy(str), "row_hash": row_hashes(frame),
+    return {"pair_id": ids, "image_id": frame["image_id"].to_numpy(str), "row_hash": row_hash_values(frame),
             **({"noisy": frame["noisy"].to_numpy(dtype=bool)} if "noisy" in frame else {}),
             **{name: torch.cat([part[name] for part in parts])[back.to(parts[0][name].device)] for name in parts[0]}}
 
 
-def assemble_evidence(parts: Sequence[dict], *, loss_thresholds: tuple[float, float] | None,
-                      seed: int) -> tuple[Evidence, pd.DataFrame]:
-    """The Evidence of `measure` outputs (in any order), sorted by pair_id, and, indexed by pair_id in
-    the same order, each pair's `row_hash` and `noisy` ground truth when the data has it."""
-    ids = np.concatenate([part["pair_id"] for part in parts])
+def assemble_evidence(parts: list[dict], *, loss_thresholds: tuple[float, float] | None,
+                      seed: int) -> tuple[Evidence, dict]:
+    """The Evidence of `measure` outputs (in any order), sorted by pair_id, and, in the same order, each
+    pair's `row_hash` (uint64) and, when the data has it, its `noisy` ground truth (numpy arrays).
+
+    `parts` is emptied field by field as it is read, so that at most two copies of a field exist at a time.
+    """
+    def joined(name: str):
+        values = [part.pop(name) for part in parts]
+        return torch.cat(values) if isinstance(values[0], torch.Tensor) else np.concatenate(values)
+
+    def sorted_(values):
+        return values[torch.from_numpy(order).to(values.device)] if isinstance(values, torch.Tensor) else values[order]
+
+    ids = joined("pair_id")
     order = np.argsort(ids)
-    facts = pd.DataFrame({name: np.concatenate([part[name] for part in parts]) for name in ("row_hash", "noisy")
-                          if name in parts[0]}, index=ids).iloc[order]
-    tensors = {name: torch.cat([part[name] for part in parts]) for name in parts[0]
-               if isinstance(parts[0][name], torch.Tensor)}
-    tensors = {name: values[torch.from_numpy(order).to(values.device)] for name, values in tensors.items()}
-    numbers = {name: tensors.pop(name).double().numpy() for name in ("similarity", "loss", "loss_std") if name in tensors}
-    evidence = Evidence(ids[order], np.concatenate([part["image_id"] for part in parts])[order], **numbers, **tensors,
-                        loss_thresholds=loss_thresholds, seed=seed)
+    ids = ids[order]
+    names = list(parts[0])
+    fields = {name: sorted_(joined(name)) for name in names}
+    facts = {name: fields.pop(name) for name in ("row_hash", "noisy") if name in fields}
+    numbers = {name: fields.pop(name).double().numpy() for name in ("similarity", "loss", "loss_std") if name in fields}
+    image_id = fields.pop("image_id")
+    evidence = Evidence(ids, image_id, **numbers, **fields, loss_thresholds=loss_thresholds, seed=seed)
     return evidence, facts
 
 
 def _collect(data_path: str | os.PathLike, splits: list[str], scored_ids: np.ndarray, *, checkpoint, model,
              pretrained, recipe, image_root, batch_size: int, device: torch.device, loss: bool, keep_embeddings: bool,
-             seed: int, repeats: int, pool_size: int, progress: Progress) -> tuple[Evidence, pd.DataFrame]:
+             seed: int, repeats: int, pool_size: int, progress: Progress) -> tuple[Evidence, dict]:
     """Direct scoring: load the model, embed the reference pool (when the `loss` is needed), then stream
     the scored rows once, a row group at a time (`scored_chunks`, `measure`); returns assemble_evidence's."""
     scorer, settings = scoring_model(checkpoint=checkpoint, model=model, pretrained=pretrained, recipe=recipe,
