@@ -15,7 +15,8 @@ machine shared with other jobs the CPU time is the stable measure; with --thread
 - forward: the image and text towers on those tensors, warm model, batched as scoring batches them
   (per `batch_size` rows: the rows' unique images, then their captions; local tokens when the
   recipe has the local term);
-- rrsitr pool: embedding a `pool_size`-pair reference pool, and ReferencePool.losses of every batch;
+- rrsitr pool: embedding a `pool_size`-pair reference pool (ReferencePool: with its own pairs' numbers),
+  and ReferencePool.losses of every batch;
 - end to end: nctool.scoring.score (library call: model load, reading, decoding, embedding,
   detectors, writing) per detector choice, and its PHASES, cut at its progress events.
 """
@@ -91,7 +92,7 @@ def one_round(args, model, recipe, root: Path, out: Path, number: int) -> dict:
                 return ReferencePool(encode_dataset(model, data, pool_rows, batch_size=args.batch_size, local=local),
                                      data.frame["pair_id"].iloc[pool_rows].tolist(), loss_cfg=recipe.loss,
                                      batch_size=recipe.train.batch_size, repeats=args.repeats, seed=0)
-        seconds["rrsitr pool: embed"], pool = timed(pool_embed)
+        seconds["rrsitr pool: embed, measure its pairs"], pool = timed(pool_embed)
 
         def pool_losses():
             with torch.inference_mode():

@@ -103,7 +103,7 @@ def _decode(image: dict, root: Path, size: int) -> torch.Tensor:
 
 def encode_dataset(model: RetrievalModel, data: PairData, rows: Sequence[int] | torch.Tensor | None = None,
                    batch_size: int = 256, device: str | torch.device | None = None,
-                   progress: Progress | None = None, local: bool = True) -> dict:
+                   progress: Progress | None = None, local: bool = True, known: dict | None = None) -> dict:
     """Embed the images and captions of `rows` (default: all) with the eval transform.
 
     Returns float32 CPU tensors: `image_global` [Ni,D] and `image_local` [Ni,P,D] per unique image of
@@ -111,23 +111,31 @@ def encode_dataset(model: RetrievalModel, data: PairData, rows: Sequence[int] | 
     [Nc,T,D] per row, `rows` [Nc], and `caption_image_index` [Nc] (the image
     of each caption, as `nctool.metrics.retrieval_recalls` takes it for scores [Ni, Nc]). The locals
     are None when `local` is False. Runs on `device` (default: the model's); wrap the call in
-    torch.autocast for mixed precision.
+    torch.autocast for mixed precision. `known` (`image_ids`, `image_global`, `image_local` of
+    images embedded before, with this model and `local`) supplies those images instead of the model.
     """
     device = device or next(model.parameters()).device
     rows = torch.arange(len(data)) if rows is None else torch.as_tensor(rows, dtype=torch.long)
     images = torch.unique(data.image_index[rows])  # sorted
     out = {"rows": rows, "image_ids": [data.image_ids[i] for i in images],
            "caption_image_index": torch.searchsorted(images, data.image_index[rows])}
+    seen = {image_id: i for i, image_id in enumerate(known["image_ids"])} if known else {}
+    reused = torch.tensor([seen.get(image_id, -1) for image_id in out["image_ids"]], dtype=torch.long)
+    new = images[reused < 0]
     was_training = model.training
     model.eval()
     with torch.inference_mode():
         parts = []
-        for start in range(0, len(images), batch_size):
-            pixels = data.pixels[images[start:start + batch_size]]
+        for start in range(0, len(new), batch_size):
+            pixels = data.pixels[new[start:start + batch_size]]
             parts.append(model.encode_image(data.eval_transform(pixels).to(device), local=local))
             if progress:
-                progress(min(start + batch_size, len(images)), len(images), "encode images")
-        out["image_global"], out["image_local"] = _concat(parts)
+                progress(min(start + batch_size, len(new)), len(new), "encode images")
+        out["image_global"], out["image_local"] = _concat(parts) if parts else (None, None)
+        if len(new) < len(images):
+            out["image_global"], out["image_local"] = (
+                _place(fresh, known[name], reused) for fresh, name in
+                ((out["image_global"], "image_global"), (out["image_local"], "image_local")))
         parts = []
         for start in range(0, len(rows), batch_size):
             parts.append(model.encode_text(data.tokens[rows[start:start + batch_size]].to(device), local=local))
@@ -135,6 +143,18 @@ def encode_dataset(model: RetrievalModel, data: PairData, rows: Sequence[int] | 
                 progress(min(start + batch_size, len(rows)), len(rows), "encode captions")
         out["text_global"], out["text_local"] = _concat(parts)
     model.train(was_training)
+    return out
+
+
+def _place(fresh: torch.Tensor | None, known: torch.Tensor | None, reused: torch.Tensor) -> torch.Tensor | None:
+    """Per image, its `known` row where `reused` points to one (>= 0), else the next `fresh` row (on the CPU)."""
+    if known is None:
+        return None
+    out = torch.empty((len(reused), *known.shape[1:]), dtype=torch.float32)
+    taken = reused >= 0
+    out[taken] = known[reused[taken].to(known.device)].float().cpu()
+    if fresh is not None:
+        out[~taken] = fresh
     return out
 
 

@@ -21,8 +21,9 @@ scored pairs (default 1000, all when fewer) with the smallest hash of (seed, pai
 with local features (and measured then: the stream does not embed them again). For each pair,
 `repeats` reference batches of B - 1 pool pairs (B = the recipe's training batch size, the pair
 itself excluded) are drawn: runs of the pool in `repeats` orders seeded by the run's seed, from
-starts the pair's own hash picks (reference_batches), and the pair's loss in each batch is exactly losses.per_pair_loss of its row there
-(`reference_losses`, on the logits of nctool.objectives, as training computes them). The loss is the mean over the batches (`loss_std` keeps their spread). Nothing
+starts the pair's own hash picks (reference_batches). The pair's loss in each batch is exactly
+losses.per_pair_loss of its row there (`reference_losses`, on the logits of nctool.objectives, as
+training computes them); the loss is the mean over the batches (`loss_std` keeps their spread). Nothing
 depends on file order or on which other pairs were scored in the same chunk. When the pool is
 smaller than B, the reference batch shrinks to the pool size and the thresholds follow it
 (losses.recipe_thresholds).
@@ -169,12 +170,16 @@ class ReferencePool:
     `losses()` measures pairs against reference batches of `min(batch_size, pool)` pairs (the pair
     and batch_size - 1 pool pairs); `thresholds` are losses.recipe_thresholds for that size. The
     pool's pairs are scored pairs too: `members` holds their measure_batch output and global
-    embeddings, measured here from the pool's own embeddings, so `measure` does not embed them again.
+    embeddings, measured here from the pool's own embeddings, so `measure` does not embed them again;
+    nor their images (`images`, with the image tokens when the recipe has the local term: P*D*4 B
+    an image, 0.1 GB for 1000 ViT-B/32 images).
     """
 
     def __init__(self, embeddings: dict, pair_ids: Sequence[str], *, loss_cfg: LossCfg, batch_size: int,
                  repeats: int, seed: int):
         self.embeddings, self.loss_cfg, self.repeats, self.seed = dict(embeddings), loss_cfg, repeats, seed
+        # the pool's images as encode_dataset's `known`: a scored pair of a pool image does not embed it again
+        self.images = {name: embeddings[name] for name in ("image_ids", "image_global", "image_local")}
         local = ("image_local", "text_local")
         if loss_cfg.use_local and sum(LocalGrams.nbytes(embeddings[k]) for k in local) <= POOL_GRAM_BUDGET_BYTES:
             # every chunk of scored rows meets the same pool: its Grams once, not per chunk (same results)
@@ -196,8 +201,8 @@ class ReferencePool:
         moved = copy.copy(self)
         moved.embeddings = {name: value.to(device) if isinstance(value, (torch.Tensor, LocalGrams)) else value
                             for name, value in self.embeddings.items()}
-        moved.members = {name: value.to(device) if name in ("image_global", "text_global") else value
-                         for name, value in self.members.items()}
+        moved.members, moved.images = ({name: value.to(device) if isinstance(value, torch.Tensor) else value
+                                        for name, value in part.items()} for part in (self.members, self.images))
         return moved
 
 
@@ -215,10 +220,10 @@ class Embedder:
         return PairData(frame, self.root, self.preprocess)
 
     def __call__(self, data: PairData, rows: torch.Tensor | None = None, local: bool = False,
-                 progress: Progress | None = None) -> dict:
+                 progress: Progress | None = None, known: dict | None = None) -> dict:
         with runtime.autocast(self.device):
             embeddings = encode_dataset(self.model, data, rows, batch_size=self.batch_size, device=self.device,
-                                        local=local, progress=progress)
+                                        local=local, progress=progress, known=known)
         return {k: v.to(self.device) if isinstance(v, torch.Tensor) else v for k, v in embeddings.items()}
 
 
@@ -510,7 +515,8 @@ def measure(embed: Embedder, pool: ReferencePool | None, frame: pd.DataFrame, *,
     parts = []
     for start in range(0, len(fresh), embed.batch_size):
         rows = torch.arange(start, min(start + embed.batch_size, len(fresh)))
-        emb = embed(data, rows, local=pool is not None and pool.loss_cfg.use_local)
+        emb = embed(data, rows, local=pool is not None and pool.loss_cfg.use_local,
+                    known=pool.images if pool is not None else None)
         parts.append(measure_batch(emb, pool, ids[fresh[rows.numpy()]].tolist(), keep_embeddings=keep_embeddings))
         if progress:
             progress(start + len(rows))

@@ -116,17 +116,39 @@ def test_pool_pairs_are_measured_from_the_pool_as_streamed_pairs_would_be(files)
     torch.testing.assert_close(pool.members["text_global"][10:30], rows["text_global"])
 
 
-def test_score_embeds_every_pair_once(files, monkeypatch):
-    folder, _ = files
-    embedded = []
+def test_score_embeds_every_pair_and_every_image_once(files, monkeypatch):
+    folder, df = files
+    embedded, images = [], []
 
     def counting(model, data, rows=None, **options):
         embedded.append(len(data) if rows is None else len(rows))
         return encode_dataset(model, data, rows, **options)
 
+    encode_image = nctool.model.RetrievalModel.encode_image
     monkeypatch.setattr(nctool.scoring, "encode_dataset", counting)
+    monkeypatch.setattr(nctool.model.RetrievalModel, "encode_image",
+                        lambda self, pixels, local=True: images.append(len(pixels)) or encode_image(self, pixels, local))
     run_score(folder, "once.parquet", detectors=["rrsitr"], pool_size=50)
     assert embedded[0] == 50 and sum(embedded) == 120  # the pool first, then the other 70 pairs
+    assert sum(images) == df.loc[df["split"] == "train", "image_id"].nunique()
+
+
+def test_known_images_are_taken_not_encoded(files):
+    folder, df = files
+    model, _, _ = load_trained_model(folder / "model.pt")
+    data = PairData(df, folder, preprocess_for(model))
+    first = encode_dataset(model, data, torch.arange(0, 40))
+    both = encode_dataset(model, data, torch.arange(20, 80))
+    known = {**first, "image_global": first["image_global"] + 1, "image_local": first["image_local"] + 1}  # marked
+    got = encode_dataset(model, data, torch.arange(20, 80), known=known)
+    for name in ("image_global", "image_local"):
+        for i, image_id in enumerate(got["image_ids"]):
+            if image_id in first["image_ids"]:
+                assert torch.equal(got[name][i], known[name][first["image_ids"].index(image_id)])
+            else:
+                torch.testing.assert_close(got[name][i], both[name][i])
+    assert set(got["image_ids"]) - set(first["image_ids"]) and set(got["image_ids"]) & set(first["image_ids"])
+    assert torch.equal(got["text_global"], both["text_global"])
 
 
 def test_reference_batches_depend_only_on_the_pair():
