@@ -59,11 +59,12 @@ def checkpoint_recipe(payload: dict, path: str | Path) -> Recipe:
 
 def load_trained_model(path: str | Path, device: torch.device | str = "cpu") -> tuple[RetrievalModel, Recipe, dict]:
     """Rebuild the model a checkpoint was trained with; returns (model in eval mode, recipe, payload)."""
-    from nctool.model import create_model  # nctool.model imports this module
+    from nctool.model import create_model, quiet_random_init  # nctool.model imports this module
 
     payload = read_checkpoint(path)
     recipe = checkpoint_recipe(payload, path)
-    model = create_model(recipe.model.name, pretrained=None, mask_padding=recipe.model.mask_padding)
+    with quiet_random_init():  # its weights are loaded next
+        model = create_model(recipe.model.name, pretrained=None, mask_padding=recipe.model.mask_padding)
     load_weights(model, payload["model"], path)
     return model.to(device).eval(), recipe, payload
 

@@ -12,8 +12,10 @@ registered with open_clip when this module is imported.
 from __future__ import annotations
 
 import copy
-
+import logging
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
+from typing import Iterator
 
 import open_clip
 import torch
@@ -48,11 +50,32 @@ def create_model(name: str = "ViT-B-32", pretrained: str | Path | None = None, *
                           f"({len(known)} in all, see open_clip.list_models())")
     pretrained = str(pretrained) if pretrained else None
     from_tag = bool(pretrained and open_clip.get_pretrained_cfg(name, pretrained))
-    clip = _create_from_tag(name, pretrained) if from_tag else open_clip.create_model(name, pretrained=None)
+    if from_tag:
+        clip = _create_from_tag(name, pretrained)
+    else:
+        with quiet_random_init() if pretrained else nullcontext():  # the file's weights are loaded below
+            clip = open_clip.create_model(name, pretrained=None)
     model = RetrievalModel(clip, name, pretrained, mask_padding=mask_padding)
     if pretrained and not from_tag:
         _load_checkpoint(model, Path(pretrained))
     return model
+
+
+class _RandomInitNotice(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("No pretrained weights loaded")
+
+
+@contextmanager
+def quiet_random_init() -> Iterator[None]:
+    """Drop open_clip's "No pretrained weights loaded ... initialized randomly" notice (it logs it on the
+    root logger) while building a model whose weights are loaded right after."""
+    notice = _RandomInitNotice()
+    logging.getLogger().addFilter(notice)
+    try:
+        yield
+    finally:
+        logging.getLogger().removeFilter(notice)
 
 
 def _create_from_tag(name: str, tag: str) -> nn.Module:

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 
 import nctool.model
-from nctool.checkpoint import save_checkpoint
+from nctool.checkpoint import load_trained_model, save_checkpoint
 from nctool.config import load_recipe
 from nctool.errors import NctoolError
 from nctool.model import create_model, local_similarity, pair_scores
@@ -232,11 +232,16 @@ def test_state_dict_round_trip(tiny, images):
         torch.testing.assert_close(other.encode_image(images)[0], tiny.encode_image(images)[0], rtol=0, atol=0)
 
 
-def test_nctool_checkpoint_as_pretrained(tmp_path, tiny, images, tokenize):
+def test_nctool_checkpoint_as_pretrained(tmp_path, tiny, images, tokenize, caplog):
     """A run's best.pt fine-tunes like an open_clip file: the same weights, and only as the model it was trained as."""
     path = tmp_path / "best.pt"
     save_checkpoint({"model": tiny.state_dict(), "config": load_recipe("demo").to_dict()}, path)
+    create_model("nctool-tiny")
+    assert "initialized randomly" in caplog.text  # open_clip's notice, true for a random init
+    caplog.clear()
     loaded = create_model("nctool-tiny", pretrained=path).eval()
+    load_trained_model(path)
+    assert "initialized randomly" not in caplog.text  # not for weights loaded from a file
     assert loaded.pretrained == str(path)
     tokens = tokenize(CAPTIONS)
     with torch.no_grad():
