@@ -201,6 +201,9 @@ def read_evidence(folder: str | os.PathLike, data_path: str | os.PathLike, finge
         raise NctoolError(f"{folder}: no embeddings there; write them with `nctool embed {data_path} --checkpoint CK "
                           f"--out {folder}`, or score with --checkpoint to embed on the fly")
     again = f"`nctool embed {data_path} --out {folder}` and its model"
+    if manifest.get("version") != FORMAT_VERSION:
+        raise NctoolError(f"{folder}: written in embeddings format version {manifest.get('version')}, this nctool "
+                          f"reads version {FORMAT_VERSION}; re-embed it with {again}")
     data = {"fingerprint": fingerprint, "row_groups": row_group_count(data_path)}
     if manifest["data"] != data:
         raise NctoolError(f"{folder}: embedded from another version of the data than {data_path} (its fingerprint or "

@@ -118,6 +118,12 @@ def test_scoring_from_embeddings_refuses_what_does_not_match(files, tmp_path):
         from_embeddings(pool_size=50)
     with pytest.raises(NctoolError, match=r"emb: embedded from another version of the data than .*other.parquet"):
         from_embeddings(data="other.parquet")
+    manifest = json.loads((out / "manifest.json").read_text())
+    (out / "manifest.json").write_text(json.dumps({**manifest, "version": 1}))
+    with pytest.raises(NctoolError, match=r"emb: written in embeddings format version 1, this nctool reads version 2; "
+                                          r"re-embed it with `nctool embed"):
+        from_embeddings()
+    (out / "manifest.json").write_text(json.dumps(manifest))
     (out / "shard-00002.parquet").unlink()
     with pytest.raises(NctoolError, match=r"emb: 1 of 3 shards not finished \(first: shard-00002.parquet\); finish "
                                           r"them with `nctool embed"):
