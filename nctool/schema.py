@@ -130,13 +130,14 @@ def check_frame(df: pd.DataFrame, source: str, required: dict | None = None) -> 
     check_values(df, source)
 
 
-def check_values(df: pd.DataFrame, source: str) -> None:
-    """The row-by-row value checks of check_frame, which a stream applies to each chunk."""
+def check_values(df: pd.DataFrame, source: str, whole: bool = True) -> None:
+    """The row-by-row value checks of check_frame, which a stream applies to each chunk (`whole` False)."""
     if "caption" in df:
         empty = df["caption"].isna() | (df["caption"].fillna("").str.strip() == "")
         if empty.any():
             where = df["pair_id"].iloc[int(empty.to_numpy().argmax())] if "pair_id" in df else "a row"
-            raise NctoolError(f"{source}: pair '{where}' has an empty or null caption ({int(empty.sum())} in all); "
+            count = f"{int(empty.sum())} in all" if whole else f"{int(empty.sum())} in its batch of {len(df)} rows"
+            raise NctoolError(f"{source}: pair '{where}' has an empty or null caption ({count}); "
                               f"re-ingest with `nctool ingest --drop-empty` or fill the captions")
     if "split" in df:
         bad = set(df["split"].dropna().unique()) - set(SPLITS)
@@ -258,7 +259,7 @@ def iter_batches(path: str | os.PathLike, columns: list[str] | None = None, batc
     check_schema(pf.schema_arrow, str(path), required)
     for batch in pf.iter_batches(batch_size=batch_size, columns=columns, row_groups=row_groups):
         frame = batch.to_pandas()
-        check_values(frame, str(path))
+        check_values(frame, str(path), whole=False)
         yield frame
 
 
