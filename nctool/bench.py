@@ -92,7 +92,7 @@ def run_bench(data_path: str | Path, *, out_dir: str | Path, recipe: Recipe,
         seeded = dataclasses.replace(recipe, train=dataclasses.replace(recipe.train, seed=seed))
 
         def run(method: str, data: Path, objective: str) -> dict:
-            return _train_once(data, out_dir / "runs" / tag / f"{method}-s{seed}",
+            return train_once(data, out_dir / "runs" / tag / f"{method}-s{seed}",
                                dataclasses.replace(seeded, loss=dataclasses.replace(seeded.loss, kind=objective)),
                                device, progress, keep_last)
 
@@ -127,9 +127,10 @@ def run_bench(data_path: str | Path, *, out_dir: str | Path, recipe: Recipe,
     return _write_report(pd.DataFrame(results), pd.DataFrame(detection), out_dir)
 
 
-def _train_once(data: Path, run_dir: Path, recipe: Recipe, device, progress, keep_last: bool) -> dict:
-    """Train (continue, or reuse a finished run) and return its test recalls; without `keep_last`, a
-    finished run's last.pt goes."""
+def train_once(data: Path, run_dir: Path, recipe: Recipe, device: str | None, progress: Progress | None,
+               keep_last: bool) -> dict:
+    """Train in `run_dir` (continue an interrupted run, or reuse a finished one: its results.json) and
+    return its test recalls; without `keep_last`, a finished run's last.pt goes."""
     from nctool.train import train
 
     done = run_dir / "results.json"

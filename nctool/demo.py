@@ -14,13 +14,12 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from nctool.bench import run_bench
+from nctool.bench import run_bench, train_once
 from nctool.config import Recipe
 from nctool.errors import NctoolError
 from nctool.progress import Progress
 from nctool.schema import write_table
 from nctool.synth import CATEGORIES, generate, synthesize
-from nctool.train import train
 
 HELD_OUT = CATEGORIES[::3]  # scene classes the base never sees
 BASE_SEED_OFFSET = 97  # the base corpus is synth seed + 97 (100 for the default 3): never the target's images
@@ -28,7 +27,7 @@ BASE_SEED_OFFSET = 97  # the base corpus is synth seed + 97 (100 for the default
 
 def build_base(out_dir: str | Path, *, recipe: Recipe, images: int = 1000, seed: int = 100,
                device: str | None = None, progress: Progress | None = None) -> Path:
-    """Train the base once (reused when `out_dir/run/best.pt` exists) and return its best.pt.
+    """Train the base once (bench.train_once: resumed if interrupted, reused once finished) and return its best.pt.
 
     The corpus: `images` synthetic images of synth seed `seed` minus the HELD_OUT classes, in
     `out_dir/data.parquet`; `recipe` trains it (the demo recipe with plain InfoNCE). Only the
@@ -37,14 +36,11 @@ def build_base(out_dir: str | Path, *, recipe: Recipe, images: int = 1000, seed:
     if images < 10:  # said here, or synth's own refusal would not name the base
         raise NctoolError(f"base images {images}: too few; give --base-images 10 or more (default 1000)")
     out_dir = Path(out_dir)
-    best = out_dir / "run" / "best.pt"
-    if not best.exists():
+    if not (out_dir / "data.parquet").exists():
         corpus = generate(images, seed=seed)
         write_table(corpus[~corpus["category"].isin(HELD_OUT)], out_dir / "data.parquet")
-        train(out_dir / "data.parquet", out_dir=out_dir / "run", recipe=recipe,
-              resume=(out_dir / "run" / "last.pt").exists(), device=device, progress=progress)
-    (out_dir / "run" / "last.pt").unlink(missing_ok=True)
-    return best
+    train_once(out_dir / "data.parquet", out_dir / "run", recipe, device, progress, keep_last=False)
+    return out_dir / "run" / "best.pt"
 
 
 def run_demo(out_dir: str | Path, *, recipe: Recipe, base_recipe: Recipe | None = None, images: int = 600,

@@ -399,15 +399,16 @@ def _write_scores(out: str | os.PathLike, frames: list[pd.DataFrame], row_hash: 
     """Write the detectors' frames (each in evidence order) one after the other, a row group at a time,
     with each row's `row_hash` and its suggestions (null without `suggested`), atomically."""
     columns = list(dict.fromkeys(column for frame in frames for column in frame.columns))  # a detector's own: NaN elsewhere
+    by_pair = None if suggested is None else suggested.set_index("pair_id")  # indexed once, looked up per row group
     with TableWriter(out, metadata=metadata) as writer:
         for frame in frames:
             for start in range(0, len(frame), OUTPUT_ROWS):
                 part = frame.iloc[start:start + OUTPUT_ROWS].reindex(columns=columns)
                 part.insert(1, "row_hash", hex_row_hashes(row_hash[start:start + OUTPUT_ROWS]))
-                if suggested is None:
+                if by_pair is None:
                     part = part.assign(**dict.fromkeys(SUGGESTION_COLUMNS))
                 else:
-                    part = part.merge(suggested, on="pair_id", how="left")
+                    part = part.join(by_pair, on="pair_id")
                 writer.write(part)
 
 
@@ -509,7 +510,7 @@ def measure(embed: Embedder, pool: ReferencePool | None, frame: pd.DataFrame, *,
     are not embedded again: their values are the pool's `members`. `progress(rows done)` after each batch.
     """
     ids = frame["pair_id"].to_numpy(str)
-    member = np.array([pool.position.get(pair_id, -1) for pair_id in ids] if pool is not None else [-1] * len(ids))
+    member = np.array([pool.position.get(pair_id, -1) for pair_id in ids]) if pool is not None else np.full(len(ids), -1)
     fresh = np.flatnonzero(member < 0)
     data = embed.data(frame.iloc[fresh].reset_index(drop=True)) if len(fresh) else None
     parts = []
