@@ -8,8 +8,10 @@ For every noise kind, rate and seed it runs, on the same noisy file:
   oracle    plain InfoNCE on only the truly clean pairs (the ceiling)
 and reports test mR of each method. Each run folder is kept; a run whose results.json exists is
 reused, so an interrupted bench continues where it stopped (`keep_last=False` deletes a finished
-run's last.pt, the resume file that holds the optimiser state and weighs about three best.pt). Outputs in `out_dir`: results.csv /
-results.md (mR per method), detection.csv (per detector), and PNG plots.
+run's last.pt, the resume file that holds the optimiser state and weighs about three best.pt). `bench.json` records what
+the runs were made from (bench_identity: the clean data's fingerprint, the resolved recipe, the noise seed and the
+filter's labels): a folder whose runs were made from anything else is refused, never reused. Outputs in `out_dir`:
+results.csv / results.md (mR per method), detection.csv (per detector), and PNG plots.
 """
 
 from __future__ import annotations
@@ -27,11 +29,13 @@ from nctool.errors import NctoolError
 from nctool.filtering import DETECTION_METRICS, detection_table, filter_file, read_scores
 from nctool.noise import KINDS, inject
 from nctool.progress import Progress, silent
-from nctool.schema import atomic_path, image_root, read_table, write_table
+from nctool.schema import (atomic_path, check_output, dataset_fingerprint, image_root, iter_batches, read_table,
+                           write_json, write_table)
 
 # torch and matplotlib (scoring, train, checkpoint, losses, plots) are imported where they are used:
 # `nctool bench --help` reads METHODS from here and should not wait for them.
 METHODS = ("vanilla", "rrsitr", "filtered", "oracle")
+IDENTITY = "bench.json"  # in the bench folder: bench_identity of the runs there
 
 
 def run_bench(data_path: str | Path, *, out_dir: str | Path, recipe: Recipe,
@@ -47,7 +51,8 @@ def run_bench(data_path: str | Path, *, out_dir: str | Path, recipe: Recipe,
         A clean dataset with train/val/test splits.
     out_dir
         Bench folder: data/ (noised files), runs/ (one per method, rate and seed), results.md,
-        CSVs and plots. Finished runs found there are reused.
+        CSVs and plots. Finished runs found there are reused when bench.json says they were made from
+        this data, recipe, noise seed and drop (bench_identity); a folder of other runs is refused.
     recipe
         The recipe every run derives from (each run sets only `loss.kind` and `train.seed`).
     rates, kinds, seeds, methods
@@ -68,7 +73,7 @@ def run_bench(data_path: str | Path, *, out_dir: str | Path, recipe: Recipe,
     from nctool.scoring import score
 
     progress = progress or silent
-    out_dir = Path(out_dir)
+    out_dir = check_output(out_dir, data_path, folder=True)
     detectors = tuple(detectors or detector_names())
     unknown = [m for m in methods if m not in METHODS] + [k for k in kinds if k not in KINDS]
     if unknown:
@@ -80,13 +85,14 @@ def run_bench(data_path: str | Path, *, out_dir: str | Path, recipe: Recipe,
                           f"to 2 decimals); give rates that differ in the first two decimals")
     clean = read_table(data_path)
     root = image_root(data_path)
+    fresh = _claim(out_dir, bench_identity(clean, recipe, noise_seed=noise_seed, drop=drop), data_path)
     results, detection = [], []
     grid = [(kind, rate, seed) for kind in kinds for rate in rates for seed in seeds]
     for done, (kind, rate, seed) in enumerate(grid):
         progress(done, len(grid), "bench")
         tag = f"{kind}-{rate:.2f}"
         noisy_path = out_dir / "data" / f"{tag}.parquet"
-        if not noisy_path.exists():
+        if fresh or not noisy_path.exists():
             frame = inject(clean, rate, kind, seed=noise_seed)[0] if rate > 0 else clean.assign(noisy=False)
             write_table(frame, noisy_path, image_root=root)
         seeded = dataclasses.replace(recipe, train=dataclasses.replace(recipe.train, seed=seed))
@@ -103,7 +109,7 @@ def run_bench(data_path: str | Path, *, out_dir: str | Path, recipe: Recipe,
             rrsitr_dir = out_dir / "runs" / tag / f"rrsitr-s{seed}"
             results.append({**row, "method": "rrsitr", **run("rrsitr", noisy_path, "rrsitr")})
             scores_path = rrsitr_dir / "scores.parquet"
-            if not scores_path.exists():
+            if not scores_path.exists() or _detectors_of(scores_path) != set(detectors):
                 score(noisy_path, checkpoint=rrsitr_dir / "best.pt", out=scores_path, detectors=detectors,
                       device=device, progress=progress)
             detection += _detection_rows(noisy_path, scores_path, rrsitr_dir, row, rate > 0)
@@ -119,12 +125,73 @@ def run_bench(data_path: str | Path, *, out_dir: str | Path, recipe: Recipe,
                     results.append({**row, "method": "filtered", **run("filtered", kept_path, "rrsitr")})
         if "oracle" in methods and rate > 0:
             oracle_path = out_dir / "data" / f"{tag}.oracle.parquet"
-            if not oracle_path.exists():
+            if fresh or not oracle_path.exists():
                 frame = read_table(noisy_path)
                 write_table(frame[~frame["noisy"]], oracle_path, image_root=root)
             results.append({**row, "method": "oracle", **run("oracle", oracle_path, "infonce")})
     progress(len(grid), len(grid), "bench")
     return _write_report(pd.DataFrame(results), pd.DataFrame(detection), out_dir)
+
+
+def bench_identity(clean: pd.DataFrame, recipe: Recipe, *, noise_seed: int, drop: Sequence[str]) -> dict:
+    """What a bench's runs are made from, as bench.json keeps it: a folder's runs are reused only for this.
+
+    The clean data's fingerprint (nctool.schema.dataset_fingerprint), the resolved recipe (every
+    setting; each run sets its seed and loss.kind from its folder's name), the noise seed and the
+    labels the filter drops. The grid (rates, kinds, seeds, methods) only picks run folders, and the
+    detectors only the scores, which are made again when they differ.
+    """
+    identity = {"data": dataset_fingerprint(clean), "recipe": recipe.to_dict(), "noise_seed": noise_seed,
+                "drop": sorted(drop)}
+    return json.loads(json.dumps(identity))  # as bench.json reads back
+
+
+def _claim(out_dir: Path, identity: dict, data_path) -> bool:
+    """Record `identity` as the folder's; True when it is new there (no earlier file of the folder is reused).
+
+    A folder holding a run made from something else (or by an nctool that kept no record) is refused.
+    """
+    from nctool.train import RUN_FILES  # imports torch
+
+    try:
+        held = json.loads((out_dir / IDENTITY).read_text())
+    except (OSError, ValueError):
+        held = None
+    if held == identity:
+        return False
+    if any(any((out_dir / "runs").glob(f"*/*/{name}")) for name in RUN_FILES):
+        raise NctoolError(f"--out {out_dir}: {_difference(held, identity, data_path)}; choose another --out, or give "
+                          f"the {'data' if held and held.get('data') != identity['data'] else 'settings'} it was "
+                          f"made with to continue it")
+    write_json(identity, out_dir / IDENTITY)
+    return True
+
+
+def _difference(held: dict | None, identity: dict, data_path) -> str:
+    """What the runs of a bench folder were made from that this bench is not, in words."""
+    from nctool.train import _first_difference
+
+    if not isinstance(held, dict):
+        return "holds bench runs without a record of the data and recipe they were made from (an older nctool)"
+    if held.get("data") != identity["data"]:
+        return f"holds a bench of another dataset than {data_path} (its fingerprint differs)"
+    if held.get("recipe") != identity["recipe"]:
+        try:
+            change = _first_difference(Recipe.from_dict(identity["recipe"], "recipe"),
+                                       Recipe.from_dict(held["recipe"], f"{IDENTITY} (its recipe)"))
+        except (NctoolError, KeyError):
+            change = "its recipe is not this one"
+        return f"holds a bench of another recipe ({change})"
+    if held.get("drop") != identity["drop"]:
+        return f"holds a bench whose filter dropped {', '.join(map(str, held.get('drop') or []))}, not " \
+               f"{', '.join(identity['drop'])}"
+    return f"holds a bench with noise seed {held.get('noise_seed')}, not {identity['noise_seed']}"
+
+
+def _detectors_of(scores_path: Path) -> set[str]:
+    """The detectors a scores file holds (its detector column only)."""
+    return {name for batch in iter_batches(scores_path, columns=["detector"], required={})
+            for name in batch["detector"]}
 
 
 def train_once(data: Path, run_dir: Path, recipe: Recipe, device: str | None, progress: Progress | None,

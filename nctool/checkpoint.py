@@ -10,8 +10,10 @@ this module, so this module imports nctool.model only where it builds a model (l
 
 from __future__ import annotations
 
+import warnings
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
 import torch
 
@@ -36,7 +38,8 @@ def read_checkpoint(path: str | Path) -> dict:
     if not path.is_file():
         raise NctoolError(f"{path}: checkpoint not found; train one with `nctool train` (runs/NAME/best.pt)")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        with quiet_pickle_protocol():
+            payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # unpickling refusals and corrupt files surface as several types
         unsafe = "weights_only" in str(exc) or "Unsupported global" in str(exc)
         reason = "it stores Python objects beyond tensors, numbers and text, which could run code" if unsafe \
@@ -45,6 +48,14 @@ def read_checkpoint(path: str | Path) -> dict:
     if not is_checkpoint(payload):
         raise NctoolError(f"{path}: not an nctool checkpoint (no model/config); use runs/NAME/best.pt or last.pt")
     return payload
+
+
+@contextmanager
+def quiet_pickle_protocol() -> Iterator[None]:
+    """Drop torch's two-line warning on a pickle of another protocol (e.g. 4): the refusal that follows says it."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+        yield
 
 
 def is_checkpoint(payload: object) -> bool:

@@ -6,10 +6,17 @@ synchronous=FULL, each decision committed before `record` returns, so a killed p
 nothing that was recorded); the current decision of a pair is its newest one that was not undone
 (last write wins, in commit order). `undo` marks a decision undone rather than deleting it, so the
 log keeps the whole history. One store may be shared by the threads of a server (one connection,
-guarded by a lock) and by several processes (SQLite serialises the writes).
+guarded by a lock) and by several processes (SQLite serialises the writes). A process opens a store
+once: a second open of the same file in a process that holds it open would drop that process's
+POSIX locks (SQLite's WAL then vanishes under it), so the holder exports through `DecisionStore.export`.
 
-`export_decisions` writes the current decisions to Parquet, `read_decisions` reads either form, and
-`apply_decisions` puts them on a dataset: what `nctool filter --decisions` runs.
+Each decision carries the `row_hash` (nctool.schema.row_hashes) of the row the person judged, so a
+decision is never put on another version of the pair (another noise file of the same base data):
+`match_decisions` is the one check, run by `nctool filter`, `nctool train` and `nctool review`
+before they apply decisions. Stores and exports of before the row hash read with a null one.
+
+`export_decisions` writes the current decisions to Parquet, `read_decisions` reads either form
+(opening a store read-only), and `apply_decisions` puts them on a dataset.
 docs/schema.md, "Review decisions", describes the columns.
 """
 
@@ -17,6 +24,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import re
 import sqlite3
 import threading
 from contextlib import contextmanager
@@ -30,18 +38,26 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from nctool.errors import NctoolError
-from nctool.schema import atomic_path, check_output, read_table
+from nctool.schema import atomic_path, check_output, column_names, is_blank, read_table, row_hashes
 
 ACTIONS = ("keep", "drop", "fix")
 """What a person may decide about a pair (the one home of this vocabulary)."""
 
-DECISION_COLUMNS = ("pair_id", "action", "new_caption", "time", "reviewer")
-"""Columns of a decision: of `DecisionStore.current()` and of an exported decisions Parquet."""
+DECISION_COLUMNS = ("pair_id", "action", "new_caption", "time", "reviewer", "row_hash")
+"""Columns of a decision: of `DecisionStore.current()` and of an exported decisions Parquet. `row_hash`
+is null on decisions recorded before nctool kept it (they apply unchecked)."""
 
+LOCK_WAIT_S = 10.0
+"""How long a store operation waits for another process's lock before it gives up (a `nctool review`
+writing to the store holds it for milliseconds)."""
+
+_REQUIRED_COLUMNS = DECISION_COLUMNS[:-1]  # a decisions table of before the row hash lacks it
+_ROW_HASH = re.compile(r"[0-9a-f]{16}")
 _ARROW_SCHEMA = pa.schema([(name, pa.string()) for name in DECISION_COLUMNS])
+_SCORES_COLUMNS = {"reliability", "label", "detector"}  # what tells a scores file passed as decisions
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 _PARQUET_MAGIC = b"PAR1"
-_LOG_COLUMNS = ("seq", *DECISION_COLUMNS, "undone")
+_LOG_COLUMNS = ("seq", *_REQUIRED_COLUMNS, "undone", "row_hash")  # row_hash last: old stores gain it by ALTER TABLE
 _CREATE_LOG = """
 CREATE TABLE IF NOT EXISTS decisions (
     seq INTEGER PRIMARY KEY,   -- commit order: the newest decision of a pair is its current one
@@ -50,7 +66,8 @@ CREATE TABLE IF NOT EXISTS decisions (
     new_caption TEXT,          -- the corrected caption of a fix, NULL otherwise
     time TEXT NOT NULL,        -- ISO-8601 UTC
     reviewer TEXT NOT NULL,
-    undone TEXT                -- ISO-8601 UTC time the decision was undone; NULL while it stands
+    undone TEXT,               -- ISO-8601 UTC time the decision was undone; NULL while it stands
+    row_hash TEXT              -- schema.row_hashes of the row judged; NULL on decisions of before it was kept
 );
 CREATE INDEX IF NOT EXISTS decisions_by_pair ON decisions (pair_id, seq);
 """
@@ -91,7 +108,7 @@ class DecisionStore:
         self.close()
 
     def record(self, pair_id: str, action: str, *, new_caption: str | None = None,
-               reviewer: str | None = None) -> dict:
+               reviewer: str | None = None, row_hash: str | None = None) -> dict:
         """Append a decision; it is on disk when this returns.
 
         Parameters
@@ -104,15 +121,18 @@ class DecisionStore:
             The corrected caption: required (non-empty) for `fix`, refused for `keep` and `drop`.
         reviewer
             Who decided; None: the store's reviewer.
+        row_hash
+            The row hash (nctool.schema.row_hashes) of the pair as the person saw it; None: unknown
+            (the decision then applies to any version of the pair).
 
-        Returns the decision: `pair_id`, `action`, `new_caption`, `time` (ISO-8601 UTC), `reviewer`.
+        Returns the decision: `pair_id`, `action`, `new_caption`, `time` (ISO-8601 UTC), `reviewer`, `row_hash`.
         """
         decision = {"pair_id": pair_id, "action": action, "new_caption": new_caption, "time": _now(),
-                    "reviewer": self.reviewer if reviewer is None else reviewer}
+                    "reviewer": self.reviewer if reviewer is None else reviewer, "row_hash": row_hash}
         _check_decision(decision, "decision")
         with self._transaction() as connection:
-            connection.execute(f"INSERT INTO decisions ({', '.join(DECISION_COLUMNS)}) VALUES (?, ?, ?, ?, ?)",
-                               tuple(decision.values()))
+            connection.execute(f"INSERT INTO decisions ({', '.join(DECISION_COLUMNS)}) "
+                               f"VALUES ({', '.join('?' * len(DECISION_COLUMNS))})", tuple(decision.values()))
         return decision
 
     def undo(self, pair_id: str | None = None) -> dict | None:
@@ -133,14 +153,22 @@ class DecisionStore:
 
     def current(self) -> pd.DataFrame:
         """The current decision of each decided pair, sorted by pair_id (columns DECISION_COLUMNS)."""
-        with self._lock:
+        with self._lock, _store_errors(self.path):
             return _current(self._connection)
+
+    def export(self, out: str | os.PathLike) -> Path:
+        """Write the current decisions to Parquet (as `export_decisions`) through this store's own connection.
+
+        What the process holding the store open must use: opening the file again there would drop its locks.
+        """
+        check_output(out, self.path)
+        return _write_decisions(self.current(), out)
 
     def get(self, pair_ids: Sequence[str]) -> dict[str, dict]:
         """The current decision of each of `pair_ids` that has one, by pair_id."""
         pair_ids = list(dict.fromkeys(pair_ids))
         found = {}
-        with self._lock:
+        with self._lock, _store_errors(self.path):
             for start in range(0, len(pair_ids), _IDS_PER_QUERY):
                 chunk = pair_ids[start:start + _IDS_PER_QUERY]
                 query = _CURRENT.format(where=f" AND pair_id IN ({', '.join('?' * len(chunk))})")
@@ -150,7 +178,7 @@ class DecisionStore:
 
     def counts(self) -> dict[str, int]:
         """How many pairs currently carry each action (every action of ACTIONS, zeros included)."""
-        with self._lock:
+        with self._lock, _store_errors(self.path):
             rows = dict(self._connection.execute(
                 f"SELECT action, COUNT(*) FROM ({_CURRENT.format(where='')}) GROUP BY action").fetchall())
         return {action: rows.get(action, 0) for action in ACTIONS}
@@ -163,7 +191,7 @@ class DecisionStore:
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         """A write transaction, committed (durably) when the block ends, rolled back on error."""
-        with self._lock:
+        with self._lock, _store_errors(self.path):
             self._connection.execute("BEGIN IMMEDIATE")
             try:
                 yield self._connection
@@ -184,7 +212,11 @@ def export_decisions(store_path: str | os.PathLike, out: str | os.PathLike) -> P
         The Parquet file to write; neither a folder nor the store itself.
     """
     check_output(out, store_path)
-    table = pa.Table.from_pandas(read_decisions(store_path), schema=_ARROW_SCHEMA, preserve_index=False)
+    return _write_decisions(read_decisions(store_path), out)
+
+
+def _write_decisions(decisions: pd.DataFrame, out: str | os.PathLike) -> Path:
+    table = pa.Table.from_pandas(decisions[list(DECISION_COLUMNS)], schema=_ARROW_SCHEMA, preserve_index=False)
     with atomic_path(out) as tmp:
         pq.write_table(table, tmp, compression="zstd")
     return Path(out)
@@ -193,8 +225,10 @@ def export_decisions(store_path: str | os.PathLike, out: str | os.PathLike) -> P
 def read_decisions(path: str | os.PathLike) -> pd.DataFrame:
     """The current decisions in a decision store (.sqlite) or in its Parquet export (`export_decisions`).
 
-    Returns one row per decided pair, columns DECISION_COLUMNS. Raises NctoolError for a missing
-    file, a folder, a file of another kind, or a Parquet file that is not a decisions table.
+    Returns one row per decided pair, columns DECISION_COLUMNS (`row_hash` null where the file has
+    none). A store is opened read-only, so one in a read-only place reads too. Raises NctoolError for a
+    missing file, a folder, a file of another kind, a Parquet file that is not a decisions table (a
+    scores file is named as one), or a store that is damaged or held by another process.
     """
     path = Path(path)
     if path.is_dir():
@@ -205,22 +239,80 @@ def read_decisions(path: str | os.PathLike) -> pd.DataFrame:
     with path.open("rb") as file:
         magic = file.read(len(_SQLITE_MAGIC))
     if magic == _SQLITE_MAGIC:
-        connection = _connect(path)
+        connection = _connect(path, read_only=True)
         try:
-            return _current(connection)
+            with _store_errors(path):
+                return _current(connection)
         finally:
             connection.close()
     if magic.startswith(_PARQUET_MAGIC):
+        present = column_names(path)
+        missing = [name for name in _REQUIRED_COLUMNS if name not in present]
+        if missing and _SCORES_COLUMNS <= set(present):
+            raise NctoolError(f"{path}: a scores file, not a decisions file; pass it as --scores, and as --decisions "
+                              f"the .sqlite store `nctool review` wrote, or its export (`nctool review --export`)")
+        if missing:
+            raise NctoolError(f"{path}: not a decisions file (no column {', '.join(map(repr, missing))}); pass the "
+                              f".sqlite store `nctool review` wrote, or its export (`nctool review --export`)")
         decisions = read_table(path, required={})
         _check_decisions(decisions, str(path))
+        if "row_hash" not in decisions:  # an export of before the row hash
+            decisions["row_hash"] = None
         decisions = decisions[list(DECISION_COLUMNS)].astype(object)
         return decisions.where(decisions.notna(), None).reset_index(drop=True)  # None where missing, as in a store
     raise NctoolError(f"{path}: neither a decision store (SQLite) nor a Parquet file; give the .sqlite that "
                       f"`nctool review` wrote, or its Parquet export")
 
 
+def match_decisions(frame: pd.DataFrame, decisions: pd.DataFrame, *,
+                    others: str = "refuse") -> tuple[pd.DataFrame, str | None]:
+    """The decisions that were made on `frame`'s rows, and one line on those that were not (None: all were).
+
+    The one check `nctool filter`, `train` and `review` run before they apply decisions (`apply_decisions`).
+
+    Parameters
+    ----------
+    frame
+        Pairs with `pair_id`, `image_id` and `caption` (and `caption_original`, in a file fixed before).
+    decisions
+        Current decisions (`read_decisions`, `DecisionStore.current`).
+    others
+        Decisions on pairs that are not in `frame`: "refuse" (NctoolError: the decisions were made on
+        another dataset) or "skip" (left out: a store shared by reviews of several datasets).
+
+    A decision whose `row_hash` is not the row hash of its pair in `frame` (before a fix, when the
+    row was fixed: the row the person saw) was made on another version of the pair: it is left out
+    and counted in the returned line, which says what to do. A decision without a row hash (recorded
+    before nctool kept one) applies unchecked.
+    """
+    _check_decisions(decisions, "decisions")
+    if others == "refuse":
+        _refuse_unknown(frame, decisions)
+    else:
+        decisions = decisions[decisions["pair_id"].isin(frame["pair_id"])]
+    recorded = (decisions["row_hash"] if "row_hash" in decisions else
+                pd.Series(None, index=decisions.index, dtype=object)).to_numpy(dtype=object)
+    checked = ~pd.isna(recorded)
+    if not checked.any():
+        return decisions.reset_index(drop=True), None
+    rows = frame[frame["pair_id"].isin(decisions["pair_id"].to_numpy()[checked])]
+    judged = set(zip(rows["pair_id"], row_hashes(rows)))
+    if "caption_original" in rows:
+        fixed = rows[rows["caption_original"].notna()]
+        judged |= set(zip(fixed["pair_id"], row_hashes(fixed.assign(caption=fixed["caption_original"]))))
+    stale = checked & np.array([(pair_id, row_hash) not in judged for pair_id, row_hash in
+                                zip(decisions["pair_id"], recorded)], dtype=bool)
+    note = None
+    if stale.any():
+        note = (f"decisions: {int(stale.sum())} decision(s) were made on another version of their pair (its image "
+                f"or caption has changed since, e.g. '{decisions['pair_id'].to_numpy()[stale][0]}') and were not "
+                f"applied; review those pairs again on this dataset (nctool review), or give the dataset the "
+                f"decisions were made on")
+    return decisions[~stale].reset_index(drop=True), note
+
+
 def apply_decisions(frame: pd.DataFrame, decisions: pd.DataFrame) -> pd.DataFrame:
-    """A copy of `frame` with people's decisions on it.
+    """A copy of `frame` with people's decisions on it (check them with `match_decisions` first).
 
     Parameters
     ----------
@@ -236,10 +328,7 @@ def apply_decisions(frame: pd.DataFrame, decisions: pd.DataFrame) -> pd.DataFram
     table or decisions on pairs that are not in `frame`.
     """
     _check_decisions(decisions, "decisions")
-    unknown = ~decisions["pair_id"].isin(frame["pair_id"])
-    if unknown.any():
-        raise NctoolError(f"decisions: {int(unknown.sum())} pair id(s) are not in the dataset (e.g. "
-                          f"'{decisions.loc[unknown, 'pair_id'].iloc[0]}'); give the dataset the decisions were made on")
+    _refuse_unknown(frame, decisions)
     by_pair = decisions.set_index("pair_id")
     action = frame["pair_id"].map(by_pair["action"])
     fixed = (action == "fix").to_numpy()
@@ -258,6 +347,14 @@ def apply_decisions(frame: pd.DataFrame, decisions: pd.DataFrame) -> pd.DataFram
     return out
 
 
+def _refuse_unknown(frame: pd.DataFrame, decisions: pd.DataFrame) -> None:
+    """Refuse decisions on pairs that are not in `frame` (what filter and train do alike)."""
+    unknown = ~decisions["pair_id"].isin(frame["pair_id"])
+    if unknown.any():
+        raise NctoolError(f"decisions: {int(unknown.sum())} pair id(s) are not in the dataset (e.g. "
+                          f"'{decisions.loc[unknown, 'pair_id'].iloc[0]}'); give the dataset the decisions were made on")
+
+
 def _check_decision(decision: dict, source: str) -> None:
     """Refuse an unknown action, a fix without a new caption, a new caption on keep/drop, no pair or reviewer."""
     pair_id, action, new_caption = decision["pair_id"], decision["action"], decision["new_caption"]
@@ -265,7 +362,7 @@ def _check_decision(decision: dict, source: str) -> None:
         raise NctoolError(f"{source}: pair_id {pair_id!r} is not a pair id; give the pair's `pair_id`")
     if action not in ACTIONS:
         raise NctoolError(f"{source} on pair '{pair_id}': action {action!r} is unknown; choose from {', '.join(ACTIONS)}")
-    has_caption = isinstance(new_caption, str) and bool(new_caption.strip())
+    has_caption = not is_blank(new_caption)  # zero-width, bidi and control characters alone are no caption
     if action == "fix" and not has_caption:
         raise NctoolError(f"{source} on pair '{pair_id}': fix without a new caption; give the corrected caption "
                           f"as new_caption")
@@ -274,11 +371,15 @@ def _check_decision(decision: dict, source: str) -> None:
                           f"'{action}'; record 'fix' to correct the caption")
     if not isinstance(decision["reviewer"], str) or not decision["reviewer"].strip():
         raise NctoolError(f"{source} on pair '{pair_id}': no reviewer; name who decided (reviewer=...)")
+    row_hash = decision.get("row_hash")
+    if not pd.isna(row_hash) and not (isinstance(row_hash, str) and _ROW_HASH.fullmatch(row_hash)):
+        raise NctoolError(f"{source} on pair '{pair_id}': row_hash {row_hash!r} is not a row hash (16 hex digits, "
+                          f"nctool.schema.row_hashes); give the row hash of the pair decided on, or none")
 
 
 def _check_decisions(decisions: pd.DataFrame, source: str) -> None:
-    """Refuse a table that lacks a column of DECISION_COLUMNS, repeats a pair or holds an invalid decision."""
-    missing = [name for name in DECISION_COLUMNS if name not in decisions]
+    """Refuse a table that lacks a column of DECISION_COLUMNS (but row_hash), repeats a pair or holds an invalid decision."""
+    missing = [name for name in _REQUIRED_COLUMNS if name not in decisions]
     if missing:
         raise NctoolError(f"{source}: not a decisions table (no column '{missing[0]}'); give a decision store "
                           f"(.sqlite) or its export (nctool.decisions.export_decisions)")
@@ -286,12 +387,14 @@ def _check_decisions(decisions: pd.DataFrame, source: str) -> None:
     if repeated.any():
         raise NctoolError(f"{source}: pair '{decisions.loc[repeated, 'pair_id'].iloc[0]}' has several decisions; "
                           f"give the current decisions, one per pair (DecisionStore.current)")
-    for decision in decisions[list(DECISION_COLUMNS)].to_dict("records"):
+    for decision in decisions[[name for name in DECISION_COLUMNS if name in decisions]].to_dict("records"):
         _check_decision(decision, source)
 
 
-def _connect(path: Path) -> sqlite3.Connection:
-    """Open (creating when new) the store at `path`: WAL journal, synchronous=FULL, autocommit."""
+def _connect(path: Path, *, read_only: bool = False) -> sqlite3.Connection:
+    """Open the store at `path`: for writing (created when new; WAL journal, synchronous=FULL,
+    autocommit; a store of before the row hash gains the column), or `read_only` (an existing store,
+    wherever it lies: nothing is written, not even the journal files where the folder forbids them)."""
     if path.is_dir():
         raise NctoolError(f"{path}: is a folder; give a file path for the decision store, e.g. "
                           f"{path / 'scores.decisions.sqlite'}")
@@ -299,25 +402,111 @@ def _connect(path: Path) -> sqlite3.Connection:
         with path.open("rb") as file:
             if file.read(len(_SQLITE_MAGIC)) != _SQLITE_MAGIC:
                 raise NctoolError(f"{path}: not a SQLite file, so not a decision store; give another path")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    connection = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+    connection = None
     try:
-        tables = {name for (name,) in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        if not tables:
-            connection.executescript(_CREATE_LOG)
+        if read_only:
+            connection, tables = _open_read_only(path)
+        else:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise NctoolError(f"{path}: cannot create its folder ({exc.strerror}); pass --decisions with a "
+                                  f"file in a folder you can write to") from None
+            if path.exists() and not os.access(path, os.W_OK):  # SQLite would open it read-only and fail later
+                raise NctoolError(f"{path}: cannot write the decision store (the file is not writable); pass "
+                                  f"--decisions with a file in a folder you can write to")
+            connection = sqlite3.connect(path, timeout=LOCK_WAIT_S, isolation_level=None, check_same_thread=False)
+            tables = _tables(connection)
+            if not tables:
+                connection.executescript(_CREATE_LOG)
         columns = tuple(row[1] for row in connection.execute("PRAGMA table_info(decisions)"))
-        if columns != _LOG_COLUMNS:  # checked before the pragmas below change another program's database
+        if columns not in (_LOG_COLUMNS, _LOG_COLUMNS[:-1]):  # checked before anything changes another program's database
             raise NctoolError(f"{path}: a SQLite database but not a decision store (no table 'decisions' with "
                               f"columns {', '.join(_LOG_COLUMNS)}); give another path")
-        connection.execute("PRAGMA journal_mode = WAL")
-        connection.execute("PRAGMA synchronous = FULL")
+        if columns != _LOG_COLUMNS:  # a store of before the row hash: its decisions have none
+            if read_only:
+                connection.execute("CREATE TEMP VIEW decisions AS SELECT *, NULL AS row_hash FROM main.decisions")
+            else:
+                _add_row_hash(connection)
+        if not read_only:
+            connection.execute("PRAGMA journal_mode = WAL")
+            connection.execute("PRAGMA synchronous = FULL")
     except NctoolError:
-        connection.close()
+        if connection is not None:
+            connection.close()
         raise
     except sqlite3.DatabaseError as exc:
-        connection.close()
-        raise NctoolError(f"{path}: cannot be opened as a decision store ({exc}); give another path") from None
+        if connection is not None:
+            connection.close()
+        raise _store_error(path, exc) from None
     return connection
+
+
+def _open_read_only(path: Path) -> tuple[sqlite3.Connection, set[str]]:
+    """A read-only connection to an existing store, and its tables.
+
+    A WAL store needs its -shm file, which SQLite cannot create in a read-only folder; there, a store
+    without a journal to replay (no -wal, or an empty one: closed cleanly) is read as immutable.
+    """
+    uri = path.absolute().as_uri()
+    connection = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=LOCK_WAIT_S, isolation_level=None,
+                                 check_same_thread=False)
+    try:
+        return connection, _tables(connection)
+    except sqlite3.OperationalError as exc:
+        connection.close()
+        wal = path.with_name(path.name + "-wal")
+        if "unable to open" not in str(exc):
+            raise
+        if wal.exists() and wal.stat().st_size:
+            raise NctoolError(f"{path}: cannot be read here: its journal {wal.name} needs a -shm file beside it and "
+                              f"the folder is read-only; copy the store with its -wal file to a folder you can "
+                              f"write to and pass that copy") from None
+    connection = sqlite3.connect(f"{uri}?mode=ro&immutable=1", uri=True, isolation_level=None,
+                                 check_same_thread=False)
+    try:
+        return connection, _tables(connection)
+    except BaseException:
+        connection.close()
+        raise
+
+
+def _tables(connection: sqlite3.Connection) -> set[str]:
+    return {name for (name,) in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+
+
+def _add_row_hash(connection: sqlite3.Connection) -> None:
+    """Give a store of before the row hash its column (NULL on its decisions); another process may race us to it."""
+    try:
+        connection.execute("ALTER TABLE decisions ADD COLUMN row_hash TEXT")
+    except sqlite3.OperationalError as exc:
+        if "duplicate column" not in str(exc):
+            raise
+
+
+@contextmanager
+def _store_errors(path: Path) -> Iterator[None]:
+    """Turn SQLite's errors on the store at `path` into one line naming it (`_store_error`)."""
+    try:
+        yield
+    except sqlite3.DatabaseError as exc:
+        raise _store_error(path, exc) from None
+
+
+def _store_error(path: Path, exc: sqlite3.DatabaseError) -> NctoolError:
+    """What went wrong with the store at `path`, and what to do, as one line."""
+    text = str(exc)
+    if "locked" in text or "busy" in text:
+        return NctoolError(f"{path}: another process holds the decision store (still locked after {LOCK_WAIT_S:g} s; "
+                           f"`nctool review` holds it for milliseconds at a time); let that process finish or stop "
+                           f"it, then run again")
+    if "malformed" in text or "not a database" in text or "corrupt" in text:
+        return NctoolError(f"{path}: damaged, not a readable decision store ({text}); restore it from a copy or from "
+                           f"its export (`nctool review --export`), or pass another --decisions")
+    if "readonly" in text or "read-only" in text or "unable to open" in text:
+        return NctoolError(f"{path}: cannot write the decision store there ({text}: the folder is not writable); "
+                           f"pass --decisions with a file in a folder you can write to")
+    return NctoolError(f"{path}: cannot be used as a decision store ({text}); pass another --decisions")
 
 
 def _current(connection: sqlite3.Connection) -> pd.DataFrame:

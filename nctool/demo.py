@@ -18,7 +18,7 @@ from nctool.bench import run_bench, train_once
 from nctool.config import Recipe
 from nctool.errors import NctoolError
 from nctool.progress import Progress
-from nctool.schema import write_table
+from nctool.schema import check_output, write_table
 from nctool.synth import CATEGORIES, generate, synthesize
 
 HELD_OUT = CATEGORIES[::3]  # scene classes the base never sees
@@ -53,7 +53,7 @@ def run_demo(out_dir: str | Path, *, recipe: Recipe, base_recipe: Recipe | None 
     it; without, the runs start from `recipe`'s own weights. `seed` seeds the synthetic data and
     training. Each finished run keeps only its best.pt (the demo drops the resume files).
     """
-    out_dir = Path(out_dir)
+    out_dir = check_output(out_dir, folder=True)
     if base_recipe is not None:
         base = build_base(out_dir / "base", recipe=base_recipe, images=base_images, seed=seed + BASE_SEED_OFFSET,
                           progress=progress)

@@ -44,14 +44,14 @@ from nctool.detectors import Evidence
 from nctool.errors import NctoolError
 from nctool.images import resolve_root
 from nctool.progress import Progress, silent
-from nctool.schema import atomic_path, check_splits, column_names, row_group_count, write_json
+from nctool.schema import atomic_path, check_output, check_splits, column_names, row_group_count, write_json
 from nctool.scoring import (ReferencePool, check_model_choice, check_run_options, Embedder, assemble_evidence, measure,
                             pool_embeddings, pool_ids, read_index, reference_batch_size, scored_chunks,
                             scoring_model)
 from nctool.transforms import preprocess_for
 
 FORMAT = "nctool-embeddings"
-FORMAT_VERSION = 2  # 2: row_hash as uint64
+FORMAT_VERSION = 3  # 2: row_hash as uint64; 3: each shard's sha256 in the manifest
 MANIFEST = "manifest.json"
 KEY = b"nctool.embeddings_key"  # shard metadata: the run key of the manifest the shard was written for
 # measure()'s embeddings -> shard columns; every other shard column has measure()'s name
@@ -130,7 +130,7 @@ def embed(data_path: str | os.PathLike, *, out: str | os.PathLike, checkpoint: s
     check_engine(engine, address=address, workers=workers, gpus_per_worker=gpus_per_worker)
     splits = check_splits(splits)
     check_run_options(batch_size=batch_size, repeats=repeats, pool_size=pool_size, seed=seed, suggest=0)
-    folder = Path(out)
+    folder = check_output(out, data_path, checkpoint, pretrained, folder=True)
     previous = _read_manifest(folder)
     index = read_index(data_path, splits, fingerprint=True)
     scored_ids = index.scored_ids
@@ -146,15 +146,17 @@ def embed(data_path: str | os.PathLike, *, out: str | os.PathLike, checkpoint: s
                                  "precision": "bfloat16 autocast" if (gpus > 0 if ray else dev.type == "cuda")
                                  else "float32"}}
         key = hashlib.blake2b(json.dumps(identity, sort_keys=True).encode(), digest_size=16).hexdigest()
-        invalidated = None
-        if previous is not None and previous.get("key") != key:
+        invalidated, stale = None, previous is not None and previous.get("key") != key
+        if stale:
             invalidated = f"made with another {_difference(previous, identity)}; recomputed every shard"
             for shard in folder.glob("shard-*.parquet"):
                 shard.unlink()
-        done = _finished(folder, key, data["row_groups"])
+        done, edited = _finished(folder, None if stale else previous, data["row_groups"])
+        if edited:  # a shard whose bytes are not the ones written (and recorded) is made again
+            invalidated = f"edited since they were written ({', '.join(map(shard_name, edited))}); re-embedded those"
         todo = [group for group in range(data["row_groups"]) if group not in done]
         ids = pool_ids(scored_ids, seed, pool_size)
-        manifest = previous if previous is not None and not invalidated else {
+        manifest = previous if previous is not None and not stale else {
             **identity, "key": key,
             "pool": {"pairs": len(ids), "ids_sha256": hashlib.sha256("\0".join(ids).encode()).hexdigest()},
             "loss_thresholds": list(losses.recipe_thresholds(  # as ReferencePool.thresholds, before the pool exists
@@ -177,9 +179,9 @@ def embed(data_path: str | os.PathLike, *, out: str | os.PathLike, checkpoint: s
                                      model={"checkpoint": checkpoint, "model": model, "pretrained": pretrained,
                                             "recipe": recipe}, root=resolve_root(data_path, image_root))
             else:
-                shards = ((group, write_shard(embedder, reference, job, group)) for group in todo)
-            for count, (group, rows) in enumerate(shards, 1):
-                done[group] = rows
+                shards = ((group, *write_shard(embedder, reference, job, group)) for group in todo)
+            for count, (group, rows, sha256) in enumerate(shards, 1):
+                done[group] = {"rows": rows, "sha256": sha256}
                 _write_manifest(folder, manifest, done)
                 progress(count, len(todo), "embed shards")
     return {"out": str(folder), "pairs": len(scored_ids), "shards": data["row_groups"], "computed": todo,
@@ -214,7 +216,10 @@ def read_evidence(folder: str | os.PathLike, data_path: str | os.PathLike, finge
             made, wanted = _flags(name, manifest["settings"][name]), _flags(name, value)
             raise NctoolError(f"{folder}: embedded with {made}, this run asks for {wanted}; score with {made}, or "
                               f"re-embed: `nctool embed {data_path} --out {folder} {wanted}` with its model")
-    done = _finished(folder, manifest["key"], data["row_groups"])
+    done, edited = _finished(folder, manifest, data["row_groups"])
+    if edited:
+        raise NctoolError(f"{folder / shard_name(edited[0])}: changed since `nctool embed` wrote it (its sha256 is not "
+                          f"the one in {MANIFEST}); re-embed it with {again} (it recomputes only the changed shards)")
     missing = [group for group in range(data["row_groups"]) if group not in done]
     if missing:
         raise NctoolError(f"{folder}: {len(missing)} of {data['row_groups']} shards not finished (first: "
@@ -222,15 +227,16 @@ def read_evidence(folder: str | os.PathLike, data_path: str | os.PathLike, finge
     columns = None if keep_embeddings else [name for name in pq.read_schema(folder / shard_name(0)).names
                                             if name not in VECTOR_COLUMNS.values()]
     parts = [_read_shard(folder / shard_name(group), columns, device) for group in range(data["row_groups"])
-             if done[group]]
+             if done[group]["rows"]]
     return assemble_evidence(parts, loss_thresholds=tuple(manifest["loss_thresholds"]), seed=seed)
 
 
-def write_shard(embedder: Embedder, pool: ReferencePool, job: dict, row_group: int) -> int:
+def write_shard(embedder: Embedder, pool: ReferencePool, job: dict, row_group: int) -> tuple[int, str]:
     """Measure the scored pairs of one row group (nctool.scoring.measure) and write its shard atomically.
 
     `job` holds `data_path`, `splits`, `folder` and `key` (the run key stored in the shard). Returns
-    the shard's row count (0 for a row group without scored pairs: its shard is empty).
+    the shard's row count (0 for a row group without scored pairs: its shard is empty) and the
+    sha256 of its file, which the manifest keeps.
     """
     with torch.inference_mode():
         parts = [measure(embedder, pool, chunk, keep_embeddings=True)
@@ -244,7 +250,8 @@ def write_shard(embedder: Embedder, pool: ReferencePool, job: dict, row_group: i
         [_arrow(field, [part[_part_name(field.name)] for part in parts]) for field in schema], schema=schema)
     with atomic_path(Path(job["folder"]) / shard_name(row_group)) as tmp:
         pq.write_table(table, tmp, compression="zstd")
-    return table.num_rows
+        sha256 = _sha256(tmp)
+    return table.num_rows, sha256
 
 
 def _arrow(field: pa.Field, values: list) -> pa.Array:
@@ -338,22 +345,31 @@ def _read_manifest(folder: Path) -> dict | None:
     return manifest
 
 
-def _write_manifest(folder: Path, manifest: dict, done: dict[int, int]) -> None:
-    manifest["shards"] = [{"file": shard_name(group), "row_group": group, "rows": rows}
-                          for group, rows in sorted(done.items())]
+def _write_manifest(folder: Path, manifest: dict, done: dict[int, dict]) -> None:
+    manifest["shards"] = [{"file": shard_name(group), "row_group": group, **shard}
+                          for group, shard in sorted(done.items())]
     write_json(manifest, folder / MANIFEST)
 
 
-def _finished(folder: Path, key: str, row_groups: int) -> dict[int, int]:
-    """Row group -> rows of each shard in the folder written for run `key` (read from the shards' footers)."""
-    done = {}
+def _finished(folder: Path, manifest: dict | None, row_groups: int) -> tuple[dict[int, dict], list[int]]:
+    """The shards of the folder's run that are as they were written, and the row groups of edited ones.
+
+    Returns (row group -> {"rows", "sha256"} of each finished shard whose file still has the sha256
+    the manifest recorded, the row groups whose file is there but has another sha256). A shard the
+    manifest does not list (an embed stopped before it recorded the shard) is neither.
+    """
+    done, edited = {}, []
+    recorded = {shard.get("row_group"): shard for shard in (manifest or {}).get("shards", [])
+                if isinstance(shard, dict)}
     for group in range(row_groups):
-        path = folder / shard_name(group)
-        if path.is_file():
-            footer = pq.read_metadata(path)
-            if (footer.metadata or {}).get(KEY) == key.encode():
-                done[group] = footer.num_rows
-    return done
+        path, shard = folder / shard_name(group), recorded.get(group)
+        if shard is None or not path.is_file():
+            continue
+        if _sha256(path) == shard.get("sha256"):
+            done[group] = {"rows": shard["rows"], "sha256": shard["sha256"]}
+        else:
+            edited.append(group)
+    return done, edited
 
 
 # --- the Ray engine ----------------------------------------------------------------------------------------
@@ -399,8 +415,8 @@ def _gpus_per_worker(ray, requested: float | None) -> float:
 
 
 def _ray_shards(ray, job: dict, pool: ReferencePool, todo: list[int], *, workers: int | None, gpus: float, batch_size: int,
-                model: dict, root: Path) -> Iterator[tuple[int, int]]:
-    """Write the shards of `todo` with a Ray Data actor pool; yields (row group, rows) as each finishes.
+                model: dict, root: Path) -> Iterator[tuple[int, int, str]]:
+    """Write the shards of `todo` with a Ray Data actor pool; yields (row group, rows, sha256) as each finishes.
 
     Paths go to the actors absolute (they may run in another folder); the model files, the data
     file and the output folder must be reachable from every node (a shared file system).
@@ -419,13 +435,13 @@ def _ray_shards(ray, job: dict, pool: ReferencePool, todo: list[int], *, workers
                                  compute=ray.data.ActorPoolStrategy(size=min(workers, len(todo))),
                                  num_gpus=gpus or None, num_cpus=None if gpus else 1)
     for row in written.iter_rows():
-        yield int(row["row_group"]), int(row["rows"])
+        yield int(row["row_group"]), int(row["rows"]), str(row["sha256"])
 
 
 class ShardWriter:
     """A Ray Data actor: loads the model and the reference pool once, then writes each shard it is handed.
 
-    Called with a batch {"row_group": [g, ...]}; returns {"row_group", "rows"} of the shards written.
+    Called with a batch {"row_group": [g, ...]}; returns {"row_group", "rows", "sha256"} of the shards written.
     """
 
     def __init__(self, job: dict, pool: list):
@@ -439,5 +455,6 @@ class ShardWriter:
 
     def __call__(self, batch: dict) -> dict:
         groups = [int(group) for group in batch["row_group"]]
-        rows = [write_shard(self.embedder, self.pool, self.job, group) for group in groups]
-        return {"row_group": np.array(groups), "rows": np.array(rows)}
+        written = [write_shard(self.embedder, self.pool, self.job, group) for group in groups]
+        return {"row_group": np.array(groups), "rows": np.array([rows for rows, _ in written]),
+                "sha256": np.array([sha256 for _, sha256 in written])}

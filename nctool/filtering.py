@@ -18,14 +18,14 @@ place per-detector counts and detection metrics against ground truth are compute
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Sequence
 
 import numpy as np
 import pandas as pd
 
-from nctool.decisions import ACTIONS, apply_decisions, read_decisions
+from nctool.decisions import ACTIONS, apply_decisions, match_decisions, read_decisions
 from nctool.errors import NctoolError
 from nctool.metrics import detection_metrics, label_metrics
 from nctool.schema import (LABELS, OPTIONAL, REQUIRED, SPLITS, check_frame, check_output, image_root, iter_batches,
@@ -44,6 +44,7 @@ class FilterResult:
     dropped: pd.DataFrame   # dataset rows dropped, same columns
     summary: list[dict]     # per split and label: kept, dropped (and truly noisy shares with ground truth)
     decisions: dict[str, int] | None = None  # people's decisions applied, per action; None: none given
+    notes: list[str] = field(default_factory=list)  # decisions not applied (made on another version of the pair)
 
 
 def read_scores(path: str | os.PathLike) -> pd.DataFrame:
@@ -88,7 +89,8 @@ def filter_pairs(data: pd.DataFrame, scores: pd.DataFrame, *, drop: Sequence[str
     decisions
         Current review decisions (`nctool.decisions.read_decisions`), which override the detector;
         the rows get the `decision` and `caption_original` columns (`nctool.decisions.apply_decisions`).
-        None: the detector alone decides.
+        Decisions made on another version of a pair are not applied and reported in `notes`
+        (`nctool.decisions.match_decisions`). None: the detector alone decides.
 
     Raises NctoolError for a bad `drop` label, `min_reliability` outside [0, 1], an ambiguous or
     unknown detector, duplicate pair ids, scores for pairs that are not in `data`, scores of another
@@ -118,14 +120,17 @@ def filter_pairs(data: pd.DataFrame, scores: pd.DataFrame, *, drop: Sequence[str
         dropped |= joined["reliability"] < min_reliability
     dropped = dropped.to_numpy() & scored
     decided = applied = None
+    notes = []
     if decisions is not None:
+        decisions, stale = match_decisions(joined, decisions)
+        notes += [stale] if stale else []
         joined = apply_decisions(joined, decisions)
         action = joined["decision"].to_numpy()
         decided = joined["decision"].notna().to_numpy()
         dropped = np.where(decided, action == "drop", dropped)
         applied = {name: int((action == name).sum()) for name in ACTIONS}
     return FilterResult(joined[~dropped].reset_index(drop=True), joined[dropped].reset_index(drop=True),
-                        _summary(joined, dropped, scored_splits, decided), applied)
+                        _summary(joined, dropped, scored_splits, decided), applied, notes)
 
 
 def filter_file(data_path: str | os.PathLike, scores_path: str | os.PathLike, *, out: str | os.PathLike,
@@ -152,8 +157,8 @@ def filter_file(data_path: str | os.PathLike, scores_path: str | os.PathLike, *,
 
     Outputs are checked before anything is read (neither may be a folder, an input or each other)
     and written atomically, with the dataset's image root so relative image paths still resolve.
-    Returns `out`, `dropped_out`, `kept` and `dropped` (row counts), `summary` (FilterResult.summary)
-    and `decisions` (FilterResult.decisions).
+    Returns `out`, `dropped_out`, `kept` and `dropped` (row counts), `summary` (FilterResult.summary),
+    `decisions` and `notes` (FilterResult.decisions, .notes).
     """
     check_output(out, data_path, scores_path, decisions)
     if dropped is not None:
@@ -169,7 +174,8 @@ def filter_file(data_path: str | os.PathLike, scores_path: str | os.PathLike, *,
     if dropped is not None:
         write_table(result.dropped, dropped, image_root=root)
     return {"out": str(out), "dropped_out": None if dropped is None else str(dropped), "kept": len(result.kept),
-            "dropped": len(result.dropped), "summary": result.summary, "decisions": result.decisions}
+            "dropped": len(result.dropped), "summary": result.summary, "decisions": result.decisions,
+            "notes": result.notes}
 
 
 def detection_table(scores: pd.DataFrame, truth: pd.Series | None = None) -> list[dict]:

@@ -23,7 +23,7 @@ import pandas as pd
 from nctool import images
 from nctool.errors import NctoolError
 from nctool.progress import Progress, silent
-from nctool.schema import SPLITS, check_frame, check_output, check_splits, read_table, write_table
+from nctool.schema import SPLITS, blank_mask, check_frame, check_output, check_splits, read_table, write_table
 
 FORMATS = ("karpathy", "rrsitr", "parquet", "folder")
 FORMAT_CHOICES = ("auto", *FORMATS)
@@ -119,7 +119,7 @@ def ingest(sources: list[str | os.PathLike], *, out: str | os.PathLike, fmt: str
 
     df["split"] = _splits(df, split)
     df["caption"] = df["caption"].fillna("").astype(str).str.strip()
-    empty = df["caption"] == ""
+    empty = pd.Series(blank_mask(df["caption"]), index=df.index)  # zero-width, bidi, NUL alone: empty too
     if empty.any() and not drop_empty:
         more = f" (and {empty.sum() - 1} more)" if empty.sum() > 1 else ""
         raise NctoolError(f"{df.loc[empty, 'where'].iloc[0]}: empty caption{more}; "

@@ -24,7 +24,7 @@ from open_clip.factory import load_state_dict as read_open_clip_state_dict
 from open_clip.transformer import TextTransformer, VisionTransformer
 from torch import nn
 
-from nctool.checkpoint import is_checkpoint, load_trained_weights
+from nctool.checkpoint import is_checkpoint, load_trained_weights, quiet_pickle_protocol
 from nctool.errors import NctoolError
 
 CONFIG_DIR = Path(__file__).parent / "model_configs"
@@ -97,12 +97,14 @@ def _load_checkpoint(model: RetrievalModel, path: Path) -> None:
                           f"or nothing for random init")
     try:
         # open_clip's loader also converts third-party layouts and resizes position embeddings
-        open_clip.load_checkpoint(model.clip, str(path), strict=True)
+        with quiet_pickle_protocol():
+            open_clip.load_checkpoint(model.clip, str(path), strict=True)
         return
     except Exception as exc:
         error = exc
     try:
-        found = read_open_clip_state_dict(str(path))
+        with quiet_pickle_protocol():
+            found = read_open_clip_state_dict(str(path))
     except Exception as exc:
         raise NctoolError(f"{path}: not a readable checkpoint ({exc.__class__.__name__}); give an open_clip "
                           f"state dict saved as .safetensors, .pt or .bin") from None

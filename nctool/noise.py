@@ -144,17 +144,13 @@ def inject_files(data: str | os.PathLike, *, out: str | os.PathLike, rates: Sequ
     -------
     One NoisedFile (path, rate, stats per split) per rate, in the order given.
     """
-    data, out = Path(data), Path(out)
-    if out.exists() and not out.is_dir():
-        raise NctoolError(f"{out}: is a file, not a folder; give --out a folder for the noised files")
+    data, out = Path(data), check_output(out, data, folder=True)
     dests = [out / noised_name(data.stem, kind, rate, seed) for rate in rates]
     if len(set(dests)) < len(dests):
         raise NctoolError(f"--rate {' '.join(f'{float(r)!r}' for r in rates)}: a rate is given twice; "
                           f"give each rate once")
     for dest in dests:
-        check_output(dest, data)
-        if dest.exists() and not overwrite:
-            raise NctoolError(f"{dest}: already exists; pass --overwrite to replace it, or give another --out")
+        check_output(dest, data, overwrite=overwrite)
     results = inject_many(read_table(data), rates, kind, seed=seed, splits=splits, progress=progress)
     root = image_root(data)  # the outputs live elsewhere: keep relative image paths resolvable
     for i, ((_, noised, _), dest) in enumerate(zip(results, dests), 1):

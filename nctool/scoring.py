@@ -346,7 +346,9 @@ def score(data_path: str | os.PathLike, *, out: str | os.PathLike, checkpoint: s
     if embeddings is None or model_given or engine != "local":
         check_model_choice(checkpoint, model, pretrained, recipe)
     shards.check_engine(engine, address=address, workers=workers, gpus_per_worker=gpus_per_worker)
-    check_output(out, data_path, checkpoint, pretrained)
+    check_output(out, data_path, checkpoint, pretrained, embeddings)  # nor inside the embeddings folder it reads
+    if embeddings is not None and model_given:  # it embeds into the folder first
+        check_output(embeddings, data_path, checkpoint, pretrained, folder=True)
     chosen = make_detectors(detectors, options)
     splits = check_splits(splits)
     check_run_options(batch_size=batch_size, repeats=repeats, pool_size=pool_size, seed=seed, suggest=suggest)

@@ -32,7 +32,7 @@ from nctool import losses, runtime
 from nctool.checkpoint import checkpoint_recipe, load_weights, read_checkpoint, save_checkpoint
 from nctool.config import Recipe, TrainCfg
 from nctool.data import PairData
-from nctool.decisions import apply_decisions, read_decisions
+from nctool.decisions import apply_decisions, match_decisions, read_decisions
 from nctool.errors import NctoolError
 from nctool.evaluation import evaluate_retrieval
 from nctool.images import resolve_root
@@ -40,7 +40,7 @@ from nctool.metrics import label_metrics
 from nctool.model import RetrievalModel, create_model
 from nctool.objectives import batch_logits, get_objective, objective_for_epoch
 from nctool.progress import Progress, silent
-from nctool.schema import LABELS, SPLITS, atomic_path, dataset_fingerprint, read_table, write_json
+from nctool.schema import LABELS, SPLITS, atomic_path, check_output, dataset_fingerprint, read_table, write_json
 from nctool.transforms import preprocess_for
 
 RUN_FILES = ("last.pt", "best.pt", "results.json")  # a folder holding any of these holds a run
@@ -163,9 +163,7 @@ def train(data_path: str | Path, *, out_dir: str | Path, recipe: Recipe | None =
         Callback (done, total, description).
     """
     progress = progress or silent
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise NctoolError(f"--out {out_dir}: is a file; give a folder for the run")
+    out_dir = check_output(out_dir, data_path, decisions, folder=True)
     if not resume:
         held = [name for name in RUN_FILES if (out_dir / name).exists()]
         if held:
@@ -247,6 +245,8 @@ def prepare(data_path: Path, out_dir: Path, recipe: Recipe | None, decisions, im
         out_dir.mkdir(parents=True, exist_ok=True)
         write_json(recipe.to_dict(), out_dir / "config.json")
         log = _MetricsLog(out_dir / "metrics.jsonl", state.step if saved is not None else None)
+        if log.torn:
+            notes.append(f"{log.path}: dropped {log.torn} torn line(s) (the run was stopped while writing one)")
     ddp_model = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
     truth = df["noisy"].to_numpy(dtype=bool) if "noisy" in df else None
     trusted = torch.tensor(df["decision"].isin(TRUSTED).to_numpy() if "decision" in df else
@@ -256,8 +256,12 @@ def prepare(data_path: Path, out_dir: Path, recipe: Recipe | None, decisions, im
 
 
 def _with_decisions(df: pd.DataFrame, path: str | Path) -> tuple[pd.DataFrame, list[str]]:
-    """The dataset with a curator's decisions applied to its train rows (dropped pairs removed)."""
-    decisions = read_decisions(path)
+    """The dataset with a curator's decisions applied to its train rows (dropped pairs removed).
+
+    Decisions on pairs not in the data are refused and those made on another version of a pair are
+    not applied (a note says so), as `nctool filter` does (nctool.decisions.match_decisions).
+    """
+    decisions, stale = match_decisions(df, read_decisions(path))
     train_ids = df.loc[df["split"] == "train", "pair_id"]
     applied = decisions["pair_id"].isin(train_ids)
     decided = apply_decisions(df, decisions[applied])
@@ -265,6 +269,8 @@ def _with_decisions(df: pd.DataFrame, path: str | Path) -> tuple[pd.DataFrame, l
     if not applied.all():
         notes.append(f"{int((~applied).sum())} decision(s) on pairs outside the train split were not applied: "
                      f"the run is measured there")
+    if stale:
+        notes.append(stale)
     return decided[decided["decision"] != "drop"].reset_index(drop=True), notes
 
 
@@ -443,11 +449,14 @@ class _MetricsLog:
 
     def __init__(self, path: Path, keep_until_step: int | None):
         self.path = path
+        self.torn = 0  # lines dropped that were not whole records
         if keep_until_step is None:
             path.write_text("")
         elif path.exists():
-            kept = [line for line in path.read_text().splitlines()
-                    if line and json.loads(line).get("step", 0) <= keep_until_step]
+            records = [(line, _record(line)) for line in path.read_text().splitlines() if line]
+            self.torn = sum(record is None for _, record in records)  # a kill while a record was written
+            kept = [line for line, record in records
+                    if record is not None and record.get("step", 0) <= keep_until_step]
             with atomic_path(path) as tmp:
                 tmp.write_text("".join(line + "\n" for line in kept))
         self._file = path.open("a")
@@ -460,6 +469,15 @@ class _MetricsLog:
 
     def close(self) -> None:
         self._file.close()
+
+
+def _record(line: str) -> dict | None:
+    """One metrics.jsonl line as its record; None for a line that is not one (torn by a kill)."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) else None
 
 
 def _split_quality(labels: np.ndarray, truth: np.ndarray | None) -> dict:

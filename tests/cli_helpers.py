@@ -26,3 +26,8 @@ def invoke(*args: str):
     from nctool.cli._ui import app
 
     return CliRunner().invoke(app, [str(a) for a in args], env={"COLUMNS": "200"})
+
+
+def interrupted(*args, **kwargs):
+    """A stand-in for a library call that the user stops with Ctrl-C."""
+    raise KeyboardInterrupt

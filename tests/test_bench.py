@@ -50,6 +50,16 @@ def test_bench_cli_runs_every_method_and_detector(clean_data, tmp_path):
     assert pd.read_csv(out / "results.csv")["mr"].tolist() == results["mr"].tolist()
     assert not list(out.rglob("last.pt")) and len(list(out.rglob("best.pt"))) == 4
 
+    # other detectors: the scores are made again (the training runs are reused)
+    recipe = load_recipe("demo", [value for value in TINY if value != "--set"])
+    run_bench(clean_data, out_dir=out, recipe=recipe, rates=[0.4], detectors=["similarity"])
+    assert set(pd.read_csv(out / "detection.csv")["detector"]) == {"similarity"}
+    # another recipe: refused in one line, not answered with the old runs
+    other = run_cli("bench", clean_data, "--out", out, "--rate", "0.4", *TINY, "--set", "train.lr=0.01")
+    assert other.returncode == 2 and other.stderr.strip().splitlines() == [
+        f"error: --out {out}: holds a bench of another recipe (train.lr is 0.01 here but 0.001 in the run); choose "
+        f"another --out, or give the settings it was made with to continue it"], other.stderr
+
 
 def test_bench_refuses_unknown_method_before_work(clean_data, tmp_path):
     with pytest.raises(NctoolError, match="unknown method or noise kind"):
@@ -106,3 +116,64 @@ def test_demo_cli_end_to_end(tmp_path):
 def test_bench_refuses_rates_that_share_a_run_folder(clean_data, tmp_path):
     with pytest.raises(NctoolError, match="two rates share a run folder"):
         run_bench(clean_data, out_dir=tmp_path / "b", recipe=load_recipe("demo"), rates=[0.4, 0.401])
+
+
+
+def _fake_training(monkeypatch, trained: list, fail: bool = False):
+    """train_once without training: a finished run's results.json, as a bench leaves it (or a Ctrl-C first)."""
+    def train_once(data, run_dir, recipe, device, progress, keep_last):
+        if fail:
+            raise KeyboardInterrupt
+        if not (run_dir / "results.json").exists():
+            trained.append(run_dir.name)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "results.json").write_text(json.dumps({"test": {"mr": 50.0, "rsum": 300.0}, "best_epoch": 1}))
+        return {"mr": 50.0, "rsum": 300.0, "best_epoch": 1, "run": str(run_dir)}
+
+    monkeypatch.setattr("nctool.bench.train_once", train_once)
+
+
+def test_bench_reuses_runs_only_of_the_same_data_and_recipe(clean_data, tmp_path, monkeypatch):
+    recipe, out, trained = load_recipe("demo"), tmp_path / "b", []
+    grid = {"rates": [0.4], "methods": ["vanilla"]}
+    other = read_table(clean_data)
+    other.loc[0, "caption"] = "another caption"
+    other_data = write_table(other, tmp_path / "other.parquet")
+    # stopped before any run finished: another dataset may take the folder, and its noisy file is made again
+    _fake_training(monkeypatch, trained, fail=True)
+    with pytest.raises(KeyboardInterrupt):
+        run_bench(clean_data, out_dir=out, recipe=recipe, **grid)
+    _fake_training(monkeypatch, trained)
+    run_bench(other_data, out_dir=out, recipe=recipe, **grid)
+    assert "another caption" in set(read_table(out / "data" / "caption-shuffle-0.40.parquet")["caption"])
+    run_bench(other_data, out_dir=out, recipe=recipe, **grid)
+    assert trained == ["vanilla-s3"]  # the finished run is reused by the same data and recipe ...
+    # ... and refused to another dataset, recipe or filter, whose runs it is not
+    with pytest.raises(NctoolError, match=rf"^--out {out}: holds a bench of another dataset than {clean_data} \(its "
+                                          rf"fingerprint differs\); choose another --out, or give the data"):
+        run_bench(clean_data, out_dir=out, recipe=recipe, **grid)
+    with pytest.raises(NctoolError, match=r"holds a bench of another recipe \(train.seed is 4 here but 3 in the run\)"):
+        run_bench(other_data, out_dir=out, recipe=load_recipe("demo", ["train.seed=4"]), **grid)
+    with pytest.raises(NctoolError, match=r"holds a bench whose filter dropped noisy, not ambiguous, noisy"):
+        run_bench(other_data, out_dir=out, recipe=recipe, drop=["noisy", "ambiguous"], **grid)
+    assert trained == ["vanilla-s3"]
+    # a bench folder of an nctool that did not record what its runs were made from
+    (out / "bench.json").unlink()
+    with pytest.raises(NctoolError, match=r"holds bench runs without a record of the data and recipe they were made "
+                                          r"from \(an older nctool\)"):
+        run_bench(other_data, out_dir=out, recipe=recipe, **grid)
+
+
+def test_bench_identity_keys_what_changes_a_run():
+    from nctool.bench import bench_identity
+
+    frame = generate(10, size=32, seed=2)
+    base = bench_identity(frame, load_recipe("demo"), noise_seed=42, drop=["noisy"])
+    assert base == bench_identity(frame.copy(), load_recipe("demo"), noise_seed=42, drop=("noisy",))
+    changed = frame.copy()
+    changed.loc[1, "image_id"] = "other"
+    for other in (bench_identity(changed, load_recipe("demo"), noise_seed=42, drop=["noisy"]),
+                  bench_identity(frame, load_recipe("demo", ["eval.batch_size=7"]), noise_seed=42, drop=["noisy"]),
+                  bench_identity(frame, load_recipe("demo"), noise_seed=1, drop=["noisy"]),
+                  bench_identity(frame, load_recipe("demo"), noise_seed=42, drop=["noisy", "ambiguous"])):
+        assert other != base

@@ -1,14 +1,17 @@
 """Embeddings as shards (`nctool embed`) and scoring from them (`nctool score --embeddings`)."""
 
+import hashlib
 import json
+import re
 import sys
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
 
-from cli_helpers import invoke
+from cli_helpers import interrupted, invoke
 from nctool import noise, synth
 from nctool.checkpoint import save_checkpoint
 from nctool.config import load_recipe
@@ -58,8 +61,8 @@ def test_scores_from_embeddings_equal_direct_scores(files):
     assert first["pair_id"].tolist() == df["pair_id"].iloc[:50].tolist()
     assert len(first["image_embedding"].iloc[0]) == len(first["caption_embedding"].iloc[0]) == 128
     manifest = json.loads((folder / "emb" / "manifest.json").read_text())
-    assert manifest["shards"] == [{"file": f"shard-0000{i}.parquet", "row_group": i, "rows": rows}
-                                  for i, rows in enumerate([50, 50, 20])]
+    assert [{k: v for k, v in shard.items() if k != "sha256"} for shard in manifest["shards"]] == \
+        [{"file": f"shard-0000{i}.parquet", "row_group": i, "rows": rows} for i, rows in enumerate([50, 50, 20])]
     assert manifest["settings"] == {"splits": ["train"], "seed": 0, "repeats": 3, "pool_size": 60,
                                     "precision": "float32"}
     assert manifest["dim"] == 128 and manifest["pool"]["pairs"] == 60 and manifest["model"]["name"] == "nctool-tiny"
@@ -100,6 +103,30 @@ def test_a_rerun_computes_only_missing_shards_and_another_checkpoint_recomputes_
     assert seed["computed"] == [0, 1, 2] and seed["invalidated"].startswith("made with another seed (0, now 1)")
 
 
+def test_an_edited_shard_is_refused_by_score_and_re_embedded_by_embed(files, tmp_path):
+    folder, _ = files
+    out = tmp_path / "emb"
+    embed(folder / "data.parquet", checkpoint=folder / "model.pt", out=out, **SETTINGS)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert [shard["sha256"] for shard in manifest["shards"]] == \
+        [hashlib.sha256((out / shard["file"]).read_bytes()).hexdigest() for shard in manifest["shards"]]
+    bits = (out / "shard-00001.parquet").read_bytes()
+    edited = pq.read_table(out / "shard-00001.parquet")  # the same run key in its metadata, other losses
+    edited = edited.set_column(edited.schema.get_field_index("loss"), "loss",
+                               pa.array([9.0] * edited.num_rows, pa.float32()))
+    pq.write_table(edited, out / "shard-00001.parquet")
+    with pytest.raises(NctoolError, match=rf"^{re.escape(str(out / 'shard-00001.parquet'))}: changed since `nctool "
+                                          rf"embed` wrote it \(its sha256 is not the one in manifest.json\); re-embed "
+                                          rf"it with `nctool embed .*data.parquet --out .*emb` and its model \(it "
+                                          rf"recomputes only the changed shards\)$"):
+        score(folder / "data.parquet", embeddings=out, out=tmp_path / "s.parquet", **SCORING)
+    again = embed(folder / "data.parquet", checkpoint=folder / "model.pt", out=out, **SETTINGS)
+    assert (again["computed"], again["reused"]) == ([1], 2)
+    assert again["invalidated"] == "edited since they were written (shard-00001.parquet); re-embedded those"
+    assert (out / "shard-00001.parquet").read_bytes() == bits
+    assert json.loads((out / "manifest.json").read_text())["shards"] == manifest["shards"]
+
+
 def test_scoring_from_embeddings_refuses_what_does_not_match(files, tmp_path):
     folder, _ = files
     out = tmp_path / "emb"
@@ -120,7 +147,7 @@ def test_scoring_from_embeddings_refuses_what_does_not_match(files, tmp_path):
         from_embeddings(data="other.parquet")
     manifest = json.loads((out / "manifest.json").read_text())
     (out / "manifest.json").write_text(json.dumps({**manifest, "version": 1}))
-    with pytest.raises(NctoolError, match=r"emb: written in embeddings format version 1, this nctool reads version 2; "
+    with pytest.raises(NctoolError, match=r"emb: written in embeddings format version 1, this nctool reads version 3; "
                                           r"re-embed it with `nctool embed"):
         from_embeddings()
     (out / "manifest.json").write_text(json.dumps(manifest))
@@ -194,3 +221,9 @@ def test_score_embeddings_and_engine_flags_reach_the_library(monkeypatch):
     assert calls[0]["checkpoint"] is None and calls[0]["engine"] == "local" and str(calls[0]["embeddings"]) == "emb"
     assert invoke("score", "d", "--embeddings", "emb", "--out", "s", "--engine", "spark").exit_code == 2
 
+
+def test_ctrl_c_in_embed_says_what_was_kept(monkeypatch):
+    monkeypatch.setattr(nctool.embeddings, "embed", interrupted)
+    result = invoke("embed", "d", "--checkpoint", "m", "--out", "emb")
+    assert result.exit_code == 130
+    assert result.output.strip() == "interrupted: the shards finished so far stay in emb: run the same command to continue"

@@ -184,6 +184,32 @@ def test_empty_captions_fail_unless_dropped(rsitmd, tmp_path):
     assert "rsitmd/beach_2.tif#1" not in set(back["pair_id"])  # ids keep their source position
 
 
+@pytest.mark.parametrize("caption", ["\x00", "\u202e\u200b", "\ufeff\u2060 \u3164"])
+def test_captions_of_invisible_characters_are_empty(rsitmd, tmp_path, caption):
+    path, _ = rsitmd
+    data = json.loads(path.read_text())
+    data["images"][1]["sentences"][1]["raw"] = caption
+    data["images"][2]["sentences"][0]["raw"] = "\u200bvisible text after a zero-width space"
+    path.write_text(json.dumps(data))
+    with pytest.raises(NctoolError, match=r"images\[1\] \(beach_2\.tif\) sentence 1: empty caption; .*--drop-empty"):
+        _ingest([path], tmp_path)
+    back, summary = _ingest([path], tmp_path, drop_empty=True)
+    assert summary["dropped_empty_captions"] == 1 and "rsitmd/beach_2.tif#1" not in set(back["pair_id"])
+    assert "\u200bvisible text after a zero-width space" in set(back["caption"])
+
+
+def test_out_that_is_a_link_to_the_source_is_refused(rsitmd, tmp_path):
+    path, _ = rsitmd
+    link = tmp_path / "link.parquet"
+    link.symlink_to(path)
+    before = path.read_bytes()
+    with pytest.raises(NctoolError, match=r"link\.parquet: is also an input of this command"):
+        ingest([path], out=link)
+    with pytest.raises(NctoolError, match=r"link\.parquet: is also an input of this command"):
+        ingest([path.parent], fmt="karpathy", out=link)
+    assert link.is_symlink() and path.read_bytes() == before
+
+
 def test_check_images_fails_with_one_summary_or_skips(rsitmd, tmp_path):
     path, _ = rsitmd
     (path.parent / "images" / "beach_2.tif").unlink()

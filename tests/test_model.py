@@ -1,6 +1,8 @@
 import copy
+import fractions
 import json
 import re
+import warnings
 
 import open_clip
 import pytest
@@ -209,6 +211,15 @@ def test_unreadable_checkpoint(tmp_path):
     (tmp_path / "junk.bin").write_bytes(b"not a checkpoint")
     with pytest.raises(NctoolError, match="not a readable checkpoint"):
         create_model("nctool-tiny", pretrained=tmp_path / "junk.bin")
+
+
+def test_a_protocol_4_pickle_as_pretrained_is_refused_without_torchs_warning(tmp_path):
+    torch.save({"weights": fractions.Fraction(1, 2)}, tmp_path / "p4.pt", pickle_protocol=4)
+    with warnings.catch_warnings(record=True) as shown:
+        warnings.simplefilter("always")
+        with pytest.raises(NctoolError, match="p4.pt: not a readable checkpoint"):
+            create_model("nctool-tiny", pretrained=tmp_path / "p4.pt")
+    assert not [w for w in shown if "pickle protocol" in str(w.message)], [str(w.message) for w in shown]
 
 
 def test_local_checkpoint_round_trip(tmp_path, tiny, images, tokenize):

@@ -1,6 +1,13 @@
 import io
+import json
+import os
 import re
+import subprocess
+import sys
+import urllib.error
+import urllib.request
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -18,6 +25,8 @@ from nctool.review.server import bind, export, is_loopback, review_app
 from nctool.schema import row_hashes, write_table
 
 XSS = "<img src=x onerror=alert(1)>"
+TOKEN = "a-test-token-of-the-review"
+BASE_URL = "http://127.0.0.1:8765"  # what a browser sends as Host for the printed URL
 CATEGORIES = ("airport", "beach")
 
 
@@ -85,10 +94,15 @@ def files(tmp_path):
     return write_review_files(tmp_path)
 
 
+def review_client(app, **kwargs) -> TestClient:
+    """A client of the review app as its own page is: Host 127.0.0.1:8765, the launch's token on every request."""
+    return TestClient(app, base_url=BASE_URL, headers={"X-Nctool-Token": TOKEN}, **kwargs)
+
+
 @pytest.fixture
 def client(files):
     data_path, scores_path = files
-    with TestClient(review_app(data_path, scores_path, detector="rrsitr", reviewer="ana")) as test_client:
+    with review_client(review_app(data_path, scores_path, detector="rrsitr", reviewer="ana", token=TOKEN)) as test_client:
         yield test_client
 
 
@@ -223,8 +237,8 @@ def test_api_thumbnails_are_resized_and_cached(tmp_path):
     data["image"] = [{"bytes": big.getvalue(), "path": None}] * len(data)
     write_table(data, tmp_path / "data.parquet")
     write_table(review_scores(data), tmp_path / "scores.parquet")
-    app = review_app(tmp_path / "data.parquet", tmp_path / "scores.parquet", detector="rrsitr")
-    with TestClient(app) as client:
+    app = review_app(tmp_path / "data.parquet", tmp_path / "scores.parquet", detector="rrsitr", token=TOKEN)
+    with review_client(app) as client:
         thumb = client.get("/api/image/p00").content
         assert Image.open(io.BytesIO(thumb)).size == (256, 171)
         assert Image.open(io.BytesIO(client.get("/api/image/p00?size=large").content)).size == (900, 600)
@@ -269,7 +283,7 @@ def test_api_refuses_malformed_decisions(client, body, status):
     response = client.post("/api/decision", content=body, headers={"Content-Type": "application/json"})
     assert response.status_code == status and response.json()["error"]
     assert client.get("/api/summary").json()["reviewed"] == 0  # nothing stored, still serving
-    assert client.post("/api/undo", content=b"nope").status_code == 400
+    assert client.post("/api/undo", content=b"nope", headers={"Content-Type": "application/json"}).status_code == 400
 
 
 def test_api_exports_the_decisions_as_parquet(tmp_path, client):
@@ -283,9 +297,9 @@ def test_api_exports_the_decisions_as_parquet(tmp_path, client):
 
 def test_decisions_survive_a_restart(files):
     data_path, scores_path = files
-    with TestClient(review_app(data_path, scores_path, detector="rrsitr")) as first:
+    with review_client(review_app(data_path, scores_path, detector="rrsitr", token=TOKEN)) as first:
         first.post("/api/decision", json={"pair_id": "p04", "action": "drop"})
-    with TestClient(review_app(data_path, scores_path, detector="rrsitr")) as second:
+    with review_client(review_app(data_path, scores_path, detector="rrsitr", token=TOKEN)) as second:
         page = second.get("/api/queue", params={"limit": 5, "resume": 1}).json()
         assert page["focus"] == 1 and page["cards"][0]["decision"]["action"] == "drop"
 
@@ -309,6 +323,215 @@ def test_binds_loopback_and_refuses_a_taken_port():
             bind("127.0.0.1", sock.getsockname()[1])
     finally:
         sock.close()
+
+
+# ---- what a hostile page or request gets ----
+
+JSON = {"Content-Type": "application/json"}
+DROP = b'{"pair_id": "p04", "action": "drop"}'
+
+
+def stored(client) -> int:
+    return client.get("/api/summary").json()["reviewed"]
+
+
+def test_every_response_forbids_framing_sniffing_and_foreign_code(client):
+    responses = [client.get("/"), client.get("/static/review.js"), client.get("/static/review.css"),
+                 client.get("/api/summary"), client.get("/api/image/p04"), client.get("/api/export"),
+                 client.get("/nope"), client.post("/api/decision", content=b"{", headers=JSON),
+                 client.get("/api/queue", headers={"Host": "evil.example"}), client.post("/api/undo", content=b"{}")]
+    for response in responses:
+        headers = response.headers
+        assert headers["x-frame-options"] == "DENY", response.url
+        policy = dict(part.strip().split(" ", 1) for part in headers["content-security-policy"].split(";"))
+        assert policy["frame-ancestors"] == "'none'" and policy["default-src"] == "'self'"
+        assert "unsafe" not in headers["content-security-policy"] and "*" not in headers["content-security-policy"]
+        assert headers["x-content-type-options"] == "nosniff" and headers["referrer-policy"] == "no-referrer"
+        assert headers["cross-origin-resource-policy"] == "same-origin"
+    html = client.get("/").text  # the policy allows no inline script or style: the page needs none
+    assert "<script>" not in html and " style=" not in html and "<style" not in html and not re.search(r"\son\w+=", html)
+
+
+@pytest.mark.parametrize("host", ["evil.example:8765", "evil.example", "127.0.0.1.evil.example:8765",
+                                  "localhost.evil.example", "", "127.0.0.1@evil.example:8765"])
+def test_refuses_other_host_names_on_every_route(client, host):
+    """DNS rebinding: a name the attacker points at 127.0.0.1 reaches the port, but not the app."""
+    for method, path in [("GET", "/"), ("GET", "/static/review.js"), ("GET", "/api/summary"), ("GET", "/api/queue"),
+                         ("GET", "/api/export"), ("GET", "/api/image/p04"), ("POST", "/api/decision"),
+                         ("POST", "/api/undo")]:
+        response = client.request(method, path + f"?token={TOKEN}", headers={**JSON, "Host": host},
+                                  content=DROP if method == "POST" else None)
+        assert response.status_code == 403 and "host" in response.json()["error"], (path, host)
+        assert "p04" not in response.text
+    assert stored(client) == 0
+
+
+def test_allows_loopback_names_and_the_host_it_was_started_for(files):
+    app = review_app(*files, detector="rrsitr", token=TOKEN, host="192.168.1.5")
+    with review_client(app) as client:
+        for host in ["127.0.0.1:8765", "127.0.0.1", "localhost:8765", "LOCALHOST:8765", "[::1]:8765",
+                     "192.168.1.5:8765"]:
+            assert client.get("/api/summary", headers={"Host": host}).status_code == 200, host
+        assert client.get("/api/summary", headers={"Host": "192.168.1.6:8765"}).status_code == 403
+    with review_client(review_app(*files, detector="rrsitr", token=TOKEN, host="0.0.0.0")) as client:
+        # every address of the machine reaches a server on all interfaces; an address is no rebound name
+        assert client.get("/api/summary", headers={"Host": "10.1.2.3:8765"}).status_code == 200
+        assert client.get("/api/summary", headers={"Host": "[fe80::1]:8765"}).status_code == 200
+        assert client.get("/api/summary", headers={"Host": "evil.example:8765"}).status_code == 403
+
+
+@pytest.mark.parametrize("headers, status", [
+    ({"Content-Type": "text/plain"}, 415),  # fetch(no-cors) and <form enctype="text/plain">
+    ({"Content-Type": "application/x-www-form-urlencoded"}, 415), ({"Content-Type": "multipart/form-data"}, 415),
+    ({}, 415), ({"Content-Type": "application/jsonp"}, 415),
+    ({**JSON, "Origin": "http://127.0.0.1:9999"}, 403), ({**JSON, "Origin": "http://evil.example"}, 403),
+    ({**JSON, "Origin": "null"}, 403), ({**JSON, "Origin": "https://127.0.0.1:8765"}, 403),
+    ({**JSON, "Sec-Fetch-Site": "cross-site"}, 403), ({**JSON, "Sec-Fetch-Site": "same-site"}, 403),
+    ({**JSON, "X-Nctool-Token": ""}, 403), ({**JSON, "X-Nctool-Token": TOKEN + "x"}, 403),
+    ({**JSON, "X-Nctool-Token": TOKEN[:-1]}, 403)])
+def test_writes_need_json_from_the_page_itself_with_the_token(client, headers, status):
+    """Cross-site request forgery: no form, no no-cors fetch, no other origin and no tokenless request writes."""
+    assert client.post("/api/decision", content=DROP, headers=JSON).status_code == 200
+    for path, body in [("/api/decision", b'{"pair_id": "p07", "action": "keep"}'), ("/api/undo", b"{}"),
+                       ("/api/undo", b'{"pair_id": "p04"}')]:
+        response = client.post(path, content=body, headers=headers)
+        assert response.status_code == status and response.json()["error"], (path, response.text)
+    assert client.get("/api/queue", params={"state": "dropped"}).json()["total"] == 1 and stored(client) == 1
+
+
+def test_the_page_itself_writes_as_a_browser_sends_it(client):
+    same_origin = {**JSON, "Origin": BASE_URL, "Sec-Fetch-Site": "same-origin", "Sec-Fetch-Mode": "cors"}
+    assert client.post("/api/decision", content=DROP, headers=same_origin).status_code == 200
+    assert client.post("/api/decision", content=DROP, headers={"Content-Type": "application/json; charset=utf-8",
+                                                              "Sec-Fetch-Site": "none"}).status_code == 200
+    assert client.post("/api/undo", content=b"{}", headers=same_origin).json()["pair_id"] == "p04"
+    assert client.post("/api/undo", content=b"{}", headers=same_origin).json()["decision"] is None
+    # the token goes in the header: a query token is enough to read (images, export link), never to write
+    with TestClient(client.app, base_url=BASE_URL) as bare:
+        assert bare.post(f"/api/decision?token={TOKEN}", content=DROP, headers=JSON).status_code == 403
+    assert stored(client) == 0
+
+
+def test_reads_need_the_token_and_the_page_needs_none(client):
+    with TestClient(client.app, base_url=BASE_URL) as bare:
+        for path in ["/api/summary", "/api/queue", "/api/export", "/api/image/p04", "/api/image/p04?size=large"]:
+            refused = bare.get(path)
+            assert refused.status_code == 403 and "token" in refused.json()["error"], path
+            assert "p04" not in refused.text and refused.headers["content-type"] == "application/json"
+            assert bare.get(path + ("&" if "?" in path else "?") + f"token={TOKEN}").status_code == 200, path
+            assert bare.get(path, headers={"X-Nctool-Token": TOKEN}).status_code == 200, path
+            assert bare.get(path, params={"token": "wrong"}).status_code == 403
+        assert bare.get("/").status_code == 200 and bare.get("/static/review.js").status_code == 200  # no data in them
+    # another site may not embed the data, token or not (an <img> of another loopback port is same-site)
+    assert client.get("/api/image/p04", headers={"Sec-Fetch-Site": "same-site"}).status_code == 403
+    assert client.get("/api/queue", headers={"Sec-Fetch-Site": "cross-site"}).status_code == 403
+    assert client.get("/api/image/p04", headers={"Sec-Fetch-Site": "same-origin"}).status_code == 200
+    assert client.get("/", headers={"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate"}).status_code == 200
+
+
+def test_without_a_token_only_the_origin_checks_remain(files):
+    with TestClient(review_app(*files, detector="rrsitr", token=None), base_url=BASE_URL) as client:
+        assert client.get("/api/queue").status_code == 200
+        assert client.post("/api/decision", content=DROP, headers=JSON).status_code == 200
+        assert client.post("/api/undo", content=b"{}", headers={"Content-Type": "text/plain"}).status_code == 415
+        assert client.post("/api/undo", content=b"{}", headers={**JSON, "Origin": "http://x.example"}).status_code == 403
+        assert client.get("/api/queue", headers={"Host": "evil.example"}).status_code == 403
+        assert stored(client) == 1
+
+
+@pytest.mark.parametrize("body, status", [
+    (json.dumps({"pair_id": "p04", "action": "fix", "new_caption": "x" * 30_000_000}).encode(), 413),
+    (json.dumps({"pair_id": "p04", "action": "fix", "new_caption": "x" * 10_001}).encode(), 413),
+    (b'{"pair_id": "p04", "action": "fix", "new_caption": "a \\ud800 caption"}', 400),
+    (b'{"pair_id": "p04\\udfff", "action": "keep"}', 400),
+    (b'{"pair_id": "p04", "action": "fix", "new_caption": "\xed\xa0\x80"}', 400),  # a surrogate in raw bytes
+    (b"[" * 200_000, 413), (b"[" * 50_000, 400), (b'{"a":' * 10_000 + b"1" + b"}" * 10_000, 400),
+    (b"", 400), (b"{} {}", 400), (b"NaN", 400)])
+def test_refuses_big_deep_and_badly_encoded_bodies_with_json(client, body, status):
+    response = client.post("/api/decision", content=body, headers=JSON)
+    assert response.status_code == status and response.json()["error"]
+    assert client.post("/api/undo", content=body, headers=JSON).status_code == status
+    assert stored(client) == 0 and client.get("/api/queue").status_code == 200  # nothing stored, still serving
+
+
+def test_a_caption_up_to_the_limit_is_stored(client):
+    caption = "\u00e9" * 10_000  # 10,000 characters, 20,000 bytes of UTF-8
+    response = client.post("/api/decision", json={"pair_id": "p04", "action": "fix", "new_caption": caption})
+    assert response.status_code == 200 and response.json()["decision"]["new_caption"] == caption
+
+
+def test_an_unexpected_error_is_a_json_500_without_a_traceback(files, monkeypatch):
+    monkeypatch.setattr(ReviewQueue, "summary", lambda self: 1 / 0)
+    with review_client(review_app(*files, detector="rrsitr", token=TOKEN), raise_server_exceptions=False) as client:
+        response = client.get("/api/summary")
+    assert response.status_code == 500 and response.headers["content-type"] == "application/json"
+    assert "Traceback" not in response.text and "ZeroDivisionError" not in response.text and response.json()["error"]
+    assert response.headers["x-frame-options"] == "DENY"
+
+
+@pytest.mark.parametrize("port", [99999, -1, 65536])
+def test_an_impossible_port_is_one_line(port):
+    with pytest.raises(NctoolError, match=f"--port {port}: not a port"):
+        bind("127.0.0.1", port)
+    result = run_cli("review", "d.parquet", "--scores", "s.parquet", "--port", port)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().count("\n") == 0 and f"--port {port}: not a port" in result.stderr
+
+
+def start_review(files, *args, columns: int = 80) -> tuple[subprocess.Popen, str]:
+    """`nctool review` on a free port with stdout a pipe; returns the process and the line that looks like a URL."""
+    process = subprocess.Popen([sys.executable, "-c", "from nctool.cli import main; main()", "review", str(files[0]),
+                                "--scores", str(files[1]), "--port", "0", *args], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": str(columns)})
+    lines = []
+    for line in process.stdout:
+        lines.append(line.rstrip("\n"))
+        if "http://" in line:
+            return process, lines
+    process.kill()
+    raise AssertionError(f"no URL printed: {lines} {process.stderr.read()}")
+
+
+def test_cli_prints_the_url_with_its_token_whole_on_its_own_line(tmp_path):
+    folder = tmp_path / ("a-long-folder-name-for-the-review-data" * 3)
+    folder.mkdir()
+    files = write_review_files(folder)
+    process, lines = start_review(files)
+    try:
+        url = lines[-1]
+        assert re.fullmatch(r"http://127\.0\.0\.1:\d+/\?token=[A-Za-z0-9_-]{40,}", url), lines
+        assert str(files[0]) in "".join(lines[:-1])  # what is reviewed is said too
+        token = url.split("token=")[1]
+        api = url.split("?")[0] + "api/summary"
+        with urllib.request.urlopen(urllib.request.Request(api, headers={"X-Nctool-Token": token})) as response:
+            assert json.load(response)["left"] == 21
+        with pytest.raises(urllib.error.HTTPError, match="403"):
+            urllib.request.urlopen(api)
+        write = urllib.request.Request(url.split("?")[0] + "api/decision", data=DROP, method="POST",
+                                       headers={**JSON, "X-Nctool-Token": token})
+        with urllib.request.urlopen(write) as response:
+            assert json.load(response)["decision"]["action"] == "drop"
+    finally:
+        process.kill()
+        process.wait()
+    again, lines = start_review(files, columns=40)  # a new launch, a new token; a narrower terminal
+    again.kill()
+    again.wait()
+    assert re.fullmatch(r"http://127\.0\.0\.1:\d+/\?token=[A-Za-z0-9_-]{40,}", lines[-1]), lines
+    assert lines[-1].split("token=")[1] != token
+
+
+def test_cli_no_token_warns_and_prints_a_bare_url(files):
+    process, lines = start_review(files, "--no-token")
+    try:
+        assert re.fullmatch(r"http://127\.0\.0\.1:\d+/", lines[-1]), lines
+        with urllib.request.urlopen(lines[-1] + "api/summary") as response:
+            assert response.status == 200
+    finally:
+        process.kill()
+        process.wait()
+    assert "warning: --no-token" in process.stderr.read()
 
 
 # ---- the gallery ----
@@ -336,7 +559,8 @@ def test_cli_maps_flags_to_the_library(monkeypatch):
     monkeypatch.setattr(review_cli, "write_gallery", lambda *a, **k: calls.setdefault("gallery", (a, k)) and
                         {"pairs": 3, "out": a[2]})
     monkeypatch.setattr(review_cli, "export", lambda *a, **k: calls.setdefault("export", (a, k))[0][1])
-    monkeypatch.setattr(review_cli, "review_app", lambda *a, **k: calls.setdefault("app", (a, k)))
+    served_app = SimpleNamespace(state=SimpleNamespace(notes=[]))
+    monkeypatch.setattr(review_cli, "review_app", lambda *a, **k: calls.setdefault("app", (a, k)) and served_app)
     monkeypatch.setattr(review_cli, "serve", lambda app, sock: calls.setdefault("serve", sock.getsockname()))
     result = invoke("review", "d.parquet", "--scores", "s.parquet", "--static", "g.html", "--limit", "3",
                     "--detector", "similarity", "--image-root", "imgs")
@@ -349,13 +573,16 @@ def test_cli_maps_flags_to_the_library(monkeypatch):
     assert str(calls["export"][1]["decisions"]) == "m.sqlite"
     result = invoke("review", "d.parquet", "--scores", "s.parquet", "--port", "0", "--reviewer", "bo")
     assert result.exit_code == 0, result.output
-    assert calls["app"][1] == {"detector": "rrsitr", "decisions": None, "reviewer": "bo", "image_root": None}
+    token = calls["app"][1].pop("token")
+    assert calls["app"][1] == {"detector": "rrsitr", "decisions": None, "reviewer": "bo", "image_root": None,
+                               "host": "127.0.0.1"}
     host, port = calls["serve"]
-    assert host == "127.0.0.1" and f"http://127.0.0.1:{port}/" in result.output and "warning" not in result.output
+    assert f"\nhttp://127.0.0.1:{port}/?token={token}\n" in result.output and "warning" not in result.output
+    assert len(token) >= 40
 
 
 def test_cli_warns_when_listening_beyond_this_machine(monkeypatch):
-    monkeypatch.setattr(review_cli, "review_app", lambda *a, **k: None)
+    monkeypatch.setattr(review_cli, "review_app", lambda *a, **k: SimpleNamespace(state=SimpleNamespace(notes=[])))
     monkeypatch.setattr(review_cli, "serve", lambda app, sock: None)
     result = invoke("review", "d.parquet", "--scores", "s.parquet", "--host", "0.0.0.0", "--port", "0")
     assert result.exit_code == 0 and "warning: listening on 0.0.0.0" in result.output

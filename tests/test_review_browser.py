@@ -1,18 +1,22 @@
 """The review page in a real browser: Debian's Chromium driven by Playwright, against a real uvicorn server."""
 
+import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from cli_helpers import run_cli
-from nctool.decisions import read_decisions
+from nctool.decisions import default_decisions_path, read_decisions
 from nctool.schema import read_table
 from test_review import XSS, write_review_files
 
@@ -26,30 +30,55 @@ if not CHROMIUM.exists():
 
 
 class ReviewServer:
-    """`nctool review` in a subprocess, exactly as a curator starts it, on a fixed port of 127.0.0.1."""
+    """`nctool review` in a subprocess, exactly as a curator starts it, on a fixed port of 127.0.0.1.
+
+    `url` is the URL it printed (with this launch's `token`), `root` the same without the token.
+    """
 
     def __init__(self, data_path: Path, scores_path: Path):
         self.args = ["review", str(data_path), "--scores", str(scores_path), "--reviewer", "ana"]
+        self.store = default_decisions_path(scores_path)
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             self.port = probe.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}/"
-        self.process = None
+        self.root = f"http://127.0.0.1:{self.port}/"
+        self.url, self.token, self.process = None, None, None
 
     def start(self) -> None:
         self.process = subprocess.Popen([sys.executable, "-c", "from nctool.cli import main; main()", *self.args,
                                          "--port", str(self.port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                        env={**os.environ, "HF_HUB_OFFLINE": "1"})
+                                        env={**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "80"}, text=True)
+        for line in self.process.stdout:  # the URL is printed whole on a line of its own
+            if re.fullmatch(r"http://\S+", line.strip()):
+                self.url = line.strip()
+                self.token = self.url.partition("?token=")[2]
+                break
+        else:
+            raise AssertionError(f"the server printed no URL: {self.process.stderr.read()}")
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise AssertionError(f"the server stopped: {self.process.stderr.read().decode()}")
+                raise AssertionError(f"the server stopped: {self.process.stderr.read()}")
             try:
-                with urllib.request.urlopen(self.url + "api/summary", timeout=5):
+                with urllib.request.urlopen(urllib.request.Request(self.root + "api/summary",
+                                                                   headers={"X-Nctool-Token": self.token}), timeout=5):
                     return
             except OSError:
                 time.sleep(0.2)
         raise AssertionError("the server did not answer within 120 s")
+
+    def decide(self, pair_id: str, action: str) -> None:
+        """A decision as the page makes it (JSON, the token in its header)."""
+        request = urllib.request.Request(self.root + "api/decision", method="POST",
+                                         data=json.dumps({"pair_id": pair_id, "action": action}).encode(),
+                                         headers={"Content-Type": "application/json", "X-Nctool-Token": self.token})
+        with urllib.request.urlopen(request, timeout=30):
+            pass
+
+    def decisions(self) -> dict[str, tuple]:
+        """What the store holds now: pair_id -> (action, new_caption)."""
+        current = read_decisions(self.store)
+        return {row.pair_id: (row.action, row.new_caption) for row in current.itertuples()}
 
     def kill(self) -> None:
         """Stop as a power cut would: no shutdown code runs."""
@@ -85,6 +114,8 @@ def page(browser):
     opened.set_default_timeout(30_000)
     opened.dialogs = []
     opened.on("dialog", lambda dialog: (opened.dialogs.append(dialog.message), dialog.dismiss()))
+    opened.refused = []  # what the console says the content security policy refused (a script, a style)
+    opened.on("console", lambda message: "Content Security Policy" in message.text and opened.refused.append(message.text))
     yield opened
     context.close()
 
@@ -124,6 +155,7 @@ def test_queue_loads_lowest_reliability_first(server, page):
     page.keyboard.press("j")
     page.keyboard.press("k")
     assert focused_id(page) == card_ids(page)[1]
+    assert page.refused == []
 
 
 def test_xss_caption_renders_inert(server, page):
@@ -151,8 +183,10 @@ def test_keyboard_decisions_survive_a_server_restart_and_a_reload(server, page):
     page.keyboard.press("u")  # takes back the fourth
     wait_for_decision(page, fourth, "undecided")
     server.kill()
-    server.start()
+    server.start()  # a new launch has a new token: the old tab says so, the URL it printed opens
     page.reload()
+    page.wait_for_function("() => document.getElementById('status').textContent.includes('token')")
+    page.goto(server.url)
     page.wait_for_selector("#cards .card.focused")
     wait_for_decision(page, first, "dropped by ana")
     wait_for_decision(page, second, "kept by ana")
@@ -212,3 +246,168 @@ def test_gallery_opens_offline(files, tmp_path, page):
     page.wait_for_function("() => [...document.images].every(i => i.complete && i.naturalWidth > 0)")
     assert [url for url in requested if not url.startswith("file:")] == []
     assert page.locator(".card .caption").first.text_content() == XSS and page.dialogs == []
+
+
+def test_images_enlarging_and_the_export_link_work_with_the_token(server, page, tmp_path):
+    open_queue(page, server.url)
+    page.wait_for_function("() => { const images = document.querySelectorAll('#cards .card:first-child img');"
+                           " return images.length > 1 && [...images].every(i => i.complete && i.naturalWidth > 0); }")
+    page.keyboard.press("o")
+    page.wait_for_function("() => { const i = document.getElementById('overlay-image'); return i.complete && i.naturalWidth > 0; }")
+    page.keyboard.press("Escape")
+    first = card_ids(page)[0]
+    page.keyboard.press("d")
+    wait_for_decision(page, first, "dropped by ana")
+    with page.expect_download() as download:
+        page.click("#export")
+    download.value.save_as(tmp_path / "download.parquet")
+    assert read_decisions(tmp_path / "download.parquet")[["pair_id", "action"]].values.tolist() == [[first, "drop"]]
+    assert page.refused == []  # the content security policy refused nothing of the page's own
+
+
+# ---- what a hostile web page gets ----
+
+class HostilePages:
+    """Pages of another origin: an http.server on another loopback port, serving `pages` by path."""
+
+    def __init__(self):
+        pages = self.pages = {}
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                body = pages.get(self.path, "no such page").encode()
+                self.send_response(200 if self.path in pages else 404)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.root = f"http://127.0.0.1:{self.http.server_address[1]}"
+        threading.Thread(target=self.http.serve_forever, daemon=True).start()
+
+    def add(self, name: str, html: str) -> str:
+        self.pages["/" + name] = html
+        return f"{self.root}/{name}"
+
+
+@pytest.fixture
+def evil():
+    pages = HostilePages()
+    yield pages
+    pages.http.shutdown()
+    pages.http.server_close()
+
+
+CSRF_CAPTION = "CSRF: caption rewritten by evil page"
+FORGED = [("api/decision", {"pair_id": "p04", "action": "drop"}),
+          ("api/decision", {"pair_id": "p05", "action": "fix", "new_caption": CSRF_CAPTION}),
+          ("api/decision", {"pair_id": "p06", "action": "keep"}), ("api/undo", {}), ("api/undo", {"pair_id": "p07"})]
+
+
+def test_another_origin_cannot_write_with_fetch(server, page, evil):
+    server.decide("p07", "keep")  # something for a forged undo to take back
+    script = """
+    async function attack() {
+      const results = [];
+      for (const [path, body] of FORGED) {
+        for (const [url, options] of [
+            [TARGET + path, {mode: "no-cors", headers: {"Content-Type": "text/plain"}}],
+            [TARGET + path + "?token=" + TOKEN, {mode: "no-cors", headers: {"Content-Type": "text/plain"}}],
+            [TARGET + path, {headers: {"Content-Type": "application/json", "X-Nctool-Token": TOKEN}}]]) {
+          try {
+            const response = await fetch(url, {method: "POST", body: JSON.stringify(body), ...options});
+            results.push(response.type + " " + response.status);
+          } catch (error) {
+            results.push("blocked");
+          }
+        }
+      }
+      try {
+        const read = await fetch(TARGET + "api/queue?token=" + TOKEN);
+        results.push("read " + (await read.text()).slice(0, 40));
+      } catch (error) {
+        results.push("read blocked");
+      }
+      return results;
+    }"""
+    url = evil.add("fetch.html", "<!doctype html><title>cute cats</title><p>cats")
+    page.goto(url)
+    # the attacker knows even the token here: the origin and the content type must stop it all the same
+    results = page.evaluate(f"(() => {{ const FORGED = {json.dumps(FORGED)}, TARGET = {json.dumps(server.root)}, "
+                            f"TOKEN = {json.dumps(server.token)}; {script}; return attack(); }})()")
+    assert len(results) == 3 * len(FORGED) + 1
+    assert all(result in ("opaque 0", "blocked") for result in results[:-1]), results  # no CORS answer either
+    assert results[-1] == "read blocked"
+    assert server.decisions() == {"p07": ("keep", None)}
+
+
+@pytest.mark.parametrize("path, fields", [
+    ("api/decision", '{"pair_id": "p04", "action": "drop", "pad": "'),
+    ("api/decision", '{"pair_id": "p05", "action": "fix", "new_caption": "' + CSRF_CAPTION + '", "pad": "'),
+    ("api/undo", '{"pair_id": "p07", "pad": "')])
+def test_another_origin_cannot_write_with_a_form(server, page, evil, path, fields):
+    server.decide("p07", "keep")
+    html = (f'<!doctype html><form method="post" enctype="text/plain" action="{server.root}{path}?token={server.token}">'
+            f'<input name=\'{fields}\' value=\'"}}\'></form><script>document.forms[0].submit()</script>')
+    with page.expect_navigation(url=f"{server.root}{path}?token={server.token}") as navigation:
+        page.goto(evil.add("form.html", html))
+    assert navigation.value.status == 403
+    assert server.decisions() == {"p07": ("keep", None)}
+
+
+def test_the_page_refuses_to_be_framed(server, page, evil):
+    """Clickjacking: an invisible frame of the page (the attacker knows the URL, token and all) takes no click and no key."""
+    html = (f'<!doctype html><title>win a prize</title><button id=prize>click me</button>'
+            f'<iframe name=victim src="{server.url}" width=1280 height=900 '
+            f'style="opacity:0.01;position:absolute;top:0;left:0;border:0"></iframe>')
+    page.goto(evil.add("frame.html", html))
+    frame = page.frame(name="victim")
+    try:  # on today's code the framed page loads its queue; give it the time a curator's tab would take
+        frame.wait_for_selector("#cards .card.focused", timeout=5000)
+    except sync_api.TimeoutError:
+        pass
+    for x, y in [(640, 450), (200, 200), (900, 300), (1100, 150), (640, 120)]:
+        page.mouse.click(x, y)
+        for key in "dda":
+            page.keyboard.press(key)
+    page.wait_for_load_state("networkidle")
+    assert server.decisions() == {}
+    assert frame.url != server.url and frame.locator("#cards").count() == 0  # Chromium shows its error page instead
+
+
+def test_a_rebound_name_reads_nothing_and_writes_nothing(server, browser):
+    """DNS rebinding: evil.example resolves to 127.0.0.1, so its pages are same-origin with whatever listens there."""
+    attack = """async ([token]) => {
+      const results = {};
+      for (const path of ["/", "/api/summary", "/api/queue", "/api/export", "/api/image/p04", "/static/review.js"]) {
+        for (const [name, url, headers] of [[path, path, {}], [path + " ?token", path + "?token=" + token, {}],
+                                             [path + " header", path, {"X-Nctool-Token": token}]]) {
+          const response = await fetch(url, {headers});
+          results[name] = [response.status, (await response.text()).slice(0, 200)];
+        }
+      }
+      const write = await fetch("/api/decision", {method: "POST", body: JSON.stringify({pair_id: "p04", action: "drop"}),
+                                headers: {"Content-Type": "application/json", "X-Nctool-Token": token}});
+      results.write = [write.status, await write.text()];
+      return results;
+    }"""
+    rebinding = browser.browser_type.launch(executable_path=str(CHROMIUM),
+                                            args=[*CHROMIUM_ARGS, "--host-resolver-rules=MAP evil.example 127.0.0.1"])
+    try:
+        page = rebinding.new_page()
+        evil_root = f"http://evil.example:{server.port}/"
+        results = {}
+        for opened in (evil_root, evil_root + f"?token={server.token}"):
+            response = page.goto(opened)
+            assert response.status == 403 and "p04" not in page.content()
+            # a script of the origin evil.example:PORT (the attacker's, once the name points here) reads and writes
+            results.update({f"{opened} {name}": result for name, result in page.evaluate(attack, [server.token]).items()})
+    finally:
+        rebinding.close()
+    for name, (status, text) in results.items():
+        assert status == 403 and "host" in text and "p04" not in text and "pair_id" not in text, (name, status, text)
+    assert server.decisions() == {}

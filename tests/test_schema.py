@@ -1,3 +1,5 @@
+import os
+
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -96,7 +98,7 @@ def test_a_folder_given_as_a_dataset_is_named(tmp_path):
         schema.read_table(tmp_path)
 
 
-@pytest.mark.parametrize("caption", [None, "", "   "])
+@pytest.mark.parametrize("caption", [None, "", "   ", "\x00", "\u202e\u200b", "\ufeff\u2060\u3000\n"])
 def test_null_or_empty_captions_are_refused_when_read_or_streamed(tmp_path, caption):
     frame = _frame()
     frame.loc[3, "caption"] = caption
@@ -119,6 +121,69 @@ def test_check_output_refuses_a_folder_or_an_input(tmp_path):
     with pytest.raises(NctoolError, match="is also an input"):
         schema.check_output(tmp_path / "link.parquet", data)
     assert schema.check_output(tmp_path / "new.parquet", data) == tmp_path / "new.parquet"
+
+
+@pytest.mark.parametrize("text, blank", [
+    (None, True), (float("nan"), True), ("", True), (" \t\n\u3000\u00a0", True), ("\x00", True), ("\u202e\u200b", True),
+    ("\ufeff\u2060\u200c\u200d\u00ad\u2066\u2069", True), ("\u3164\ufe0f\u034f", True),
+    ("a", False), ("\u200ba", False), ("\u202eevil", False), ("é", False), ("\u0301", False), ("\u2800", False),
+])
+def test_is_blank_and_blank_mask_agree(text, blank):
+    assert schema.is_blank(text) is blank
+    assert schema.blank_mask(pd.Series([text, "x"], dtype=object)).tolist() == [blank, False]
+
+
+def test_blank_mask_takes_arrow_arrays():
+    assert schema.blank_mask(pa.array(["\u200b", None, "ok"])).tolist() == [True, True, False]
+
+
+def test_check_output_refuses_a_path_inside_an_input_folder(tmp_path):
+    folder = tmp_path / "emb"
+    folder.mkdir()
+    for out in (folder / "manifest.json", folder / "deeper" / "s.parquet", tmp_path / "link" / "s.parquet"):
+        (tmp_path / "link").unlink(missing_ok=True)
+        (tmp_path / "link").symlink_to(folder)
+        with pytest.raises(NctoolError, match=f"is inside {folder}, which this command reads"):
+            schema.check_output(out, folder)
+    assert schema.check_output(tmp_path / "emb.parquet", folder) == tmp_path / "emb.parquet"
+
+
+def test_check_output_refuses_an_existing_file_without_overwrite(tmp_path):
+    out = tmp_path / "out.parquet"
+    assert schema.check_output(out, overwrite=False) == out
+    out.write_text("mine")
+    with pytest.raises(NctoolError, match=r"out\.parquet: already exists; pass --overwrite to replace it"):
+        schema.check_output(out, overwrite=False)
+    assert schema.check_output(out) == out
+
+
+def test_check_output_of_a_folder(tmp_path):
+    data = schema.write_table(_frame(), tmp_path / "d.parquet")
+    with pytest.raises(NctoolError, match="d.parquet: is a file, not a folder"):
+        schema.check_output(data, data, folder=True)
+    assert schema.check_output(tmp_path / "run", data, folder=True) == tmp_path / "run"
+    assert schema.check_output(tmp_path, data, folder=True) == tmp_path  # a folder may hold its inputs
+
+
+def test_check_output_tries_to_write_where_the_output_goes(tmp_path, monkeypatch):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    for out in (blocker / "out.parquet", blocker / "a" / "b" / "out.parquet"):
+        with pytest.raises(NctoolError, match=f"cannot be written: {blocker} is a file, not a folder"):
+            schema.check_output(out)
+    with pytest.raises(NctoolError, match=f"cannot be written: {blocker} is a file"):
+        schema.check_output(blocker / "run", folder=True)
+
+    def refuse(*args, dir=None, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(schema.tempfile, "mkstemp", refuse)  # as a read-only folder does, even to root
+    with pytest.raises(NctoolError, match=rf"new{os.sep}out\.parquet: cannot write in {tmp_path} \(Permission "
+                                          rf"denied\); give a path in a folder you can write to"):
+        schema.check_output(tmp_path / "new" / "out.parquet")
+    monkeypatch.undo()
+    schema.check_output(tmp_path / "new" / "out.parquet")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]  # the probe leaves nothing behind
 
 
 def test_orphan_temp_files_of_a_killed_write_are_removed_by_the_next(tmp_path):

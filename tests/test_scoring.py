@@ -8,7 +8,7 @@ import pytest
 import torch
 from scipy.stats import spearmanr
 
-from cli_helpers import invoke, run_cli
+from cli_helpers import interrupted, invoke, run_cli
 from nctool import losses, noise, synth
 from nctool.checkpoint import load_trained_model, save_checkpoint
 from nctool.cli import main
@@ -370,3 +370,14 @@ def test_score_cli(files, tmp_path):
     assert len(scores) == 2 * 135 and set(scores["detector"]) == {"similarity", "rrsitr"}
     flagged = scores["label"] != "clean"
     assert flagged.any() and (scores.loc[flagged, "suggested_image_ids"].map(len) == 2).all()
+
+
+def test_ctrl_c_in_score_says_what_was_kept(monkeypatch):
+    monkeypatch.setattr(nctool.scoring, "score", interrupted)
+    result = invoke("score", "d", "--checkpoint", "m", "--out", "s.parquet")
+    assert result.exit_code == 130
+    assert result.output.strip() == "interrupted: nothing written (s.parquet is written only when scoring finishes)"
+    shards = invoke("score", "d", "--checkpoint", "m", "--embeddings", "emb", "--out", "s.parquet")
+    assert shards.exit_code == 130
+    assert shards.output.strip() == ("interrupted: nothing written (s.parquet is written only when scoring finishes); "
+                                     "the shards finished so far stay in emb: run the same command to continue")

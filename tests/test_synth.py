@@ -158,6 +158,17 @@ def test_synthesize_refuses_a_folder(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_an_existing_file_is_replaced_only_with_overwrite(tmp_path):
+    dest = tmp_path / "mine.parquet"
+    dest.write_bytes(b"someone's data")
+    result = invoke("synth", "--out", dest, "--images", 10, "--size", 32)
+    assert isinstance(result.exception, NctoolError), result.output
+    assert re.search(r"mine\.parquet: already exists; pass --overwrite to replace it", str(result.exception))
+    assert dest.read_bytes() == b"someone's data"
+    assert invoke("synth", "--out", dest, "--images", 10, "--size", 32, "--overwrite").exit_code == 0
+    assert len(read_table(dest)) == 10 * CAPTIONS_PER_IMAGE
+
+
 def test_cli_passes_each_flag_to_synthesize(tmp_path, monkeypatch):
     calls = []
 
@@ -174,14 +185,14 @@ def test_cli_passes_each_flag_to_synthesize(tmp_path, monkeypatch):
     (out, kwargs), = calls
     progress = kwargs.pop("progress")
     assert out == dest and callable(progress)
-    assert kwargs == {"images": 50, "size": 48, "seed": 9, "splits": (0.625, 0.25, 0.125)}
+    assert kwargs == {"images": 50, "size": 48, "seed": 9, "splits": (0.625, 0.25, 0.125), "overwrite": False}
     assert f"wrote 50 pairs to {dest} (2 kB)" in result.output
 
     calls.clear()
-    assert invoke("synth", "--out", dest).exit_code == 0
+    assert invoke("synth", "--out", dest, "--overwrite").exit_code == 0
     (_, kwargs), = calls
     del kwargs["progress"]
-    assert kwargs == {"images": 1000, "size": 64, "seed": 0, "splits": (0.8, 0.1, 0.1)}
+    assert kwargs == {"images": 1000, "size": 64, "seed": 0, "splits": (0.8, 0.1, 0.1), "overwrite": True}
 
 
 def test_cli_writes_the_file(tmp_path):

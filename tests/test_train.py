@@ -1,8 +1,10 @@
+import fractions
 import json
 import math
 import os
 import pickle
 import signal
+import warnings
 
 import pytest
 import torch
@@ -102,6 +104,21 @@ def test_interrupted_run_resumes_with_its_own_settings(noisy_data, full_run, tmp
     assert [json.loads(line)["step"] for line in log if "loss" in line] == list(range(1, 33))
 
 
+def test_resume_skips_a_torn_last_line_of_the_metrics_log(noisy_data, tmp_path):
+    def interrupt_at_step_3(done, total, description):
+        if description.startswith("epoch 1") and done == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    with pytest.raises(TrainingInterrupted):
+        train(noisy_data, out_dir=tmp_path / "cut", recipe=_recipe(epochs=1), progress=interrupt_at_step_3)
+    log = tmp_path / "cut" / "metrics.jsonl"
+    with log.open("a") as file:  # killed while writing a record
+        file.write('{"step": 4, "epoch": 1, "lo')
+    result = train(noisy_data, out_dir=tmp_path / "cut", resume=True)
+    assert [json.loads(line)["step"] for line in log.read_text().splitlines() if "loss" in line] == list(range(1, 17))
+    assert f"{log}: dropped 1 torn line(s) (the run was stopped while writing one)" in result["notes"]
+
+
 def test_resume_refuses_another_dataset(noisy_data, tmp_path):
     train(noisy_data, out_dir=tmp_path / "run", recipe=_recipe(epochs=1))
     other = read_table(noisy_data)
@@ -182,6 +199,22 @@ def test_a_checkpoint_that_would_run_code_is_refused_without_running_it(tmp_path
     with pytest.raises(NctoolError, match="evil.pt: not loaded .*could run code"):
         read_checkpoint(tmp_path / "evil.pt")
     assert not marker.exists()
+
+
+def test_a_protocol_4_pickle_is_refused_in_one_line_without_torchs_warning(noisy_data, tmp_path):
+    # torch warns twice ("Detected pickle protocol 4 ...", two lines each) before the unpickler refuses
+    torch.save({"model": {}, "config": {}, "extra": fractions.Fraction(1, 2)}, tmp_path / "p4.pt", pickle_protocol=4)
+    done = run_cli("score", noisy_data, "--checkpoint", tmp_path / "p4.pt", "--out", tmp_path / "s.parquet")
+    assert done.returncode == 2 and done.stderr.strip().splitlines() == [
+        f"error: {tmp_path / 'p4.pt'}: not loaded (it stores Python objects beyond tensors, numbers and text, which "
+        f"could run code); use a checkpoint written by `nctool train`"], done.stderr
+    with open(tmp_path / "plain.pt", "wb") as file:  # a plain pickle.dump: refused, and no warning either
+        pickle.dump({"model": {}, "config": {}}, file, protocol=4)
+    with warnings.catch_warnings(record=True) as shown:
+        warnings.simplefilter("always")
+        with pytest.raises(NctoolError, match="plain.pt: not loaded"):
+            read_checkpoint(tmp_path / "plain.pt")
+    assert not shown, [str(warning.message) for warning in shown]
 
 
 def test_a_checkpoint_whose_config_does_not_fit_is_one_line(full_run, tmp_path):

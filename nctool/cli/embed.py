@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from nctool.cli._ui import app, progress_bar
+from nctool.cli._ui import app, console_err, progress_bar
 from nctool.cli.score import (AddressFlag, BatchSizeFlag, CheckpointFlag, DeviceFlag, Engine, EngineFlag, GpusFlag,
                               ImageRootFlag, ModelFlag, PoolFlag, PretrainedFlag, RecipeFlag, RepeatsFlag, SeedFlag,
                               SplitFlag, WorkersFlag, report_embedded)
@@ -38,10 +38,15 @@ def embed_command(
     """Embed every pair once (similarity, rrsitr loss, image and caption embeddings) for `nctool score --embeddings`."""
     from nctool.embeddings import embed
 
-    with progress_bar() as progress:
-        result = embed(data, out=out, checkpoint=checkpoint, model=model, pretrained=pretrained, recipe=recipe,
-                       splits=split, image_root=image_root, batch_size=batch_size, device=device, seed=seed,
-                       repeats=repeats, pool_size=pool, engine=engine.value, address=address, workers=workers,
-                       gpus_per_worker=gpus_per_worker, progress=progress)
+    try:
+        with progress_bar() as progress:
+            result = embed(data, out=out, checkpoint=checkpoint, model=model, pretrained=pretrained, recipe=recipe,
+                           splits=split, image_root=image_root, batch_size=batch_size, device=device, seed=seed,
+                           repeats=repeats, pool_size=pool, engine=engine.value, address=address, workers=workers,
+                           gpus_per_worker=gpus_per_worker, progress=progress)
+    except KeyboardInterrupt:
+        console_err.print(f"interrupted: the shards finished so far stay in {out}: run the same command to continue",
+                          highlight=False, soft_wrap=True)
+        raise typer.Exit(130)
     report_embedded(result)
     typer.echo(f"next: nctool score {data} --embeddings {out} --detector all --out scores.parquet")

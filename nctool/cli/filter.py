@@ -11,7 +11,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from nctool.cli._ui import app, console, summary_table
+from nctool.cli._ui import app, console, console_err, summary_table
 from nctool.detectors import detector_names
 from nctool.filtering import filter_file
 from nctool.schema import LABELS
@@ -43,5 +43,7 @@ def filter_command(
     if result["decisions"] is not None:
         console.print(f"applied {sum(result['decisions'].values())} decisions ("
                       + ", ".join(f"{action} {count}" for action, count in result["decisions"].items()) + ")")
+    for note in result.get("notes", []):
+        console_err.print(f"[yellow]warning:[/] {note}", soft_wrap=True, highlight=False)
     console.print(f"kept {result['kept']} pairs -> {result['out']}; dropped {result['dropped']}"
                   + (f" -> {result['dropped_out']}" if result["dropped_out"] else ""))

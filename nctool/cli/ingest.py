@@ -31,7 +31,8 @@ def ingest_command(
                                                "corrupt ones without writing.")] = False,
     skip_bad_images: Annotated[bool, typer.Option("--skip-bad-images", help="Check images and drop the pairs of "
                                                   "missing or corrupt ones.")] = False,
-    drop_empty: Annotated[bool, typer.Option("--drop-empty", help="Drop pairs whose caption is empty.")] = False,
+    drop_empty: Annotated[bool, typer.Option("--drop-empty", help="Drop pairs whose caption is empty (nothing "
+                                             "visible: whitespace, control, zero-width or bidi characters).")] = False,
     allow_outside_root: Annotated[bool, typer.Option("--allow-outside-root", help="Accept relative image paths "
                                                      "that climb out of the image root (..).")] = False,
     caption_column: Annotated[Optional[str], typer.Option("--caption-column", help="Caption column of a table "

@@ -10,6 +10,7 @@ import typer
 from nctool.cli._ui import app, console, console_err, progress_bar
 from nctool.cli.filter import ScoredDetector
 from nctool.review.gallery import write_gallery
+from nctool.review.security import new_token
 from nctool.review.server import bind, export, is_loopback, review_app, serve
 
 
@@ -30,10 +31,14 @@ def review(
     static: Annotated[Optional[Path], typer.Option(
         help="Write one self-contained HTML gallery of the lowest-reliability pairs here and exit (no server).")] = None,
     limit: Annotated[int, typer.Option(help="How many pairs the --static gallery shows.")] = 100,
+    no_token: Annotated[bool, typer.Option(
+        "--no-token", help="Serve without the secret token in the printed URL (with a warning): any program on "
+                           "this machine (with --host, any machine that reaches it) can then read the data and "
+                           "record decisions.")] = False,
 ) -> None:
     """Review flagged pairs in the browser: keep, drop or fix each; every decision is saved at once."""
     if export_to is not None:
-        out = export(scores, export_to, decisions=decisions)
+        out = export(scores, export_to, decisions=decisions, data=data)
         console.print(f"decisions -> {out}")
         return
     if static is not None:
@@ -43,12 +48,22 @@ def review(
         console.print(f"gallery of {result['pairs']} pairs -> {result['out']}")
         return
     sock = bind(host, port)  # a taken port fails before the index is built
+    token = None if no_token else new_token()
     review_page = review_app(data, scores, detector=detector.value, decisions=decisions, reviewer=reviewer,
-                             image_root=image_root)
+                             image_root=image_root, token=token, host=host)
+    for note in review_page.state.notes:  # decisions made on another version of the data
+        console_err.print(f"[yellow]warning:[/] {note}", soft_wrap=True, highlight=False)
+    if no_token:
+        console_err.print("[yellow]warning:[/] --no-token: any program on this machine, whoever runs it, can "
+                          "read the data and record decisions (web pages still cannot)", soft_wrap=True)
     if not is_loopback(host):
-        console_err.print(f"[yellow]warning:[/] listening on {host}: anyone who can reach this machine can see "
-                          f"the data and record decisions (there is no login)")
+        who = "whoever has the URL with its token" if token else "anyone who can reach this machine (there is no login)"
+        console_err.print(f"[yellow]warning:[/] listening on {host}: {who} can see the data and record decisions",
+                          soft_wrap=True)
     shown_host, shown_port = sock.getsockname()[:2]
-    console.print(f"review {data} at http://{'[' + shown_host + ']' if ':' in shown_host else shown_host}:"
-                  f"{shown_port}/  (Ctrl-C stops; decisions are saved as you make them)", markup=False, highlight=False)
+    url = f"http://{'[' + shown_host + ']' if ':' in shown_host else shown_host}:{shown_port}/"
+    console.print(f"review {data}; Ctrl-C stops; decisions are saved as you make them. Open:", soft_wrap=True,
+                  markup=False, highlight=False)
+    # the URL on a line of its own, never wrapped, whatever the terminal's width: it is clicked or copied
+    console.print(url + (f"?token={token}" if token else ""), soft_wrap=True, markup=False, highlight=False)
     serve(review_page, sock)

@@ -113,12 +113,18 @@ def score_command(
     """Score every pair of a dataset for noisy correspondence with a trained model, or zero-shot (--model)."""
     from nctool.scoring import score
 
-    with progress_bar() as progress:
-        result = score(data, out=out, checkpoint=checkpoint, model=model, pretrained=pretrained, recipe=recipe,
-                       embeddings=embeddings, engine=engine.value, address=address, workers=workers,
-                       gpus_per_worker=gpus_per_worker, detectors=[choice.value for choice in detector], splits=split,
-                       image_root=image_root, batch_size=batch_size, device=device, seed=seed, repeats=repeats,
-                       pool_size=pool, options=options, suggest=suggest, progress=progress)
+    try:
+        with progress_bar() as progress:
+            result = score(data, out=out, checkpoint=checkpoint, model=model, pretrained=pretrained, recipe=recipe,
+                           embeddings=embeddings, engine=engine.value, address=address, workers=workers,
+                           gpus_per_worker=gpus_per_worker, detectors=[choice.value for choice in detector],
+                           splits=split, image_root=image_root, batch_size=batch_size, device=device, seed=seed,
+                           repeats=repeats, pool_size=pool, options=options, suggest=suggest, progress=progress)
+    except KeyboardInterrupt:
+        console_err.print(_interrupted(out, embeddings, engine.value,
+                                       any(v is not None for v in (checkpoint, model, pretrained, recipe))),
+                          highlight=False, soft_wrap=True)
+        raise typer.Exit(130)
     if result.get("embedded"):
         report_embedded(result["embedded"])
     summary_table(f"score: {result['pairs']} pairs of {', '.join(result['splits'])}",
@@ -137,6 +143,17 @@ def report_embedded(summary: dict) -> None:
         console_err.print(f"[yellow]note:[/] {summary['out']}: the shards there were {summary['invalidated']}")
     console.print(f"embeddings: {summary['pairs']} pairs in {summary['shards']} shards in {summary['out']} "
                   f"({len(summary['computed'])} computed, {summary['reused']} reused)")
+
+
+def _interrupted(out: Path, embeddings: Path | None, engine: str, model_given: bool) -> str:
+    """What a Ctrl-C left: the scores file is written only at the end (atomically); shards embedded so far stay."""
+    from nctool.embeddings import default_folder
+
+    line = f"interrupted: nothing written ({out} is written only when scoring finishes)"
+    folder = embeddings if embeddings is not None else default_folder(out) if engine == "ray" else None
+    if model_given and folder is not None:
+        line += f"; the shards finished so far stay in {folder}: run the same command to continue"
+    return line
 
 
 _HEADERS = {"auroc": "AUROC", "auprc": "AUPRC", "precision": "noisy precision", "recall": "noisy recall", "f1": "F1"}

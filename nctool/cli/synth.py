@@ -21,11 +21,12 @@ def synth_command(
     val: Annotated[float, typer.Option("--val", help="Fraction of the images in the val split.")] = 0.1,
     test: Annotated[float, typer.Option("--test", help="Fraction of the images in the test split "
                                                        "(train gets the rest).")] = 0.1,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace --out if it already exists.")] = False,
 ) -> None:
     """Generate demo data: synthetic top-down scenes (airports, rivers, parking lots, ...) with 5 captions each."""
     with progress_bar() as progress:
         summary = synthesize(out, images=images, size=size, seed=seed, splits=(1 - val - test, val, test),
-                             progress=progress)
+                             overwrite=overwrite, progress=progress)
     summary_table(f"synth: {size} x {size} px, seed {seed}", summary["splits"])
     console.print(f"wrote {summary['splits'][-1]['pairs']} pairs to {summary['path']} "
                   f"({_file_size(summary['file_size'])})", highlight=False, soft_wrap=True)

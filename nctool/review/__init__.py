@@ -4,6 +4,8 @@
   (lowest reliability first), the cards and the header's summary.
 - `thumbnails.Thumbnails`: resized JPEGs by row, decoded on demand and cached.
 - `server`: the Starlette app (`review_app`), `bind` / `serve` with uvicorn, `export`.
+- `security.Guard`: what a request needs (its host, the launch's token, a same-origin JSON write)
+  and the headers every response carries.
 - `gallery.write_gallery`: one self-contained HTML file of the lowest-reliability pairs.
 - `static/`: the page (plain HTML, JS and CSS; no build step).
 

@@ -4,7 +4,8 @@
 one detector's scores through `nctool.filtering.filter_pairs`, so scores of another version of the
 data are refused exactly as `nctool filter` refuses them. Pages, cards and the header's summary are
 plain dicts ready to be sent as JSON; the decisions the queue knows are the ones it is told about
-(`set_decision`), so the caller keeps it in step with the DecisionStore.
+(`load_decisions`, `set_decision`), so the caller keeps it in step with the DecisionStore. A decision
+made on another version of a pair (nctool.decisions.match_decisions) is not shown: the pair is undecided.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
+from nctool.decisions import match_decisions
 from nctool.errors import NctoolError
 from nctool.filtering import filter_pairs, read_scores
-from nctool.schema import LABELS, column_names, read_table
+from nctool.schema import LABELS, column_names, read_table, row_hashes
 
 LIGHT_COLUMNS = ("pair_id", "image_id", "caption", "split", "category", "noisy")
 """Dataset columns the queue reads: everything but the image."""
@@ -72,8 +74,26 @@ class ReviewQueue:
         pairs = filter_pairs(data, scores, drop=(), detector=detector).kept
         return cls(pairs, detector)
 
+    def row_hash(self, pair_id: str) -> str:
+        """The row hash (nctool.schema.row_hashes) of a pair as the page shows it: what a decision on it judged."""
+        return row_hashes(self.pairs.iloc[[self.row_of[pair_id]]])[0]
+
+    def load_decisions(self, decisions: pd.DataFrame) -> str | None:
+        """Take a store's current decisions (`DecisionStore.current`); those on pairs of other datasets are
+        left out, those made on another version of a pair too, and counted in the returned line (None: none)."""
+        matching, stale = match_decisions(self.pairs, decisions, others="skip")
+        for decision in matching.to_dict("records"):
+            self._set(decision["pair_id"], decision)
+        return stale
+
     def set_decision(self, pair_id: str, decision: dict | None) -> None:
-        """Record the current decision on a pair (None: it has none)."""
+        """Record the current decision on a pair (None: it has none, or it was made on another version of it)."""
+        if decision is not None and not pd.isna(decision.get("row_hash")) and match_decisions(
+                self.pairs.iloc[[self.row_of[pair_id]]], pd.DataFrame([decision]), others="skip")[1] is not None:
+            decision = None
+        self._set(pair_id, decision)
+
+    def _set(self, pair_id: str, decision: dict | None) -> None:
         row = self.row_of[pair_id]
         if decision is None:
             self.decisions.pop(pair_id, None)

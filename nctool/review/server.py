@@ -6,10 +6,16 @@ Routes: `/` the page and `/static/*` its script and style; `/api/summary` the he
 `POST /api/decision` {pair_id, action, new_caption?}; `POST /api/undo` {pair_id?};
 `/api/export` the decisions as a Parquet download.
 
-Safety: images are looked up by pair_id in the index, so no part of a request becomes a file path;
-a request the app cannot use gets a 4xx with {"error": ...} and the server keeps running. Every
-decision is in the DecisionStore (on disk) before the response is sent; the response carries the
-pair's current decision, so a tab always shows the last write, whichever tab made it.
+Safety: `nctool.review.security.Guard` wraps the app: only the host names the server was started
+for, the launch's token on `/api/*` (header, or `?token=` for reads), writes only as
+application/json from the page's own origin with the token in the `X-Nctool-Token` header, and
+headers that forbid framing and foreign script on every response. A write's body is at most
+64 KiB, a string in it at most 10,000 characters, valid UTF-8 without lone surrogates. Images are
+looked up by pair_id in the index, so no part of a request becomes a file path; a request the app
+cannot use gets a 4xx with {"error": ...} (an unexpected failure a 500 with one, never a
+traceback) and the server keeps running. Every decision is in the DecisionStore (on disk) before
+the response is sent; the response carries the pair's current decision, so a tab always shows the
+last write, whichever tab made it.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from pathlib import Path
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
@@ -34,10 +41,13 @@ from nctool.decisions import DecisionStore, default_decisions_path, export_decis
 from nctool.errors import NctoolError
 from nctool.images import BadImage, resolve_root
 from nctool.review.queue import ReviewQueue
+from nctool.review.security import SECURITY_HEADERS, Guard
 from nctool.review.thumbnails import SIZES, Thumbnails
 from nctool.schema import check_output
 
 STATIC = Path(__file__).parent / "static"
+MAX_BODY = 64 * 1024  # bytes of a request body: a decision is a few hundred
+MAX_STRING = 10_000  # characters of a string in a body (a caption)
 
 
 def decisions_file(scores_path: str | os.PathLike, decisions: str | os.PathLike | None) -> Path:
@@ -46,20 +56,28 @@ def decisions_file(scores_path: str | os.PathLike, decisions: str | os.PathLike 
 
 
 def export(scores_path: str | os.PathLike, out: str | os.PathLike, *,
-           decisions: str | os.PathLike | None = None) -> Path:
-    """Write the decisions of a review (`decisions`, default beside the scores) to `out` as Parquet."""
+           decisions: str | os.PathLike | None = None, data: str | os.PathLike | None = None) -> Path:
+    """Write the decisions of a review (`decisions`, default beside the scores) to `out` as Parquet.
+
+    `out` is refused before anything is read when it is one of the review's files (`data`, the
+    scores, the store) or cannot be written (nctool.schema.check_output).
+    """
     store_path = decisions_file(scores_path, decisions)
+    check_output(out, data, scores_path, store_path)
     if not store_path.is_file():
         raise NctoolError(f"{store_path}: no decisions file there; review first with `nctool review`, "
                           f"or pass the file with --decisions")
-    return export_decisions(store_path, check_output(out, scores_path, store_path))
+    return export_decisions(store_path, out)
 
 
 def review_app(data_path: str | os.PathLike, scores_path: str | os.PathLike, *, detector: str | None = None,
                decisions: str | os.PathLike | None = None, reviewer: str | None = None,
-               image_root: str | os.PathLike | None = None) -> Starlette:
+               image_root: str | os.PathLike | None = None, token: str | None,
+               host: str = "127.0.0.1") -> Starlette:
     """The review app over a dataset and its scores; decisions go to `decisions` (default beside the scores).
 
+    `token` is the launch's secret every `/api/*` request must carry (None: none, `--no-token`);
+    `host` the address it listens on, whose name is allowed in the Host header besides loopback.
     Builds the queue's index (no image is decoded) and opens the decisions store, so bad inputs are
     refused here with one NctoolError line, before anything is served. The store is closed when the
     app shuts down.
@@ -67,13 +85,13 @@ def review_app(data_path: str | os.PathLike, scores_path: str | os.PathLike, *, 
     queue = ReviewQueue.load(data_path, scores_path, detector=detector)
     thumbnails = Thumbnails(data_path, resolve_root(data_path, image_root))
     store = DecisionStore(decisions_file(scores_path, decisions), reviewer=reviewer)
-    for decision in store.current().to_dict("records"):
-        if decision["pair_id"] in queue.row_of:
-            queue.set_decision(decision["pair_id"], decision)
-    return _app(queue, thumbnails, store)
+    stale = queue.load_decisions(store.current())
+    app = _app(queue, thumbnails, store, Middleware(Guard, host=host, token=token))
+    app.state.notes = [stale] if stale else []  # decisions not shown (another version of the pair): the CLI warns
+    return app
 
 
-def _app(queue: ReviewQueue, thumbnails: Thumbnails, store: DecisionStore) -> Starlette:
+def _app(queue: ReviewQueue, thumbnails: Thumbnails, store: DecisionStore, guard: Middleware) -> Starlette:
     async def page(request: Request) -> Response:
         return FileResponse(STATIC / "index.html")
 
@@ -108,7 +126,8 @@ def _app(queue: ReviewQueue, thumbnails: Thumbnails, store: DecisionStore) -> St
         new_caption = body.get("new_caption")
         if not isinstance(body.get("action"), str) or not (new_caption is None or isinstance(new_caption, str)):
             raise HTTPException(422, "action must be a string and new_caption a string or null")
-        decision = await run_in_threadpool(store.record, pair_id, body["action"], new_caption=new_caption)
+        decision = await run_in_threadpool(store.record, pair_id, body["action"], new_caption=new_caption,
+                                           row_hash=queue.row_hash(pair_id))
         queue.set_decision(pair_id, decision)
         return JSONResponse({"pair_id": pair_id, "decision": queue.decisions.get(pair_id), "summary": queue.summary()})
 
@@ -121,11 +140,13 @@ def _app(queue: ReviewQueue, thumbnails: Thumbnails, store: DecisionStore) -> St
         decision = await run_in_threadpool(store.undo, pair_id)
         if pair_id in queue.row_of:  # a store shared with another review may hold other pairs
             queue.set_decision(pair_id, decision)
+            decision = queue.decisions.get(pair_id)  # None when what is left was made on another version of the pair
         return JSONResponse({"pair_id": pair_id, "decision": decision, "summary": queue.summary()})
 
     async def export(request: Request) -> Response:
         with tempfile.TemporaryDirectory() as folder:
-            out = await run_in_threadpool(export_decisions, store.path, Path(folder) / "decisions.parquet")
+            # through the store's own connection: opening the file again here would drop this process's locks
+            out = await run_in_threadpool(store.export, Path(folder) / "decisions.parquet")
             content = out.read_bytes()
         return Response(content, media_type="application/vnd.apache.parquet",
                         headers={"Content-Disposition": 'attachment; filename="decisions.parquet"'})
@@ -143,6 +164,11 @@ def _app(queue: ReviewQueue, thumbnails: Thumbnails, store: DecisionStore) -> St
     async def http_error(request: Request, exc: HTTPException) -> Response:
         return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
 
+    async def server_error(request: Request, exc: Exception) -> Response:
+        # answered outside the Guard (Starlette's outermost layer): the security headers are set here
+        return JSONResponse({"error": "the review server failed on this request; its terminal shows why"},
+                            status_code=500, headers=SECURITY_HEADERS)
+
     @asynccontextmanager
     async def lifespan(app: Starlette):
         yield
@@ -152,8 +178,9 @@ def _app(queue: ReviewQueue, thumbnails: Thumbnails, store: DecisionStore) -> St
               Route("/api/image/{pair_id:path}", image), Route("/api/decision", decide, methods=["POST"]),
               Route("/api/undo", undo, methods=["POST"]), Route("/api/export", export),
               Mount("/static", StaticFiles(directory=STATIC), name="static")]
-    return Starlette(routes=routes, lifespan=lifespan,
-                     exception_handlers={NctoolError: user_error, HTTPException: http_error})
+    return Starlette(routes=routes, lifespan=lifespan, middleware=[guard],
+                     exception_handlers={NctoolError: user_error, HTTPException: http_error,
+                                         Exception: server_error})
 
 
 def _newest_decided(store: DecisionStore) -> str | None:
@@ -163,13 +190,33 @@ def _newest_decided(store: DecisionStore) -> str | None:
 
 
 async def _json_object(request: Request) -> dict:
+    """The body of a write as a JSON object: at most MAX_BODY bytes, strings of at most MAX_STRING
+    characters, UTF-8 that SQLite can store (no lone surrogates, not even as \\ud800 escapes)."""
+    too_big = HTTPException(413, f"the request body is over {MAX_BODY // 1024} KiB")
     try:
-        body = json.loads(await request.body())
-    except (ValueError, UnicodeDecodeError):
-        raise HTTPException(400, "the request body is not JSON") from None
+        if int(request.headers.get("content-length") or 0) > MAX_BODY:
+            raise too_big
+    except ValueError:
+        raise HTTPException(400, "Content-Length is not a number") from None
+    raw = bytearray()
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > MAX_BODY:
+            raise too_big
+    try:
+        body = json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
+        json.dumps(body, ensure_ascii=False).encode("utf-8")  # a lone surrogate cannot be encoded
+    except (ValueError, UnicodeError, RecursionError):
+        raise HTTPException(400, "the request body is not JSON in UTF-8 (or nests too deep)") from None
     if not isinstance(body, dict):
         raise HTTPException(400, "the request body must be a JSON object")
+    if any(isinstance(value, str) and len(value) > MAX_STRING for value in body.values()):
+        raise HTTPException(413, f"a text in the request is over {MAX_STRING:,} characters")
     return body
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not JSON")
 
 
 def _int(params, name: str, default: int) -> int:
@@ -194,6 +241,8 @@ def is_loopback(host: str) -> bool:
 
 def bind(host: str, port: int) -> socket.socket:
     """A listening socket on host:port (port 0: a free one); refuses a taken port with one line."""
+    if not 0 <= port <= 65535:
+        raise NctoolError(f"--port {port}: not a port; choose one from 1 to 65535 (0: a free one)")
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -104,15 +104,17 @@ def generate(n_images: int, *, size: int = 64, seed: int = 0, splits: Sequence[f
 
 
 def synthesize(out: str | os.PathLike, *, images: int, size: int, seed: int, splits: Sequence[float],
-               progress: Progress | None = None) -> dict:
+               overwrite: bool = False, progress: Progress | None = None) -> dict:
     """Generate a demo dataset and write it to `out` (atomically); returns a summary of what was written.
 
     Parameters
     ----------
     out
-        Parquet file to write (its folder is created); refused if it is a folder.
+        Parquet file to write (its folder is created); refused if it is a folder (schema.check_output).
     images, size, seed, splits, progress
         As n_images, size, seed, splits and progress of `generate`; checked before any work.
+    overwrite
+        Replace `out` when it exists (otherwise it is refused, as `nctool inject` does).
 
     Returns
     -------
@@ -120,7 +122,7 @@ def synthesize(out: str | os.PathLike, *, images: int, size: int, seed: int, spl
         "path": the file written; "file_size": its size in bytes; "splits": one row per split and a
         last "total" row, each with the split's name and its numbers of images, pairs and classes.
     """
-    out = check_output(out)
+    out = check_output(out, overwrite=overwrite)
     df = generate(images, size=size, seed=seed, splits=splits, progress=progress)
     write_table(df, out)
     return {"path": out, "file_size": out.stat().st_size, "splits": _split_rows(df)}

@@ -7,6 +7,9 @@ const ACTION_NAMES = {keep: "kept", drop: "dropped", fix: "fixed"};
 const LABEL_COLOURS = {noisy: "#d1495b", ambiguous: "#edae49", clean: "#00798c"};
 
 const state = {filters: {}, offset: 0, total: 0, cards: [], focus: 0, decided: [], editing: false};
+// the launch's secret, from the URL nctool printed: sent with every request to /api (a header for
+// fetches, ?token= where the page cannot set one: images and the export link)
+const TOKEN = new URLSearchParams(location.search).get("token");
 
 function el(tag, attributes = {}, text) {
   const node = document.createElement(tag);
@@ -21,8 +24,12 @@ function svg(tag, attributes) {
   return node;
 }
 
+function withToken(path) {
+  return TOKEN ? path + (path.includes("?") ? "&" : "?") + "token=" + encodeURIComponent(TOKEN) : path;
+}
+
 function imageUrl(pairId, size) {
-  return "/api/image/" + encodeURIComponent(pairId) + (size ? "?size=" + size : "");
+  return withToken("/api/image/" + encodeURIComponent(pairId) + (size ? "?size=" + size : ""));
 }
 
 function say(message) {
@@ -30,8 +37,9 @@ function say(message) {
 }
 
 async function api(path, body) {
-  const options = body === undefined ? {} : {method: "POST", headers: {"Content-Type": "application/json"},
-                                                body: JSON.stringify(body)};
+  const headers = TOKEN ? {"X-Nctool-Token": TOKEN} : {};
+  const options = body === undefined ? {headers} : {method: "POST", body: JSON.stringify(body),
+                                                    headers: {...headers, "Content-Type": "application/json"}};
   const response = await fetch(path, options);
   const data = await response.json();
   if (!response.ok) throw new Error(data.error || response.statusText);
@@ -358,5 +366,6 @@ window.addEventListener("focus", () => {
   if (!state.editing) Promise.all([loadSummary(), loadPage(state.offset, state.focus)]).catch(e => say(e.message));
 });
 
+document.getElementById("export").href = withToken("/api/export");
 restoreFilters();
 Promise.all([loadSummary(), loadPage(0, 0, true)]).catch(error => say("cannot load the queue: " + error.message));
