@@ -25,16 +25,16 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from nctool.calibration import decoy_share
+from nctool.detect.calibration import decoy_share
 from nctool.schema import read_table, write_table
-from nctool.scoring import NOISE_SHARE_KEY
+from nctool.detect.score import NOISE_SHARE_KEY
 
 DECOY_DETECTORS = ("rrsitr", "similarity")  # whose noise score of a pair does not depend on the other pairs
 TAILS = (0.1, 0.25, 0.5)
 
 
 def noise_score(rows: pd.DataFrame, detector: str) -> np.ndarray:
-    """The detector's noise score, the one its calibration fits (nctool.detectors)."""
+    """The detector's noise score, the one its calibration fits (nctool.detect.detectors)."""
     if detector in ("rrsitr", "loss-gmm"):
         return np.log1p(rows["loss"].to_numpy())
     if detector == "similarity":

@@ -19,10 +19,11 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 
-from nctool.bench import _md_table  # the bench report's own Markdown tables
-from nctool.filtering import detection_table, label_table, read_scores
+from nctool.report.bench import _md_table  # the bench report's own Markdown tables
+from nctool.curate.filtering import read_scores
+from nctool.metrics import detection_table, label_table
 from nctool.schema import read_table
-from nctool.scoring import NOISE_SHARE_KEY
+from nctool.detect.score import NOISE_SHARE_KEY
 
 
 def _tag(folder: Path) -> tuple[str, float]:

@@ -33,7 +33,7 @@ def one(pairs: int, dim: int, index: str, out: Path) -> dict:
     import torch
     import torch.nn.functional as F
 
-    from nctool.detectors import Evidence, NeighborsDetector
+    from nctool.detect.detectors import Evidence, NeighborsDetector
 
     gen = torch.Generator().manual_seed(0)
     image = F.normalize(torch.randn(pairs // 5, dim, generator=gen), dim=1).repeat_interleave(5, 0)
@@ -41,7 +41,7 @@ def one(pairs: int, dim: int, index: str, out: Path) -> dict:
     evidence = Evidence(pair_id=np.char.mod("p%07d", np.arange(pairs)), image_id=np.char.mod("i%07d", np.arange(pairs) // 5),
                         similarity=(image * text).sum(1).double().numpy(), image_global=image, text_global=text)
     detector = NeighborsDetector(neighbor_index=index)  # imports faiss
-    import nctool.calibration  # noqa: F401  (sklearn: imported by detect, not part of the search's memory)
+    import nctool.detect.calibration  # noqa: F401  (sklearn: imported by detect, not part of the search's memory)
 
     base = _rss_mb()
     start, cpu = time.perf_counter(), time.process_time()

@@ -27,9 +27,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from nctool.detectors import detector_names
+from nctool.detect.detectors import detector_names
 from nctool.schema import read_table
-from nctool.scoring import score
+from nctool.detect.score import score
 
 
 def repair_table(data: pd.DataFrame, scores: pd.DataFrame, *, k: int) -> dict:

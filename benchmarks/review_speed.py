@@ -21,7 +21,7 @@ import pandas as pd
 from PIL import Image
 from starlette.testclient import TestClient
 
-from nctool.review.server import review_app
+from nctool.curate.review.server import review_app
 from nctool.schema import row_hashes, write_table
 
 WORDS = "runway plane road river house tree beach parking car bridge field storage tank church".split()

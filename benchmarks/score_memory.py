@@ -4,7 +4,7 @@ Usage:
     .venv/bin/python benchmarks/score_memory.py WORKDIR --pairs 10000 --pairs 100000 \
         --detector similarity --detector rrsitr [--model nctool-tiny --recipe rsitmd]
 
-Builds the inputs cheaply, once per size: 1,000 synthetic images (nctool.synth) written as PNG
+Builds the inputs cheaply, once per size: 1,000 synthetic images (nctool.data.synth) written as PNG
 files under WORKDIR/images, then WORKDIR/pairs-N.parquet with N train pairs that reuse them (pair k:
 image (k // 5) mod 1000, that image's caption k mod 5; unique pair ids), written in row groups of
 4,096 rows with relative paths. Each (size, detector) is scored in its own subprocess; it reports
@@ -13,7 +13,6 @@ its RSS and peak so far (/proc/self/status), which shows what grows with the pai
 """
 
 import argparse
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -21,14 +20,14 @@ from pathlib import Path
 import pandas as pd
 
 from nctool.schema import TableWriter
-from nctool.synth import CAPTIONS_PER_IMAGE, generate
+from nctool.data.synth import CAPTIONS_PER_IMAGE, generate
 
 IMAGES = 1000
 ROWS_PER_WRITE = 100_000
 
 CHILD = r"""
 import json, resource, sys, time
-from nctool.scoring import score
+from nctool.detect.score import score
 data, out, detector, model, recipe = sys.argv[1:6]
 profile, last = [], {"what": None, "tenth": -1}
 

@@ -10,14 +10,14 @@ machine shared with other jobs the CPU time is the stable measure; with --thread
 
 - read: the Parquet file; tokenize: the captions alone; decode + tokenize: PairData (each unique
   image decoded to the uint8 cache, captions tokenised), with 1 decode worker and with the default
-  (nctool.data.decode_workers);
+  (nctool.model.batches.decode_workers);
 - transform: the eval transform of each batch's unique images (uint8 cache -> normalised floats);
 - forward: the image and text towers on those tensors, warm model, batched as scoring batches them
   (per `batch_size` rows: the rows' unique images, then their captions; local tokens when the
   recipe has the local term);
 - rrsitr pool: embedding a `pool_size`-pair reference pool (ReferencePool: with its own pairs' numbers),
   and ReferencePool.losses of every batch;
-- end to end: nctool.scoring.score (library call: model load, reading, decoding, embedding,
+- end to end: nctool.detect.score.score (library call: model load, reading, decoding, embedding,
   detectors, writing) per detector choice, and its PHASES, cut at its progress events.
 """
 
@@ -32,12 +32,12 @@ import numpy as np
 import torch
 
 from nctool import runtime
-from nctool.data import PairData, decode_workers, encode_dataset
-from nctool.detectors import detector_names
-from nctool.images import resolve_root
+from nctool.model.batches import PairData, decode_workers, encode_dataset
+from nctool.detect.detectors import detector_names
+from nctool.data.images import resolve_root
 from nctool.schema import read_table
-from nctool.scoring import ReferencePool, pair_hashes, score, scoring_model
-from nctool.transforms import preprocess_for
+from nctool.detect.score import ReferencePool, pair_hashes, score, scoring_model
+from nctool.model.transforms import preprocess_for
 
 
 # phases of an end-to-end run: (from the last progress event of, to the last of); None: the run's start

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from nctool.detectors import detector_names
-from nctool.scoring import score
+from nctool.detect.detectors import detector_names
+from nctool.detect.score import score
 
 PLAIN_MEAN = "siblings, plain mean"
 

@@ -11,9 +11,9 @@ import time
 
 import torch
 
-from nctool import losses
-from nctool.model import create_model
-from nctool.transforms import preprocess_for
+from nctool.model import losses
+from nctool.model.clip import create_model
+from nctool.model.transforms import preprocess_for
 
 
 def main() -> None:

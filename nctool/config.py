@@ -42,7 +42,7 @@ class ModelCfg:
 
 @dataclass(frozen=True)
 class LossCfg:
-    kind: str               # a training objective (nctool.objectives: rrsitr, infonce)
+    kind: str               # a training objective (nctool.model.objectives: rrsitr, infonce)
     g1: float               # clean / ambiguous threshold at reference_batch
     g2: float               # ambiguous / noisy threshold at reference_batch
     reference_batch: int    # the batch size g1, g2 are set for; they follow the chance loss

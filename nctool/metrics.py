@@ -1,11 +1,19 @@
-"""Retrieval recalls and noise-detection metrics, as pure functions of arrays."""
+"""Retrieval recalls and noise-detection metrics, as pure functions of arrays, and their per-detector tables.
+
+`detection_table` is the one place per-detector counts and detection metrics against ground truth
+are computed (for `score`'s summary, `bench` and the benchmarks).
+"""
 
 import math
+from typing import Iterator
 
 import numpy as np
+import pandas as pd
 
 from nctool.errors import NctoolError
 from nctool.schema import LABELS
+
+DETECTION_METRICS = ("auroc", "auprc", "precision", "recall", "f1")
 
 
 def _ratio(numerator, denominator) -> float:
@@ -119,3 +127,49 @@ def label_metrics(noisy_truth, labels) -> list[dict]:
             row.update(precision=_ratio(caught, count), recall=_ratio(caught, of_class[name].sum()))
         rows.append(row)
     return rows
+
+
+def detection_table(scores: pd.DataFrame, truth: pd.Series | None = None) -> list[dict]:
+    """One row per detector of a scores table, in order of appearance: what it found and how well.
+
+    Parameters
+    ----------
+    scores
+        A scores table (`read_scores`, or the frame `nctool.detect.score` writes).
+    truth
+        The `noisy` ground truth, a boolean Series indexed by pair_id (every scored pair must have
+        one), e.g. ``read_table(path, columns=["pair_id", "noisy"]).set_index("pair_id")["noisy"]``;
+        None when there is none.
+
+    Each row: `detector`, the count of each label (schema.LABELS) and, with `truth`, `auroc` and
+    `auprc` of 1 - reliability and `precision`, `recall`, `f1` of the noisy label
+    (detection_metrics; NaN where undefined).
+    """
+    rows = []
+    for name, part, noisy in _per_detector(scores, truth):
+        counts = part["label"].value_counts()
+        row = {"detector": name, **{label: int(counts.get(label, 0)) for label in LABELS}}
+        if noisy is not None:
+            metrics = detection_metrics(noisy, 1 - part["reliability"].to_numpy(), part["label"].to_numpy() == "noisy")
+            row.update({key: metrics[key] for key in DETECTION_METRICS})
+        rows.append(row)
+    return rows
+
+
+def label_table(scores: pd.DataFrame, truth: pd.Series | None = None) -> list[dict]:
+    """label_metrics rows (one per label) of each detector, `detector` first; [] without truth."""
+    return [{"detector": name, **row} for name, part, noisy in _per_detector(scores, truth) if noisy is not None
+            for row in label_metrics(noisy, part["label"].to_numpy())]
+
+
+def _per_detector(scores: pd.DataFrame, truth: pd.Series | None) -> Iterator[tuple[str, pd.DataFrame, np.ndarray | None]]:
+    """(detector, its rows, their ground truth or None) per detector."""
+    for name, part in scores.groupby("detector", sort=False):
+        if truth is None:
+            yield name, part, None
+            continue
+        noisy = truth.reindex(part["pair_id"].to_numpy())
+        if noisy.isna().any():
+            raise NctoolError(f"truth: no `noisy` value for scored pair '{noisy.index[noisy.isna()][0]}'; "
+                              f"give the ground truth of the dataset the scores were made from")
+        yield name, part, noisy.to_numpy(dtype=bool)

@@ -57,13 +57,13 @@ OPTIONAL = {
     "caption_agreement": pa.float64(),
     "image_agreement": pa.float64(),
     "sibling_agreement": pa.float64(),
-    # written by `nctool score --suggest K` on flagged pairs (nctool.suggest), null elsewhere
+    # written by `nctool score --suggest K` on flagged pairs (nctool.detect.suggest), null elsewhere
     "suggested_pair_ids": pa.list_(pa.string()),
     "suggested_captions": pa.list_(pa.string()),
     "suggested_caption_scores": pa.list_(pa.float64()),
     "suggested_image_ids": pa.list_(pa.string()),
     "suggested_image_scores": pa.list_(pa.float64()),
-    # written by `nctool filter --decisions` (nctool.decisions)
+    # written by `nctool filter --decisions` (nctool.data.decisions)
     "decision": pa.string(),          # keep / drop / fix: a person's decision on the pair, null when none
     "caption_original": pa.string(),  # the caption before a person fixed it
 }

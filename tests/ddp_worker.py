@@ -15,11 +15,11 @@ from contextlib import nullcontext
 
 import torch
 
-import nctool.train
+import nctool.model.train
 
 
 class StopAfter(dict):
-    """The Ctrl-C flag of nctool.train, raised at its `steps`-th reading (it is read once per step)."""
+    """The Ctrl-C flag of nctool.model.train, raised at its `steps`-th reading (it is read once per step)."""
 
     def __init__(self, steps: int):
         super().__init__()
@@ -31,8 +31,8 @@ class StopAfter(dict):
 
 
 def record_pair_losses(store: list):
-    """A get_objective for nctool.train whose objectives append each step's per-pair losses to `store`."""
-    original = nctool.train.get_objective
+    """A get_objective for nctool.model.train whose objectives append each step's per-pair losses to `store`."""
+    original = nctool.model.train.get_objective
 
     def recording(name: str):
         objective = original(name)
@@ -48,9 +48,9 @@ def record_pair_losses(store: list):
 if __name__ == "__main__":
     record, stop, args = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
     losses: list[torch.Tensor] = []
-    nctool.train.get_objective = record_pair_losses(losses)
+    nctool.model.train.get_objective = record_pair_losses(losses)
     if stop:
-        nctool.train._stop_on_sigint = lambda: nullcontext(StopAfter(stop))
+        nctool.model.train._stop_on_sigint = lambda: nullcontext(StopAfter(stop))
     from nctool.cli import main
 
     sys.argv = ["nctool", *args]

@@ -6,14 +6,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from nctool.bench import METHODS, run_bench
-from nctool.checkpoint import read_checkpoint
+from nctool.report.bench import METHODS, run_bench
+from nctool.model.checkpoint import read_checkpoint
 from nctool.config import load_recipe
-from nctool.demo import HELD_OUT
-from nctool.detectors import detector_names
+from nctool.report.demo import HELD_OUT
+from nctool.detect.detectors import detector_names
 from nctool.errors import NctoolError
 from nctool.schema import read_table, write_table
-from nctool.synth import generate
+from nctool.data.synth import generate
 from tests.cli_helpers import invoke, run_cli
 
 TINY = ["--set", "train.epochs=1", "--set", "train.batch_size=10", "--set", "train.warmup_steps=2",
@@ -69,7 +69,7 @@ def test_bench_refuses_unknown_method_before_work(clean_data, tmp_path):
 
 def test_bench_flags_reach_the_library(monkeypatch, tmp_path):
     seen = {}
-    monkeypatch.setattr("nctool.bench.run_bench", lambda data, **kwargs: seen.update(kwargs, data=data) or
+    monkeypatch.setattr("nctool.report.bench.run_bench", lambda data, **kwargs: seen.update(kwargs, data=data) or
                         {"results": pd.DataFrame(columns=["kind", "noise_rate", "method", "mr", "mr_std", "seeds"]),
                          "detection": pd.DataFrame()})
     done = invoke("bench", tmp_path / "d.parquet", "--out", tmp_path / "b", "--recipe", "rsitmd", "--rate", "0.2",
@@ -130,7 +130,7 @@ def _fake_training(monkeypatch, trained: list, fail: bool = False):
         (run_dir / "results.json").write_text(json.dumps({"test": {"mr": 50.0, "rsum": 300.0}, "best_epoch": 1}))
         return {"mr": 50.0, "rsum": 300.0, "best_epoch": 1, "run": str(run_dir)}
 
-    monkeypatch.setattr("nctool.bench.train_once", train_once)
+    monkeypatch.setattr("nctool.report.bench.train_once", train_once)
 
 
 def test_bench_reuses_runs_only_of_the_same_data_and_recipe(clean_data, tmp_path, monkeypatch):
@@ -165,7 +165,7 @@ def test_bench_reuses_runs_only_of_the_same_data_and_recipe(clean_data, tmp_path
 
 
 def test_bench_identity_keys_what_changes_a_run():
-    from nctool.bench import bench_identity
+    from nctool.report.bench import bench_identity
 
     frame = generate(10, size=32, seed=2)
     base = bench_identity(frame, load_recipe("demo"), noise_seed=42, drop=["noisy"])

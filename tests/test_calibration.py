@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from nctool.calibration import Mixture, calibrated_labels, decoy_share, fit_mixture, noise_share
+from nctool.detect.calibration import Mixture, calibrated_labels, decoy_share, fit_mixture, noise_share
 from nctool.errors import NctoolError
 
 HAND = Mixture(weights=(0.75, 0.25), means=(0.0, 2.0), variance=1.0)

@@ -94,7 +94,7 @@ def test_recipes_ship_inside_the_package():
 
 def test_train_flags_set_recipe_fields(monkeypatch, tmp_path):
     seen = {}
-    monkeypatch.setattr("nctool.train.train", lambda data, **kwargs: seen.update(kwargs, data=data) or
+    monkeypatch.setattr("nctool.model.train.train", lambda data, **kwargs: seen.update(kwargs, data=data) or
                         {"notes": [], "epochs": []})
     path = r"C:\ckpt\new.pt"
     result = invoke("train", tmp_path / "d.parquet", "--out", tmp_path / "run", "--recipe", "rsitmd",
@@ -112,7 +112,7 @@ def test_train_flags_set_recipe_fields(monkeypatch, tmp_path):
 
 def test_train_resume_takes_no_recipe_flags(monkeypatch, tmp_path):
     seen = {}
-    monkeypatch.setattr("nctool.train.train", lambda data, **kwargs: seen.update(kwargs) or
+    monkeypatch.setattr("nctool.model.train.train", lambda data, **kwargs: seen.update(kwargs) or
                         {"notes": [], "epochs": []})
     assert invoke("train", tmp_path / "d.parquet", "--out", tmp_path / "run", "--resume").exit_code == 0
     assert seen["recipe"] is None and seen["resume"] is True

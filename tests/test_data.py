@@ -7,12 +7,12 @@ import pytest
 import torch
 from PIL import Image
 
-import nctool.data
-from nctool.data import DECODE_WORKERS_VARIABLE, PairData, decode_workers, encode_dataset
+import nctool.model.batches
+from nctool.model.batches import DECODE_WORKERS_VARIABLE, PairData, decode_workers, encode_dataset
 from nctool.errors import NctoolError
 from nctool.metrics import retrieval_recalls
-from nctool.model import create_model, pair_scores
-from nctool.transforms import preprocess_for
+from nctool.model.clip import create_model, pair_scores
+from nctool.model.transforms import preprocess_for
 
 
 def png(size, color, mode="RGB") -> bytes:
@@ -49,13 +49,13 @@ def frame(tmp_path):
 
 def test_cache_decodes_each_image_once(monkeypatch, frame, tmp_path, model, preprocess):
     decoded, calls = [], []
-    real_load_image = nctool.data.load_image
+    real_load_image = nctool.model.batches.load_image
 
     def counting_load_image(image, root):
         decoded.append(image["path"])
         return real_load_image(image, root)
 
-    monkeypatch.setattr(nctool.data, "load_image", counting_load_image)
+    monkeypatch.setattr(nctool.model.batches, "load_image", counting_load_image)
     data = PairData(frame, tmp_path, preprocess, progress=lambda *args: calls.append(args))
     assert len(decoded) == 3
     assert data.image_ids == ["red", "grey", "blue"]
@@ -143,8 +143,8 @@ def noise_frame(tmp_path, count: int = 12) -> pd.DataFrame:
 
 def test_parallel_decoding_gives_the_serial_pixels(monkeypatch, tmp_path, preprocess):
     pools = []
-    real_pool = nctool.data.ThreadPoolExecutor
-    monkeypatch.setattr(nctool.data, "ThreadPoolExecutor", lambda max_workers: pools.append(max_workers)
+    real_pool = nctool.model.batches.ThreadPoolExecutor
+    monkeypatch.setattr(nctool.model.batches, "ThreadPoolExecutor", lambda max_workers: pools.append(max_workers)
                         or real_pool(max_workers))
     frame = noise_frame(tmp_path)
     serial = PairData(frame, tmp_path, preprocess, workers=1)

@@ -14,14 +14,14 @@ from pathlib import Path
 import pytest
 import torch
 
-import nctool.train
-from nctool.checkpoint import read_checkpoint
+import nctool.model.train
+from nctool.model.checkpoint import read_checkpoint
 from nctool.config import load_recipe
-from nctool.losses import AMBIGUOUS, CLEAN, NOISY
-from nctool.noise import inject
+from nctool.model.losses import AMBIGUOUS, CLEAN, NOISY
+from nctool.data.noise import inject
 from nctool.schema import write_table
-from nctool.synth import generate
-from nctool.train import TrainingInterrupted, train
+from nctool.data.synth import generate
+from nctool.model.train import TrainingInterrupted, train
 from tests.ddp_worker import StopAfter, record_pair_losses
 
 # 40 train rows in global batches of 10: 4 steps an epoch, 8 in all; the local term on, so that
@@ -68,9 +68,9 @@ def _in_process(data, out, monkeypatch, *, resume=False, stop=0) -> list[torch.T
     """One process, as `nctool train` runs it; returns each step's per-pair losses."""
     losses = []
     with monkeypatch.context() as patch:
-        patch.setattr(nctool.train, "get_objective", record_pair_losses(losses))
+        patch.setattr(nctool.model.train, "get_objective", record_pair_losses(losses))
         if stop:
-            patch.setattr(nctool.train, "_stop_on_sigint", lambda: nullcontext(StopAfter(stop)))
+            patch.setattr(nctool.model.train, "_stop_on_sigint", lambda: nullcontext(StopAfter(stop)))
         try:
             train(data, out_dir=out, recipe=None if resume else load_recipe("demo", OVERRIDES), resume=resume)
         except TrainingInterrupted:

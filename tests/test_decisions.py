@@ -12,12 +12,12 @@ import pandas as pd
 import pytest
 
 from cli_helpers import invoke, run_cli
-from nctool import decisions as decisions_module
+from nctool.data import decisions as decisions_module
 from nctool.cli import review as review_cli
-from nctool.decisions import (ACTIONS, DECISION_COLUMNS, DecisionStore, apply_decisions, default_decisions_path,
+from nctool.data.decisions import (ACTIONS, DECISION_COLUMNS, DecisionStore, apply_decisions, default_decisions_path,
                               export_decisions, match_decisions, read_decisions)
 from nctool.errors import NctoolError
-from nctool.review.server import review_app
+from nctool.curate.review.server import review_app
 from nctool.schema import read_table, row_hashes, write_table
 from test_review import TOKEN, review_client, review_data, review_scores, write_review_files
 
@@ -91,7 +91,7 @@ def test_undo_removes_the_newest_decision_and_returns_the_current_one(store):
 
 def test_a_killed_process_loses_nothing_recorded(tmp_path):
     path = tmp_path / "d.sqlite"
-    script = ("import sys, time\nfrom nctool.decisions import DecisionStore\n"
+    script = ("import sys, time\nfrom nctool.data.decisions import DecisionStore\n"
               "store = DecisionStore(sys.argv[1], reviewer='ann')\n"
               "store.record('p0', 'fix', new_caption='a marina')\nprint('recorded', flush=True)\ntime.sleep(600)\n")
     process = subprocess.Popen([sys.executable, "-c", script, str(path)], stdout=subprocess.PIPE, text=True)
@@ -262,7 +262,7 @@ def test_filter_applies_no_decision_made_on_another_version_of_the_data(noise_fi
 
 
 def test_train_applies_no_decision_made_on_another_version_of_the_data(noise_files):
-    from nctool.train import _with_decisions
+    from nctool.model.train import _with_decisions
 
     a, b = noise_files
     frame = read_table(b / "data.parquet")
@@ -309,7 +309,7 @@ def test_decisions_without_a_row_hash_apply_as_before_and_old_stores_are_upgrade
 
 def test_train_refuses_decisions_on_pairs_not_in_the_data(tmp_path):
     from nctool.config import load_recipe
-    from nctool.train import train
+    from nctool.model.train import train
 
     write_table(review_data(), tmp_path / "data.parquet")
     with DecisionStore(tmp_path / "d.sqlite", reviewer="ann") as store:

@@ -3,7 +3,7 @@ import pytest
 import torch
 from scipy.special import expit
 
-from nctool.detectors import Evidence, SiblingsDetector, SimilarityDetector, detector_options, make_detectors
+from nctool.detect.detectors import Evidence, SiblingsDetector, SimilarityDetector, detector_options, make_detectors
 from nctool.errors import NctoolError
 
 CLEAN_A, OUTLIER, CLEAN_B, ALONE = [0, 1, 2, 3], 4, [5, 6, 7, 8, 9], 10

@@ -6,8 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from nctool import detectors
-from nctool.detectors import (DETECTORS, Detector, Evidence, LossGMMDetector, NeighborsDetector, Option,
+from nctool.detect import detectors
+from nctool.detect.detectors import (DETECTORS, Detector, Evidence, LossGMMDetector, NeighborsDetector, Option,
                               RRSITRDetector, SimilarityDetector, detector_names, detector_options,
                               loss_reliability, make_detectors, register)
 from nctool.errors import NctoolError

@@ -12,16 +12,16 @@ import pytest
 import torch
 
 from cli_helpers import interrupted, invoke
-from nctool import noise, synth
-from nctool.checkpoint import save_checkpoint
+from nctool.data import noise, synth
+from nctool.model.checkpoint import save_checkpoint
 from nctool.config import load_recipe
-import nctool.embeddings
-import nctool.scoring
-from nctool.embeddings import check_engine, default_folder, embed
+import nctool.detect.shards
+import nctool.detect.score
+from nctool.detect.shards import check_engine, default_folder, embed
 from nctool.errors import NctoolError
-from nctool.model import create_model
+from nctool.model.clip import create_model
 from nctool.schema import row_group_count, write_table
-from nctool.scoring import score
+from nctool.detect.score import score
 
 SETTINGS = {"batch_size": 16, "pool_size": 60, "repeats": 3}
 SCORING = {"detectors": ["all"], "suggest": 2, "options": {"neighbors": 3}, **SETTINGS}
@@ -180,7 +180,7 @@ def test_engine_ray_without_ray_says_how_to_install_it(monkeypatch):
 
 def test_embed_flags_reach_the_library(monkeypatch):
     calls = []
-    monkeypatch.setattr(nctool.embeddings, "embed", lambda *args, **kwargs: calls.append((args, kwargs)) or
+    monkeypatch.setattr(nctool.detect.shards, "embed", lambda *args, **kwargs: calls.append((args, kwargs)) or
                         {"out": "emb", "pairs": 120, "shards": 3, "computed": [1], "reused": 2,
                          "invalidated": "made with another seed (0, now 4); recomputed every shard"})
     result = invoke("embed", "data.parquet", "--checkpoint", "m.pt", "--out", "emb", "--split", "train", "--split",
@@ -206,7 +206,7 @@ def test_embed_flags_reach_the_library(monkeypatch):
 
 def test_score_embeddings_and_engine_flags_reach_the_library(monkeypatch):
     calls = []
-    monkeypatch.setattr(nctool.scoring, "score", lambda *args, **kwargs: calls.append(kwargs) or
+    monkeypatch.setattr(nctool.detect.score, "score", lambda *args, **kwargs: calls.append(kwargs) or
                         {"out": "s.parquet", "pairs": 3, "splits": ["train"], "labels": [], "noise_share": [],
                          "detectors": [], "embedded": {"out": "s.embeddings", "pairs": 3, "shards": 1, "computed": [0],
                                                        "reused": 0, "invalidated": None}})
@@ -223,7 +223,7 @@ def test_score_embeddings_and_engine_flags_reach_the_library(monkeypatch):
 
 
 def test_ctrl_c_in_embed_says_what_was_kept(monkeypatch):
-    monkeypatch.setattr(nctool.embeddings, "embed", interrupted)
+    monkeypatch.setattr(nctool.detect.shards, "embed", interrupted)
     result = invoke("embed", "d", "--checkpoint", "m", "--out", "emb")
     assert result.exit_code == 130
     assert result.output.strip() == "interrupted: the shards finished so far stay in emb: run the same command to continue"

@@ -4,9 +4,10 @@ import pytest
 
 from cli_helpers import invoke, run_cli
 from nctool.cli import filter as filter_cli
-from nctool.decisions import DecisionStore, export_decisions
+from nctool.data.decisions import DecisionStore, export_decisions
 from nctool.errors import NctoolError
-from nctool.filtering import SCORE_COLUMNS, detection_table, filter_file, filter_pairs, label_table, read_scores
+from nctool.curate.filtering import SCORE_COLUMNS, filter_file, filter_pairs, read_scores
+from nctool.metrics import detection_table, label_table
 from nctool.schema import row_hashes, write_table
 
 TRAIN = [f"p{i}" for i in range(6)]

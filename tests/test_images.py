@@ -6,9 +6,9 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from nctool import images
+from nctool.data import images
 from nctool.errors import NctoolError
-from nctool.images import check_images, load_image, resolve_root
+from nctool.data.images import check_images, load_image, resolve_root
 from nctool.schema import write_table
 
 

@@ -6,7 +6,7 @@ import torch
 
 from nctool.errors import NctoolError
 from nctool.schema import LABELS
-from nctool.losses import (
+from nctool.model.losses import (
     AMBIGUOUS,
     CLEAN,
     NOISY,
@@ -217,7 +217,7 @@ def test_batch_of_hundred_is_finite_and_differentiable():
 
 def test_objective_switch_from_the_infonce_warm_up():
     from nctool.config import load_recipe
-    from nctool.objectives import objective_for_epoch
+    from nctool.model.objectives import objective_for_epoch
 
     cfg = dataclasses.replace(load_recipe("demo").loss, infonce_warmup_epochs=1, warmup_min_learned=0.5)
     switch = lambda epoch, learned, started=False: objective_for_epoch(cfg, epoch=epoch, learned_share=learned,
@@ -232,7 +232,7 @@ def test_objective_switch_from_the_infonce_warm_up():
 
 def test_objectives_return_the_loss_and_per_pair_details():
     from nctool.config import load_recipe
-    from nctool.objectives import OBJECTIVES
+    from nctool.model.objectives import OBJECTIVES
 
     cfg = load_recipe("demo").loss
     sim = torch.eye(4) * 0.8 + 0.1

@@ -10,12 +10,13 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
 
-import nctool.model
-from nctool.checkpoint import load_trained_model, save_checkpoint
+import nctool.model.clip
+from nctool.model.checkpoint import save_checkpoint
+from nctool.model.clip import load_trained_model
 from nctool.config import load_recipe
 from nctool.errors import NctoolError
-from nctool.model import create_model, local_similarity, pair_scores
-from nctool.transforms import preprocess_for
+from nctool.model.clip import create_model, local_similarity, pair_scores
+from nctool.model.transforms import preprocess_for
 
 CAPTIONS = ["a plane parked next to a long runway", "green trees!", ""]
 
@@ -118,7 +119,7 @@ def test_vit_b32_builds_at_random_init():
 
 
 def test_unsupported_image_tower_fails_only_for_local_features(tmp_path):
-    config = json.loads((nctool.model.CONFIG_DIR / "nctool-tiny.json").read_text())
+    config = json.loads((nctool.model.clip.CONFIG_DIR / "nctool-tiny.json").read_text())
     config["vision_cfg"].update(attentional_pool=True, attn_pooler_queries=4, attn_pooler_heads=2)
     (tmp_path / "nctool-test-attnpool.json").write_text(json.dumps(config))
     open_clip.add_model_config(tmp_path / "nctool-test-attnpool.json")
@@ -138,7 +139,7 @@ def test_local_similarity_equals_einsum():
 def test_local_similarity_chunks_give_the_same_result(monkeypatch):
     text_local, image_local = unit((5, 7, 16), 0), unit((4, 9, 16), 1)
     expected = local_similarity(text_local, image_local)
-    monkeypatch.setattr(nctool.model, "GRAM_BUDGET_BYTES", 2 * 4 * 16 * 16)  # two items per chunk
+    monkeypatch.setattr(nctool.model.clip, "GRAM_BUDGET_BYTES", 2 * 4 * 16 * 16)  # two items per chunk
     torch.testing.assert_close(local_similarity(text_local, image_local), expected)
 
 

@@ -1,4 +1,4 @@
-"""nctool.noise and `nctool inject`: realised rates, ground truth, reproducibility, errors."""
+"""nctool.data.noise and `nctool inject`: realised rates, ground truth, reproducibility, errors."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 import nctool.cli.inject
 from cli_helpers import invoke, run_cli
 from nctool.errors import NctoolError
-from nctool.noise import (KINDS, NOISE_COLUMNS, RRSITR_RATES, NoisedFile, _shuffle, inject, inject_files, inject_many,
+from nctool.data.noise import (KINDS, NOISE_COLUMNS, RRSITR_RATES, NoisedFile, _shuffle, inject, inject_files, inject_many,
                           noised_name)
 from nctool.schema import image_root, read_table, write_table
 

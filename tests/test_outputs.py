@@ -12,21 +12,21 @@ from pathlib import Path
 
 import pytest
 
-import nctool.bench
-import nctool.demo
-import nctool.embeddings
-import nctool.filtering
-import nctool.ingest
-import nctool.noise
-import nctool.review.gallery
-import nctool.review.server
-import nctool.scoring
-import nctool.synth
-import nctool.train
+import nctool.report.bench
+import nctool.report.demo
+import nctool.detect.shards
+import nctool.curate.filtering
+import nctool.data.ingest
+import nctool.data.noise
+import nctool.curate.review.gallery
+import nctool.curate.review.server
+import nctool.detect.score
+import nctool.data.synth
+import nctool.model.train
 from cli_helpers import invoke, run_cli
-from nctool.decisions import DecisionStore, default_decisions_path
+from nctool.data.decisions import DecisionStore, default_decisions_path
 from nctool.errors import NctoolError
-from nctool.synth import synthesize
+from nctool.data.synth import synthesize
 
 
 @pytest.fixture
@@ -99,7 +99,7 @@ def test_score_refuses_an_out_inside_the_embeddings_folder(data, tmp_path, name)
 
 
 def test_bench_out_that_is_its_data_file_is_refused(data, monkeypatch):
-    monkeypatch.setattr(nctool.bench, "read_table", _boom)
+    monkeypatch.setattr(nctool.report.bench, "read_table", _boom)
     before = data.read_bytes()
     assert "is a file, not a folder" in _refused(invoke("bench", data, "--out", data, "--method", "vanilla"), data)
     assert data.read_bytes() == before
@@ -121,26 +121,26 @@ def _commands(data: Path, u: Path, tmp_path: Path) -> dict[str, tuple[list, list
     source = tmp_path / "captions.csv"
     source.write_text("file,caption\na.png,a caption\n")
     return {
-        "synth": (["synth", "--out", u / "syn.parquet", "--images", 10], [(nctool.synth, "generate")]),
-        "ingest": (["ingest", source, "--out", u / "data.parquet"], [(nctool.ingest, "_located")]),
+        "synth": (["synth", "--out", u / "syn.parquet", "--images", 10], [(nctool.data.synth, "generate")]),
+        "ingest": (["ingest", source, "--out", u / "data.parquet"], [(nctool.data.ingest, "_located")]),
         "inject": (["inject", data, "--kind", "caption-shuffle", "--rate", 0.2, "--out", u / "noised"],
-                   [(nctool.noise, "read_table")]),
-        "train": (["train", data, "--out", u / "run"], [(nctool.train, "prepare")]),
-        "embed": (["embed", data, "--model", "nctool-tiny", "--out", u / "emb"], [(nctool.embeddings, "read_index")]),
+                   [(nctool.data.noise, "read_table")]),
+        "train": (["train", data, "--out", u / "run"], [(nctool.model.train, "prepare")]),
+        "embed": (["embed", data, "--model", "nctool-tiny", "--out", u / "emb"], [(nctool.detect.shards, "read_index")]),
         "score": (["score", data, "--model", "nctool-tiny", "--out", u / "scores.parquet"],
-                  [(nctool.scoring, "read_index")]),
+                  [(nctool.detect.score, "read_index")]),
         "score --embeddings": (["score", data, "--model", "nctool-tiny", "--embeddings", u / "emb",
-                                "--out", tmp_path / "s.parquet"], [(nctool.scoring, "read_index")]),
+                                "--out", tmp_path / "s.parquet"], [(nctool.detect.score, "read_index")]),
         "filter": (["filter", data, "--scores", scores, "--out", u / "kept.parquet"],
-                   [(nctool.filtering, "read_scores")]),
+                   [(nctool.curate.filtering, "read_scores")]),
         "filter --dropped": (["filter", data, "--scores", scores, "--out", tmp_path / "kept.parquet",
-                              "--dropped", u / "dropped.parquet"], [(nctool.filtering, "read_scores")]),
+                              "--dropped", u / "dropped.parquet"], [(nctool.curate.filtering, "read_scores")]),
         "review --export": (["review", data, "--scores", scores, "--export", u / "decisions.parquet"],
-                            [(nctool.review.server, "export_decisions")]),
+                            [(nctool.curate.review.server, "export_decisions")]),
         "review --static": (["review", data, "--scores", scores, "--static", u / "gallery.html"],
-                            [(nctool.review.gallery, "ReviewQueue")]),
-        "bench": (["bench", data, "--out", u / "bench"], [(nctool.bench, "read_table")]),
-        "demo": (["demo", "--out", u / "demo"], [(nctool.demo, "build_base"), (nctool.demo, "synthesize")]),
+                            [(nctool.curate.review.gallery, "ReviewQueue")]),
+        "bench": (["bench", data, "--out", u / "bench"], [(nctool.report.bench, "read_table")]),
+        "demo": (["demo", "--out", u / "demo"], [(nctool.report.demo, "build_base"), (nctool.report.demo, "synthesize")]),
     }
 
 

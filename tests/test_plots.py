@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from nctool import plots
+from nctool.report import plots
 from nctool.errors import NctoolError
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -4,14 +4,14 @@ import pandas as pd
 import pytest
 import torch
 
-from nctool import noise, synth
-from nctool.checkpoint import save_checkpoint
+from nctool.data import noise, synth
+from nctool.model.checkpoint import save_checkpoint
 from nctool.config import load_recipe
-from nctool.detectors import detector_names
-from nctool.embeddings import embed
-from nctool.model import create_model
+from nctool.detect.detectors import detector_names
+from nctool.detect.shards import embed
+from nctool.model.clip import create_model
 from nctool.schema import write_table
-from nctool.scoring import score
+from nctool.detect.score import score
 
 ray = pytest.importorskip("ray")
 

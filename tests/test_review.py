@@ -17,11 +17,11 @@ from starlette.testclient import TestClient
 
 from cli_helpers import invoke, run_cli
 from nctool.cli import review as review_cli
-from nctool.decisions import DecisionStore, default_decisions_path, read_decisions
+from nctool.data.decisions import DecisionStore, default_decisions_path, read_decisions
 from nctool.errors import NctoolError
-from nctool.review.gallery import write_gallery
-from nctool.review.queue import ReviewQueue
-from nctool.review.server import bind, export, is_loopback, review_app
+from nctool.curate.review.gallery import write_gallery
+from nctool.curate.review.queue import ReviewQueue
+from nctool.curate.review.server import bind, export, is_loopback, review_app
 from nctool.schema import row_hashes, write_table
 
 XSS = "<img src=x onerror=alert(1)>"

@@ -9,24 +9,26 @@ import torch
 from scipy.stats import spearmanr
 
 from cli_helpers import interrupted, invoke, run_cli
-from nctool import losses, noise, synth
-from nctool.checkpoint import load_trained_model, save_checkpoint
+from nctool.model import losses
+from nctool.data import noise, synth
+from nctool.model.checkpoint import save_checkpoint
+from nctool.model.clip import load_trained_model
 from nctool.cli import main
 from nctool.config import load_recipe
-from nctool.data import PairData, encode_dataset
-from nctool.detectors import detector_options
+from nctool.model.batches import PairData, encode_dataset
+from nctool.detect.detectors import detector_options
 from nctool.errors import NctoolError
-from nctool.filtering import filter_file
+from nctool.curate.filtering import filter_file
 from nctool.metrics import detection_metrics
-import nctool.model
-from nctool.model import LocalGrams, create_model
-from nctool.objectives import batch_logits
+import nctool.model.clip
+from nctool.model.clip import LocalGrams, create_model
+from nctool.model.objectives import batch_logits
 from nctool.schema import LABELS, row_hashes, write_table
-import nctool.scoring
-from nctool.scoring import (NOISE_SHARE_KEY, ReferencePool, pair_hashes, reference_batches, reference_losses,
+import nctool.detect.score
+from nctool.detect.score import (NOISE_SHARE_KEY, ReferencePool, pair_hashes, reference_batches, reference_losses,
                             reference_orders, score)
-from nctool.suggest import SUGGESTION_COLUMNS
-from nctool.transforms import preprocess_for
+from nctool.detect.suggest import SUGGESTION_COLUMNS
+from nctool.model.transforms import preprocess_for
 
 BATCH = 20
 
@@ -84,7 +86,7 @@ def test_cached_pool_grams_give_exactly_the_uncached_losses(files, monkeypatch):
     folder, df = files
     model, recipe, _ = load_trained_model(folder / "model.pt")
     assert recipe.loss.use_local
-    monkeypatch.setattr(nctool.model, "GRAM_BUDGET_BYTES", 3 * 4 * 128 * 128)  # several chunks on each side
+    monkeypatch.setattr(nctool.model.clip, "GRAM_BUDGET_BYTES", 3 * 4 * 128 * 128)  # several chunks on each side
     data = PairData(df, folder, preprocess_for(model))
     pool_ids, ids = df["pair_id"].iloc[:40].tolist(), df["pair_id"].iloc[30:60].tolist()
     with torch.inference_mode():
@@ -93,7 +95,7 @@ def test_cached_pool_grams_give_exactly_the_uncached_losses(files, monkeypatch):
         options = {"loss_cfg": recipe.loss, "batch_size": BATCH, "repeats": 3, "seed": 0}
         cached = ReferencePool(pool_emb, pool_ids, **options)
         assert all(isinstance(cached.embeddings[k], LocalGrams) for k in ("image_local", "text_local"))
-        monkeypatch.setattr(nctool.scoring, "POOL_GRAM_BUDGET_BYTES", 0)  # too small: no cache
+        monkeypatch.setattr(nctool.detect.score, "POOL_GRAM_BUDGET_BYTES", 0)  # too small: no cache
         uncached = ReferencePool(pool_emb, pool_ids, **options)
         assert isinstance(uncached.embeddings["text_local"], torch.Tensor)
         assert torch.equal(cached.losses(rows, ids), uncached.losses(rows, ids))
@@ -124,9 +126,9 @@ def test_score_embeds_every_pair_and_every_image_once(files, monkeypatch):
         embedded.append(len(data) if rows is None else len(rows))
         return encode_dataset(model, data, rows, **options)
 
-    encode_image = nctool.model.RetrievalModel.encode_image
-    monkeypatch.setattr(nctool.scoring, "encode_dataset", counting)
-    monkeypatch.setattr(nctool.model.RetrievalModel, "encode_image",
+    encode_image = nctool.model.clip.RetrievalModel.encode_image
+    monkeypatch.setattr(nctool.detect.score, "encode_dataset", counting)
+    monkeypatch.setattr(nctool.model.clip.RetrievalModel, "encode_image",
                         lambda self, pixels, local=True: images.append(len(pixels)) or encode_image(self, pixels, local))
     run_score(folder, "once.parquet", detectors=["rrsitr"], pool_size=50)
     assert embedded[0] == 50 and sum(embedded) == 120  # the pool first, then the other 70 pairs
@@ -324,7 +326,7 @@ def test_score_cli_refuses_an_empty_caption_in_one_line(files, tmp_path, capsys,
 
 def test_score_flags_reach_the_library(monkeypatch):
     calls = []
-    monkeypatch.setattr(nctool.scoring, "score", lambda *args, **kwargs: calls.append((args, kwargs)) or
+    monkeypatch.setattr(nctool.detect.score, "score", lambda *args, **kwargs: calls.append((args, kwargs)) or
                         {"out": "s.parquet", "pairs": 3, "splits": ["train"], "labels": [],
                          "noise_share": [{"detector": "similarity", "estimate": 0.3, "low": 0.2, "high": 0.4}],
                          "detectors": [{"detector": "similarity", "clean": 2, "ambiguous": 0, "noisy": 1}]})
@@ -373,7 +375,7 @@ def test_score_cli(files, tmp_path):
 
 
 def test_ctrl_c_in_score_says_what_was_kept(monkeypatch):
-    monkeypatch.setattr(nctool.scoring, "score", interrupted)
+    monkeypatch.setattr(nctool.detect.score, "score", interrupted)
     result = invoke("score", "d", "--checkpoint", "m", "--out", "s.parquet")
     assert result.exit_code == 130
     assert result.output.strip() == "interrupted: nothing written (s.parquet is written only when scoring finishes)"

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from nctool.detectors import Evidence
+from nctool.detect.detectors import Evidence
 from nctool.errors import NctoolError
-from nctool.suggest import SUGGESTION_COLUMNS, suggestions, top_matches
+from nctool.detect.suggest import SUGGESTION_COLUMNS, suggestions, top_matches
 
 E1, E2, E3 = torch.eye(4)[:3]
 HALF = torch.tensor([0.5, 0.5, 0.5, 0.5])

@@ -1,4 +1,4 @@
-"""The demo data generator (nctool/synth/) and `nctool synth`."""
+"""The demo data generator (nctool/data/synth/) and `nctool synth`."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from PIL import Image
 from cli_helpers import invoke, run_cli
 from nctool.errors import NctoolError
 from nctool.schema import read_table, write_table
-from nctool.synth import CAPTIONS_PER_IMAGE, CATEGORIES, generate, synthesize
+from nctool.data.synth import CAPTIONS_PER_IMAGE, CATEGORIES, generate, synthesize
 
 # A word that every caption of the class contains (the scene nouns are built around it).
 STEMS = {

@@ -9,16 +9,17 @@ import warnings
 import pytest
 import torch
 
-import nctool.train
-from nctool.checkpoint import load_trained_model, read_checkpoint, save_checkpoint
+import nctool.model.train
+from nctool.model.checkpoint import read_checkpoint, save_checkpoint
+from nctool.model.clip import load_trained_model
 from nctool.config import load_recipe
 from nctool.errors import NctoolError
-from nctool.losses import NOISY
-from nctool.noise import inject
+from nctool.model.losses import NOISY
+from nctool.data.noise import inject
 from nctool.runtime import pick_device
 from nctool.schema import read_table, write_table
-from nctool.synth import generate
-from nctool.train import TrainingInterrupted, build_optimizer, lr_factor, train
+from nctool.data.synth import generate
+from nctool.model.train import TrainingInterrupted, build_optimizer, lr_factor, train
 from tests.cli_helpers import invoke, run_cli
 
 
@@ -145,7 +146,7 @@ def test_a_kill_at_any_checkpoint_write_resumes_to_the_same_best_model(noisy_dat
             raise Killed()
         return save_checkpoint(payload, dest)
 
-    monkeypatch.setattr(nctool.train, "save_checkpoint", dying_save)
+    monkeypatch.setattr(nctool.model.train, "save_checkpoint", dying_save)
     with pytest.raises(Killed):
         train(noisy_data, out_dir=tmp_path / "run", recipe=_recipe())
     monkeypatch.undo()
@@ -162,7 +163,7 @@ def test_a_run_that_fails_before_its_first_checkpoint_leaves_nothing(noisy_data,
     def broken_step(*args):
         raise RuntimeError("out of memory")
 
-    monkeypatch.setattr(nctool.train, "train_step", broken_step)
+    monkeypatch.setattr(nctool.model.train, "train_step", broken_step)
     with pytest.raises(RuntimeError):
         train(noisy_data, out_dir=tmp_path / "run", recipe=_recipe())
     assert not (tmp_path / "run").exists()
@@ -249,7 +250,7 @@ def test_train_cli_end_to_end_and_bad_options(noisy_data, tmp_path):
 
 
 def test_review_decisions_shape_the_training_data(noisy_data, tmp_path):
-    from nctool.decisions import DecisionStore
+    from nctool.data.decisions import DecisionStore
 
     frame = read_table(noisy_data)
     train_rows = frame[frame["split"] == "train"]

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from nctool.model import create_model
-from nctool.transforms import preprocess_for
+from nctool.model.clip import create_model
+from nctool.model.transforms import preprocess_for
 
 
 @pytest.fixture(scope="module")

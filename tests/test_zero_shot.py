@@ -6,17 +6,17 @@ import torch
 from safetensors.torch import save_file
 
 from cli_helpers import invoke
-from nctool import noise, synth
-from nctool.checkpoint import save_checkpoint
+from nctool.data import noise, synth
+from nctool.model.checkpoint import save_checkpoint
 from nctool.cli import main
-import nctool.scoring
+import nctool.detect.score
 from nctool.config import load_recipe
-from nctool.detectors import detector_names
+from nctool.detect.detectors import detector_names
 from nctool.errors import NctoolError
-from nctool.model import create_model
+from nctool.model.clip import create_model
 from nctool.schema import write_table
 from nctool.config import ZERO_SHOT_RECIPE
-from nctool.scoring import score, scoring_model
+from nctool.detect.score import score, scoring_model
 
 OPTIONS = {"detectors": ["all"], "batch_size": 16, "pool_size": 60, "repeats": 2, "options": {"neighbors": 3}}
 
@@ -84,7 +84,7 @@ def test_model_choice_is_refused_before_any_work(files, tmp_path, choice, messag
 
 def test_zero_shot_flags_reach_the_library(monkeypatch):
     calls = []
-    monkeypatch.setattr(nctool.scoring, "score", lambda *args, **kwargs: calls.append(kwargs) or
+    monkeypatch.setattr(nctool.detect.score, "score", lambda *args, **kwargs: calls.append(kwargs) or
                         {"out": "s.parquet", "pairs": 3, "splits": ["train"], "labels": [],
                          "detectors": [{"detector": "similarity", "clean": 2, "ambiguous": 0, "noisy": 1}]})
     result = invoke("score", "d.parquet", "--model", "ViT-B-32", "--pretrained", "remoteclip.safetensors",

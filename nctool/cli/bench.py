@@ -8,11 +8,11 @@ from typing import Annotated, Optional
 
 import typer
 
-from nctool.bench import METHODS
+from nctool.report.bench import METHODS
 from nctool.cli._ui import app, console, progress_bar, summary_table
 from nctool.config import load_recipe, shipped_recipes
-from nctool.detectors import detector_names
-from nctool.noise import KINDS
+from nctool.detect.detectors import detector_names
+from nctool.data.noise import KINDS
 from nctool.schema import LABELS
 
 Method = Enum("Method", {name: name for name in METHODS}, type=str)
@@ -61,7 +61,7 @@ def bench(
         "results.json is written (best.pt stays)."))] = True,
 ) -> None:
     """Benchmark retrieval before/after filtering and every detector's AUROC against ground truth."""
-    from nctool.bench import run_bench
+    from nctool.report.bench import run_bench
 
     chosen = load_recipe(recipe, overrides or [])
     with progress_bar() as progress:
@@ -89,7 +89,7 @@ def demo(
     overrides: OverridesOption = None,
 ) -> None:
     """The whole pipeline on embedded synthetic data: synth -> inject -> train -> score -> filter -> retrain."""
-    from nctool.demo import run_demo
+    from nctool.report.demo import run_demo
 
     extra = overrides or []
     chosen = load_recipe("demo" if from_scratch else "finetune", extra)

@@ -36,7 +36,7 @@ def embed_command(
     gpus_per_worker: GpusFlag = None,
 ) -> None:
     """Embed every pair once (similarity, rrsitr loss, image and caption embeddings) for `nctool score --embeddings`."""
-    from nctool.embeddings import embed
+    from nctool.detect.shards import embed
 
     try:
         with progress_bar() as progress:

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from nctool.cli._ui import app, console, progress_bar, summary_table
-from nctool.ingest import FORMAT_CHOICES, ingest
+from nctool.data.ingest import FORMAT_CHOICES, ingest
 
 Format = Enum("Format", {f: f for f in FORMAT_CHOICES}, type=str)
 

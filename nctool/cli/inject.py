@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from nctool.cli._ui import app, console, progress_bar, summary_table
-from nctool.noise import KINDS, inject_files
+from nctool.data.noise import KINDS, inject_files
 
 Kind = Enum("Kind", {k: k for k in KINDS}, type=str)
 
@@ -17,7 +17,7 @@ Kind = Enum("Kind", {k: k for k in KINDS}, type=str)
 @app.command("inject")
 def inject_command(
     data: Annotated[Path, typer.Argument(help="Dataset Parquet in nctool's schema (docs/schema.md).")],
-    kind: Annotated[Kind, typer.Option("--kind", help="Noise kind (docs in nctool/noise.py).")],
+    kind: Annotated[Kind, typer.Option("--kind", help="Noise kind (docs in nctool/data/noise.py).")],
     out: Annotated[Path, typer.Option("--out", help="Output folder; gets {stem}.{kind}-{rate}-s{seed}.parquet "
                                       "per rate.")],
     rate: Annotated[list[float], typer.Option("--rate", help="Noise rate in [0, 1); repeat for one file per "

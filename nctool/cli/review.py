@@ -9,9 +9,9 @@ import typer
 
 from nctool.cli._ui import app, console, console_err, progress_bar
 from nctool.cli.filter import ScoredDetector
-from nctool.review.gallery import write_gallery
-from nctool.review.security import new_token
-from nctool.review.server import bind, export, is_loopback, review_app, serve
+from nctool.curate.review.gallery import write_gallery
+from nctool.curate.review.security import new_token
+from nctool.curate.review.server import bind, export, is_loopback, review_app, serve
 
 
 @app.command()

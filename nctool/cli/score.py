@@ -1,7 +1,7 @@
 """`nctool score`: reliability and a clean / ambiguous / noisy label for every pair, per detector.
 
 The `--detector` choices and the detector flags (`--keep-fraction`, `--neighbors`, ...) come from
-the detector registry (nctool.detectors): a new detector's options appear here without an edit.
+the detector registry (nctool.detect.detectors): a new detector's options appear here without an edit.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Annotated, Any, Callable, Optional
 import typer
 
 from nctool.cli._ui import app, console, console_err, progress_bar, summary_table
-from nctool.detectors import DETECTORS, detector_names, detector_options
+from nctool.detect.detectors import DETECTORS, detector_names, detector_options
 from nctool.config import ENGINES, ZERO_SHOT_RECIPE
 
 DetectorChoice = Enum("DetectorChoice", {name: name for name in (*detector_names(), "all")}, type=str)
@@ -111,7 +111,7 @@ def score_command(
     options: dict | None = None,
 ) -> None:
     """Score every pair of a dataset for noisy correspondence with a trained model, or zero-shot (--model)."""
-    from nctool.scoring import score
+    from nctool.detect.score import score
 
     try:
         with progress_bar() as progress:
@@ -138,7 +138,7 @@ def score_command(
 
 
 def report_embedded(summary: dict) -> None:
-    """One line on what nctool.embeddings.embed did to its folder (and a note when it dropped older shards)."""
+    """One line on what nctool.detect.shards.embed did to its folder (and a note when it dropped older shards)."""
     if summary["invalidated"]:
         console_err.print(f"[yellow]note:[/] {summary['out']}: the shards there were {summary['invalidated']}")
     console.print(f"embeddings: {summary['pairs']} pairs in {summary['shards']} shards in {summary['out']} "
@@ -147,7 +147,7 @@ def report_embedded(summary: dict) -> None:
 
 def _interrupted(out: Path, embeddings: Path | None, engine: str, model_given: bool) -> str:
     """What a Ctrl-C left: the scores file is written only at the end (atomically); shards embedded so far stay."""
-    from nctool.embeddings import default_folder
+    from nctool.detect.shards import default_folder
 
     line = f"interrupted: nothing written ({out} is written only when scoring finishes)"
     folder = embeddings if embeddings is not None else default_folder(out) if engine == "ray" else None

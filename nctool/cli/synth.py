@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from nctool.cli._ui import app, console, progress_bar, summary_table
-from nctool.synth import synthesize
+from nctool.data.synth import synthesize
 
 
 @app.command("synth")

@@ -11,7 +11,7 @@ import typer
 from nctool.cli._ui import app, console, console_err, progress_bar, summary_table
 from nctool.config import load_recipe, shipped_recipes
 from nctool.errors import NctoolError
-from nctool.objectives import OBJECTIVES
+from nctool.model.objectives import OBJECTIVES
 
 Objective = Enum("Objective", {name: name for name in OBJECTIVES}, type=str)
 
@@ -44,7 +44,7 @@ def train(
 ) -> None:
     """Train a retrieval model with the RRSITR loss (self-paced, robust to noisy pairs)."""
     from nctool.runtime import is_main_process
-    from nctool.train import TrainingInterrupted, train as run_training
+    from nctool.model.train import TrainingInterrupted, train as run_training
 
     values = {"loss.kind": loss.value if loss else None, "train.epochs": epochs, "train.batch_size": batch_size,
               "train.lr": lr, "train.seed": seed, "model.pretrained": pretrained}

@@ -20,9 +20,9 @@ import pandas as pd
 from nctool.errors import NctoolError
 from nctool.progress import Progress
 from nctool.schema import SPLITS, check_output, write_table
-from nctool.synth.canvas import Canvas
-from nctool.synth.captions import CAPTIONS_PER_IMAGE, write_captions
-from nctool.synth.scenes import SCENES
+from nctool.data.synth.canvas import Canvas
+from nctool.data.synth.captions import CAPTIONS_PER_IMAGE, write_captions
+from nctool.data.synth.scenes import SCENES
 
 __all__ = ["CAPTIONS_PER_IMAGE", "CATEGORIES", "check_options", "generate", "render", "synthesize"]
 

@@ -6,7 +6,7 @@ For a flagged pair (x_i, t_i) of image I, among the scored pairs and by the mode
 - the K images (one per image_id) that best match t_i, other than I.
 
 The search is exact (torch.topk) and runs on the device the embeddings are on, a chunk of queries
-at a time, so that it never holds more than `chunk_elements` similarities (nctool.detectors'
+at a time, so that it never holds more than `chunk_elements` similarities (nctool.detect.detectors'
 CHUNK_ELEMENTS by default). Ties are broken by position among the candidates: captions in the
 order of the Evidence (sorted by pair_id), images sorted by image_id.
 """
@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from nctool.detectors import CHUNK_ELEMENTS, Evidence
+from nctool.detect.detectors import CHUNK_ELEMENTS, Evidence
 from nctool.errors import NctoolError
 
 SUGGESTION_COLUMNS = ("suggested_pair_ids", "suggested_captions", "suggested_caption_scores",

@@ -14,12 +14,12 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from nctool.bench import run_bench, train_once
+from nctool.report.bench import run_bench, train_once
 from nctool.config import Recipe
 from nctool.errors import NctoolError
 from nctool.progress import Progress
 from nctool.schema import check_output, write_table
-from nctool.synth import CATEGORIES, generate, synthesize
+from nctool.data.synth import CATEGORIES, generate, synthesize
 
 HELD_OUT = CATEGORIES[::3]  # scene classes the base never sees
 BASE_SEED_OFFSET = 97  # the base corpus is synth seed + 97 (100 for the default 3): never the target's images

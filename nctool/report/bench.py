@@ -24,10 +24,11 @@ from typing import Sequence
 import pandas as pd
 
 from nctool.config import Recipe
-from nctool.detectors import detector_names
+from nctool.detect.detectors import detector_names
 from nctool.errors import NctoolError
-from nctool.filtering import DETECTION_METRICS, detection_table, filter_file, read_scores
-from nctool.noise import KINDS, inject
+from nctool.curate.filtering import filter_file, read_scores
+from nctool.metrics import DETECTION_METRICS, detection_table
+from nctool.data.noise import KINDS, inject
 from nctool.progress import Progress, silent
 from nctool.schema import (atomic_path, check_output, dataset_fingerprint, image_root, iter_batches, read_table,
                            write_json, write_table)
@@ -56,7 +57,7 @@ def run_bench(data_path: str | Path, *, out_dir: str | Path, recipe: Recipe,
     recipe
         The recipe every run derives from (each run sets only `loss.kind` and `train.seed`).
     rates, kinds, seeds, methods
-        The grid: noise rates, noise kinds (nctool.noise.KINDS), training seeds, methods (METHODS).
+        The grid: noise rates, noise kinds (nctool.data.noise.KINDS), training seeds, methods (METHODS).
     detectors
         Detectors scored on each RRSITR run (default: every registered one).
     drop
@@ -64,13 +65,13 @@ def run_bench(data_path: str | Path, *, out_dir: str | Path, recipe: Recipe,
     noise_seed
         Seed of the injected noise (42 as the reference benchmark).
     device, progress
-        As for nctool.train.train.
+        As for nctool.model.train.train.
     keep_last
         Keep each finished run's last.pt. False deletes it once the run's results.json is written
         (a finished run is reused by its results.json; best.pt, which scoring and fine-tuning
         read, stays), so the bench holds one checkpoint per run instead of two.
     """
-    from nctool.scoring import score
+    from nctool.detect.score import score
 
     progress = progress or silent
     out_dir = check_output(out_dir, data_path, folder=True)
@@ -151,7 +152,7 @@ def _claim(out_dir: Path, identity: dict, data_path) -> bool:
 
     A folder holding a run made from something else (or by an nctool that kept no record) is refused.
     """
-    from nctool.train import RUN_FILES  # imports torch
+    from nctool.model.train import RUN_FILES  # imports torch
 
     try:
         held = json.loads((out_dir / IDENTITY).read_text())
@@ -169,7 +170,7 @@ def _claim(out_dir: Path, identity: dict, data_path) -> bool:
 
 def _difference(held: dict | None, identity: dict, data_path) -> str:
     """What the runs of a bench folder were made from that this bench is not, in words."""
-    from nctool.train import _first_difference
+    from nctool.model.train import _first_difference
 
     if not isinstance(held, dict):
         return "holds bench runs without a record of the data and recipe they were made from (an older nctool)"
@@ -198,7 +199,7 @@ def train_once(data: Path, run_dir: Path, recipe: Recipe, device: str | None, pr
                keep_last: bool) -> dict:
     """Train in `run_dir` (continue an interrupted run, or reuse a finished one: its results.json) and
     return its test recalls; without `keep_last`, a finished run's last.pt goes."""
-    from nctool.train import train
+    from nctool.model.train import train
 
     done = run_dir / "results.json"
     if not done.exists():
@@ -213,9 +214,9 @@ def train_once(data: Path, run_dir: Path, recipe: Recipe, device: str | None, pr
 
 def _detection_rows(noisy_path: Path, scores_path: Path, run_dir: Path, row: dict, plot: bool) -> list[dict]:
     """Per-detector AUROC/AUPRC/F1 against the ground truth, plus the loss histogram and ROC/PR plots."""
-    from nctool import plots
-    from nctool.checkpoint import checkpoint_recipe, read_checkpoint
-    from nctool.losses import recipe_thresholds
+    from nctool.report import plots
+    from nctool.model.checkpoint import checkpoint_recipe, read_checkpoint
+    from nctool.model.losses import recipe_thresholds
 
     truth = read_table(noisy_path, columns=["pair_id", "noisy"]).set_index("pair_id")["noisy"]
     scores = read_scores(scores_path)
@@ -236,7 +237,7 @@ def _detection_rows(noisy_path: Path, scores_path: Path, run_dir: Path, row: dic
 
 
 def _write_report(results: pd.DataFrame, detection: pd.DataFrame, out_dir: Path) -> dict:
-    from nctool import plots
+    from nctool.report import plots
 
     files = []
     summary = results.groupby(["kind", "noise_rate", "method"], sort=False)["mr"].agg(["mean", "std", "count"]) \

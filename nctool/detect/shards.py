@@ -1,10 +1,10 @@
 """Embeddings as shards (`nctool embed`), scoring from them (`nctool score --embeddings`), and the Ray engine.
 
 `embed` runs the model once over the scored pairs and writes, per pair, everything the detectors
-read (nctool.detectors.Evidence): the similarity, the rrsitr loss and its spread over the reference
+read (nctool.detect.detectors.Evidence): the similarity, the rrsitr loss and its spread over the reference
 batches, and the global image and caption embeddings. The reference pool is chosen over all the
 scored pairs and embedded once, before any shard, exactly as direct scoring does it; each shard then
-holds the pairs of one row group of the data file, measured by nctool.scoring.measure on the same
+holds the pairs of one row group of the data file, measured by nctool.detect.score.measure on the same
 chunks as direct scoring, so scores read from the shards equal the direct ones.
 
 A folder holds `manifest.json` and `shard-00000.parquet`, ... (one per row group, written
@@ -38,17 +38,18 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
-from nctool import losses, runtime
+from nctool.model import losses
+from nctool import runtime
 from nctool.config import ENGINES, Recipe
-from nctool.detectors import Evidence
+from nctool.detect.detectors import Evidence
 from nctool.errors import NctoolError
-from nctool.images import resolve_root
+from nctool.data.images import resolve_root
 from nctool.progress import Progress, silent
 from nctool.schema import atomic_path, check_output, check_splits, column_names, row_group_count, write_json
-from nctool.scoring import (ReferencePool, check_model_choice, check_run_options, Embedder, assemble_evidence, measure,
+from nctool.detect.score import (ReferencePool, check_model_choice, check_run_options, Embedder, assemble_evidence, measure,
                             pool_embeddings, pool_ids, read_index, reference_batch_size, scored_chunks,
                             scoring_model)
-from nctool.transforms import preprocess_for
+from nctool.model.transforms import preprocess_for
 
 FORMAT = "nctool-embeddings"
 FORMAT_VERSION = 3  # 2: row_hash as uint64; 3: each shard's sha256 in the manifest
@@ -105,7 +106,7 @@ def embed(data_path: str | os.PathLike, *, out: str | os.PathLike, checkpoint: s
         carry the current run key are kept; with another model, data file or setting, every shard
         is recomputed.
     checkpoint, model, pretrained, recipe, splits, image_root, batch_size, device, seed, repeats, pool_size
-        As nctool.scoring.score takes them (`device`: where this process embeds the reference pool
+        As nctool.detect.score.score takes them (`device`: where this process embeds the reference pool
         and, with the local engine, the shards).
     engine
         "local" or "ray" (ENGINES).
@@ -191,9 +192,9 @@ def embed(data_path: str | os.PathLike, *, out: str | os.PathLike, checkpoint: s
 def read_evidence(folder: str | os.PathLike, data_path: str | os.PathLike, fingerprint: str, *,
                   splits: list[str], seed: int, repeats: int, pool_size: int, device: torch.device,
                   keep_embeddings: bool) -> tuple[Evidence, dict]:
-    """The Evidence of a finished embeddings folder (what nctool.scoring.assemble_evidence returns).
+    """The Evidence of a finished embeddings folder (what nctool.detect.score.assemble_evidence returns).
 
-    `fingerprint` is that of `data_path` (nctool.scoring.read_index). Refused in one line when the folder
+    `fingerprint` is that of `data_path` (nctool.detect.score.read_index). Refused in one line when the folder
     was embedded from other data or with other splits, seed, repeats or pool size, or when a shard
     is missing. The embeddings go to `device`, and are read only with `keep_embeddings`.
     """
@@ -232,7 +233,7 @@ def read_evidence(folder: str | os.PathLike, data_path: str | os.PathLike, finge
 
 
 def write_shard(embedder: Embedder, pool: ReferencePool, job: dict, row_group: int) -> tuple[int, str]:
-    """Measure the scored pairs of one row group (nctool.scoring.measure) and write its shard atomically.
+    """Measure the scored pairs of one row group (nctool.detect.score.measure) and write its shard atomically.
 
     `job` holds `data_path`, `splits`, `folder` and `key` (the run key stored in the shard). Returns
     the shard's row count (0 for a row group without scored pairs: its shard is empty) and the

@@ -6,7 +6,7 @@ the diagonal: `global_sim` [B, B] holds unscaled cosines (images as rows), `loca
 scaled local term or None, `cfg` the recipe's LossCfg, `trusted` a bool [B] of pairs a person
 confirmed (or None). `details["loss"]` is always the per-pair loss [B] the three-way split reads,
 and `details["per_pair"]` each pair's term of the returned loss with its gradient (the loss is
-their mean: under DDP each process backpropagates its own pairs' terms, nctool.train). `batch_logits`
+their mean: under DDP each process backpropagates its own pairs' terms, nctool.model.train). `batch_logits`
 builds both matrices from embeddings; scoring uses the same two functions for its reference
 batches, so both measure one loss.
 """
@@ -22,7 +22,7 @@ from nctool.errors import NctoolError
 if TYPE_CHECKING:
     import torch
 
-# torch (nctool.losses, nctool.model) is imported inside the objectives: `nctool train --help`
+# torch (nctool.model.losses, nctool.model.clip) is imported inside the objectives: `nctool train --help`
 # lists this registry and should not wait for it.
 ObjectiveFn = Callable[["torch.Tensor", "torch.Tensor | None", LossCfg, "torch.Tensor | None"],
                        "tuple[torch.Tensor, dict]"]
@@ -57,8 +57,8 @@ def global_similarity(image_global: torch.Tensor, text_global: torch.Tensor) -> 
 
 
 def local_logits(image_local: torch.Tensor, text_local: torch.Tensor, cfg: LossCfg) -> torch.Tensor:
-    """The scaled local term [Ni, Nt]: local_scale * ||C||_F (nctool.model.local_similarity)."""
-    from nctool.model import local_similarity
+    """The scaled local term [Ni, Nt]: local_scale * ||C||_F (nctool.model.clip.local_similarity)."""
+    from nctool.model.clip import local_similarity
 
     return cfg.local_scale * local_similarity(text_local, image_local).T
 
@@ -73,7 +73,7 @@ def batch_logits(image_global: torch.Tensor, image_local: torch.Tensor | None, t
 @register("infonce", "plain symmetric InfoNCE on every pair (the baseline)")
 def infonce(global_sim: torch.Tensor, local: torch.Tensor | None, cfg: LossCfg,
             trusted: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
-    from nctool import losses
+    from nctool.model import losses
 
     return losses.infonce_loss(global_sim, scale=cfg.logit_scale, local_logits=local)  # every pair counts fully
 
@@ -81,7 +81,7 @@ def infonce(global_sim: torch.Tensor, local: torch.Tensor | None, cfg: LossCfg,
 @register("rrsitr", "RRSITR: self-paced clean/ambiguous weights and a robust triplet on noisy pairs")
 def rrsitr(global_sim: torch.Tensor, local: torch.Tensor | None, cfg: LossCfg,
            trusted: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
-    from nctool import losses
+    from nctool.model import losses
 
     g1, g2 = losses.recipe_thresholds(cfg, len(global_sim))
     return losses.rrsitr_loss(global_sim, local, g1, g2, scale=cfg.logit_scale, w_ambiguous=cfg.w_ambiguous,

@@ -12,10 +12,10 @@ from html import escape
 from pathlib import Path
 
 from nctool.errors import NctoolError
-from nctool.images import resolve_root
+from nctool.data.images import resolve_root
 from nctool.progress import Progress, silent
-from nctool.review.queue import ReviewQueue
-from nctool.review.thumbnails import Thumbnails
+from nctool.curate.review.queue import ReviewQueue
+from nctool.curate.review.thumbnails import Thumbnails
 from nctool.schema import atomic_path, check_output
 
 STYLESHEET = Path(__file__).parent / "static" / "review.css"

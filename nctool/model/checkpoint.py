@@ -1,11 +1,11 @@
-"""Checkpoints: atomic save, safe load, and rebuilding a trained model from one.
+"""Checkpoints: atomic save, safe load, and loading their weights into a model.
 
 A checkpoint holds only tensors, numbers, strings, lists and dicts (the recipe as a plain table),
 so it loads with `torch.load(weights_only=True)`: opening a checkpoint someone sent never runs
 code from it.
 
-nctool.model reads a checkpoint given as `pretrained` (fine-tuning from an earlier run) through
-this module, so this module imports nctool.model only where it builds a model (load_trained_model).
+This module knows the file, not the model: it loads weights into any model that has `model_name`
+and `load_state_dict` (nctool.model.clip.RetrievalModel), and nctool.model.clip builds on it.
 """
 
 from __future__ import annotations
@@ -13,16 +13,14 @@ from __future__ import annotations
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import Iterator
 
 import torch
+from torch import nn
 
 from nctool.config import Recipe
 from nctool.errors import NctoolError
 from nctool.schema import atomic_path
-
-if TYPE_CHECKING:
-    from nctool.model import RetrievalModel
 
 
 def save_checkpoint(payload: dict, dest: str | Path) -> Path:
@@ -68,19 +66,7 @@ def checkpoint_recipe(payload: dict, path: str | Path) -> Recipe:
     return Recipe.from_dict(payload["config"], f"{path} (its config)")
 
 
-def load_trained_model(path: str | Path, device: torch.device | str = "cpu") -> tuple[RetrievalModel, Recipe, dict]:
-    """Rebuild the model a checkpoint was trained with; returns (model in eval mode, recipe, payload)."""
-    from nctool.model import create_model, quiet_random_init  # nctool.model imports this module
-
-    payload = read_checkpoint(path)
-    recipe = checkpoint_recipe(payload, path)
-    with quiet_random_init():  # its weights are loaded next
-        model = create_model(recipe.model.name, pretrained=None, mask_padding=recipe.model.mask_padding)
-    load_weights(model, payload["model"], path)
-    return model.to(device).eval(), recipe, payload
-
-
-def load_trained_weights(model: RetrievalModel, path: str | Path) -> None:
+def load_trained_weights(model: nn.Module, path: str | Path) -> None:
     """Load the weights of checkpoint `path` into `model`; refused unless it was trained as the same model."""
     payload = read_checkpoint(path)
     trained = checkpoint_recipe(payload, path).model.name
@@ -90,7 +76,7 @@ def load_trained_weights(model: RetrievalModel, path: str | Path) -> None:
     load_weights(model, payload["model"], path)
 
 
-def load_weights(model: RetrievalModel, state: dict, path: str | Path) -> None:
+def load_weights(model: nn.Module, state: dict, path: str | Path) -> None:
     """load_state_dict with a one-line error when the weights are not of this model's config."""
     try:
         model.load_state_dict(state)

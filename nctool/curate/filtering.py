@@ -8,11 +8,10 @@ other splits (say val and test, when only train was scored) are kept untouched, 
 columns. Score columns replace same-named columns of the dataset (e.g. from an earlier filter run).
 Each score carries the `row_hash` (nctool.schema.row_hashes) of the image and caption it judged, so
 scores made from another version of the data (same pair ids, other captions) are refused.
-People's review decisions (nctool.decisions) override the detector: `keep` keeps a pair, `drop`
+People's review decisions (nctool.data.decisions) override the detector: `keep` keeps a pair, `drop`
 drops it, `fix` keeps it with the corrected caption; undecided pairs follow the detector, and
 decisions apply in every split, scored or not.
-`filter_file` reads, filters and writes: what `nctool filter` runs. `detection_table` is the one
-place per-detector counts and detection metrics against ground truth are computed.
+`filter_file` reads, filters and writes: what `nctool filter` runs.
 """
 
 from __future__ import annotations
@@ -20,23 +19,19 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
-from nctool.decisions import ACTIONS, apply_decisions, match_decisions, read_decisions
+from nctool.data.decisions import ACTIONS, apply_decisions, match_decisions, read_decisions
 from nctool.errors import NctoolError
-from nctool.metrics import detection_metrics, label_metrics
 from nctool.schema import (LABELS, OPTIONAL, REQUIRED, SPLITS, check_frame, check_output, image_root, iter_batches,
                            read_table, row_hashes, write_table)
 
 SCORE_COLUMNS = {"pair_id": REQUIRED["pair_id"],
                  **{name: OPTIONAL[name] for name in ("row_hash", "reliability", "label", "detector")}}
 """Columns every scores file has (evidence columns follow them); docs/schema.md, "Scores"."""
-
-DETECTION_METRICS = ("auroc", "auprc", "precision", "recall", "f1")
-
 
 @dataclass
 class FilterResult:
@@ -87,10 +82,10 @@ def filter_pairs(data: pd.DataFrame, scores: pd.DataFrame, *, drop: Sequence[str
     detector
         Whose scores to apply; may be None only when `scores` holds one detector.
     decisions
-        Current review decisions (`nctool.decisions.read_decisions`), which override the detector;
-        the rows get the `decision` and `caption_original` columns (`nctool.decisions.apply_decisions`).
+        Current review decisions (`nctool.data.decisions.read_decisions`), which override the detector;
+        the rows get the `decision` and `caption_original` columns (`nctool.data.decisions.apply_decisions`).
         Decisions made on another version of a pair are not applied and reported in `notes`
-        (`nctool.decisions.match_decisions`). None: the detector alone decides.
+        (`nctool.data.decisions.match_decisions`). None: the detector alone decides.
 
     Raises NctoolError for a bad `drop` label, `min_reliability` outside [0, 1], an ambiguous or
     unknown detector, duplicate pair ids, scores for pairs that are not in `data`, scores of another
@@ -153,7 +148,7 @@ def filter_file(data_path: str | os.PathLike, scores_path: str | os.PathLike, *,
         As in `filter_pairs`.
     decisions
         Review decisions that override the detector: a decision store (.sqlite) or its Parquet
-        export (`nctool.decisions.read_decisions`); None: the detector alone decides.
+        export (`nctool.data.decisions.read_decisions`); None: the detector alone decides.
 
     Outputs are checked before anything is read (neither may be a folder, an input or each other)
     and written atomically, with the dataset's image root so relative image paths still resolve.
@@ -176,52 +171,6 @@ def filter_file(data_path: str | os.PathLike, scores_path: str | os.PathLike, *,
     return {"out": str(out), "dropped_out": None if dropped is None else str(dropped), "kept": len(result.kept),
             "dropped": len(result.dropped), "summary": result.summary, "decisions": result.decisions,
             "notes": result.notes}
-
-
-def detection_table(scores: pd.DataFrame, truth: pd.Series | None = None) -> list[dict]:
-    """One row per detector of a scores table, in order of appearance: what it found and how well.
-
-    Parameters
-    ----------
-    scores
-        A scores table (`read_scores`, or the frame `nctool.scoring` writes).
-    truth
-        The `noisy` ground truth, a boolean Series indexed by pair_id (every scored pair must have
-        one), e.g. ``read_table(path, columns=["pair_id", "noisy"]).set_index("pair_id")["noisy"]``;
-        None when there is none.
-
-    Each row: `detector`, the count of each label (schema.LABELS) and, with `truth`, `auroc` and
-    `auprc` of 1 - reliability and `precision`, `recall`, `f1` of the noisy label
-    (nctool.metrics.detection_metrics; NaN where undefined).
-    """
-    rows = []
-    for name, part, noisy in _per_detector(scores, truth):
-        counts = part["label"].value_counts()
-        row = {"detector": name, **{label: int(counts.get(label, 0)) for label in LABELS}}
-        if noisy is not None:
-            metrics = detection_metrics(noisy, 1 - part["reliability"].to_numpy(), part["label"].to_numpy() == "noisy")
-            row.update({key: metrics[key] for key in DETECTION_METRICS})
-        rows.append(row)
-    return rows
-
-
-def label_table(scores: pd.DataFrame, truth: pd.Series | None = None) -> list[dict]:
-    """nctool.metrics.label_metrics rows (one per label) of each detector, `detector` first; [] without truth."""
-    return [{"detector": name, **row} for name, part, noisy in _per_detector(scores, truth) if noisy is not None
-            for row in label_metrics(noisy, part["label"].to_numpy())]
-
-
-def _per_detector(scores: pd.DataFrame, truth: pd.Series | None) -> Iterator[tuple[str, pd.DataFrame, np.ndarray | None]]:
-    """(detector, its rows, their ground truth or None) per detector."""
-    for name, part in scores.groupby("detector", sort=False):
-        if truth is None:
-            yield name, part, None
-            continue
-        noisy = truth.reindex(part["pair_id"].to_numpy())
-        if noisy.isna().any():
-            raise NctoolError(f"truth: no `noisy` value for scored pair '{noisy.index[noisy.isna()][0]}'; "
-                              f"give the ground truth of the dataset the scores were made from")
-        yield name, part, noisy.to_numpy(dtype=bool)
 
 
 def _check_row_hashes(scored_rows: pd.DataFrame, scores: pd.DataFrame) -> None:

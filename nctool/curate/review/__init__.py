@@ -9,5 +9,5 @@
 - `gallery.write_gallery`: one self-contained HTML file of the lowest-reliability pairs.
 - `static/`: the page (plain HTML, JS and CSS; no build step).
 
-Decisions live in a `nctool.decisions.DecisionStore` (SQLite beside the scores by default).
+Decisions live in a `nctool.data.decisions.DecisionStore` (SQLite beside the scores by default).
 """

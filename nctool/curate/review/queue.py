@@ -1,11 +1,11 @@
 """The review queue: one detector's scored pairs, lowest reliability first, filtered and paged.
 
 `ReviewQueue.load` builds the index once: the dataset's light columns (never the images) joined to
-one detector's scores through `nctool.filtering.filter_pairs`, so scores of another version of the
+one detector's scores through `nctool.curate.filtering.filter_pairs`, so scores of another version of the
 data are refused exactly as `nctool filter` refuses them. Pages, cards and the header's summary are
 plain dicts ready to be sent as JSON; the decisions the queue knows are the ones it is told about
 (`load_decisions`, `set_decision`), so the caller keeps it in step with the DecisionStore. A decision
-made on another version of a pair (nctool.decisions.match_decisions) is not shown: the pair is undecided.
+made on another version of a pair (nctool.data.decisions.match_decisions) is not shown: the pair is undecided.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
-from nctool.decisions import match_decisions
+from nctool.data.decisions import match_decisions
 from nctool.errors import NctoolError
-from nctool.filtering import filter_pairs, read_scores
+from nctool.curate.filtering import filter_pairs, read_scores
 from nctool.schema import LABELS, column_names, read_table, row_hashes
 
 LIGHT_COLUMNS = ("pair_id", "image_id", "caption", "split", "category", "noisy")

@@ -1,11 +1,11 @@
 """Noisy-correspondence detectors, registered by name (in the style of cleanlab's issue managers).
 
-`nctool.scoring` embeds every scored pair once with one trained model and hands the same
+`nctool.detect.score` embeds every scored pair once with one trained model and hands the same
 `Evidence` to each detector. A detector returns one row per pair: `pair_id`, `reliability` in
 [0, 1] (1 = surely matched), `label` (clean / ambiguous / noisy), `detector` (its name) and its own
 evidence columns. Ranking pairs by reliability is each detector's noise ranking (noise score =
 1 - reliability), so AUROC and AUPRC read straight off it. Labels are calibrated on the data at hand
-(nctool.calibration: a two-component mixture on the detector's noise score), and each frame carries
+(nctool.detect.calibration: a two-component mixture on the detector's noise score), and each frame carries
 that mixture's estimate of the noise share in `frame.attrs["noise_share"]` (calibration.noise_share).
 
 A detector is one class: a `Detector` subclass decorated with `@register`, carrying its `name`, a
@@ -37,7 +37,7 @@ from nctool.schema import LABELS
 if TYPE_CHECKING:
     import torch
 
-# torch, scipy and sklearn (nctool.losses, nctool.calibration) are imported where they are used:
+# torch, scipy and sklearn (nctool.model.losses, nctool.detect.calibration) are imported where they are used:
 # the CLI reads this registry to build `nctool score --help`, which should not wait for them.
 
 _LABELS = np.asarray(LABELS)  # indexed by losses' split codes
@@ -52,7 +52,7 @@ EVIDENCE_KINDS = frozenset({"loss", "embeddings"})
 class Evidence:
     """What scoring computes once per scored pair; every array has one entry per pair, same order.
 
-    `nctool.scoring` hands the pairs sorted by `pair_id`, so detectors that break ties by position
+    `nctool.detect.score` hands the pairs sorted by `pair_id`, so detectors that break ties by position
     still give the same answer whatever the order of the input file.
     """
 
@@ -212,7 +212,7 @@ class _CalibratedDetector(Detector):
     noisy_from: float
 
     def check(self) -> None:
-        from nctool.calibration import CLEAN_BELOW
+        from nctool.detect.calibration import CLEAN_BELOW
 
         if not CLEAN_BELOW <= self.noisy_from <= 1:
             raise NctoolError(f"noisy from {self.noisy_from:g}: outside [{CLEAN_BELOW:g}, 1]; give the noise "
@@ -220,7 +220,7 @@ class _CalibratedDetector(Detector):
 
     def _calibrated(self, noise: np.ndarray, seed: int) -> tuple[np.ndarray, dict]:
         """(calibrated labels, noise share) from a mixture fitted to the noise scores (higher = noisier)."""
-        from nctool.calibration import calibrated_labels, fit_mixture, noise_share
+        from nctool.detect.calibration import calibrated_labels, fit_mixture, noise_share
 
         mixture = fit_mixture(noise, seed=seed)
         labels = calibrated_labels(mixture.noisy_posterior(noise), noisy_from=self.noisy_from)
@@ -231,11 +231,11 @@ class _CalibratedDetector(Detector):
 class RRSITRDetector(_CalibratedDetector):
     """RRSITR's per-pair loss of a trained model, labelled by a mixture fitted to it.
 
-    The loss is the one the method trains with (losses.per_pair_loss on nctool.objectives' logits,
+    The loss is the one the method trains with (losses.per_pair_loss on nctool.model.objectives' logits,
     four cross-entropy terms or two without local features), computed by scoring over fixed
     reference batches so that it does not depend on the order of the file. Reliability:
     `loss_reliability` (RRSITR's self-paced weight at g2), strictly decreasing in the loss.
-    Labels (nctool.calibration): a tied two-component Gaussian mixture on log(1 + loss), fitted to
+    Labels (nctool.detect.calibration): a tied two-component Gaussian mixture on log(1 + loss), fitted to
     the scored pairs; noisy when its noise posterior is at least `noisy_from` (0.9), clean below
     0.5, ambiguous between. The labels are cuts on the loss, so they follow the reliability ranking.
     The paper's g1/g2 split the loss for training (a batch at chance loss is all noisy, and the
@@ -257,7 +257,7 @@ class RRSITRDetector(_CalibratedDetector):
     def detect(self, evidence: Evidence) -> pd.DataFrame:
         import torch
 
-        from nctool.losses import split_by_loss
+        from nctool.model.losses import split_by_loss
 
         g1, g2 = evidence.loss_thresholds
         labels, share = self._calibrated(np.log1p(evidence.loss), evidence.seed)
@@ -271,7 +271,7 @@ class RRSITRDetector(_CalibratedDetector):
 class _CosineScoreDetector(_CalibratedDetector):
     """A detector whose score s is on the cosine scale [-1, 1]: reliability = (s + 1) / 2.
 
-    Labels (nctool.calibration): a tied two-component Gaussian mixture on -s, fitted to the scored
+    Labels (nctool.detect.calibration): a tied two-component Gaussian mixture on -s, fitted to the scored
     pairs; noisy when its noise posterior is at least `noisy_from` (0.9), clean below 0.5, ambiguous
     between. Fixed rules instead, clean / noisy only: with `threshold`, clean when s >= threshold
     (LAION kept CLIP B/32 cosines >= 0.28-0.30); with `keep_fraction`, the pairs with the highest s
@@ -357,8 +357,8 @@ class LossGMMDetector(Detector):
     def detect(self, evidence: Evidence) -> pd.DataFrame:
         from scipy.special import expit
 
-        from nctool import losses
-        from nctool.calibration import fit_mixture, noise_share
+        from nctool.model import losses
+        from nctool.detect.calibration import fit_mixture, noise_share
 
         z = np.log1p(np.asarray(evidence.loss, dtype=float))
         mixture = fit_mixture(z, seed=evidence.seed)

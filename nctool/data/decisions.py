@@ -382,7 +382,7 @@ def _check_decisions(decisions: pd.DataFrame, source: str) -> None:
     missing = [name for name in _REQUIRED_COLUMNS if name not in decisions]
     if missing:
         raise NctoolError(f"{source}: not a decisions table (no column '{missing[0]}'); give a decision store "
-                          f"(.sqlite) or its export (nctool.decisions.export_decisions)")
+                          f"(.sqlite) or its export (nctool.data.decisions.export_decisions)")
     repeated = decisions["pair_id"].duplicated()
     if repeated.any():
         raise NctoolError(f"{source}: pair '{decisions.loc[repeated, 'pair_id'].iloc[0]}' has several decisions; "

@@ -5,7 +5,7 @@ RRSITR scores a pair with CLIP's own joint space (docs/method.md, "Backbone"):
 - local: every image patch token -> ln_post -> proj, every text position -> ln_final -> text_projection;
   local(text, image) = ||C||_F, the Frobenius norm of the cosine matrix between text tokens and
   image patches.
-All embeddings are L2-normalised. nctool's own small configs live in `nctool/model_configs/` and are
+All embeddings are L2-normalised. nctool's own small configs live in `nctool/model/configs/` and are
 registered with open_clip when this module is imported.
 """
 
@@ -24,10 +24,12 @@ from open_clip.factory import load_state_dict as read_open_clip_state_dict
 from open_clip.transformer import TextTransformer, VisionTransformer
 from torch import nn
 
-from nctool.checkpoint import is_checkpoint, load_trained_weights, quiet_pickle_protocol
+from nctool.config import Recipe
+from nctool.model.checkpoint import (checkpoint_recipe, is_checkpoint, load_trained_weights, load_weights,
+                                     quiet_pickle_protocol, read_checkpoint)
 from nctool.errors import NctoolError
 
-CONFIG_DIR = Path(__file__).parent / "model_configs"
+CONFIG_DIR = Path(__file__).parent / "configs"
 open_clip.add_model_config(CONFIG_DIR)
 
 GRAM_BUDGET_BYTES = 2**28             # per side of local_similarity's chunked Gram matmul
@@ -59,6 +61,16 @@ def create_model(name: str = "ViT-B-32", pretrained: str | Path | None = None, *
     if pretrained and not from_tag:
         _load_checkpoint(model, Path(pretrained))
     return model
+
+
+def load_trained_model(path: str | Path, device: torch.device | str = "cpu") -> tuple[RetrievalModel, Recipe, dict]:
+    """Rebuild the model a checkpoint was trained with; returns (model in eval mode, recipe, payload)."""
+    payload = read_checkpoint(path)
+    recipe = checkpoint_recipe(payload, path)
+    with quiet_random_init():  # its weights are loaded next
+        model = create_model(recipe.model.name, pretrained=None, mask_padding=recipe.model.mask_padding)
+    load_weights(model, payload["model"], path)
+    return model.to(device).eval(), recipe, payload
 
 
 class _RandomInitNotice(logging.Filter):
@@ -232,7 +244,7 @@ def local_similarity(text_local: torch.Tensor | LocalGrams, image_local: torch.T
 class LocalGrams:
     """The packed float32 DxD Grams of a token set [N,T,D], in local_similarity's chunks.
 
-    For a side that local_similarity meets many times (scoring's reference pool, nctool.scoring):
+    For a side that local_similarity meets many times (scoring's reference pool, nctool.detect.score):
     computed once, then passed to local_similarity in place of the tokens, with exactly the same
     result (the same ops on the same chunks). It holds N*D*(D+1)/2*4 bytes, all of them at once:
     0.5 MB per item at D = 512 (ViT-B/32), so 1000 items take 0.5 GB; callers check `nbytes`

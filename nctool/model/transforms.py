@@ -17,7 +17,7 @@ import torch
 from torchvision.transforms.v2 import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 
-from nctool.model import RetrievalModel
+from nctool.model.clip import RetrievalModel
 
 CROP_SCALE = (0.9, 1.0)               # RandomResizedCrop area range of the reference
 CROP_LOG_RATIO = (math.log(3 / 4), math.log(4 / 3))  # torchvision's default aspect-ratio range

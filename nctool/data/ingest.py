@@ -20,7 +20,7 @@ from pathlib import Path, PureWindowsPath
 
 import pandas as pd
 
-from nctool import images
+from nctool.data import images
 from nctool.errors import NctoolError
 from nctool.progress import Progress, silent
 from nctool.schema import SPLITS, blank_mask, check_frame, check_output, check_splits, read_table, write_table

@@ -3,7 +3,7 @@
 `train()` runs one recipe on one dataset file: `prepare` (read, build, or restore from `last.pt`),
 then per epoch `train_one_epoch` (each step `train_step`) and `end_epoch` (gather the split across
 processes, validate, save `best.pt` on the best val mR, then `last.pt`), and last `test`. Per-step
-warm-up + cosine AdamW; the objective of each epoch comes from nctool.objectives (InfoNCE warm-up,
+warm-up + cosine AdamW; the objective of each epoch comes from nctool.model.objectives (InfoNCE warm-up,
 then RRSITR). Ctrl-C finishes the current step, saves `last.pt` and raises TrainingInterrupted;
 `resume=True` continues with the checkpoint's own recipe to the bit-identical result of an
 uninterrupted run. Under torchrun it runs DDP: the recipe's batch size is the global batch, split
@@ -28,20 +28,21 @@ import pandas as pd
 import torch
 import torch.distributed as dist
 
-from nctool import losses, runtime
-from nctool.checkpoint import checkpoint_recipe, load_weights, read_checkpoint, save_checkpoint
+from nctool.model import losses
+from nctool import runtime
+from nctool.model.checkpoint import checkpoint_recipe, load_weights, read_checkpoint, save_checkpoint
 from nctool.config import Recipe, TrainCfg
-from nctool.data import PairData
-from nctool.decisions import apply_decisions, match_decisions, read_decisions
+from nctool.model.batches import PairData
+from nctool.data.decisions import apply_decisions, match_decisions, read_decisions
 from nctool.errors import NctoolError
-from nctool.evaluation import evaluate_retrieval
-from nctool.images import resolve_root
+from nctool.model.evaluation import evaluate_retrieval
+from nctool.data.images import resolve_root
 from nctool.metrics import label_metrics
-from nctool.model import RetrievalModel, create_model
-from nctool.objectives import batch_logits, get_objective, objective_for_epoch
+from nctool.model.clip import RetrievalModel, create_model
+from nctool.model.objectives import batch_logits, get_objective, objective_for_epoch
 from nctool.progress import Progress, silent
 from nctool.schema import LABELS, SPLITS, atomic_path, check_output, dataset_fingerprint, read_table, write_json
-from nctool.transforms import preprocess_for
+from nctool.model.transforms import preprocess_for
 
 RUN_FILES = ("last.pt", "best.pt", "results.json")  # a folder holding any of these holds a run
 TRUSTED = ("keep", "fix")  # decisions that make a pair trusted in training
@@ -115,7 +116,7 @@ class Run:
     data: PairData
     rows: dict[str, np.ndarray]          # split -> row indices
     truth: np.ndarray | None             # `noisy` ground truth per row, when the data carry it
-    trusted: torch.Tensor                # bool per row: a person kept or fixed the pair (nctool.decisions)
+    trusted: torch.Tensor                # bool per row: a person kept or fixed the pair (nctool.data.decisions)
     fingerprint: str                     # nctool.schema.dataset_fingerprint of the data
     device: torch.device
     rank: int
@@ -259,7 +260,7 @@ def _with_decisions(df: pd.DataFrame, path: str | Path) -> tuple[pd.DataFrame, l
     """The dataset with a curator's decisions applied to its train rows (dropped pairs removed).
 
     Decisions on pairs not in the data are refused and those made on another version of a pair are
-    not applied (a note says so), as `nctool filter` does (nctool.decisions.match_decisions).
+    not applied (a note says so), as `nctool filter` does (nctool.data.decisions.match_decisions).
     """
     decisions, stale = match_decisions(df, read_decisions(path))
     train_ids = df.loc[df["split"] == "train", "pair_id"]

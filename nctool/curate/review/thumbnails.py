@@ -1,7 +1,7 @@
 """Resized JPEGs of a dataset's images, by row number, decoded on demand and cached.
 
 Only the `image` column of the row group holding the requested row is read (the last few row
-groups stay in memory), every image is decoded through `nctool.images.load_image`, and the resized
+groups stay in memory), every image is decoded through `nctool.data.images.load_image`, and the resized
 JPEG is kept in an LRU cache, so paging back and forth decodes nothing twice.
 """
 
@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from nctool.images import load_image
+from nctool.data.images import load_image
 
 SIZES = {"thumb": 256, "large": 1024}
 """Longest side in pixels of each size the page asks for."""

@@ -7,8 +7,8 @@ from typing import NamedTuple, Sequence
 
 import numpy as np
 
-from nctool.synth.canvas import ASPHALT, BLACK, COLORS, GRASS, SAND, SOIL, TREE, WATER, WHITE, Canvas, tint
-from nctool.synth.captions import ORIENT, Fact, fact, heads, orient, pick
+from nctool.data.synth.canvas import ASPHALT, BLACK, COLORS, GRASS, SAND, SOIL, TREE, WATER, WHITE, Canvas, tint
+from nctool.data.synth.captions import ORIENT, Fact, fact, heads, orient, pick
 
 # Car colours, in the order the scenes draw them from.
 CAR_COLORS = ("white", "red", "black", "blue")

@@ -4,11 +4,11 @@ The model is a trained one (a checkpoint of `nctool train`, with its recipe) or,
 open_clip model with the weights given (`scoring_model`); a zero-shot model's rrsitr loss takes its
 settings and reference batch size from a recipe (default `rsitmd`, the paper's).
 
-The model embeds each scored pair once; the detectors (nctool.detectors) all read that same
+The model embeds each scored pair once; the detectors (nctool.detect.detectors) all read that same
 `Evidence`. The input is streamed a row group at a time (in slices of at most CHUNK_ROWS rows): each
-chunk's unique images are decoded (nctool.data.PairData) and embedded in batches of `batch_size`
+chunk's unique images are decoded (nctool.model.batches.PairData) and embedded in batches of `batch_size`
 rows (`measure`), and local (token-level) features live only for the batch at hand. `nctool embed`
-(nctool.embeddings) runs the same `measure` on the same chunks and writes one shard per row group,
+(nctool.detect.shards) runs the same `measure` on the same chunks and writes one shard per row group,
 so scoring from those shards (`embeddings`) gives exactly the scores of scoring directly. What is kept per pair is a few numbers (similarity, loss)
 plus, only when the `neighbors` detector runs or fixes are suggested (`suggest`), the pair's global
 image and caption embeddings (N x D floats each, e.g. 2 x 100,000 x 512 x 4 B = 410 MB), which the
@@ -22,7 +22,7 @@ with local features (and measured then: the stream does not embed them again). F
 `repeats` reference batches of B - 1 pool pairs (B = the recipe's training batch size, the pair
 itself excluded) are drawn: runs of the pool in `repeats` orders seeded by the run's seed, from
 starts the pair's own hash picks (reference_batches). The pair's loss in each batch is exactly
-losses.per_pair_loss of its row there (`reference_losses`, on the logits of nctool.objectives, as
+losses.per_pair_loss of its row there (`reference_losses`, on the logits of nctool.model.objectives, as
 training computes them); the loss is the mean over the batches (`loss_std` keeps their spread). Nothing
 depends on file order or on which other pairs were scored in the same chunk. When the pool is
 smaller than B, the reference batch shrinks to the pool size and the thresholds follow it
@@ -30,13 +30,13 @@ smaller than B, the reference batch shrinks to the pool size and the thresholds 
 
 Output: one Parquet in long format, one row per (pair, detector), sorted by pair_id within each
 detector, with `detector` naming the detector and `row_hash` the hash of the image and caption that
-were judged (docs/schema.md, "Scores"; nctool.filtering.SCORE_COLUMNS). With `suggest` K > 0, every
+were judged (docs/schema.md, "Scores"; nctool.curate.filtering.SCORE_COLUMNS). With `suggest` K > 0, every
 row of a flagged pair (labelled noisy or ambiguous by any chosen detector) carries its suggested
-fixes (nctool.suggest.SUGGESTION_COLUMNS: the K best other captions for its image, the K best other
+fixes (nctool.detect.suggest.SUGGESTION_COLUMNS: the K best other captions for its image, the K best other
 images for its caption); those columns are null on the other rows and when K is 0. The output is
 checked before any work and written atomically. Its Parquet key-value metadata `nctool.noise_share`
 (NOISE_SHARE_KEY) holds, as JSON, each detector's estimate of the share of noisy pairs with its
-interval (nctool.calibration.noise_share), keyed by detector name.
+interval (nctool.detect.calibration.noise_share), keyed by detector name.
 """
 
 from __future__ import annotations
@@ -54,21 +54,21 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from nctool import losses, runtime
-from nctool.checkpoint import load_trained_model
+from nctool.model import losses
+from nctool import runtime
 from nctool.config import ZERO_SHOT_RECIPE, LossCfg, Recipe, load_recipe
-from nctool.data import PairData, encode_dataset
-from nctool.detectors import Evidence, make_detectors
+from nctool.model.batches import PairData, encode_dataset
+from nctool.detect.detectors import Evidence, make_detectors
 from nctool.errors import NctoolError
-from nctool.filtering import detection_table, label_table
-from nctool.images import resolve_root
-from nctool.model import LocalGrams, RetrievalModel, create_model
-from nctool.objectives import global_similarity, local_logits
+from nctool.metrics import detection_table, label_table
+from nctool.data.images import resolve_root
+from nctool.model.clip import load_trained_model, LocalGrams, RetrievalModel, create_model
+from nctool.model.objectives import global_similarity, local_logits
 from nctool.progress import Progress, silent
 from nctool.schema import (Fingerprint, TableWriter, check_output, check_splits, check_unique_ids, column_names,
                            hex_row_hashes, iter_batches, row_group_count, row_hash_values)
-from nctool.suggest import SUGGESTION_COLUMNS, suggestions
-from nctool.transforms import Preprocess, preprocess_for
+from nctool.detect.suggest import SUGGESTION_COLUMNS, suggestions
+from nctool.model.transforms import Preprocess, preprocess_for
 
 NOISE_SHARE_KEY = "nctool.noise_share"  # scores-file metadata: {detector: calibration.noise_share(...)} as JSON
 # The reference pool's local Grams (model.LocalGrams: images + captions, D*(D+1)/2*4 B each, so 1 GB for a
@@ -117,9 +117,9 @@ def reference_batches(hashes: np.ndarray, own_position: np.ndarray, orders: np.n
 def reference_losses(rows: dict, pool: dict, batches: torch.Tensor, loss_cfg: LossCfg) -> torch.Tensor:
     """Per-pair loss of each row in each of its reference batches, [n, repeats].
 
-    `rows` and `pool` are nctool.data.encode_dataset outputs (same device as `batches`). For row i
+    `rows` and `pool` are nctool.model.batches.encode_dataset outputs (same device as `batches`). For row i
     and a batch J of pool pairs this equals losses.per_pair_loss(...)[0] on the batch (i, J), with
-    the logits training uses (nctool.objectives: logit_scale * global_similarity, and local_logits
+    the logits training uses (nctool.model.objectives: logit_scale * global_similarity, and local_logits
     when the recipe has the local term); only row i's row and column of those matrices are computed.
     """
     loss = _two_way_loss(lambda image, text: loss_cfg.logit_scale * global_similarity(image, text),
@@ -239,7 +239,7 @@ def scoring_model(*, checkpoint: str | os.PathLike | None = None, model: str | N
     model
         Instead of `checkpoint`, zero-shot: an open_clip model name (ViT-B-32, nctool-tiny, ...).
     pretrained
-        With `model`: its weights (nctool.model.create_model: an open_clip tag, an open_clip
+        With `model`: its weights (nctool.model.clip.create_model: an open_clip tag, an open_clip
         checkpoint file or an nctool checkpoint); None for random init.
     recipe
         With `model`: a recipe name or TOML path for the loss settings, the reference batch size
@@ -296,18 +296,18 @@ def score(data_path: str | os.PathLike, *, out: str | os.PathLike, checkpoint: s
         `pretrained` and the loss settings of `recipe`). None of them with `embeddings`: score from
         that folder alone.
     embeddings
-        A folder of `nctool embed` shards (nctool.embeddings). Without a model it is only read, and
+        A folder of `nctool embed` shards (nctool.detect.shards). Without a model it is only read, and
         must have been embedded from this data file with these splits, seed, repeats and pool_size
         (else NctoolError naming what differs). With a model it is first brought up to date by
-        nctool.embeddings.embed (only missing or outdated shards are computed), then read. None:
-        the model embeds on the fly (local engine) or into nctool.embeddings.default_folder(out) (Ray).
+        nctool.detect.shards.embed (only missing or outdated shards are computed), then read. None:
+        the model embeds on the fly (local engine) or into nctool.detect.shards.default_folder(out) (Ray).
     engine
         Who embeds: "local" (this process) or "ray" (Ray Data actors write the shards, then the
         detectors run here over them; nctool.config.ENGINES).
     address, workers, gpus_per_worker
-        Ray only, as nctool.embeddings.embed takes them.
+        Ray only, as nctool.detect.shards.embed takes them.
     detectors
-        Registered detector names (nctool.detectors.DETECTORS) or "all".
+        Registered detector names (nctool.detect.detectors.DETECTORS) or "all".
     splits
         The splits to score.
     image_root
@@ -323,24 +323,24 @@ def score(data_path: str | os.PathLike, *, out: str | os.PathLike, checkpoint: s
     pool_size
         Size of the reference pool.
     options
-        Detector options by name (nctool.detectors.detector_options); each detector takes its own.
+        Detector options by name (nctool.detect.detectors.detector_options); each detector takes its own.
     suggest
         K > 0: give each flagged pair its K best other captions and K best other images
-        (nctool.suggest); 0: no suggestions (the columns are null).
+        (nctool.detect.suggest); 0: no suggestions (the columns are null).
     progress
         Callback progress(done, total, description).
 
     Returns
     -------
     dict
-        `out`, `pairs`, `splits`, `detectors` (nctool.filtering.detection_table rows: label counts
+        `out`, `pairs`, `splits`, `detectors` (nctool.metrics.detection_table rows: label counts
         and, when the data has a `noisy` column, the detection metrics) and `labels`
-        (nctool.filtering.label_table rows; empty without ground truth) and `noise_share` (one row per
+        (nctool.metrics.label_table rows; empty without ground truth) and `noise_share` (one row per
         detector that estimates it: `detector`, `estimate`, `low`, `high`, `level` and, with ground
         truth, `truth`, the share of scored pairs that are noisy); `embedded`: the summary of
-        nctool.embeddings.embed when this run embedded into a folder, else None.
+        nctool.detect.shards.embed when this run embedded into a folder, else None.
     """
-    from nctool import embeddings as shards  # nctool.embeddings builds on this module
+    from nctool.detect import shards as shards  # nctool.detect.shards builds on this module
 
     model_given = any(value is not None for value in (checkpoint, model, pretrained, recipe))
     if embeddings is None or model_given or engine != "local":

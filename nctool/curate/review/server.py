@@ -6,7 +6,7 @@ Routes: `/` the page and `/static/*` its script and style; `/api/summary` the he
 `POST /api/decision` {pair_id, action, new_caption?}; `POST /api/undo` {pair_id?};
 `/api/export` the decisions as a Parquet download.
 
-Safety: `nctool.review.security.Guard` wraps the app: only the host names the server was started
+Safety: `nctool.curate.review.security.Guard` wraps the app: only the host names the server was started
 for, the launch's token on `/api/*` (header, or `?token=` for reads), writes only as
 application/json from the page's own origin with the token in the `X-Nctool-Token` header, and
 headers that forbid framing and foreign script on every response. A write's body is at most
@@ -37,12 +37,12 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from nctool.decisions import DecisionStore, default_decisions_path, export_decisions
+from nctool.data.decisions import DecisionStore, default_decisions_path, export_decisions
 from nctool.errors import NctoolError
-from nctool.images import BadImage, resolve_root
-from nctool.review.queue import ReviewQueue
-from nctool.review.security import SECURITY_HEADERS, Guard
-from nctool.review.thumbnails import SIZES, Thumbnails
+from nctool.data.images import BadImage, resolve_root
+from nctool.curate.review.queue import ReviewQueue
+from nctool.curate.review.security import SECURITY_HEADERS, Guard
+from nctool.curate.review.thumbnails import SIZES, Thumbnails
 from nctool.schema import check_output
 
 STATIC = Path(__file__).parent / "static"

@@ -20,10 +20,10 @@ from torchvision.transforms.v2 import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 
 from nctool.errors import NctoolError
-from nctool.images import load_image
-from nctool.model import RetrievalModel
+from nctool.data.images import load_image
+from nctool.model.clip import RetrievalModel
 from nctool.progress import Progress
-from nctool.transforms import Preprocess
+from nctool.model.transforms import Preprocess
 
 DECODE_WORKERS_VARIABLE = "NCTOOL_DECODE_WORKERS"  # sets decode_workers' default for every command
 
@@ -56,7 +56,7 @@ class PairData:
       at 224 px 714 MB. Decoded by `decode_workers(workers)` threads.
     - `image_index`: LongTensor [N_rows], the row's image in `pixels`.
     - `tokens`: LongTensor [N_rows, context_length], the row's caption.
-    A missing or corrupt image raises the NctoolError of `nctool.images.load_image` naming the file.
+    A missing or corrupt image raises the NctoolError of `nctool.data.images.load_image` naming the file.
     """
 
     def __init__(self, frame: pd.DataFrame, root: str | os.PathLike, preprocess: Preprocess, *,

@@ -1,0 +1,1 @@
+"""Acting on scores: filtering a dataset and the review page."""

@@ -1,0 +1,1 @@
+"""Reports: plots, the noise-rate benchmark and the demo."""
