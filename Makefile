@@ -10,7 +10,7 @@ $(BIN)/nctool: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test,ray,faiss]'
 	touch $@
 
-.PHONY: setup demo test
+.PHONY: setup demo test test-fast lint
 setup: $(BIN)/nctool
 
 demo: setup
@@ -18,3 +18,12 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m pytest
+
+# the edit loop: everything but the tests marked slow (end-to-end runs, the browser), under 3 minutes on 2 cores
+test-fast: setup
+	$(BIN)/python -m pytest -m "not slow"
+
+# style and the layer contracts (pyproject.toml: [tool.ruff], [tool.importlinter])
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports

@@ -4,12 +4,13 @@
     nctool score DECOYS.parquet ... --detector all --out DECOYS.scores.parquet   # same model as the data's
     python benchmarks/calibration.py table --run SCORES.parquet NOISY.parquet DECOYS.scores.parquet [--run ...]
 
-`decoys` writes the train split of a dataset with every caption moved to a row of another image (a
-random cyclic shift of the rows; the rare row shifted onto a caption of its own image is dropped). Scoring that file with the model that scored the data gives
-each detector's noise score of mismatched pairs. For `rrsitr` and `similarity` this is what scoring
-would compute for decoys next to the data (a pair's loss reads only the reference pool's images and
-captions, not how the pool is paired); `neighbors` and `siblings` judge a pair by the other pairs of
-its file, so a file of decoys is a different context and they are left out of the decoy columns.
+`decoys` writes the train split of a dataset with every caption moved to a row of another image (a random
+cyclic shift of the rows; the rare row shifted onto a caption of its own image is dropped). Scoring that file
+with the model that scored the data gives each detector's noise score of mismatched pairs. For `rrsitr` and
+`similarity` this is what scoring would compute for decoys next to the data (a pair's loss reads only the
+reference pool's images and captions, not how the pool is paired); `neighbors` and `siblings` judge a pair by
+the other pairs of its file, so a file of decoys is a different context and they are left out of the decoy
+columns.
 
 `table` prints, per scored file and detector: the true noisy share, the stored estimate (the tied
 mixture, calibration.noise_share) and calibration.decoy_share at tails 0.1 / 0.25 / 0.5, each with
@@ -26,8 +27,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from nctool.detect.calibration import decoy_share
-from nctool.schema import read_table, write_table
 from nctool.detect.score import NOISE_SHARE_KEY
+from nctool.schema import read_table, write_table
 
 DECOY_DETECTORS = ("rrsitr", "similarity")  # whose noise score of a pair does not depend on the other pairs
 TAILS = (0.1, 0.25, 0.5)

@@ -7,8 +7,8 @@ Usage:
 
 1. Base: nctool-tiny trained with plain InfoNCE for 2 epochs on a clean synthetic corpus disjoint
    from CLEAN_DATA (synth seed 100, 1,000 images) that lacks a third of the scene classes
-   (nctool.report.demo.HELD_OUT), as CLIP has seen little remote sensing (nctool.report.demo.build_base, as `nctool demo`
-   builds it). Reused when DIR/base/run/best.pt exists.
+   (nctool.report.demo.HELD_OUT), as CLIP has seen little remote sensing (nctool.report.demo.build_base,
+   as `nctool demo` builds it). Reused when DIR/base/run/best.pt exists.
 2. Zero-shot: every detector scores the noised train split with the base alone
    (`nctool score --model nctool-tiny --pretrained base/best.pt --recipe finetune`).
 3. Fine-tuning: `nctool bench` with the `finetune` recipe from the base (RRSITR from step 0, no
@@ -22,14 +22,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from nctool.report.bench import run_bench
 from nctool.config import load_recipe
-from nctool.report.demo import build_base
 from nctool.curate.filtering import read_scores
-from nctool.metrics import detection_table
 from nctool.data.noise import inject
-from nctool.schema import read_table, write_table
 from nctool.detect.score import score
+from nctool.metrics import detection_table
+from nctool.report.bench import run_bench
+from nctool.report.demo import build_base
+from nctool.schema import read_table, write_table
 
 
 def zero_shot_rows(clean: Path, base: Path, out: Path, rates: list[float], kinds: list[str]) -> pd.DataFrame:

@@ -19,11 +19,11 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 
-from nctool.report.bench import _md_table  # the bench report's own Markdown tables
 from nctool.curate.filtering import read_scores
-from nctool.metrics import detection_table, label_table
-from nctool.schema import read_table
 from nctool.detect.score import NOISE_SHARE_KEY
+from nctool.metrics import detection_table, label_table
+from nctool.report.bench import _md_table  # the bench report's own Markdown tables
+from nctool.schema import read_table
 
 
 def _tag(folder: Path) -> tuple[str, float]:
@@ -56,16 +56,21 @@ def collect(dirs: list[Path]) -> dict[str, pd.DataFrame]:
             kind, rate = _tag(run.parent)
             method, seed = run.name.rsplit("-s", 1)
             summary = json.loads((run / "results.json").read_text())
-            results.append({"kind": kind, "noise_rate": rate, "method": method, "seed": int(seed), "mr": summary["test"]["mr"]})
+            results.append({"kind": kind, "noise_rate": rate, "method": method, "seed": int(seed),
+                            "mr": summary["test"]["mr"]})
             if method == "rrsitr" and rate > 0 and (run / "scores.parquet").exists():
                 found = _scored(run / "scores.parquet", out / "bench" / "data" / f"{run.parent.name}.parquet",
                                 "fine-tuned", kind=kind, noise_rate=rate, seed=int(seed))
-                detection += found[0]; labels += found[1]; shares += found[2]
+                detection += found[0]
+                labels += found[1]
+                shares += found[2]
         for scores in sorted((out / "zero-shot").glob("*.scores.parquet")):
             kind, rate = _tag(Path(scores.name.removesuffix(".scores.parquet")))
             found = _scored(scores, scores.with_name(scores.name.replace(".scores", "")), "zero-shot base",
                             kind=kind, noise_rate=rate, seed=0)
-            detection += found[0]; labels += found[1]; shares += found[2]
+            detection += found[0]
+            labels += found[1]
+            shares += found[2]
     return {name: pd.DataFrame(rows) for name, rows in
             (("results", results), ("detection", detection), ("labels", labels), ("shares", shares))}
 
@@ -91,7 +96,8 @@ def markdown(tables: dict[str, pd.DataFrame]) -> str:
     lab = tables["labels"]
     if len(lab):
         lab = lab[lab["source"] == "fine-tuned"]
-        share = lab.pivot_table(index=["kind", "noise_rate", "detector"], columns="label", values="share", aggfunc="mean")
+        share = lab.pivot_table(index=["kind", "noise_rate", "detector"], columns="label", values="share",
+                                aggfunc="mean")
         prec = lab[lab["label"] == "noisy"].groupby(["kind", "noise_rate", "detector"])["precision"].mean()
         rec = lab[lab["label"] == "clean"].groupby(["kind", "noise_rate", "detector"])["recall"].mean()
         table = pd.DataFrame({"clean / ambiguous / noisy": share.apply(

@@ -38,7 +38,8 @@ def one(pairs: int, dim: int, index: str, out: Path) -> dict:
     gen = torch.Generator().manual_seed(0)
     image = F.normalize(torch.randn(pairs // 5, dim, generator=gen), dim=1).repeat_interleave(5, 0)
     text = F.normalize(torch.randn(pairs, dim, generator=gen), dim=1)
-    evidence = Evidence(pair_id=np.char.mod("p%07d", np.arange(pairs)), image_id=np.char.mod("i%07d", np.arange(pairs) // 5),
+    evidence = Evidence(pair_id=np.char.mod("p%07d", np.arange(pairs)),
+                        image_id=np.char.mod("i%07d", np.arange(pairs) // 5),
                         similarity=(image * text).sum(1).double().numpy(), image_global=image, text_global=text)
     detector = NeighborsDetector(neighbor_index=index)  # imports faiss
     import nctool.detect.calibration  # noqa: F401  (sklearn: imported by detect, not part of the search's memory)
@@ -62,7 +63,8 @@ def main() -> None:
     if args.one:
         print(json.dumps(one(args.pairs[0], args.dim, args.one[0], Path(args.one[1]))))
         return
-    print("| pairs | index | wall s | CPU s (all threads) | peak MB above the embeddings | max abs reliability diff vs exact |")
+    print("| pairs | index | wall s | CPU s (all threads) | peak MB above the embeddings "
+          "| max abs reliability diff vs exact |")
     print("|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         for pairs in args.pairs or [10_000, 100_000]:

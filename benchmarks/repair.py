@@ -28,8 +28,8 @@ import numpy as np
 import pandas as pd
 
 from nctool.detect.detectors import detector_names
-from nctool.schema import read_table
 from nctool.detect.score import score
+from nctool.schema import read_table
 
 
 def repair_table(data: pd.DataFrame, scores: pd.DataFrame, *, k: int) -> dict:
@@ -57,7 +57,8 @@ def repair_table(data: pd.DataFrame, scores: pd.DataFrame, *, k: int) -> dict:
     return {"noisy pairs": len(hits[1]), "flagged": int(fixes.loc[scored["noisy"]].notna().sum()),
             **{f"{prefix}top-{n}": np.mean(values[n]) for prefix, values in
                (("", hits), ("chance ", chance), ("image ", image_hits)) for n in values},
-            **{f"image chance top-{n}": n / (len(on_image) - 1) for n in hits}, "category top-1": np.mean(category_hits)}
+            **{f"image chance top-{n}": n / (len(on_image) - 1) for n in hits},
+            "category top-1": np.mean(category_hits)}
 
 
 def main() -> None:

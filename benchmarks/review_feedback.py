@@ -17,10 +17,10 @@ import statistics
 from pathlib import Path
 
 from nctool.config import load_recipe
-from nctool.data.decisions import DecisionStore
 from nctool.curate.filtering import read_scores
-from nctool.schema import read_table
+from nctool.data.decisions import DecisionStore
 from nctool.model.train import train
+from nctool.schema import read_table
 
 
 def simulate_curator(data: Path, scores: Path, store_path: Path, pairs: int) -> dict:

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from nctool.schema import TableWriter
 from nctool.data.synth import CAPTIONS_PER_IMAGE, generate
+from nctool.schema import TableWriter
 
 IMAGES = 1000
 ROWS_PER_WRITE = 100_000
@@ -89,7 +89,8 @@ def main() -> None:
     for pairs in args.pairs:
         data = pairs_file(args.workdir, pairs, captions)
         for detector in args.detector:
-            out = subprocess.run([sys.executable, "-c", CHILD, str(data), str(args.workdir / f"scores-{pairs}-{detector}.parquet"),
+            out = subprocess.run([sys.executable, "-c", CHILD, str(data),
+                                  str(args.workdir / f"scores-{pairs}-{detector}.parquet"),
                                   detector, args.model, args.recipe], capture_output=True, text=True, check=True)
             print(out.stdout.strip().splitlines()[-1], flush=True)
 

@@ -19,6 +19,10 @@ machine shared with other jobs the CPU time is the stable measure; with --thread
   and ReferencePool.losses of every batch;
 - end to end: nctool.detect.score.score (library call: model load, reading, decoding, embedding,
   detectors, writing) per detector choice, and its PHASES, cut at its progress events.
+
+--device (default: CUDA when present, as `nctool score`) places the forward, the pool and `score` on
+the same device; on CUDA each timing ends with a synchronize (compare wall times there: CPU time is
+the host's), and the peak GPU memory is reported. --json writes the medians for benchmarks/gpu.sh.
 """
 
 import argparse
@@ -32,13 +36,13 @@ import numpy as np
 import torch
 
 from nctool import runtime
-from nctool.model.batches import PairData, decode_workers, encode_dataset
-from nctool.detect.detectors import detector_names
 from nctool.data.images import resolve_root
-from nctool.schema import read_table
-from nctool.detect.score import ReferencePool, pair_hashes, score, scoring_model
+from nctool.detect.detectors import detector_names
+from nctool.detect.measure import ReferencePool, pair_hashes, scoring_model
+from nctool.detect.score import score
+from nctool.model.batches import PairData, decode_workers, encode_dataset
 from nctool.model.transforms import preprocess_for
-
+from nctool.schema import read_table
 
 # phases of an end-to-end run: (from the last progress event of, to the last of); None: the run's start
 PHASES = {"model, reading, reference pool": (None, "reference pool"), "stream: decode, embed, losses": (
@@ -52,10 +56,15 @@ def batches_of(data: PairData, batch_size: int) -> list[tuple[torch.Tensor, torc
             for start in range(0, len(data), batch_size)]
 
 
+SYNC = []  # torch.cuda.synchronize when scoring on CUDA: a timing ends when the device's work does
+
+
 def timed(work) -> tuple[tuple[float, float], object]:
     """((wall seconds, CPU seconds of this process), result) of work()."""
     wall, cpu = time.perf_counter(), time.process_time()
     result = work()
+    for sync in SYNC:
+        sync()
     return (time.perf_counter() - wall, time.process_time() - cpu), result
 
 
@@ -80,18 +89,21 @@ def one_round(args, model, recipe, root: Path, out: Path, number: int) -> dict:
                     data.tokens[rows].to(device), local=local)
                 embedded.append({"image_global": image[0], "image_local": image[1], "text_global": text[0],
                                  "text_local": text[1],
-                                 "caption_image_index": torch.searchsorted(images, data.image_index[rows])})
+                                 "caption_image_index": torch.searchsorted(images, data.image_index[rows]).to(
+                                     device)})
         return embedded
     seconds["forward"], embedded = timed(forward)
     if "rrsitr" in args.detectors or "all" in args.detectors:
         ids = data.frame["pair_id"].to_numpy()
         pool_rows = torch.from_numpy(np.lexsort((ids, pair_hashes(ids, 0)))[:args.pool_size])  # score's pool
 
-        def pool_embed():
+        def pool_embed():  # as nctool.detect.measure.Embedder: embedded on the device, kept there
             with runtime.autocast(device):
-                return ReferencePool(encode_dataset(model, data, pool_rows, batch_size=args.batch_size, local=local),
-                                     data.frame["pair_id"].iloc[pool_rows].tolist(), loss_cfg=recipe.loss,
-                                     batch_size=recipe.train.batch_size, repeats=args.repeats, seed=0)
+                embeddings = encode_dataset(model, data, pool_rows, batch_size=args.batch_size, device=device,
+                                            local=local)
+            embeddings = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in embeddings.items()}
+            return ReferencePool(embeddings, data.frame["pair_id"].iloc[pool_rows].tolist(), loss_cfg=recipe.loss,
+                                 batch_size=recipe.train.batch_size, repeats=args.repeats, seed=0)
         seconds["rrsitr pool: embed, measure its pairs"], pool = timed(pool_embed)
 
         def pool_losses():
@@ -108,7 +120,8 @@ def one_round(args, model, recipe, root: Path, out: Path, number: int) -> dict:
         start = time.perf_counter(), time.process_time()
         seconds[name], _ = timed(lambda: score(
             args.data, out=out, checkpoint=args.checkpoint, model=args.model, recipe=args.recipe, detectors=[detector],
-            batch_size=args.batch_size, repeats=args.repeats, pool_size=args.pool_size, progress=progress))
+            batch_size=args.batch_size, device=str(device), repeats=args.repeats, pool_size=args.pool_size,
+            progress=progress))
         # the run's phases, cut at the last progress event of each (without a reference pool, no first phase)
         last = {None: start, "end": tuple(map(sum, zip(start, seconds[name])))}
         last.update({what.split(":")[0]: (wall, cpu) for wall, cpu, what in events})
@@ -131,14 +144,21 @@ def main() -> None:
     parser.add_argument("--pool-size", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, help="torch threads for every stage (default: torch's own)")
+    parser.add_argument("--device", help="cpu, cuda, cuda:N (default: CUDA if present, as `nctool score`)")
+    parser.add_argument("--json", help="also write the medians (wall, CPU seconds per stage) to this JSON file")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     args.detectors = args.detectors or ["similarity", "rrsitr", "all"]
-    model, recipe = scoring_model(checkpoint=args.checkpoint, model=args.model, recipe=args.recipe)
+    device = runtime.pick_device(args.device)
+    if device.type == "cuda":
+        SYNC.append(lambda: torch.cuda.synchronize(device))
+    model, recipe = scoring_model(checkpoint=args.checkpoint, model=args.model, recipe=args.recipe, device=device)
     model.eval()
-    with torch.inference_mode():  # warm-up: the first forward pays one-off allocations
-        model.encode_text(torch.zeros((args.batch_size, model.clip.context_length), dtype=torch.long))
+    with torch.inference_mode(), runtime.autocast(device):  # warm-up: the first forward pays one-off allocations
+        model.encode_text(torch.zeros((args.batch_size, model.clip.context_length), dtype=torch.long, device=device))
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
     rounds = []
     with tempfile.TemporaryDirectory() as tmp:
         for number in range(args.rounds):
@@ -153,8 +173,17 @@ def main() -> None:
     print("| stage | wall s | pairs/s (wall) | CPU s | pairs/s (CPU) | forward / it (wall, CPU) |")
     print("|---|---|---|---|---|---|")
     for name, (wall, cpu) in median.items():
-        ratio = f"{forward[0] / wall:.0%}, {forward[1] / cpu:.0%}" if name.startswith("score") and ":" not in name else ""
+        ratio = (f"{forward[0] / wall:.0%}, {forward[1] / cpu:.0%}"
+                 if name.startswith("score") and ":" not in name else "")
         print(f"| {name} | {wall:.2f} | {pairs / wall:,.0f} | {cpu:.2f} | {pairs / cpu:,.0f} | {ratio} |")
+    peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
+    if peak is not None:
+        print(f"\npeak GPU memory {peak:,.0f} MiB (device {device}, every stage and score run)")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"pairs": pairs, "rounds": args.rounds, "device": str(device), "model": args.model,
+                       "recipe": args.recipe, "local": recipe.loss.use_local, "median": median,
+                       "peak_gpu_mib": peak}, f, indent=1)
 
 
 if __name__ == "__main__":

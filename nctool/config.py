@@ -11,10 +11,11 @@ and `--set section.key=value` strings (value parsed as TOML, e.g. `train.lr=1e-4
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 from nctool.errors import NctoolError
 

@@ -162,7 +162,8 @@ def label_table(scores: pd.DataFrame, truth: pd.Series | None = None) -> list[di
             for row in label_metrics(noisy, part["label"].to_numpy())]
 
 
-def _per_detector(scores: pd.DataFrame, truth: pd.Series | None) -> Iterator[tuple[str, pd.DataFrame, np.ndarray | None]]:
+def _per_detector(scores: pd.DataFrame,
+                  truth: pd.Series | None) -> Iterator[tuple[str, pd.DataFrame, np.ndarray | None]]:
     """(detector, its rows, their ground truth or None) per detector."""
     for name, part in scores.groupby("detector", sort=False):
         if truth is None:

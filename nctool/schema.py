@@ -239,7 +239,8 @@ def check_unique_ids(pair_ids: np.ndarray, source: str) -> None:
 def _open(path: str | os.PathLike) -> pq.ParquetFile:
     path = Path(path)
     if not path.exists():
-        raise NctoolError(f"{path}: file not found; check the path (datasets come from `nctool ingest` or `nctool synth`)")
+        raise NctoolError(f"{path}: file not found; check the path "
+                          "(datasets come from `nctool ingest` or `nctool synth`)")
     if path.is_dir():
         raise NctoolError(f"{path}: is a folder; give the .parquet file inside it")
     try:

@@ -6,14 +6,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from nctool.report.bench import METHODS, run_bench
-from nctool.model.checkpoint import read_checkpoint
 from nctool.config import load_recipe
-from nctool.report.demo import HELD_OUT
+from nctool.data.synth import generate
 from nctool.detect.detectors import detector_names
 from nctool.errors import NctoolError
+from nctool.model.checkpoint import read_checkpoint
+from nctool.report.bench import METHODS, run_bench
+from nctool.report.demo import HELD_OUT
 from nctool.schema import read_table, write_table
-from nctool.data.synth import generate
 from tests.cli_helpers import invoke, run_cli
 
 TINY = ["--set", "train.epochs=1", "--set", "train.batch_size=10", "--set", "train.warmup_steps=2",
@@ -25,6 +25,7 @@ def clean_data(tmp_path_factory):
     return write_table(generate(30, size=32, seed=2), tmp_path_factory.mktemp("bench") / "clean.parquet")
 
 
+@pytest.mark.slow
 def test_bench_cli_runs_every_method_and_detector(clean_data, tmp_path):
     out = tmp_path / "bench"
     done = run_cli("bench", clean_data, "--out", out, "--rate", "0.4", *TINY)
@@ -86,6 +87,7 @@ def test_bench_flags_reach_the_library(monkeypatch, tmp_path):
     assert seen["keep_last"] is False
 
 
+@pytest.mark.slow
 def test_demo_cli_end_to_end(tmp_path):
     done = run_cli("demo", "--out", tmp_path / "demo", "--images", "30", "--base-images", "30", *TINY)
     assert done.returncode == 0, done.stderr[-2000:]

@@ -8,9 +8,9 @@ import torch
 from PIL import Image
 
 import nctool.model.batches
-from nctool.model.batches import DECODE_WORKERS_VARIABLE, PairData, decode_workers, encode_dataset
 from nctool.errors import NctoolError
 from nctool.metrics import retrieval_recalls
+from nctool.model.batches import DECODE_WORKERS_VARIABLE, PairData, decode_workers, encode_dataset
 from nctool.model.clip import create_model, pair_scores
 from nctool.model.transforms import preprocess_for
 

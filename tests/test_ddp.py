@@ -15,13 +15,13 @@ import pytest
 import torch
 
 import nctool.model.train
-from nctool.model.checkpoint import read_checkpoint
 from nctool.config import load_recipe
-from nctool.model.losses import AMBIGUOUS, CLEAN, NOISY
 from nctool.data.noise import inject
-from nctool.schema import write_table
 from nctool.data.synth import generate
+from nctool.model.checkpoint import read_checkpoint
+from nctool.model.losses import AMBIGUOUS, CLEAN, NOISY
 from nctool.model.train import TrainingInterrupted, train
+from nctool.schema import write_table
 from tests.ddp_worker import StopAfter, record_pair_losses
 
 # 40 train rows in global batches of 10: 4 steps an epoch, 8 in all; the local term on, so that
@@ -137,6 +137,7 @@ def _assert_same_losses(ours, theirs):
         torch.testing.assert_close(a, b, rtol=RTOL, atol=ATOL, msg=f"per-pair losses of step {step}")
 
 
+@pytest.mark.slow
 def test_a_run_handed_between_one_and_two_processes_takes_the_steps_of_one(data, tmp_path, monkeypatch):
     ref_losses = _in_process(data, tmp_path / "one", monkeypatch)
     assert len(ref_losses) == STEPS and all(len(losses) == 10 for losses in ref_losses)

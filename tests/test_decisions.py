@@ -10,16 +10,24 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from cli_helpers import invoke, run_cli
-from nctool.data import decisions as decisions_module
-from nctool.cli import review as review_cli
-from nctool.data.decisions import (ACTIONS, DECISION_COLUMNS, DecisionStore, apply_decisions, default_decisions_path,
-                              export_decisions, match_decisions, read_decisions)
-from nctool.errors import NctoolError
-from nctool.curate.review.server import review_app
-from nctool.schema import read_table, row_hashes, write_table
 from test_review import TOKEN, review_client, review_data, review_scores, write_review_files
+
+from nctool.cli import review as review_cli
+from nctool.curate.review.server import review_app
+from nctool.data import decisions as decisions_module
+from nctool.data.decisions import (
+    ACTIONS,
+    DECISION_COLUMNS,
+    DecisionStore,
+    apply_decisions,
+    default_decisions_path,
+    export_decisions,
+    match_decisions,
+    read_decisions,
+)
+from nctool.errors import NctoolError
+from nctool.schema import read_table, row_hashes, write_table
 
 
 @pytest.fixture
@@ -64,7 +72,8 @@ def test_default_reviewer_is_the_os_user(tmp_path, monkeypatch):
     ("accept", {}, "decision on pair 'p0': action 'accept' is unknown; choose from keep, drop, fix"),
     ("fix", {}, "decision on pair 'p0': fix without a new caption; give the corrected caption"),
     ("fix", {"new_caption": "  "}, "decision on pair 'p0': fix without a new caption"),
-    ("keep", {"new_caption": "a lake"}, "decision on pair 'p0': a new caption comes only with action 'fix', not 'keep'"),
+    ("keep", {"new_caption": "a lake"},
+     "decision on pair 'p0': a new caption comes only with action 'fix', not 'keep'"),
     ("drop", {"reviewer": ""}, "decision on pair 'p0': no reviewer"),
 ])
 def test_record_refuses_invalid_decisions(store, action, options, message):
@@ -129,7 +138,8 @@ def test_export_and_read_back(store, tmp_path):
     store.record("p1", "fix", new_caption="a reservoir")
     out = export_decisions(store.path, tmp_path / "decisions.parquet")
     exported = read_decisions(out)
-    assert exported.to_dict("records") == store.current().to_dict("records") == read_decisions(store.path).to_dict("records")
+    assert (exported.to_dict("records") == store.current().to_dict("records")
+            == read_decisions(store.path).to_dict("records"))
     with pytest.raises(NctoolError, match="is also an input of this command"):
         export_decisions(store.path, store.path)
 
@@ -174,7 +184,8 @@ def test_apply_decisions_overrides_and_fixes(store):
      "decisions on pair 'p0': fix without a new caption"),
     (pd.DataFrame({"pair_id": ["p0", "p0"], "action": ["keep", "drop"], "new_caption": None, "time": "t",
                    "reviewer": "ann"}), "decisions: pair 'p0' has several decisions"),
-    (pd.DataFrame({"pair_id": ["p0"], "action": ["keep"]}), r"decisions: not a decisions table \(no column 'new_caption'\)"),
+    (pd.DataFrame({"pair_id": ["p0"], "action": ["keep"]}),
+     r"decisions: not a decisions table \(no column 'new_caption'\)"),
 ])
 def test_apply_decisions_refuses_bad_decisions(decisions, message):
     with pytest.raises(NctoolError, match=message) as error:
@@ -242,7 +253,8 @@ def test_decisions_carry_the_row_they_judged(noise_files, tmp_path):
     assert list(DECISION_COLUMNS) == ["pair_id", "action", "new_caption", "time", "reviewer", "row_hash"]
     assert decisions["row_hash"].to_dict() == dict(zip(data.index, row_hashes(data)))  # of the rows shown
     exported = export_decisions(a / "scores.decisions.sqlite", tmp_path / "d.parquet")
-    assert read_decisions(exported).to_dict("records") == read_decisions(a / "scores.decisions.sqlite").to_dict("records")
+    assert (read_decisions(exported).to_dict("records")
+            == read_decisions(a / "scores.decisions.sqlite").to_dict("records"))
 
 
 def test_filter_applies_no_decision_made_on_another_version_of_the_data(noise_files, tmp_path):
@@ -253,7 +265,8 @@ def test_filter_applies_no_decision_made_on_another_version_of_the_data(noise_fi
     assert result.exit_code == 0, result.output
     assert STALE in result.output and "review those pairs again" in result.output
     assert "applied 1 decisions (keep 0, drop 1, fix 0)" in result.output
-    rows = pd.concat([read_table(tmp_path / "clean.parquet"), read_table(tmp_path / "dropped.parquet")]).set_index("pair_id")
+    rows = pd.concat([read_table(tmp_path / "clean.parquet"),
+                      read_table(tmp_path / "dropped.parquet")]).set_index("pair_id")
     assert rows["decision"].dropna().to_dict() == {"p09": "drop"}
     assert rows.loc["p01", "caption"] == read_table(b / "data.parquet").set_index("pair_id").loc["p01", "caption"]
     same = invoke("filter", a / "data.parquet", "--scores", a / "scores.parquet", "--detector", "rrsitr",
@@ -381,6 +394,7 @@ def review_files(tmp_path):
     return tmp_path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", ["filter", "train", "review", "review --export"])
 def test_a_damaged_store_is_one_line(review_files, command):
     store = review_files / "d.sqlite"

@@ -7,9 +7,23 @@ import torch
 import torch.nn.functional as F
 
 from nctool.detect import detectors
-from nctool.detect.detectors import (DETECTORS, Detector, Evidence, LossGMMDetector, NeighborsDetector, Option,
-                              RRSITRDetector, SimilarityDetector, detector_names, detector_options,
-                              loss_reliability, make_detectors, register)
+from nctool.detect.detectors import (
+    DETECTORS,
+    Detector,
+    Evidence,
+    LossGMMDetector,
+    NeighborsDetector,
+    Option,
+    RRSITRDetector,
+    SimilarityDetector,
+    detector_names,
+    detector_options,
+    loss_reliability,
+    make_detectors,
+    register,
+)
+from nctool.detect.detectors import base as detector_base
+from nctool.detect.detectors import neighbors as neighbor_search
 from nctool.errors import NctoolError
 from nctool.metrics import detection_metrics
 from tests.cli_helpers import invoke
@@ -112,7 +126,7 @@ def test_faiss_flat_index_finds_the_exact_neighbours():
 
 
 def test_faiss_approximate_index_keeps_the_detection_quality(monkeypatch):
-    monkeypatch.setattr(detectors, "FLAT_UP_TO", 0)  # IVF from the first key on
+    monkeypatch.setattr(neighbor_search, "FLAT_UP_TO", 0)  # IVF from the first key on
     evidence, noisy = shuffled_classes()
     exact = NeighborsDetector().detect(evidence)
     approximate = NeighborsDetector(neighbor_index="faiss").detect(evidence)
@@ -234,14 +248,15 @@ def test_registry_is_the_one_list_of_detectors():
     assert detector_names() == tuple(DETECTORS) == ("rrsitr", "similarity", "loss-gmm", "neighbors", "siblings")
     assert all(cls.description and "\n" not in cls.description for cls in DETECTORS.values())
     options = detector_options()
-    assert options["keep_fraction"][1] == ("similarity", "neighbors", "siblings") and options["neighbors"][1] == ("neighbors",)
+    assert (options["keep_fraction"][1] == ("similarity", "neighbors", "siblings")
+            and options["neighbors"][1] == ("neighbors",))
     assert options["threshold"][0].flag == "--threshold" and options["clean_from"][0].flag == "--clean-from"
     with pytest.raises(NctoolError, match="rrsitr: no option 'threshold'; its options are noisy_from, training_"):
         RRSITRDetector(threshold=0.3)
 
 
 def test_a_new_detector_is_one_registered_class(monkeypatch):
-    monkeypatch.setattr(detectors, "DETECTORS", dict(DETECTORS))
+    monkeypatch.setattr(detector_base, "DETECTORS", dict(DETECTORS))
 
     @register
     class Constant(Detector):
@@ -250,7 +265,8 @@ def test_a_new_detector_is_one_registered_class(monkeypatch):
         options = (Option("level", float, 0.5, "the reliability"),)
 
         def detect(self, evidence):
-            return self._frame(evidence, np.full(len(evidence.pair_id), self.level), np.full(len(evidence.pair_id), "clean"))
+            return self._frame(evidence, np.full(len(evidence.pair_id), self.level),
+                               np.full(len(evidence.pair_id), "clean"))
 
     assert detectors.detector_names()[-1] == "constant" and detectors.detector_options()["level"][1] == ("constant",)
     [made] = detectors.make_detectors(["constant"], {"level": 0.25})
@@ -268,6 +284,6 @@ def test_a_new_detector_is_one_registered_class(monkeypatch):
      "option 'keep_fraction' differs from similarity, neighbors, siblings's"),
 ])
 def test_register_refuses_a_malformed_detector(monkeypatch, attributes, message):
-    monkeypatch.setattr(detectors, "DETECTORS", dict(DETECTORS))
+    monkeypatch.setattr(detector_base, "DETECTORS", dict(DETECTORS))
     with pytest.raises(TypeError, match=message):
         register(type("Bad", (Detector,), attributes))

@@ -10,18 +10,18 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
-
 from cli_helpers import interrupted, invoke
-from nctool.data import noise, synth
-from nctool.model.checkpoint import save_checkpoint
-from nctool.config import load_recipe
-import nctool.detect.shards
+
 import nctool.detect.score
+import nctool.detect.shards
+from nctool.config import load_recipe
+from nctool.data import noise, synth
+from nctool.detect.score import score
 from nctool.detect.shards import check_engine, default_folder, embed
 from nctool.errors import NctoolError
+from nctool.model.checkpoint import save_checkpoint
 from nctool.model.clip import create_model
 from nctool.schema import row_group_count, write_table
-from nctool.detect.score import score
 
 SETTINGS = {"batch_size": 16, "pool_size": 60, "repeats": 3}
 SCORING = {"detectors": ["all"], "suggest": 2, "options": {"neighbors": 3}, **SETTINGS}
@@ -74,8 +74,8 @@ def test_scores_from_embeddings_equal_direct_scores(files):
     cached = score(folder / "data.parquet", embeddings=folder / "emb", out=folder / "cached.parquet", **SCORING)
     assert cached["embedded"] is None and cached["noise_share"] == direct["noise_share"]
     # every detector (neighbors and siblings included) and every suggestion, to the last bit
-    pd.testing.assert_frame_equal(pd.read_parquet(folder / "cached.parquet"), pd.read_parquet(folder / "direct.parquet"),
-                                  check_exact=True)
+    pd.testing.assert_frame_equal(pd.read_parquet(folder / "cached.parquet"),
+                                  pd.read_parquet(folder / "direct.parquet"), check_exact=True)
     # with a model and --embeddings, score brings the folder up to date first (here: nothing to do)
     again = score(folder / "data.parquet", checkpoint=folder / "model.pt", embeddings=folder / "emb",
                   out=folder / "again.parquet", **SCORING)
@@ -84,6 +84,7 @@ def test_scores_from_embeddings_equal_direct_scores(files):
                                   check_exact=True)
 
 
+@pytest.mark.slow
 def test_a_rerun_computes_only_missing_shards_and_another_checkpoint_recomputes_all(files, tmp_path):
     folder, _ = files
     out = tmp_path / "emb"
@@ -135,11 +136,12 @@ def test_scoring_from_embeddings_refuses_what_does_not_match(files, tmp_path):
     def from_embeddings(data="data.parquet", **changes):
         score(folder / data, embeddings=out, out=tmp_path / "s.parquet", **{**SCORING, **changes})
 
-    with pytest.raises(NctoolError, match=r"emb: embedded with --seed 0, this run asks for --seed 1; score with --seed "
-                                          r"0, or re-embed: `nctool embed .*data.parquet --out .*emb --seed 1` with its "
-                                          r"model$"):
+    with pytest.raises(NctoolError, match=r"emb: embedded with --seed 0, this run asks for --seed 1; score with "
+                                          r"--seed 0, or re-embed: `nctool embed .*data.parquet --out .*emb --seed 1` "
+                                          r"with its model$"):
         from_embeddings(seed=1)
-    with pytest.raises(NctoolError, match="emb: embedded with --split train, this run asks for --split train --split val;"):
+    with pytest.raises(NctoolError,
+                       match="emb: embedded with --split train, this run asks for --split train --split val;"):
         from_embeddings(splits=["train", "val"])
     with pytest.raises(NctoolError, match="emb: embedded with --pool 60, this run asks for --pool 50;"):
         from_embeddings(pool_size=50)
@@ -226,4 +228,5 @@ def test_ctrl_c_in_embed_says_what_was_kept(monkeypatch):
     monkeypatch.setattr(nctool.detect.shards, "embed", interrupted)
     result = invoke("embed", "d", "--checkpoint", "m", "--out", "emb")
     assert result.exit_code == 130
-    assert result.output.strip() == "interrupted: the shards finished so far stay in emb: run the same command to continue"
+    assert result.output.strip() == ("interrupted: the shards finished so far stay in emb: "
+                                     "run the same command to continue")

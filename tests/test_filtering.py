@@ -1,12 +1,12 @@
 import numpy as np
 import pandas as pd
 import pytest
-
 from cli_helpers import invoke, run_cli
+
 from nctool.cli import filter as filter_cli
+from nctool.curate.filtering import SCORE_COLUMNS, filter_file, filter_pairs, read_scores
 from nctool.data.decisions import DecisionStore, export_decisions
 from nctool.errors import NctoolError
-from nctool.curate.filtering import SCORE_COLUMNS, filter_file, filter_pairs, read_scores
 from nctool.metrics import detection_table, label_table
 from nctool.schema import row_hashes, write_table
 
@@ -30,13 +30,15 @@ def train_hashes() -> np.ndarray:
 
 
 def rrsitr_scores() -> pd.DataFrame:
-    return pd.DataFrame({"pair_id": TRAIN, "row_hash": train_hashes(), "reliability": [0.95, 0.01, 0.5, 0.005, 0.92, 0.3],
+    return pd.DataFrame({"pair_id": TRAIN, "row_hash": train_hashes(),
+                         "reliability": [0.95, 0.01, 0.5, 0.005, 0.92, 0.3],
                          "label": ["clean", "noisy", "ambiguous", "noisy", "clean", "ambiguous"],
                          "detector": "rrsitr", "loss": [1.0, 25.0, 9.0, 30.0, 2.0, 12.0]})
 
 
 def two_detectors() -> pd.DataFrame:
-    similarity = pd.DataFrame({"pair_id": TRAIN, "row_hash": train_hashes(), "reliability": [0.6, 0.4, 0.7, 0.3, 0.65, 0.62],
+    similarity = pd.DataFrame({"pair_id": TRAIN, "row_hash": train_hashes(),
+                               "reliability": [0.6, 0.4, 0.7, 0.3, 0.65, 0.62],
                                "label": ["clean", "noisy", "clean", "noisy", "clean", "clean"],
                                "detector": "similarity", "similarity": [0.2, -0.2, 0.4, -0.4, 0.3, 0.24]})
     return pd.concat([rrsitr_scores(), similarity], ignore_index=True)
@@ -250,7 +252,8 @@ def test_filter_cli(files):
     export_decisions(files / "scores.decisions.sqlite", files / "decisions.parquet")
     result = run_cli("filter", files / "data.parquet", "--scores", files / "scores.parquet",
                      "--detector", "rrsitr", "--drop", "noisy", "--drop", "ambiguous", "--decisions",
-                     files / "decisions.parquet", "--out", files / "clean.parquet", "--dropped", files / "dropped.parquet")
+                     files / "decisions.parquet", "--out", files / "clean.parquet",
+                     "--dropped", files / "dropped.parquet")
     assert result.returncode == 0, result.stderr
     assert "noisy share kept" in result.stdout and "unscored" in result.stdout
     assert "applied 3 decisions (keep 1, drop 1, fix 1)" in result.stdout

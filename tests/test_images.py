@@ -7,8 +7,8 @@ import pytest
 from PIL import Image
 
 from nctool.data import images
-from nctool.errors import NctoolError
 from nctool.data.images import check_images, load_image, resolve_root
+from nctool.errors import NctoolError
 from nctool.schema import write_table
 
 

@@ -6,13 +6,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from cli_helpers import invoke, run_cli
 from PIL import Image
 
 import nctool.cli.ingest
-from cli_helpers import invoke, run_cli
-from nctool.errors import NctoolError
 from nctool.data.images import CORRUPT, load_image, resolve_root
 from nctool.data.ingest import FORMAT_CHOICES, category_of, dataset_name, ingest
+from nctool.errors import NctoolError
 from nctool.schema import IMAGE_TYPE, read_table, write_table
 
 # file name -> split in the Karpathy JSON ("restval" is training data)

@@ -5,7 +5,6 @@ import pytest
 import torch
 
 from nctool.errors import NctoolError
-from nctool.schema import LABELS
 from nctool.model.losses import (
     AMBIGUOUS,
     CLEAN,
@@ -20,6 +19,7 @@ from nctool.model.losses import (
     split_by_loss,
     thresholds_for_batch,
 )
+from nctool.schema import LABELS
 
 # Image i x text j cosines; pair 0 matches well, pair 1 weakly, pair 2 is beaten by negatives.
 SIM = [[0.9, 0.1, 0.2], [0.3, 0.5, 0.45], [0.6, 0.5, 0.2]]
@@ -41,7 +41,8 @@ def hand_self_paced(loss, g):
 
 def test_per_pair_loss_by_hand():
     logits = torch.tensor([[2.0, 0.0], [1.0, 3.0]])
-    expected = [math.log1p(math.exp(-2)) + math.log1p(math.exp(-1)), math.log1p(math.exp(-2)) + math.log1p(math.exp(-3))]
+    expected = [math.log1p(math.exp(-2)) + math.log1p(math.exp(-1)),
+                math.log1p(math.exp(-2)) + math.log1p(math.exp(-3))]
     assert per_pair_loss(logits).tolist() == pytest.approx(expected)
     with_local = per_pair_loss(logits, torch.zeros(2, 2))
     assert with_local.tolist() == pytest.approx([e + 2 * math.log(2) for e in expected])
@@ -220,8 +221,10 @@ def test_objective_switch_from_the_infonce_warm_up():
     from nctool.model.objectives import objective_for_epoch
 
     cfg = dataclasses.replace(load_recipe("demo").loss, infonce_warmup_epochs=1, warmup_min_learned=0.5)
-    switch = lambda epoch, learned, started=False: objective_for_epoch(cfg, epoch=epoch, learned_share=learned,
-                                                                      started=started)
+
+    def switch(epoch, learned, started=False):
+        return objective_for_epoch(cfg, epoch=epoch, learned_share=learned, started=started)
+
     assert switch(0, 1.0) == "infonce"            # the warm-up epochs come first
     assert switch(1, 0.49) == "infonce"           # ...and last until half the pairs are below g2
     assert switch(1, 0.5) == "rrsitr"

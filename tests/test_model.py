@@ -11,11 +11,10 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 
 import nctool.model.clip
-from nctool.model.checkpoint import save_checkpoint
-from nctool.model.clip import load_trained_model
 from nctool.config import load_recipe
 from nctool.errors import NctoolError
-from nctool.model.clip import create_model, local_similarity, pair_scores
+from nctool.model.checkpoint import save_checkpoint
+from nctool.model.clip import create_model, load_trained_model, local_similarity, pair_scores
 from nctool.model.transforms import preprocess_for
 
 CAPTIONS = ["a plane parked next to a long runway", "green trees!", ""]

@@ -8,12 +8,21 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from cli_helpers import invoke, run_cli
 
 import nctool.cli.inject
-from cli_helpers import invoke, run_cli
+from nctool.data.noise import (
+    KINDS,
+    NOISE_COLUMNS,
+    RRSITR_RATES,
+    NoisedFile,
+    _shuffle,
+    inject,
+    inject_files,
+    inject_many,
+    noised_name,
+)
 from nctool.errors import NctoolError
-from nctool.data.noise import (KINDS, NOISE_COLUMNS, RRSITR_RATES, NoisedFile, _shuffle, inject, inject_files, inject_many,
-                          noised_name)
 from nctool.schema import image_root, read_table, write_table
 
 CATEGORIES = ("airport", "beach", "forest", "harbor")

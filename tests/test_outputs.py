@@ -11,22 +11,22 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from cli_helpers import invoke, run_cli
 
-import nctool.report.bench
-import nctool.report.demo
-import nctool.detect.shards
 import nctool.curate.filtering
-import nctool.data.ingest
-import nctool.data.noise
 import nctool.curate.review.gallery
 import nctool.curate.review.server
-import nctool.detect.score
+import nctool.data.ingest
+import nctool.data.noise
 import nctool.data.synth
+import nctool.detect.score
+import nctool.detect.shards
 import nctool.model.train
-from cli_helpers import invoke, run_cli
+import nctool.report.bench
+import nctool.report.demo
 from nctool.data.decisions import DecisionStore, default_decisions_path
-from nctool.errors import NctoolError
 from nctool.data.synth import synthesize
+from nctool.errors import NctoolError
 
 
 @pytest.fixture
@@ -126,7 +126,8 @@ def _commands(data: Path, u: Path, tmp_path: Path) -> dict[str, tuple[list, list
         "inject": (["inject", data, "--kind", "caption-shuffle", "--rate", 0.2, "--out", u / "noised"],
                    [(nctool.data.noise, "read_table")]),
         "train": (["train", data, "--out", u / "run"], [(nctool.model.train, "prepare")]),
-        "embed": (["embed", data, "--model", "nctool-tiny", "--out", u / "emb"], [(nctool.detect.shards, "read_index")]),
+        "embed": (["embed", data, "--model", "nctool-tiny", "--out", u / "emb"],
+                  [(nctool.detect.shards, "read_index")]),
         "score": (["score", data, "--model", "nctool-tiny", "--out", u / "scores.parquet"],
                   [(nctool.detect.score, "read_index")]),
         "score --embeddings": (["score", data, "--model", "nctool-tiny", "--embeddings", u / "emb",
@@ -140,7 +141,8 @@ def _commands(data: Path, u: Path, tmp_path: Path) -> dict[str, tuple[list, list
         "review --static": (["review", data, "--scores", scores, "--static", u / "gallery.html"],
                             [(nctool.curate.review.gallery, "ReviewQueue")]),
         "bench": (["bench", data, "--out", u / "bench"], [(nctool.report.bench, "read_table")]),
-        "demo": (["demo", "--out", u / "demo"], [(nctool.report.demo, "build_base"), (nctool.report.demo, "synthesize")]),
+        "demo": (["demo", "--out", u / "demo"],
+                 [(nctool.report.demo, "build_base"), (nctool.report.demo, "synthesize")]),
     }
 
 
@@ -156,6 +158,7 @@ def test_every_command_refuses_a_folder_it_cannot_write_before_any_work(data, tm
     assert "cannot write" in message and "folder you can write to" in message
 
 
+@pytest.mark.slow
 def test_score_fails_before_the_run_in_a_real_process(data, tmp_path, unwritable):
     result = run_cli("score", data, "--model", "nctool-tiny", "--out", unwritable / "scores.parquet")
     assert result.returncode == 2, result.stderr

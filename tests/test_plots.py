@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from nctool.report import plots
 from nctool.errors import NctoolError
+from nctool.report import plots
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -4,14 +4,14 @@ import pandas as pd
 import pytest
 import torch
 
-from nctool.data import noise, synth
-from nctool.model.checkpoint import save_checkpoint
 from nctool.config import load_recipe
+from nctool.data import noise, synth
 from nctool.detect.detectors import detector_names
+from nctool.detect.score import score
 from nctool.detect.shards import embed
+from nctool.model.checkpoint import save_checkpoint
 from nctool.model.clip import create_model
 from nctool.schema import write_table
-from nctool.detect.score import score
 
 ray = pytest.importorskip("ray")
 
@@ -29,6 +29,7 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
+@pytest.mark.slow
 def test_ray_engine_scores_equal_the_local_engine_row_by_row(tmp_path, one_thread):
     df, _ = noise.inject(synth.generate(20, size=32), 0.4, "caption-shuffle", seed=1)
     write_table(df, tmp_path / "data.parquet", row_group_size=40)  # 100 rows: 3 row groups, 3 shards
@@ -51,7 +52,7 @@ def test_ray_engine_scores_equal_the_local_engine_row_by_row(tmp_path, one_threa
         assert (again["computed"], again["reused"], again["invalidated"]) == ([1], 2, None)
     finally:
         ray.shutdown()
-    # The actors run the same code on the same chunks as the local engine (scoring.measure over each row
+    # The actors run the same code on the same chunks as the local engine (measure.measure over each row
     # group), on the same CPU kernels and thread count, so no tolerance is needed: the shards and the
     # scores are equal to the bit.
     for shard in ("shard-00000.parquet", "shard-00001.parquet", "shard-00002.parquet"):

@@ -12,16 +12,16 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 import pytest
+from cli_helpers import invoke, run_cli
 from PIL import Image
 from starlette.testclient import TestClient
 
-from cli_helpers import invoke, run_cli
 from nctool.cli import review as review_cli
-from nctool.data.decisions import DecisionStore, default_decisions_path, read_decisions
-from nctool.errors import NctoolError
-from nctool.curate.review.gallery import write_gallery
+from nctool.curate.review.gallery import RENDERER, write_gallery
 from nctool.curate.review.queue import ReviewQueue
 from nctool.curate.review.server import bind, export, is_loopback, review_app
+from nctool.data.decisions import DecisionStore, default_decisions_path, read_decisions
+from nctool.errors import NctoolError
 from nctool.schema import row_hashes, write_table
 
 XSS = "<img src=x onerror=alert(1)>"
@@ -102,7 +102,8 @@ def review_client(app, **kwargs) -> TestClient:
 @pytest.fixture
 def client(files):
     data_path, scores_path = files
-    with review_client(review_app(data_path, scores_path, detector="rrsitr", reviewer="ana", token=TOKEN)) as test_client:
+    app = review_app(data_path, scores_path, detector="rrsitr", reviewer="ana", token=TOKEN)
+    with review_client(app) as test_client:
         yield test_client
 
 
@@ -210,6 +211,26 @@ def test_api_pages_and_summary(client):
     assert client.get("/static/review.js").status_code == 200
 
 
+def test_api_config_is_the_one_home_of_keys_and_filter_choices(client):
+    from nctool.curate.review.queue import STATES
+    from nctool.data.decisions import ACTIONS
+    from nctool.schema import LABELS
+
+    config = client.get("/api/config").json()
+    assert sorted(config["labels"]) == sorted(LABELS) and config["states"] == list(STATES)
+    assert config["actions"] == list(ACTIONS) and config["action_names"] == {"keep": "kept", "drop": "dropped",
+                                                                              "fix": "fixed"}
+    keys = [key for entry in config["keys"] for key in entry["keys"]]
+    assert len(keys) == len(set(keys)) and {"a", "d", "e", "1", "9", "?", "Escape"} <= set(keys)
+    assert all(entry["help"] and entry["shown"] and entry["command"] for entry in config["keys"])
+    # the page holds none of them itself: its help, its selects and its key handler are built from the config
+    page = client.get("/").text
+    script = client.get("/static/review.js").text + client.get("/static/cards.js").text
+    assert "<tr>" not in page and "<option>" not in page and "keep (the caption" not in page
+    assert "ArrowDown" not in script and "keep (the caption" not in script
+    assert not re.search(r"""["'](kept|dropped|noisy|ambiguous)["']""", script)
+
+
 @pytest.mark.parametrize("query", [{"offset": "x"}, {"limit": "1e3"}, {"limit": 0}, {"offset": -1},
                                    {"label": "weird"}, {"state": "gone"}])
 def test_api_refuses_bad_queries_with_4xx(client, query):
@@ -243,6 +264,43 @@ def test_api_thumbnails_are_resized_and_cached(tmp_path):
         assert Image.open(io.BytesIO(thumb)).size == (256, 171)
         assert Image.open(io.BytesIO(client.get("/api/image/p00?size=large").content)).size == (900, 600)
         assert client.get("/api/image/p01").content == thumb  # a sibling: the same image, from the cache
+
+
+def test_thumbnails_of_different_images_are_made_in_parallel(files, monkeypatch):
+    """Two requests for different images decode at the same time (the lock covers the cache only), and
+    two for the same image decode it once. No timing: each decode waits for the other to start."""
+    import threading
+
+    from nctool.curate.review import thumbnails as thumbnails_module
+
+    real_load = thumbnails_module.load_image
+    both_decoding = threading.Barrier(2, timeout=20)  # broken (BrokenBarrierError) when decodes run one at a time
+    calls = []
+
+    def slow_load(struct, root):
+        calls.append(struct)
+        both_decoding.wait()
+        return real_load(struct, root)
+
+    monkeypatch.setattr(thumbnails_module, "load_image", slow_load)
+    made = thumbnails_module.Thumbnails(files[0], files[0].parent)
+    results, errors = {}, []
+
+    def make(row):
+        try:
+            results[row] = made.jpeg(row)
+        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=make, args=(row,)) for row in (0, 3)]  # img0 and img1
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == [] and len(calls) == 2 and results[0] != results[3]
+    monkeypatch.setattr(thumbnails_module, "load_image",
+                        lambda struct, root: calls.append(struct) or real_load(struct, root))
+    assert made.jpeg(0) == results[0] and len(calls) == 2  # from the cache
 
 
 def test_api_decisions_are_stored_at_once_and_last_write_wins(files, client):
@@ -349,7 +407,8 @@ def test_every_response_forbids_framing_sniffing_and_foreign_code(client):
         assert headers["x-content-type-options"] == "nosniff" and headers["referrer-policy"] == "no-referrer"
         assert headers["cross-origin-resource-policy"] == "same-origin"
     html = client.get("/").text  # the policy allows no inline script or style: the page needs none
-    assert "<script>" not in html and " style=" not in html and "<style" not in html and not re.search(r"\son\w+=", html)
+    assert ("<script>" not in html and " style=" not in html and "<style" not in html
+            and not re.search(r"\son\w+=", html))
 
 
 @pytest.mark.parametrize("host", ["evil.example:8765", "evil.example", "127.0.0.1.evil.example:8765",
@@ -434,7 +493,8 @@ def test_without_a_token_only_the_origin_checks_remain(files):
         assert client.get("/api/queue").status_code == 200
         assert client.post("/api/decision", content=DROP, headers=JSON).status_code == 200
         assert client.post("/api/undo", content=b"{}", headers={"Content-Type": "text/plain"}).status_code == 415
-        assert client.post("/api/undo", content=b"{}", headers={**JSON, "Origin": "http://x.example"}).status_code == 403
+        assert client.post("/api/undo", content=b"{}",
+                           headers={**JSON, "Origin": "http://x.example"}).status_code == 403
         assert client.get("/api/queue", headers={"Host": "evil.example"}).status_code == 403
         assert stored(client) == 1
 
@@ -536,16 +596,36 @@ def test_cli_no_token_warns_and_prints_a_bare_url(files):
 
 # ---- the gallery ----
 
+CARDS_JS = RENDERER
+
+
+def gallery_data(html: str) -> dict:
+    """The JSON block a gallery's cards are drawn from."""
+    block = re.search(r'<script type="application/json" id="gallery-data">(.*?)</script>', html, re.S)
+    return json.loads(block.group(1))
+
+
 def test_gallery_embeds_the_lowest_pairs_and_escapes_captions(tmp_path, files):
     data_path, scores_path = files
     result = write_gallery(data_path, scores_path, tmp_path / "gallery.html", detector="rrsitr", limit=5)
     html = (tmp_path / "gallery.html").read_text()
     assert result["pairs"] == 5
-    assert html.count('src="data:image/jpeg;base64,') == 5 and "/api/" not in html
-    assert XSS not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
+    data = gallery_data(html)
     queue = ReviewQueue.load(data_path, scores_path, detector="rrsitr")
     lowest = [queue.pairs["pair_id"].iat[row] for row in queue.order[:5]]
-    assert re.findall(r"<span>(p\d\d)</span>", html) == lowest and lowest[0] == "p04"
+    assert [card["pair_id"] for card in data["cards"]] == lowest and lowest[0] == "p04"
+    assert data["cards"] == [queue.card(int(row)) for row in queue.order[:5]]  # what /api/queue gives the page
+    shown = {card["image_id"] for card in data["cards"]} | {
+        image["image_id"] for card in data["cards"] for image in card["suggested_images"]}
+    assert any(card["suggested_images"] for card in data["cards"])  # the suggested images are in the gallery too
+    assert sorted(data["images"]) == sorted(shown)  # each image once, as a data: URI
+    assert html.count("data:image/jpeg;base64,") == len(shown) and "/api/" not in html
+    assert all(uri.startswith("data:image/jpeg;base64,") for uri in data["images"].values())
+    assert XSS not in html and "\\u003cimg src=x onerror=alert(1)\\u003e" in html
+    assert data["cards"][0]["caption"] == XSS
+    # no card is drawn in Python: the page's own renderer is inlined, allowed by hash alone
+    assert '<article' not in html and CARDS_JS.read_text() in html
+    assert re.search(r"script-src 'sha256-[A-Za-z0-9+/=]+'", html) and "unsafe-inline" not in html
     with pytest.raises(NctoolError, match="limit 0: too small"):
         write_gallery(data_path, scores_path, tmp_path / "g.html", detector="rrsitr", limit=0)
     with pytest.raises(NctoolError, match="is also an input"):
@@ -553,6 +633,15 @@ def test_gallery_embeds_the_lowest_pairs_and_escapes_captions(tmp_path, files):
 
 
 # ---- the command line ----
+
+def test_gallery_shows_the_decisions_of_the_store(tmp_path, files):
+    data_path, scores_path = files
+    with DecisionStore(default_decisions_path(scores_path), reviewer="ana") as store:
+        store.record("p04", "drop")
+    write_gallery(data_path, scores_path, tmp_path / "gallery.html", detector="rrsitr", limit=2)
+    decision = gallery_data((tmp_path / "gallery.html").read_text())["cards"][0]["decision"]
+    assert decision["action"] == "drop" and decision["reviewer"] == "ana"
+
 
 def test_cli_maps_flags_to_the_library(monkeypatch):
     calls = {}
@@ -593,7 +682,10 @@ def test_cli_static_gallery_end_to_end(tmp_path, files):
     result = run_cli("review", data_path, "--scores", scores_path, "--static", tmp_path / "g.html", "--limit", "4")
     assert result.returncode == 0, result.stderr
     assert "gallery of 4 pairs" in result.stdout
-    assert (tmp_path / "g.html").read_text().count("data:image/jpeg;base64,") == 4
+    html = (tmp_path / "g.html").read_text()
+    data = gallery_data(html)
+    assert len(data["cards"]) == 4 and {card["image_id"] for card in data["cards"]} <= set(data["images"])
+    assert html.count("data:image/jpeg;base64,") == len(data["images"])  # every image embedded once
     bad = run_cli("review", data_path, "--scores", tmp_path / "missing.parquet", "--static", tmp_path / "h.html")
     assert bad.returncode == 2 and "missing.parquet: file not found" in bad.stderr and "Traceback" not in bad.stderr
     assert not (tmp_path / "h.html").exists()

@@ -14,11 +14,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-
 from cli_helpers import run_cli
+from test_review import XSS, write_review_files
+
 from nctool.data.decisions import default_decisions_path, read_decisions
 from nctool.schema import read_table
-from test_review import XSS, write_review_files
+
+pytestmark = pytest.mark.slow  # a real Chromium per test
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
@@ -115,7 +117,8 @@ def page(browser):
     opened.dialogs = []
     opened.on("dialog", lambda dialog: (opened.dialogs.append(dialog.message), dialog.dismiss()))
     opened.refused = []  # what the console says the content security policy refused (a script, a style)
-    opened.on("console", lambda message: "Content Security Policy" in message.text and opened.refused.append(message.text))
+    opened.on("console",
+              lambda message: "Content Security Policy" in message.text and opened.refused.append(message.text))
     yield opened
     context.close()
 
@@ -158,6 +161,25 @@ def test_queue_loads_lowest_reliability_first(server, page):
     assert page.refused == []
 
 
+def test_help_filters_and_keys_come_from_the_server(server, page):
+    open_queue(page, server.url)
+    with urllib.request.urlopen(urllib.request.Request(server.root + "api/config",
+                                                       headers={"X-Nctool-Token": server.token}), timeout=30) as answer:
+        config = json.load(answer)
+    rows = page.eval_on_selector_all("#help tr", "rows => rows.map(r => [...r.cells].map(c => c.textContent))")
+    assert rows == [[entry["shown"], entry["help"]] for entry in config["keys"]]
+    for name, choices in (("label", config["labels"]), ("state", config["states"])):
+        options = page.eval_on_selector_all(f"#filters select[name={name}] option",
+                                            "options => options.map(o => o.value)")
+        assert options == ["", *choices]
+    assert page.locator(".card.focused .actions button").all_text_contents()[:2] == ["keep (a)", "drop (d)"]
+    page.select_option("#filters select[name=label]", "clean")
+    page.wait_for_function("() => [...document.querySelectorAll('#cards .label')]"
+                           ".every(l => l.textContent === 'clean')")
+    page.keyboard.press("ArrowDown")  # a key of the table: the second card takes the focus
+    assert focused_id(page) == card_ids(page)[1]
+
+
 def test_xss_caption_renders_inert(server, page):
     open_queue(page, server.url)
     first = page.locator("#cards .card").first
@@ -194,6 +216,24 @@ def test_keyboard_decisions_survive_a_server_restart_and_a_reload(server, page):
     assert "reviewed 2 / left 19" in page.text_content("#progress-text")
 
 
+def test_a_double_key_press_posts_one_decision(server, page):
+    open_queue(page, server.url)
+    first, second = card_ids(page)[:2]
+    held = []  # the decision requests, answered only once both presses are in
+    page.route("**/api/decision", lambda route: held.append(route))
+    page.keyboard.press("d")
+    page.keyboard.press("d")
+    page.wait_for_function("() => true")  # let the page's handlers run
+    page.wait_for_timeout(300)  # a second request, were there one, is sent at the second key press
+    assert len(held) == 1
+    held[0].continue_()
+    wait_for_decision(page, first, "dropped by ana")
+    page.wait_for_timeout(300)
+    assert len(held) == 1 and focused_id(page) == second
+    assert server.decisions() == {first: ("drop", None)}
+    assert "reviewed 1 / left 20" in page.text_content("#progress-text")
+
+
 def test_a_fix_is_exported_and_applied_by_filter(server, page, files, tmp_path):
     open_queue(page, server.url)
     first, second = card_ids(page)[:2]
@@ -212,8 +252,8 @@ def test_a_fix_is_exported_and_applied_by_filter(server, page, files, tmp_path):
     assert decisions.loc[first, ["action", "new_caption"]].tolist() == ["fix", suggestion]
     assert decisions.loc[second, ["action", "new_caption"]].tolist() == ["fix", "a runway with two planes"]
     assert decisions.loc[first, "reviewer"] == "ana"
-    result = run_cli("filter", files[0], "--scores", files[1], "--detector", "rrsitr", "--out", tmp_path / "clean.parquet",
-                     "--decisions", tmp_path / "decisions.parquet")
+    result = run_cli("filter", files[0], "--scores", files[1], "--detector", "rrsitr",
+                     "--out", tmp_path / "clean.parquet", "--decisions", tmp_path / "decisions.parquet")
     assert result.returncode == 0, result.stderr
     clean = read_table(tmp_path / "clean.parquet").set_index("pair_id")
     assert clean.loc[first, ["caption", "caption_original", "decision"]].tolist() == [suggestion, originals[0], "fix"]
@@ -241,8 +281,13 @@ def test_gallery_opens_offline(files, tmp_path, page):
     page.route("**/*", lambda route: (requested.append(route.request.url),
                                       route.continue_() if route.request.url.startswith("file:") else route.abort()))
     page.goto((tmp_path / "gallery.html").as_uri())
+    page.wait_for_selector("#cards .card")
     sources = page.eval_on_selector_all("img", "images => images.map(i => i.src)")
-    assert len(sources) == 6 and all(source.startswith("data:image/jpeg;base64,") for source in sources)
+    thumbs = page.eval_on_selector_all(".card .thumb", "images => images.map(i => i.src)")
+    assert len(thumbs) == 6 and all(source.startswith("data:image/jpeg;base64,") for source in sources)
+    assert page.locator(".card .suggested-images img").count() > 0  # drawn as on the review page
+    assert page.locator(".card .actions, .card button").count() == 0  # read-only
+    assert page.locator(".card .decision").count() == 6 and page.refused == []
     page.wait_for_function("() => [...document.images].every(i => i.complete && i.naturalWidth > 0)")
     assert [url for url in requested if not url.startswith("file:")] == []
     assert page.locator(".card .caption").first.text_content() == XSS and page.dialogs == []
@@ -253,7 +298,8 @@ def test_images_enlarging_and_the_export_link_work_with_the_token(server, page, 
     page.wait_for_function("() => { const images = document.querySelectorAll('#cards .card:first-child img');"
                            " return images.length > 1 && [...images].every(i => i.complete && i.naturalWidth > 0); }")
     page.keyboard.press("o")
-    page.wait_for_function("() => { const i = document.getElementById('overlay-image'); return i.complete && i.naturalWidth > 0; }")
+    page.wait_for_function("() => { const i = document.getElementById('overlay-image');"
+                           " return i.complete && i.naturalWidth > 0; }")
     page.keyboard.press("Escape")
     first = card_ids(page)[0]
     page.keyboard.press("d")
@@ -351,7 +397,8 @@ def test_another_origin_cannot_write_with_fetch(server, page, evil):
     ("api/undo", '{"pair_id": "p07", "pad": "')])
 def test_another_origin_cannot_write_with_a_form(server, page, evil, path, fields):
     server.decide("p07", "keep")
-    html = (f'<!doctype html><form method="post" enctype="text/plain" action="{server.root}{path}?token={server.token}">'
+    html = (f'<!doctype html><form method="post" enctype="text/plain" '
+            f'action="{server.root}{path}?token={server.token}">'
             f'<input name=\'{fields}\' value=\'"}}\'></form><script>document.forms[0].submit()</script>')
     with page.expect_navigation(url=f"{server.root}{path}?token={server.token}") as navigation:
         page.goto(evil.add("form.html", html))
@@ -360,7 +407,8 @@ def test_another_origin_cannot_write_with_a_form(server, page, evil, path, field
 
 
 def test_the_page_refuses_to_be_framed(server, page, evil):
-    """Clickjacking: an invisible frame of the page (the attacker knows the URL, token and all) takes no click and no key."""
+    """Clickjacking: an invisible frame of the page (the attacker knows the URL, token and all) takes no click
+    and no key."""
     html = (f'<!doctype html><title>win a prize</title><button id=prize>click me</button>'
             f'<iframe name=victim src="{server.url}" width=1280 height=900 '
             f'style="opacity:0.01;position:absolute;top:0;left:0;border:0"></iframe>')
@@ -390,7 +438,8 @@ def test_a_rebound_name_reads_nothing_and_writes_nothing(server, browser):
           results[name] = [response.status, (await response.text()).slice(0, 200)];
         }
       }
-      const write = await fetch("/api/decision", {method: "POST", body: JSON.stringify({pair_id: "p04", action: "drop"}),
+      const write = await fetch("/api/decision", {method: "POST",
+                                body: JSON.stringify({pair_id: "p04", action: "drop"}),
                                 headers: {"Content-Type": "application/json", "X-Nctool-Token": token}});
       results.write = [write.status, await write.text()];
       return results;
@@ -405,7 +454,8 @@ def test_a_rebound_name_reads_nothing_and_writes_nothing(server, browser):
             response = page.goto(opened)
             assert response.status == 403 and "p04" not in page.content()
             # a script of the origin evil.example:PORT (the attacker's, once the name points here) reads and writes
-            results.update({f"{opened} {name}": result for name, result in page.evaluate(attack, [server.token]).items()})
+            evaluated = page.evaluate(attack, [server.token])
+            results.update({f"{opened} {name}": result for name, result in evaluated.items()})
     finally:
         rebinding.close()
     for name, (status, text) in results.items():

@@ -12,8 +12,9 @@ import urllib.parse
 import urllib.request
 
 from cli_helpers import run_cli
-from nctool.data.decisions import default_decisions_path, read_decisions
 from test_review import write_review_files
+
+from nctool.data.decisions import default_decisions_path, read_decisions
 
 
 class Server:

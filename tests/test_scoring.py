@@ -6,29 +6,29 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 import torch
+from cli_helpers import interrupted, invoke, run_cli
 from scipy.stats import spearmanr
 
-from cli_helpers import interrupted, invoke, run_cli
-from nctool.model import losses
-from nctool.data import noise, synth
-from nctool.model.checkpoint import save_checkpoint
-from nctool.model.clip import load_trained_model
+import nctool.detect.measure
+import nctool.detect.score
+import nctool.model.clip
 from nctool.cli import main
 from nctool.config import load_recipe
-from nctool.model.batches import PairData, encode_dataset
-from nctool.detect.detectors import detector_options
-from nctool.errors import NctoolError
 from nctool.curate.filtering import filter_file
-from nctool.metrics import detection_metrics
-import nctool.model.clip
-from nctool.model.clip import LocalGrams, create_model
-from nctool.model.objectives import batch_logits
-from nctool.schema import LABELS, row_hashes, write_table
-import nctool.detect.score
-from nctool.detect.score import (NOISE_SHARE_KEY, ReferencePool, pair_hashes, reference_batches, reference_losses,
-                            reference_orders, score)
+from nctool.data import noise, synth
+from nctool.detect.detectors import detector_options
+from nctool.detect.measure import ReferencePool, pair_hashes, reference_batches, reference_losses, reference_orders
+from nctool.detect.score import NOISE_SHARE_KEY, score
 from nctool.detect.suggest import SUGGESTION_COLUMNS
+from nctool.errors import NctoolError
+from nctool.metrics import detection_metrics
+from nctool.model import losses
+from nctool.model.batches import PairData, encode_dataset
+from nctool.model.checkpoint import save_checkpoint
+from nctool.model.clip import LocalGrams, create_model, load_trained_model
+from nctool.model.objectives import batch_logits
 from nctool.model.transforms import preprocess_for
+from nctool.schema import LABELS, row_hashes, write_table
 
 BATCH = 20
 
@@ -95,7 +95,7 @@ def test_cached_pool_grams_give_exactly_the_uncached_losses(files, monkeypatch):
         options = {"loss_cfg": recipe.loss, "batch_size": BATCH, "repeats": 3, "seed": 0}
         cached = ReferencePool(pool_emb, pool_ids, **options)
         assert all(isinstance(cached.embeddings[k], LocalGrams) for k in ("image_local", "text_local"))
-        monkeypatch.setattr(nctool.detect.score, "POOL_GRAM_BUDGET_BYTES", 0)  # too small: no cache
+        monkeypatch.setattr(nctool.detect.measure, "POOL_GRAM_BUDGET_BYTES", 0)  # too small: no cache
         uncached = ReferencePool(pool_emb, pool_ids, **options)
         assert isinstance(uncached.embeddings["text_local"], torch.Tensor)
         assert torch.equal(cached.losses(rows, ids), uncached.losses(rows, ids))
@@ -127,9 +127,10 @@ def test_score_embeds_every_pair_and_every_image_once(files, monkeypatch):
         return encode_dataset(model, data, rows, **options)
 
     encode_image = nctool.model.clip.RetrievalModel.encode_image
-    monkeypatch.setattr(nctool.detect.score, "encode_dataset", counting)
+    monkeypatch.setattr(nctool.detect.measure, "encode_dataset", counting)
     monkeypatch.setattr(nctool.model.clip.RetrievalModel, "encode_image",
-                        lambda self, pixels, local=True: images.append(len(pixels)) or encode_image(self, pixels, local))
+                        lambda self, pixels, local=True: (images.append(len(pixels))
+                                                          or encode_image(self, pixels, local)))
     run_score(folder, "once.parquet", detectors=["rrsitr"], pool_size=50)
     assert embedded[0] == 50 and sum(embedded) == 120  # the pool first, then the other 70 pairs
     assert sum(images) == df.loc[df["split"] == "train", "image_id"].nunique()
@@ -360,6 +361,7 @@ def test_score_flags_reach_the_library(monkeypatch):
     assert invoke("score", "d", "--checkpoint", "m", "--out", "s", "--detector", "clip").exit_code == 2
 
 
+@pytest.mark.slow
 def test_score_cli(files, tmp_path):
     """The one end-to-end run of `nctool score` (a subprocess, as a user runs it)."""
     folder, _ = files

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from nctool.detect.detectors import Evidence
-from nctool.errors import NctoolError
 from nctool.detect.suggest import SUGGESTION_COLUMNS, suggestions, top_matches
+from nctool.errors import NctoolError
 
 E1, E2, E3 = torch.eye(4)[:3]
 HALF = torch.tensor([0.5, 0.5, 0.5, 0.5])

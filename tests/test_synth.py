@@ -8,12 +8,12 @@ import re
 
 import pandas as pd
 import pytest
+from cli_helpers import invoke, run_cli
 from PIL import Image
 
-from cli_helpers import invoke, run_cli
+from nctool.data.synth import CAPTIONS_PER_IMAGE, CATEGORIES, generate, synthesize
 from nctool.errors import NctoolError
 from nctool.schema import read_table, write_table
-from nctool.data.synth import CAPTIONS_PER_IMAGE, CATEGORIES, generate, synthesize
 
 # A word that every caption of the class contains (the scene nouns are built around it).
 STEMS = {

@@ -10,16 +10,16 @@ import pytest
 import torch
 
 import nctool.model.train
+from nctool.config import load_recipe
+from nctool.data.noise import inject
+from nctool.data.synth import generate
+from nctool.errors import NctoolError
 from nctool.model.checkpoint import read_checkpoint, save_checkpoint
 from nctool.model.clip import load_trained_model
-from nctool.config import load_recipe
-from nctool.errors import NctoolError
 from nctool.model.losses import NOISY
-from nctool.data.noise import inject
+from nctool.model.train import TrainingInterrupted, build_optimizer, lr_factor, train
 from nctool.runtime import pick_device
 from nctool.schema import read_table, write_table
-from nctool.data.synth import generate
-from nctool.model.train import TrainingInterrupted, build_optimizer, lr_factor, train
 from tests.cli_helpers import invoke, run_cli
 
 
@@ -65,6 +65,7 @@ def test_weight_decay_only_on_matrices():
     assert groups[1]["weight_decay"] == 0.0 and {p.ndim for p in groups[1]["params"]} == {1}
 
 
+@pytest.mark.slow
 def test_training_writes_run_folder_and_logs_split_quality(full_run):
     out, result = full_run
     assert {p.name for p in out.iterdir()} == {"best.pt", "last.pt", "metrics.jsonl", "config.json", "results.json"}
@@ -83,6 +84,7 @@ def test_training_writes_run_folder_and_logs_split_quality(full_run):
     assert json.loads((out / "config.json").read_text()) == _recipe().to_dict()
 
 
+@pytest.mark.slow
 def test_interrupted_run_resumes_with_its_own_settings(noisy_data, full_run, tmp_path):
     full_out, _ = full_run
 
@@ -105,6 +107,7 @@ def test_interrupted_run_resumes_with_its_own_settings(noisy_data, full_run, tmp
     assert [json.loads(line)["step"] for line in log if "loss" in line] == list(range(1, 33))
 
 
+@pytest.mark.slow
 def test_resume_skips_a_torn_last_line_of_the_metrics_log(noisy_data, tmp_path):
     def interrupt_at_step_3(done, total, description):
         if description.startswith("epoch 1") and done == 3:
@@ -120,6 +123,7 @@ def test_resume_skips_a_torn_last_line_of_the_metrics_log(noisy_data, tmp_path):
     assert f"{log}: dropped 1 torn line(s) (the run was stopped while writing one)" in result["notes"]
 
 
+@pytest.mark.slow
 def test_resume_refuses_another_dataset(noisy_data, tmp_path):
     train(noisy_data, out_dir=tmp_path / "run", recipe=_recipe(epochs=1))
     other = read_table(noisy_data)
@@ -133,6 +137,7 @@ class Killed(BaseException):
     """A kill -9 stand-in: raised from inside a checkpoint write, before anything is renamed."""
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kill_at", [1, 2, 3])
 def test_a_kill_at_any_checkpoint_write_resumes_to_the_same_best_model(noisy_data, full_run, tmp_path, monkeypatch,
                                                                        kill_at):
@@ -202,6 +207,7 @@ def test_a_checkpoint_that_would_run_code_is_refused_without_running_it(tmp_path
     assert not marker.exists()
 
 
+@pytest.mark.slow
 def test_a_protocol_4_pickle_is_refused_in_one_line_without_torchs_warning(noisy_data, tmp_path):
     # torch warns twice ("Detected pickle protocol 4 ...", two lines each) before the unpickler refuses
     torch.save({"model": {}, "config": {}, "extra": fractions.Fraction(1, 2)}, tmp_path / "p4.pt", pickle_protocol=4)
@@ -232,6 +238,7 @@ def test_a_checkpoint_whose_config_does_not_fit_is_one_line(full_run, tmp_path):
         load_trained_model(tmp_path / "other_model.pt")
 
 
+@pytest.mark.slow
 def test_train_cli_end_to_end_and_bad_options(noisy_data, tmp_path):
     ok = run_cli("train", noisy_data, "--out", tmp_path / "r", "--epochs", "1", "--batch-size", "10",
                  "--set", "eval.batch_size=64")
@@ -249,6 +256,7 @@ def test_train_cli_end_to_end_and_bad_options(noisy_data, tmp_path):
     assert not (tmp_path / "s").exists()
 
 
+@pytest.mark.slow
 def test_review_decisions_shape_the_training_data(noisy_data, tmp_path):
     from nctool.data.decisions import DecisionStore
 

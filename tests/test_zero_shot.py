@@ -3,20 +3,20 @@
 import pandas as pd
 import pytest
 import torch
+from cli_helpers import invoke
 from safetensors.torch import save_file
 
-from cli_helpers import invoke
-from nctool.data import noise, synth
-from nctool.model.checkpoint import save_checkpoint
-from nctool.cli import main
 import nctool.detect.score
-from nctool.config import load_recipe
+from nctool.cli import main
+from nctool.config import ZERO_SHOT_RECIPE, load_recipe
+from nctool.data import noise, synth
 from nctool.detect.detectors import detector_names
+from nctool.detect.measure import scoring_model
+from nctool.detect.score import score
 from nctool.errors import NctoolError
+from nctool.model.checkpoint import save_checkpoint
 from nctool.model.clip import create_model
 from nctool.schema import write_table
-from nctool.config import ZERO_SHOT_RECIPE
-from nctool.detect.score import score, scoring_model
 
 OPTIONS = {"detectors": ["all"], "batch_size": 16, "pool_size": 60, "repeats": 2, "options": {"neighbors": 3}}
 
@@ -78,7 +78,8 @@ def test_model_choice_is_refused_before_any_work(files, tmp_path, choice, messag
     folder, _ = files
     with pytest.raises(NctoolError, match=message):
         score(folder / "data.parquet", out=tmp_path / "s.parquet",
-              **{key: folder / value if key in ("checkpoint", "pretrained") else value for key, value in choice.items()})
+              **{key: folder / value if key in ("checkpoint", "pretrained") else value
+                 for key, value in choice.items()})
     assert not (tmp_path / "s.parquet").exists()
 
 

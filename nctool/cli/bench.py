@@ -8,11 +8,11 @@ from typing import Annotated, Optional
 
 import typer
 
-from nctool.report.bench import METHODS
 from nctool.cli._ui import app, console, progress_bar, summary_table
 from nctool.config import load_recipe, shipped_recipes
-from nctool.detect.detectors import detector_names
 from nctool.data.noise import KINDS
+from nctool.detect.detectors import detector_names
+from nctool.report.bench import METHODS
 from nctool.schema import LABELS
 
 Method = Enum("Method", {name: name for name in METHODS}, type=str)

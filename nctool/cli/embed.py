@@ -8,9 +8,25 @@ from typing import Annotated
 import typer
 
 from nctool.cli._ui import app, console_err, progress_bar
-from nctool.cli.score import (AddressFlag, BatchSizeFlag, CheckpointFlag, DeviceFlag, Engine, EngineFlag, GpusFlag,
-                              ImageRootFlag, ModelFlag, PoolFlag, PretrainedFlag, RecipeFlag, RepeatsFlag, SeedFlag,
-                              SplitFlag, WorkersFlag, report_embedded)
+from nctool.cli.score import (
+    AddressFlag,
+    BatchSizeFlag,
+    CheckpointFlag,
+    DeviceFlag,
+    Engine,
+    EngineFlag,
+    GpusFlag,
+    ImageRootFlag,
+    ModelFlag,
+    PoolFlag,
+    PretrainedFlag,
+    RecipeFlag,
+    RepeatsFlag,
+    SeedFlag,
+    SplitFlag,
+    WorkersFlag,
+    report_embedded,
+)
 
 
 @app.command("embed")

@@ -12,8 +12,8 @@ from typing import Annotated, Optional
 import typer
 
 from nctool.cli._ui import app, console, console_err, summary_table
-from nctool.detect.detectors import detector_names
 from nctool.curate.filtering import filter_file
+from nctool.detect.detectors import detector_names
 from nctool.schema import LABELS
 
 Label = Enum("Label", {name: name for name in LABELS}, type=str)

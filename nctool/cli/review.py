@@ -24,12 +24,14 @@ def review(
     host: Annotated[str, typer.Option(help="Address to listen on; anything but 127.0.0.1 opens the page "
                                            "(and the data) to other machines.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on (0: a free one).")] = 8765,
-    reviewer: Annotated[Optional[str], typer.Option(help="Name stored with each decision; default the OS user.")] = None,
+    reviewer: Annotated[Optional[str], typer.Option(
+        help="Name stored with each decision; default the OS user.")] = None,
     image_root: Annotated[Optional[Path], typer.Option(help="Folder for relative image paths.")] = None,
     export_to: Annotated[Optional[Path], typer.Option(
         "--export", help="Write the decisions to this Parquet file and exit (no server).")] = None,
     static: Annotated[Optional[Path], typer.Option(
-        help="Write one self-contained HTML gallery of the lowest-reliability pairs here and exit (no server).")] = None,
+        help="Write one self-contained HTML gallery of the lowest-reliability pairs here and exit "
+             "(no server).")] = None,
     limit: Annotated[int, typer.Option(help="How many pairs the --static gallery shows.")] = 100,
     no_token: Annotated[bool, typer.Option(
         "--no-token", help="Serve without the secret token in the printed URL (with a warning): any program on "

@@ -16,8 +16,8 @@ from typing import Annotated, Any, Callable, Optional
 import typer
 
 from nctool.cli._ui import app, console, console_err, progress_bar, summary_table
-from nctool.detect.detectors import DETECTORS, detector_names, detector_options
 from nctool.config import ENGINES, ZERO_SHOT_RECIPE
+from nctool.detect.detectors import DETECTORS, detector_names, detector_options
 
 DetectorChoice = Enum("DetectorChoice", {name: name for name in (*detector_names(), "all")}, type=str)
 

@@ -28,7 +28,8 @@ def train(
         help="Training objective (loss.kind): " + "; ".join(f"{o.name}: {o.description}" for o in OBJECTIVES.values())
     )] = None,
     epochs: Annotated[Optional[int], typer.Option(help="train.epochs")] = None,
-    batch_size: Annotated[Optional[int], typer.Option(help="train.batch_size: the global batch (torchrun splits it over the processes)")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(
+        help="train.batch_size: the global batch (torchrun splits it over the processes)")] = None,
     lr: Annotated[Optional[float], typer.Option(help="train.lr")] = None,
     seed: Annotated[Optional[int], typer.Option(help="train.seed")] = None,
     pretrained: Annotated[Optional[str], typer.Option(
@@ -43,8 +44,9 @@ def train(
         help="Continue the run in --out exactly where it stopped, with the settings it started with.")] = False,
 ) -> None:
     """Train a retrieval model with the RRSITR loss (self-paced, robust to noisy pairs)."""
+    from nctool.model.train import TrainingInterrupted
+    from nctool.model.train import train as run_training
     from nctool.runtime import is_main_process
-    from nctool.model.train import TrainingInterrupted, train as run_training
 
     values = {"loss.kind": loss.value if loss else None, "train.epochs": epochs, "train.batch_size": batch_size,
               "train.lr": lr, "train.seed": seed, "model.pretrained": pretrained}

@@ -26,8 +26,19 @@ import pandas as pd
 
 from nctool.data.decisions import ACTIONS, apply_decisions, match_decisions, read_decisions
 from nctool.errors import NctoolError
-from nctool.schema import (LABELS, OPTIONAL, REQUIRED, SPLITS, check_frame, check_output, image_root, iter_batches,
-                           read_table, row_hashes, write_table)
+from nctool.schema import (
+    LABELS,
+    OPTIONAL,
+    REQUIRED,
+    SPLITS,
+    check_frame,
+    check_output,
+    image_root,
+    iter_batches,
+    read_table,
+    row_hashes,
+    write_table,
+)
 
 SCORE_COLUMNS = {"pair_id": REQUIRED["pair_id"],
                  **{name: OPTIONAL[name] for name in ("row_hash", "reliability", "label", "detector")}}

@@ -352,7 +352,8 @@ def _refuse_unknown(frame: pd.DataFrame, decisions: pd.DataFrame) -> None:
     unknown = ~decisions["pair_id"].isin(frame["pair_id"])
     if unknown.any():
         raise NctoolError(f"decisions: {int(unknown.sum())} pair id(s) are not in the dataset (e.g. "
-                          f"'{decisions.loc[unknown, 'pair_id'].iloc[0]}'); give the dataset the decisions were made on")
+                          f"'{decisions.loc[unknown, 'pair_id'].iloc[0]}'); "
+                          "give the dataset the decisions were made on")
 
 
 def _check_decision(decision: dict, source: str) -> None:
@@ -361,7 +362,8 @@ def _check_decision(decision: dict, source: str) -> None:
     if not isinstance(pair_id, str) or not pair_id:
         raise NctoolError(f"{source}: pair_id {pair_id!r} is not a pair id; give the pair's `pair_id`")
     if action not in ACTIONS:
-        raise NctoolError(f"{source} on pair '{pair_id}': action {action!r} is unknown; choose from {', '.join(ACTIONS)}")
+        raise NctoolError(f"{source} on pair '{pair_id}': action {action!r} is unknown; "
+                          f"choose from {', '.join(ACTIONS)}")
     has_caption = not is_blank(new_caption)  # zero-width, bidi and control characters alone are no caption
     if action == "fix" and not has_caption:
         raise NctoolError(f"{source} on pair '{pair_id}': fix without a new caption; give the corrected caption "
@@ -378,7 +380,8 @@ def _check_decision(decision: dict, source: str) -> None:
 
 
 def _check_decisions(decisions: pd.DataFrame, source: str) -> None:
-    """Refuse a table that lacks a column of DECISION_COLUMNS (but row_hash), repeats a pair or holds an invalid decision."""
+    """Refuse a table that lacks a column of DECISION_COLUMNS (but row_hash), repeats a pair or holds an
+    invalid decision."""
     missing = [name for name in _REQUIRED_COLUMNS if name not in decisions]
     if missing:
         raise NctoolError(f"{source}: not a decisions table (no column '{missing[0]}'); give a decision store "
@@ -420,7 +423,8 @@ def _connect(path: Path, *, read_only: bool = False) -> sqlite3.Connection:
             if not tables:
                 connection.executescript(_CREATE_LOG)
         columns = tuple(row[1] for row in connection.execute("PRAGMA table_info(decisions)"))
-        if columns not in (_LOG_COLUMNS, _LOG_COLUMNS[:-1]):  # checked before anything changes another program's database
+        # checked before anything changes another program's database
+        if columns not in (_LOG_COLUMNS, _LOG_COLUMNS[:-1]):
             raise NctoolError(f"{path}: a SQLite database but not a decision store (no table 'decisions' with "
                               f"columns {', '.join(_LOG_COLUMNS)}); give another path")
         if columns != _LOG_COLUMNS:  # a store of before the row hash: its decisions have none

@@ -4,7 +4,7 @@
 read (nctool.detect.detectors.Evidence): the similarity, the rrsitr loss and its spread over the reference
 batches, and the global image and caption embeddings. The reference pool is chosen over all the
 scored pairs and embedded once, before any shard, exactly as direct scoring does it; each shard then
-holds the pairs of one row group of the data file, measured by nctool.detect.score.measure on the same
+holds the pairs of one row group of the data file, measured by nctool.detect.measure.measure on the same
 chunks as direct scoring, so scores read from the shards equal the direct ones.
 
 A folder holds `manifest.json` and `shard-00000.parquet`, ... (one per row group, written
@@ -26,30 +26,42 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import os
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from dataclasses import asdict
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
-from nctool.model import losses
 from nctool import runtime
 from nctool.config import ENGINES, Recipe
-from nctool.detect.detectors import Evidence
-from nctool.errors import NctoolError
 from nctool.data.images import resolve_root
+from nctool.detect.detectors import Evidence
+from nctool.detect.measure import (
+    Embedder,
+    ReferencePool,
+    assemble_evidence,
+    check_model_choice,
+    check_run_options,
+    measure,
+    pool_embeddings,
+    pool_ids,
+    read_index,
+    reference_batch_size,
+    scored_chunks,
+    scoring_model,
+)
+from nctool.detect.ray import gpus_per_worker as gpus_per_worker_of
+from nctool.detect.ray import import_ray, ray_session, ray_shards
+from nctool.errors import NctoolError
+from nctool.model import losses
+from nctool.model.transforms import preprocess_for
 from nctool.progress import Progress, silent
 from nctool.schema import atomic_path, check_output, check_splits, column_names, row_group_count, write_json
-from nctool.detect.score import (ReferencePool, check_model_choice, check_run_options, Embedder, assemble_evidence, measure,
-                            pool_embeddings, pool_ids, read_index, reference_batch_size, scored_chunks,
-                            scoring_model)
-from nctool.model.transforms import preprocess_for
 
 FORMAT = "nctool-embeddings"
 FORMAT_VERSION = 3  # 2: row_hash as uint64; 3: each shard's sha256 in the manifest
@@ -86,7 +98,7 @@ def check_engine(engine: str, *, address: str | None = None, workers: int | None
         raise NctoolError(f"workers {workers}: must be at least 1")
     if gpus_per_worker is not None and gpus_per_worker < 0:
         raise NctoolError(f"gpus per worker {gpus_per_worker:g}: must be at least 0 (0: CPU workers)")
-    _import_ray()
+    import_ray()
 
 
 def embed(data_path: str | os.PathLike, *, out: str | os.PathLike, checkpoint: str | os.PathLike | None = None,
@@ -139,8 +151,8 @@ def embed(data_path: str | os.PathLike, *, out: str | os.PathLike, checkpoint: s
     dev = runtime.pick_device(device)
     scorer, settings = scoring_model(checkpoint=checkpoint, model=model, pretrained=pretrained, recipe=recipe,
                                      device=dev)
-    with _ray_session(address) if engine == "ray" else nullcontext() as ray:
-        gpus = _gpus_per_worker(ray, gpus_per_worker) if ray else 0.0
+    with ray_session(address) if engine == "ray" else nullcontext() as ray:
+        gpus = gpus_per_worker_of(ray, gpus_per_worker) if ray else 0.0
         identity = {"format": FORMAT, "version": FORMAT_VERSION,
                     "model": _model_identity(checkpoint, pretrained, settings), "data": data,
                     "settings": {"splits": splits, "seed": seed, "repeats": repeats, "pool_size": pool_size,
@@ -176,9 +188,10 @@ def embed(data_path: str | os.PathLike, *, out: str | os.PathLike, checkpoint: s
             manifest["dim"] = int(reference.embeddings["text_global"].shape[1])
             if ray:
                 del scorer, embedder
-                shards = _ray_shards(ray, job, reference, todo, workers=workers, gpus=gpus, batch_size=batch_size,
-                                     model={"checkpoint": checkpoint, "model": model, "pretrained": pretrained,
-                                            "recipe": recipe}, root=resolve_root(data_path, image_root))
+                shards = ray_shards(ray, job, reference, todo, write_shard, workers=workers, gpus=gpus,
+                                    batch_size=batch_size,
+                                    model={"checkpoint": checkpoint, "model": model, "pretrained": pretrained,
+                                           "recipe": recipe}, root=resolve_root(data_path, image_root))
             else:
                 shards = ((group, *write_shard(embedder, reference, job, group)) for group in todo)
             for count, (group, rows, sha256) in enumerate(shards, 1):
@@ -192,9 +205,9 @@ def embed(data_path: str | os.PathLike, *, out: str | os.PathLike, checkpoint: s
 def read_evidence(folder: str | os.PathLike, data_path: str | os.PathLike, fingerprint: str, *,
                   splits: list[str], seed: int, repeats: int, pool_size: int, device: torch.device,
                   keep_embeddings: bool) -> tuple[Evidence, dict]:
-    """The Evidence of a finished embeddings folder (what nctool.detect.score.assemble_evidence returns).
+    """The Evidence of a finished embeddings folder (what nctool.detect.measure.assemble_evidence returns).
 
-    `fingerprint` is that of `data_path` (nctool.detect.score.read_index). Refused in one line when the folder
+    `fingerprint` is that of `data_path` (nctool.detect.measure.read_index). Refused in one line when the folder
     was embedded from other data or with other splits, seed, repeats or pool size, or when a shard
     is missing. The embeddings go to `device`, and are read only with `keep_embeddings`.
     """
@@ -233,7 +246,7 @@ def read_evidence(folder: str | os.PathLike, data_path: str | os.PathLike, finge
 
 
 def write_shard(embedder: Embedder, pool: ReferencePool, job: dict, row_group: int) -> tuple[int, str]:
-    """Measure the scored pairs of one row group (nctool.detect.score.measure) and write its shard atomically.
+    """Measure the scored pairs of one row group (nctool.detect.measure.measure) and write its shard atomically.
 
     `job` holds `data_path`, `splits`, `folder` and `key` (the run key stored in the shard). Returns
     the shard's row count (0 for a row group without scored pairs: its shard is empty) and the
@@ -276,7 +289,8 @@ def _read_shard(path: Path, columns: list[str] | None, device: torch.device) -> 
     for name in table.column_names:
         column = table.column(name).combine_chunks()
         if pa.types.is_fixed_size_list(column.type):
-            vectors = column.flatten().to_numpy(zero_copy_only=False, writable=True).reshape(len(column), column.type.list_size)
+            vectors = column.flatten().to_numpy(zero_copy_only=False, writable=True)
+            vectors = vectors.reshape(len(column), column.type.list_size)
             part[_part_name(name)] = torch.from_numpy(vectors).to(device)
         elif pa.types.is_floating(column.type):
             part[name] = torch.from_numpy(column.to_numpy(zero_copy_only=False, writable=True))
@@ -371,91 +385,3 @@ def _finished(folder: Path, manifest: dict | None, row_groups: int) -> tuple[dic
         else:
             edited.append(group)
     return done, edited
-
-
-# --- the Ray engine ----------------------------------------------------------------------------------------
-
-def _import_ray():
-    try:
-        import ray
-        import ray.data  # noqa: F401  (Ray Data is the part nctool uses)
-    except ImportError:
-        raise NctoolError("--engine ray: Ray is not installed; pip install 'nctool[ray]'") from None
-    return ray
-
-
-@contextmanager
-def _ray_session(address: str | None):
-    """Ray, joined (or started) for the block; only a session started here is shut down after it."""
-    ray = _import_ray()
-    started = not ray.is_initialized()
-    if started:
-        try:
-            ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
-        except (ConnectionError, ValueError, RuntimeError) as exc:
-            raise NctoolError(f"--address {address}: no Ray cluster reached ({str(exc).splitlines()[0]}); start one "
-                              f"with `ray start --head` or leave --address out for a local one") from None
-    # the library reports through `progress`: no Ray Data progress bars or execution notes meanwhile
-    context, logger = ray.data.DataContext.get_current(), logging.getLogger("ray.data")
-    shown = context.enable_progress_bars, context.print_on_execution_start, logger.level
-    context.enable_progress_bars = context.print_on_execution_start = False
-    logger.setLevel(logging.ERROR)
-    try:
-        yield ray
-    finally:
-        context.enable_progress_bars, context.print_on_execution_start = shown[:2]
-        logger.setLevel(shown[2])
-        if started:
-            ray.shutdown()
-
-
-def _gpus_per_worker(ray, requested: float | None) -> float:
-    if requested is not None:
-        return requested
-    return 1.0 if ray.cluster_resources().get("GPU", 0) else 0.0
-
-
-def _ray_shards(ray, job: dict, pool: ReferencePool, todo: list[int], *, workers: int | None, gpus: float, batch_size: int,
-                model: dict, root: Path) -> Iterator[tuple[int, int, str]]:
-    """Write the shards of `todo` with a Ray Data actor pool; yields (row group, rows, sha256) as each finishes.
-
-    Paths go to the actors absolute (they may run in another folder); the model files, the data
-    file and the output folder must be reachable from every node (a shared file system).
-    """
-    resources = ray.cluster_resources()
-    if workers is None:
-        workers = max(1, int(resources.get("GPU", 0) // gpus) if gpus else int(resources.get("CPU", 1)))
-    model = {name: str(Path(value).resolve()) if value is not None and Path(value).exists() else value
-             for name, value in model.items()}
-    job = {**job, "model": model, "root": str(Path(root).resolve()), "batch_size": batch_size, "gpus": gpus}
-    pool_ref = ray.put(pool.to("cpu"))
-    groups = ray.data.from_items([{"row_group": group} for group in todo], override_num_blocks=len(todo))
-    # the pool goes to the object store once; inside a list its reference reaches each actor as it is, and
-    # the actor fetches it (ray.get) once
-    written = groups.map_batches(ShardWriter, fn_constructor_kwargs={"job": job, "pool": [pool_ref]}, batch_size=1,
-                                 compute=ray.data.ActorPoolStrategy(size=min(workers, len(todo))),
-                                 num_gpus=gpus or None, num_cpus=None if gpus else 1)
-    for row in written.iter_rows():
-        yield int(row["row_group"]), int(row["rows"]), str(row["sha256"])
-
-
-class ShardWriter:
-    """A Ray Data actor: loads the model and the reference pool once, then writes each shard it is handed.
-
-    Called with a batch {"row_group": [g, ...]}; returns {"row_group", "rows", "sha256"} of the shards written.
-    """
-
-    def __init__(self, job: dict, pool: list):
-        import ray
-
-        device = torch.device("cuda" if job["gpus"] > 0 and torch.cuda.is_available() else "cpu")
-        scorer, _ = scoring_model(**job["model"], device=device)
-        self.embedder = Embedder(scorer, preprocess_for(scorer), Path(job["root"]), job["batch_size"], device)
-        self.pool = ray.get(pool)[0].to(device)  # the driver's pool: its members' numbers are not recomputed here
-        self.job = job
-
-    def __call__(self, batch: dict) -> dict:
-        groups = [int(group) for group in batch["row_group"]]
-        written = [write_shard(self.embedder, self.pool, self.job, group) for group in groups]
-        return {"row_group": np.array(groups), "rows": np.array([rows for rows, _ in written]),
-                "sha256": np.array([sha256 for _, sha256 in written])}

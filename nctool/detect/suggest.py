@@ -109,7 +109,8 @@ def suggestions(evidence: Evidence, captions: Sequence[str], flagged: np.ndarray
     image_rows, image_scores = top_matches(texts[rows], groups[rows], images[first_rows],
                                            torch.arange(len(image_ids), device=images.device), k=k,
                                            chunk_elements=chunk_elements)
-    pair_ids, captions, image_ids = np.asarray(evidence.pair_id), np.asarray(captions, dtype=object), np.asarray(image_ids)
+    pair_ids, captions, image_ids = (np.asarray(evidence.pair_id), np.asarray(captions, dtype=object),
+                                     np.asarray(image_ids))
     return pd.DataFrame({"pair_id": pair_ids[flagged],
                          "suggested_pair_ids": [pair_ids[r].tolist() for r in caption_rows],
                          "suggested_captions": [captions[r].tolist() for r in caption_rows],

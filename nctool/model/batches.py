@@ -19,11 +19,11 @@ import torch
 from torchvision.transforms.v2 import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 
-from nctool.errors import NctoolError
 from nctool.data.images import load_image
+from nctool.errors import NctoolError
 from nctool.model.clip import RetrievalModel
-from nctool.progress import Progress
 from nctool.model.transforms import Preprocess
+from nctool.progress import Progress
 
 DECODE_WORKERS_VARIABLE = "NCTOOL_DECODE_WORKERS"  # sets decode_workers' default for every command
 
@@ -75,7 +75,8 @@ class PairData:
         return len(self.frame)
 
     def batch(self, rows: Sequence[int] | torch.Tensor, train: bool = False,
-              generator: torch.Generator | Sequence[torch.Generator] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+              generator: torch.Generator | Sequence[torch.Generator] | None = None
+              ) -> tuple[torch.Tensor, torch.Tensor]:
         """(images float normalised [B,3,S,S], tokens [B,T]) of these rows; random crops when training,
         drawn from `generator` or from one generator per row."""
         rows = torch.as_tensor(rows, dtype=torch.long)

@@ -25,9 +25,15 @@ from open_clip.transformer import TextTransformer, VisionTransformer
 from torch import nn
 
 from nctool.config import Recipe
-from nctool.model.checkpoint import (checkpoint_recipe, is_checkpoint, load_trained_weights, load_weights,
-                                     quiet_pickle_protocol, read_checkpoint)
 from nctool.errors import NctoolError
+from nctool.model.checkpoint import (
+    checkpoint_recipe,
+    is_checkpoint,
+    load_trained_weights,
+    load_weights,
+    quiet_pickle_protocol,
+    read_checkpoint,
+)
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 open_clip.add_model_config(CONFIG_DIR)

@@ -8,8 +8,8 @@ from typing import Sequence
 import torch
 
 from nctool.config import EvalCfg
-from nctool.model.batches import PairData, encode_dataset
 from nctool.metrics import retrieval_recalls
+from nctool.model.batches import PairData, encode_dataset
 from nctool.model.clip import RetrievalModel, pair_scores
 from nctool.progress import Progress
 

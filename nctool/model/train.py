@@ -28,21 +28,21 @@ import pandas as pd
 import torch
 import torch.distributed as dist
 
-from nctool.model import losses
 from nctool import runtime
-from nctool.model.checkpoint import checkpoint_recipe, load_weights, read_checkpoint, save_checkpoint
 from nctool.config import Recipe, TrainCfg
-from nctool.model.batches import PairData
 from nctool.data.decisions import apply_decisions, match_decisions, read_decisions
-from nctool.errors import NctoolError
-from nctool.model.evaluation import evaluate_retrieval
 from nctool.data.images import resolve_root
+from nctool.errors import NctoolError
 from nctool.metrics import label_metrics
+from nctool.model import losses
+from nctool.model.batches import PairData
+from nctool.model.checkpoint import checkpoint_recipe, load_weights, read_checkpoint, save_checkpoint
 from nctool.model.clip import RetrievalModel, create_model
+from nctool.model.evaluation import evaluate_retrieval
 from nctool.model.objectives import batch_logits, get_objective, objective_for_epoch
+from nctool.model.transforms import preprocess_for
 from nctool.progress import Progress, silent
 from nctool.schema import LABELS, SPLITS, atomic_path, check_output, dataset_fingerprint, read_table, write_json
-from nctool.model.transforms import preprocess_for
 
 RUN_FILES = ("last.pt", "best.pt", "results.json")  # a folder holding any of these holds a run
 TRUSTED = ("keep", "fix")  # decisions that make a pair trusted in training

@@ -24,14 +24,22 @@ from typing import Sequence
 import pandas as pd
 
 from nctool.config import Recipe
+from nctool.curate.filtering import filter_file, read_scores
+from nctool.data.noise import KINDS, inject
 from nctool.detect.detectors import detector_names
 from nctool.errors import NctoolError
-from nctool.curate.filtering import filter_file, read_scores
 from nctool.metrics import DETECTION_METRICS, detection_table
-from nctool.data.noise import KINDS, inject
 from nctool.progress import Progress, silent
-from nctool.schema import (atomic_path, check_output, dataset_fingerprint, image_root, iter_batches, read_table,
-                           write_json, write_table)
+from nctool.schema import (
+    atomic_path,
+    check_output,
+    dataset_fingerprint,
+    image_root,
+    iter_batches,
+    read_table,
+    write_json,
+    write_table,
+)
 
 # torch and matplotlib (scoring, train, checkpoint, losses, plots) are imported where they are used:
 # `nctool bench --help` reads METHODS from here and should not wait for them.
@@ -214,16 +222,17 @@ def train_once(data: Path, run_dir: Path, recipe: Recipe, device: str | None, pr
 
 def _detection_rows(noisy_path: Path, scores_path: Path, run_dir: Path, row: dict, plot: bool) -> list[dict]:
     """Per-detector AUROC/AUPRC/F1 against the ground truth, plus the loss histogram and ROC/PR plots."""
-    from nctool.report import plots
     from nctool.model.checkpoint import checkpoint_recipe, read_checkpoint
     from nctool.model.losses import recipe_thresholds
+    from nctool.report import plots
 
     truth = read_table(noisy_path, columns=["pair_id", "noisy"]).set_index("pair_id")["noisy"]
     scores = read_scores(scores_path)
     rows = [{**row, "detector": found["detector"], **{key: found[key] for key in DETECTION_METRICS}}
             for found in detection_table(scores, truth)]
     if plot and "rrsitr" in set(scores["detector"]):
-        noise_scores = {name: 1 - part["reliability"].to_numpy() for name, part in scores.groupby("detector", sort=False)}
+        noise_scores = {name: 1 - part["reliability"].to_numpy()
+                        for name, part in scores.groupby("detector", sort=False)}
         rrsitr = scores[scores["detector"] == "rrsitr"]
         noisy = truth.loc[rrsitr["pair_id"]].to_numpy(dtype=bool)
         recipe = checkpoint_recipe(read_checkpoint(run_dir / "best.pt"), run_dir / "best.pt")

@@ -14,12 +14,12 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from nctool.report.bench import run_bench, train_once
 from nctool.config import Recipe
+from nctool.data.synth import CATEGORIES, generate, synthesize
 from nctool.errors import NctoolError
 from nctool.progress import Progress
+from nctool.report.bench import run_bench, train_once
 from nctool.schema import check_output, write_table
-from nctool.data.synth import CATEGORIES, generate, synthesize
 
 HELD_OUT = CATEGORIES[::3]  # scene classes the base never sees
 BASE_SEED_OFFSET = 97  # the base corpus is synth seed + 97 (100 for the default 3): never the target's images
@@ -80,7 +80,8 @@ def _explain(report: dict, out_dir: Path, rate: float, *, pretrained: bool) -> s
         f"What you are looking at: {rate:.0%} of the training captions were swapped to other images; "
         f"every model is {start}.",
         f"- vanilla: plain InfoNCE on the noisy pairs; test mR {mr.get('vanilla', float('nan')):.1f}.",
-        f"- rrsitr: RRSITR (self-paced split + robust triplet) on the same pairs; test mR {mr.get('rrsitr', float('nan')):.1f}.",
+        f"- rrsitr: RRSITR (self-paced split + robust triplet) on the same pairs; "
+        f"test mR {mr.get('rrsitr', float('nan')):.1f}.",
         f"- filtered: RRSITR retrained after dropping the pairs the rrsitr detector labelled noisy; "
         f"test mR {mr.get('filtered', float('nan')):.1f}.",
         "- detection: how well each detector ranks the truly swapped pairs (AUROC 1 = perfect, 0.5 = chance): "

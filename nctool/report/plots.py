@@ -72,7 +72,8 @@ def _table(name: str, table, required: tuple[str, ...]) -> pd.DataFrame:
         raise NctoolError(f"{name}: needs a non-empty pandas DataFrame with columns {', '.join(required)}")
     missing = [column for column in required if column not in table.columns]
     if missing:
-        raise NctoolError(f"{name}: missing column(s) {', '.join(missing)}; it has {', '.join(map(str, table.columns))}")
+        raise NctoolError(f"{name}: missing column(s) {', '.join(missing)}; "
+                          f"it has {', '.join(map(str, table.columns))}")
     not_numeric = [column for column in required[1:] if not pd.api.types.is_numeric_dtype(table[column])]
     if not_numeric:
         raise NctoolError(f"{name}: column(s) {', '.join(not_numeric)} must be numeric (noise_rate as a fraction)")

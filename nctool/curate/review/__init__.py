@@ -6,7 +6,9 @@
 - `server`: the Starlette app (`review_app`), `bind` / `serve` with uvicorn, `export`.
 - `security.Guard`: what a request needs (its host, the launch's token, a same-origin JSON write)
   and the headers every response carries.
-- `gallery.write_gallery`: one self-contained HTML file of the lowest-reliability pairs.
+- `page`: the page's one table of keys and its filter choices (`/api/config`).
+- `gallery.write_gallery`: one self-contained HTML file of the lowest-reliability pairs, its cards
+  drawn by the page's own renderer (`static/cards.js`), read-only.
 - `static/`: the page (plain HTML, JS and CSS; no build step).
 
 Decisions live in a `nctool.data.decisions.DecisionStore` (SQLite beside the scores by default).

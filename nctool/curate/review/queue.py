@@ -17,9 +17,9 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
+from nctool.curate.filtering import filter_pairs, read_scores
 from nctool.data.decisions import match_decisions
 from nctool.errors import NctoolError
-from nctool.curate.filtering import filter_pairs, read_scores
 from nctool.schema import LABELS, column_names, read_table, row_hashes
 
 LIGHT_COLUMNS = ("pair_id", "image_id", "caption", "split", "category", "noisy")

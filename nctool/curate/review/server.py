@@ -1,6 +1,7 @@
 """The review web app (Starlette) and serving it with uvicorn.
 
-Routes: `/` the page and `/static/*` its script and style; `/api/summary` the header;
+Routes: `/` the page and `/static/*` its scripts and style; `/api/config` its keys and filter choices
+(nctool.curate.review.page); `/api/summary` the header;
 `/api/queue` a page of cards (filters `label`, `category`, `state`, `q`; `offset`, `limit`,
 `resume`); `/api/image/{pair_id}` a resized JPEG (`?size=large` for the enlarged view);
 `POST /api/decision` {pair_id, action, new_caption?}; `POST /api/undo` {pair_id?};
@@ -37,12 +38,13 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from nctool.data.decisions import DecisionStore, default_decisions_path, export_decisions
-from nctool.errors import NctoolError
-from nctool.data.images import BadImage, resolve_root
+from nctool.curate.review.page import page_config
 from nctool.curate.review.queue import ReviewQueue
 from nctool.curate.review.security import SECURITY_HEADERS, Guard
 from nctool.curate.review.thumbnails import SIZES, Thumbnails
+from nctool.data.decisions import DecisionStore, default_decisions_path, export_decisions
+from nctool.data.images import BadImage, resolve_root
+from nctool.errors import NctoolError
 from nctool.schema import check_output
 
 STATIC = Path(__file__).parent / "static"
@@ -98,6 +100,9 @@ def _app(queue: ReviewQueue, thumbnails: Thumbnails, store: DecisionStore, guard
     async def summary(request: Request) -> Response:
         return JSONResponse(queue.summary())
 
+    async def config(request: Request) -> Response:
+        return JSONResponse(page_config())
+
     async def cards(request: Request) -> Response:
         params = request.query_params
         filters = {name: params.get(key) or None for name, key in
@@ -113,7 +118,8 @@ def _app(queue: ReviewQueue, thumbnails: Thumbnails, store: DecisionStore, guard
             raise HTTPException(404, "no such pair")
         if size not in SIZES:
             raise HTTPException(400, f"size '{size}': unknown; choose from {', '.join(SIZES)}")
-        first_row_of_image = int(queue.rows_of_image[queue.pairs["image_id"].iat[row]][0])  # siblings share a cache entry
+        # siblings share a cache entry
+        first_row_of_image = int(queue.rows_of_image[queue.pairs["image_id"].iat[row]][0])
         try:
             jpeg = await run_in_threadpool(thumbnails.jpeg, first_row_of_image, size)
         except BadImage as exc:
@@ -174,9 +180,10 @@ def _app(queue: ReviewQueue, thumbnails: Thumbnails, store: DecisionStore, guard
         yield
         store.close()
 
-    routes = [Route("/", page), Route("/api/summary", summary), Route("/api/queue", cards),
-              Route("/api/image/{pair_id:path}", image), Route("/api/decision", decide, methods=["POST"]),
-              Route("/api/undo", undo, methods=["POST"]), Route("/api/export", export),
+    routes = [Route("/", page), Route("/api/summary", summary), Route("/api/config", config),
+              Route("/api/queue", cards), Route("/api/image/{pair_id:path}", image),
+              Route("/api/decision", decide, methods=["POST"]), Route("/api/undo", undo, methods=["POST"]),
+              Route("/api/export", export),
               Mount("/static", StaticFiles(directory=STATIC), name="static")]
     return Starlette(routes=routes, lifespan=lifespan, middleware=[guard],
                      exception_handlers={NctoolError: user_error, HTTPException: http_error,

@@ -54,20 +54,42 @@ class Thumbnails:
                                         for i in range(self._file.num_row_groups)])
         self._jpegs = LRU(cached_images)
         self._row_groups = LRU(cached_row_groups)
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the caches and the in-flight table: held for lookups and inserts only
+        self._read_lock = threading.Lock()  # the Parquet file and its row-group cache (reading a cell is cheap)
+        self._in_flight: dict[tuple, threading.Event] = {}
 
     def jpeg(self, row: int, size: str = "thumb") -> bytes:
-        """The image of `row`, its longest side at most SIZES[size]; raises images.BadImage."""
-        with self._lock:
-            cached = self._jpegs.get((row, size))
-            if cached is not None:
-                return cached
-            image = load_image(self._image_struct(row), self.root)
+        """The image of `row`, its longest side at most SIZES[size]; raises images.BadImage.
+
+        Decoding, resizing and encoding run outside the lock, so different images are made in
+        parallel; a second request for an image being made waits for that one instead of making it again.
+        """
+        key = (row, size)
+        while True:
+            with self._lock:
+                cached = self._jpegs.get(key)
+                if cached is not None:
+                    return cached
+                pending = self._in_flight.get(key)
+                if pending is None:
+                    done = self._in_flight[key] = threading.Event()
+                    break
+            pending.wait()  # made by another thread: then a cache hit (or, if it failed, made here)
+        try:
+            with self._read_lock:
+                struct = self._image_struct(row)
+            image = load_image(struct, self.root)
             image.thumbnail((SIZES[size], SIZES[size]))
             buffer = io.BytesIO()
             image.save(buffer, format="JPEG", quality=85)
-            self._jpegs.put((row, size), buffer.getvalue())
-            return buffer.getvalue()
+            jpeg = buffer.getvalue()
+            with self._lock:
+                self._jpegs.put(key, jpeg)
+            return jpeg
+        finally:
+            with self._lock:
+                del self._in_flight[key]
+            done.set()
 
     def _image_struct(self, row: int) -> dict:
         group = int(np.searchsorted(self._starts, row, side="right")) - 1

@@ -17,12 +17,12 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from nctool.errors import NctoolError
-from nctool.progress import Progress
-from nctool.schema import SPLITS, check_output, write_table
 from nctool.data.synth.canvas import Canvas
 from nctool.data.synth.captions import CAPTIONS_PER_IMAGE, write_captions
 from nctool.data.synth.scenes import SCENES
+from nctool.errors import NctoolError
+from nctool.progress import Progress
+from nctool.schema import SPLITS, check_output, write_table
 
 __all__ = ["CAPTIONS_PER_IMAGE", "CATEGORIES", "check_options", "generate", "render", "synthesize"]
 

@@ -7,12 +7,61 @@ from typing import Callable
 
 import numpy as np
 
-from nctool.data.synth.canvas import ASPHALT, BLACK, COLORS, CONCRETE, DRY_GRASS, GRASS, SOIL, WATER, WHITE, Canvas, tint
-from nctool.data.synth.captions import (OPPOSITE, ORIENT, SIDES, Fact, at, count_fact, fact, heads, number, orient, pick,
-                                   running, where, where_all, where_centre)
-from nctool.data.synth.pieces import (CAR_COLORS, build_houses, canopy, car, edge_frame, fields, free_spot, free_spots,
-                                 grove, house, lined_field, parking_lot, patch, place, plane, raised, ring,
-                                 river_with_banks, road, round_roof, scatter_trees, spot, tree)
+from nctool.data.synth.canvas import (
+    ASPHALT,
+    BLACK,
+    COLORS,
+    CONCRETE,
+    DRY_GRASS,
+    GRASS,
+    SOIL,
+    WATER,
+    WHITE,
+    Canvas,
+    tint,
+)
+from nctool.data.synth.captions import (
+    OPPOSITE,
+    ORIENT,
+    SIDES,
+    Fact,
+    at,
+    count_fact,
+    fact,
+    heads,
+    number,
+    orient,
+    pick,
+    running,
+    where,
+    where_all,
+    where_centre,
+)
+from nctool.data.synth.pieces import (
+    CAR_COLORS,
+    build_houses,
+    canopy,
+    car,
+    edge_frame,
+    fields,
+    free_spot,
+    free_spots,
+    grove,
+    house,
+    lined_field,
+    parking_lot,
+    patch,
+    place,
+    plane,
+    raised,
+    ring,
+    river_with_banks,
+    road,
+    round_roof,
+    scatter_trees,
+    spot,
+    tree,
+)
 
 Scene = Callable[[Canvas, np.random.Generator], list[Fact]]
 SCENES: dict[str, tuple[Scene, tuple[str, ...]]] = {}  # class -> (drawing function, scene nouns)

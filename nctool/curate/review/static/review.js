@@ -1,22 +1,17 @@
-// nctool review: the page. Plain DOM, no build step. Every text from the data is set with
-// textContent (never innerHTML): captions are untrusted.
+// nctool review: the page. Plain DOM, no build step; a card is drawn by cards.js (loaded first,
+// shared with the static gallery). Every text from the data is set with textContent (never
+// innerHTML): captions are untrusted. The keys, the help and the filter choices come from the
+// server (/api/config, nctool.curate.review.page).
 "use strict";
 
 const PAGE_SIZE = 25;
-const ACTION_NAMES = {keep: "kept", drop: "dropped", fix: "fixed"};
 const LABEL_COLOURS = {noisy: "#d1495b", ambiguous: "#edae49", clean: "#00798c"};
+let CONFIG = null;  // /api/config: {keys, labels, states, actions, action_names}
 
-const state = {filters: {}, offset: 0, total: 0, cards: [], focus: 0, decided: [], editing: false};
+const state = {filters: {}, offset: 0, total: 0, cards: [], focus: 0, decided: [], editing: false, deciding: false};
 // the launch's secret, from the URL nctool printed: sent with every request to /api (a header for
 // fetches, ?token= where the page cannot set one: images and the export link)
 const TOKEN = new URLSearchParams(location.search).get("token");
-
-function el(tag, attributes = {}, text) {
-  const node = document.createElement(tag);
-  for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, value);
-  if (text !== undefined && text !== null) node.textContent = String(text);
-  return node;
-}
 
 function svg(tag, attributes) {
   const node = document.createElementNS("http://www.w3.org/2000/svg", tag);
@@ -28,7 +23,7 @@ function withToken(path) {
   return TOKEN ? path + (path.includes("?") ? "&" : "?") + "token=" + encodeURIComponent(TOKEN) : path;
 }
 
-function imageUrl(pairId, size) {
+function imageUrl(pairId, imageId, size) {
   return withToken("/api/image/" + encodeURIComponent(pairId) + (size ? "?size=" + size : ""));
 }
 
@@ -69,7 +64,7 @@ function drawHistogram(summary) {
   const top = Math.max(1, ...totals), barWidth = width / bins;
   for (let i = 0; i < bins; i++) {
     let y = height;
-    for (const label of ["noisy", "ambiguous", "clean"]) {
+    for (const label of CONFIG.labels) {
       const h = height * counts[label][i] / top;
       if (h > 0) plot.append(svg("rect", {x: i * barWidth + 0.5, y: y - h, width: barWidth - 1, height: h,
                                           fill: LABEL_COLOURS[label]}));
@@ -104,82 +99,27 @@ async function loadSummary() {
 
 // ---- cards ----
 
-function decisionText(decision) {
-  if (!decision) return "undecided";
-  let text = ACTION_NAMES[decision.action] || decision.action;
-  if (decision.reviewer) text += " by " + decision.reviewer;
-  return text;
+function describe(decision) {
+  return decisionText(decision, CONFIG.action_names);
 }
 
-function renderCard(card, index) {
-  const node = el("article", {class: "card", "data-pair-id": card.pair_id, "data-index": index});
-  const picture = el("img", {class: "thumb", src: imageUrl(card.pair_id), alt: "image " + card.image_id,
-                             loading: "lazy"});
-  picture.addEventListener("click", () => enlarge(card.pair_id));
-  const body = el("div", {class: "body"});
-  const caption = el("p", {class: "caption"}, card.decision && card.decision.action === "fix"
-                                               ? card.decision.new_caption : card.caption);
-  const facts = el("p", {class: "facts"});
-  facts.append(el("span", {class: "label label-" + card.label}, card.label),
-               el("span", {}, "reliability " + card.reliability.toFixed(4)),
-               el("span", {}, card.category || ""), el("span", {}, card.split), el("span", {}, card.pair_id));
-  if (card.noisy !== null) facts.append(el("span", {class: "truth"}, card.noisy ? "truly noisy" : "truly clean"));
-  for (const [name, value] of Object.entries(card.evidence)) {
-    facts.append(el("span", {class: "evidence"}, `${name} ${Number(value).toPrecision(4)}`));
-  }
-  const decision = el("p", {class: "decision decision-" + (card.decision ? card.decision.action : "none")},
-                      decisionText(card.decision));
-  if (card.decision && card.decision.action === "fix") {
-    decision.append(el("span", {class: "original"}, " was: " + card.caption));
-  }
-  body.append(caption, facts, decision);
-  if (card.siblings.length) {
-    body.append(el("h3", {}, "other captions of this image"));
-    const list = el("ul", {class: "siblings"});
-    for (const sibling of card.siblings) list.append(el("li", {}, sibling.caption));
-    body.append(list);
-  }
-  if (card.suggested_captions && card.suggested_captions.length) {
-    body.append(el("h3", {}, "suggested captions (press the number to accept)"));
-    const list = el("ol", {class: "suggestions"});
-    card.suggested_captions.forEach((suggestion, i) => {
-      const item = el("li", {});
-      const accept = el("button", {type: "button", class: "accept"}, String(i + 1));
-      accept.addEventListener("click", () => { setFocus(index); acceptSuggestion(i); });
-      item.append(accept, el("span", {}, " " + suggestion.caption), el("span", {class: "score"},
-                                                                           " " + suggestion.score.toFixed(3)));
-      list.append(item);
-    });
-    body.append(list);
-  }
-  if (card.suggested_images && card.suggested_images.length) {
-    body.append(el("h3", {}, "images that match this caption better"));
-    const strip = el("div", {class: "suggested-images"});
-    for (const suggestion of card.suggested_images) {
-      const image = el("img", {src: imageUrl(suggestion.pair_id), alt: "image " + suggestion.image_id,
-                               title: `${suggestion.image_id} ${suggestion.score.toFixed(3)}`, loading: "lazy"});
-      image.addEventListener("click", () => enlarge(suggestion.pair_id));
-      strip.append(image);
-    }
-    body.append(strip);
-  }
-  const buttons = el("div", {class: "actions"});
-  for (const [label, key, handler] of [["keep", "a", () => decide("keep")], ["drop", "d", () => decide("drop")],
-                                       ["fix", "e", () => editCaption()], ["skip", "s", () => move(1)],
-                                       ["undo", "u", () => undo()]]) {
-    const button = el("button", {type: "button", class: "action-" + label}, `${label} (${key})`);
-    button.addEventListener("click", () => { setFocus(index); handler(); });
-    buttons.append(button);
-  }
-  body.append(buttons);
-  node.append(picture, body);
-  node.addEventListener("click", () => setFocus(index));
-  return node;
+function keyOf(command) {
+  return CONFIG.keys.find(key => key.command === command).shown;
+}
+
+function cardView(index) {
+  return {imageUrl, actionNames: CONFIG.action_names, lazy: {loading: "lazy"}, controls: {
+    focus: () => setFocus(index), enlarge, accept: acceptSuggestion,
+    buttons: ["keep", "drop", "fix", "skip", "undo"].map(command => [command, keyOf(command), COMMANDS[command]])}};
+}
+
+function showCard(card, index) {
+  return renderCard(card, index, cardView(index));
 }
 
 function showCards() {
   const main = document.getElementById("cards");
-  main.replaceChildren(...state.cards.map(renderCard));
+  main.replaceChildren(...state.cards.map(showCard));
   if (!state.cards.length) main.append(el("p", {class: "empty"}, "no pairs match these filters"));
   const last = Math.min(state.offset + state.cards.length, state.total);
   document.getElementById("position").textContent =
@@ -189,7 +129,7 @@ function showCards() {
 
 function replaceCard(index) {
   const old = document.querySelector(`#cards .card[data-index="${index}"]`);
-  if (old) old.replaceWith(renderCard(state.cards[index], index));
+  if (old) old.replaceWith(showCard(state.cards[index], index));
   setFocus(state.focus);
 }
 
@@ -242,15 +182,18 @@ function showDecision(response) {
 
 async function decide(action, newCaption) {
   const card = current();
-  if (!card) return;
+  if (!card || state.deciding) return;  // a second press while the first decision is posted is ignored
+  state.deciding = true;
   try {
     const response = await api("/api/decision", {pair_id: card.pair_id, action, new_caption: newCaption ?? null});
     state.decided.push(card.pair_id);
     showDecision(response);
-    say(`${card.pair_id}: ${decisionText(response.decision)}`);
+    say(`${card.pair_id}: ${describe(response.decision)}`);
     await move(1);
   } catch (error) {
     say("not saved: " + error.message);
+  } finally {
+    state.deciding = false;
   }
 }
 
@@ -289,7 +232,7 @@ async function undo() {
     showDecision(response);
     const index = state.cards.findIndex(card => card.pair_id === response.pair_id);
     if (index >= 0) setFocus(index);
-    say(`undone: ${response.pair_id} is ${decisionText(response.decision)}`);
+    say(`undone: ${response.pair_id} is ${describe(response.decision)}`);
   } catch (error) {
     say("undo failed: " + error.message);
   }
@@ -298,7 +241,7 @@ async function undo() {
 // ---- overlays, filters, keys ----
 
 function enlarge(pairId) {
-  document.getElementById("overlay-image").src = imageUrl(pairId, "large");
+  document.getElementById("overlay-image").src = imageUrl(pairId, null, "large");
   document.getElementById("overlay").hidden = false;
 }
 
@@ -328,14 +271,31 @@ function restoreFilters() {
   for (const name of ["label", "state", "q"]) form.elements[name].value = state.filters[name] || "";
 }
 
-const KEYS = {
-  j: () => move(1), ArrowDown: () => move(1), k: () => move(-1), ArrowUp: () => move(-1),
-  a: () => decide("keep"), d: () => decide("drop"), e: () => editCaption(), s: () => move(1), u: () => undo(),
-  o: () => current() && enlarge(current().pair_id), "?": toggleHelp, Escape: closeOverlays,
-  n: () => state.offset + PAGE_SIZE < state.total && loadPage(state.offset + PAGE_SIZE, 0),
-  p: () => state.offset > 0 && loadPage(Math.max(state.offset - PAGE_SIZE, 0), 0),
-  "/": () => document.querySelector("#filters input[name=q]").focus(),
+// what each command of the key table (CONFIG.keys) does; a handler gets the key pressed
+const COMMANDS = {
+  next: () => move(1), previous: () => move(-1), keep: () => decide("keep"), drop: () => decide("drop"),
+  fix: () => editCaption(), accept: key => acceptSuggestion(Number(key) - 1), skip: () => move(1), undo: () => undo(),
+  enlarge: () => current() && enlarge(current().pair_id), help: toggleHelp, close: closeOverlays,
+  next_page: () => state.offset + PAGE_SIZE < state.total && loadPage(state.offset + PAGE_SIZE, 0),
+  previous_page: () => state.offset > 0 && loadPage(Math.max(state.offset - PAGE_SIZE, 0), 0),
+  search: () => document.querySelector("#filters input[name=q]").focus(),
 };
+const KEYS = Object.create(null);  // key -> command, from CONFIG.keys
+
+function useConfig(config) {
+  CONFIG = config;
+  for (const entry of config.keys) for (const key of entry.keys) KEYS[key] = entry.command;
+  const help = document.querySelector("#help table");
+  help.replaceChildren(...config.keys.map(entry => {
+    const row = el("tr");
+    row.append(el("td", {}, entry.shown), el("td", {}, entry.help));
+    return row;
+  }));
+  for (const [name, choices] of [["label", config.labels], ["state", config.states]]) {
+    const select = document.querySelector(`#filters select[name=${name}]`);
+    select.replaceChildren(el("option", {value: ""}, "any"), ...choices.map(choice => el("option", {}, choice)));
+  }
+}
 
 document.addEventListener("keydown", event => {
   if (state.editing || event.ctrlKey || event.metaKey || event.altKey) return;
@@ -343,10 +303,10 @@ document.addEventListener("keydown", event => {
     if (event.key === "Escape") event.target.blur();
     return;
   }
-  const handler = /^[1-9]$/.test(event.key) ? () => acceptSuggestion(Number(event.key) - 1) : KEYS[event.key];
-  if (handler) {
+  const command = KEYS[event.key];
+  if (command) {
     event.preventDefault();
-    handler();
+    COMMANDS[command](event.key);
   }
 });
 
@@ -356,16 +316,19 @@ document.getElementById("filters").addEventListener("submit", event => {
   readFilters();
   loadPage(0, 0, true);
 });
-document.getElementById("previous-page").addEventListener("click", () => KEYS.p());
-document.getElementById("next-page").addEventListener("click", () => KEYS.n());
+document.getElementById("previous-page").addEventListener("click", () => COMMANDS.previous_page());
+document.getElementById("next-page").addEventListener("click", () => COMMANDS.next_page());
 document.getElementById("help-button").addEventListener("click", toggleHelp);
 document.getElementById("overlay").addEventListener("click", closeOverlays);
 document.getElementById("help").addEventListener("click", closeOverlays);
 // another tab may have decided in the meantime: the last write wins, so show what the server holds
 window.addEventListener("focus", () => {
-  if (!state.editing) Promise.all([loadSummary(), loadPage(state.offset, state.focus)]).catch(e => say(e.message));
+  if (CONFIG && !state.editing) Promise.all([loadSummary(), loadPage(state.offset, state.focus)]).catch(e => say(e.message));
 });
 
 document.getElementById("export").href = withToken("/api/export");
-restoreFilters();
-Promise.all([loadSummary(), loadPage(0, 0, true)]).catch(error => say("cannot load the queue: " + error.message));
+api("/api/config").then(config => {
+  useConfig(config);
+  restoreFilters();
+  return Promise.all([loadSummary(), loadPage(0, 0, true)]);
+}).catch(error => say("cannot load the queue: " + error.message));

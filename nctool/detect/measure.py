@@ -1,0 +1,397 @@
+"""Measuring pairs: the model choice, the reference pool, and the per-chunk kernel every scoring path shares.
+
+`scoring_model` builds the model once (a checkpoint of `nctool train`, or an open_clip model with
+weights and a recipe); `Embedder` embeds rows of the data file; `measure` turns one chunk of rows
+into per-pair numbers (similarity, rrsitr loss and its spread, optionally the global embeddings);
+`assemble_evidence` joins the chunks into the detectors' `Evidence`. Direct scoring
+(nctool.detect.score), the shard store (nctool.detect.shards) and the Ray actors (nctool.detect.ray)
+all run these same functions, so their numbers agree exactly.
+
+The rrsitr loss without batch-order effects: a training batch makes a pair's loss depend on the
+pairs it was batched with. Here every pair is measured against the same reference pool: the R
+scored pairs (default 1000, all when fewer) with the smallest hash of (seed, pair_id), embedded once
+with local features (and measured then: the stream does not embed them again). For each pair,
+`repeats` reference batches of B - 1 pool pairs (B = the recipe's training batch size, the pair
+itself excluded) are drawn: runs of the pool in `repeats` orders seeded by the run's seed, from
+starts the pair's own hash picks (reference_batches). The pair's loss in each batch is exactly
+losses.per_pair_loss of its row there (`reference_losses`, on the logits of nctool.model.objectives, as
+training computes them); the loss is the mean over the batches (`loss_std` keeps their spread). Nothing
+depends on file order or on which other pairs were scored in the same chunk. When the pool is
+smaller than B, the reference batch shrinks to the pool size and the thresholds follow it
+(losses.recipe_thresholds).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from nctool import runtime
+from nctool.config import ZERO_SHOT_RECIPE, LossCfg, Recipe, load_recipe
+from nctool.detect.detectors import Evidence
+from nctool.errors import NctoolError
+from nctool.model import losses
+from nctool.model.batches import PairData, encode_dataset
+from nctool.model.clip import LocalGrams, RetrievalModel, create_model, load_trained_model
+from nctool.model.objectives import global_similarity, local_logits
+from nctool.model.transforms import Preprocess
+from nctool.progress import Progress
+from nctool.schema import Fingerprint, check_unique_ids, column_names, iter_batches, row_hash_values
+
+# The reference pool's local Grams (model.LocalGrams: images + captions, D*(D+1)/2*4 B each, so 1 GB for a
+# 1000-pair ViT-B/32 pool) are kept on the scoring device when they fit this; otherwise every chunk recomputes them.
+POOL_GRAM_BUDGET_BYTES = 2**31
+CHUNK_ROWS = 4096  # rows decoded at a time: a row group is streamed in slices of at most this many
+
+
+def pair_hashes(pair_ids: Sequence[str], seed: int) -> np.ndarray:
+    """A 64-bit hash (blake2b) of (seed, pair_id) per pair, as uint64: picks the pool, seeds the draws."""
+    return np.array([int.from_bytes(hashlib.blake2b(f"{seed}\0{pair_id}".encode(), digest_size=8).digest(), "little")
+                     for pair_id in pair_ids], dtype=np.uint64)
+
+
+def reference_orders(seed: int, pool_size: int, repeats: int) -> np.ndarray:
+    """One random order of the pool's positions per repeat, [repeats, pool_size], seeded by the run's seed."""
+    rng = np.random.default_rng([seed, pool_size, repeats])
+    return np.stack([rng.permutation(pool_size) for _ in range(repeats)])
+
+
+def _mix64(values: np.ndarray) -> np.ndarray:
+    """splitmix64's finalizer (wrapping uint64 arithmetic): spreads consecutive integers over all 64 bits."""
+    z = values.astype(np.uint64)
+    for shift, factor in ((30, 0xBF58476D1CE4E5B9), (27, 0x94D049BB133111EB)):
+        z = (z ^ (z >> np.uint64(shift))) * np.uint64(factor)
+    return z ^ (z >> np.uint64(31))
+
+
+def reference_batches(hashes: np.ndarray, own_position: np.ndarray, orders: np.ndarray, size: int) -> torch.Tensor:
+    """Pool positions of each pair's reference batches, LongTensor [n, repeats, size].
+
+    Batch r of a pair is `size` consecutive pool pairs of `orders[r]` (reference_orders), from a
+    start that the pair's hash picks, stepping over the pair itself (`own_position`: its place in
+    the pool, -1 when it is not there). So each batch is a uniform draw of distinct pool pairs that
+    depends on nothing but the pair, and drawing costs a few integer operations per member.
+    """
+    repeats, pool_size = orders.shape
+    start = (_mix64(hashes[:, None] + np.arange(repeats, dtype=np.uint64)) % np.uint64(pool_size)).astype(np.int64)
+    rank = np.argsort(orders, axis=1)  # rank[r, p]: where pool position p sits in orders[r]
+    own_offset = np.where(own_position[:, None] >= 0, (rank[:, own_position].T - start) % pool_size, pool_size)
+    steps = np.arange(size) + (np.arange(size) >= own_offset[..., None])   # skip the pair's own place
+    return torch.from_numpy(orders[np.arange(repeats)[:, None], (start[..., None] + steps) % pool_size])
+
+
+def reference_losses(rows: dict, pool: dict, batches: torch.Tensor, loss_cfg: LossCfg) -> torch.Tensor:
+    """Per-pair loss of each row in each of its reference batches, [n, repeats].
+
+    `rows` and `pool` are nctool.model.batches.encode_dataset outputs (same device as `batches`). For row i
+    and a batch J of pool pairs this equals losses.per_pair_loss(...)[0] on the batch (i, J), with
+    the logits training uses (nctool.model.objectives: logit_scale * global_similarity, and local_logits
+    when the recipe has the local term); only row i's row and column of those matrices are computed.
+    """
+    loss = _two_way_loss(lambda image, text: loss_cfg.logit_scale * global_similarity(image, text),
+                         rows, pool, "global", batches)
+    if loss_cfg.use_local:
+        loss = loss + _two_way_loss(lambda image, text: local_logits(image, text, loss_cfg),
+                                    rows, pool, "local", batches)
+    return loss
+
+
+def _two_way_loss(logits: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], rows: dict, pool: dict, part: str,
+                  batches: torch.Tensor) -> torch.Tensor:
+    """CE image -> text plus CE text -> image of each row against its batches, for one kind of logits.
+
+    `logits(images, texts)` is [images, texts]; `part` picks the embeddings ("global" or "local").
+    """
+    image, text, own = f"image_{part}", f"text_{part}", rows["caption_image_index"]
+    positive = logits(rows[image], rows[text])[own, torch.arange(len(own), device=own.device)]
+    image_to_texts = logits(rows[image], pool[text])[own]                                  # [n, pool]
+    text_to_images = logits(pool[image], rows[text]).T[:, pool["caption_image_index"]]     # [n, pool]
+    return _cross_entropy(positive, image_to_texts, batches) + _cross_entropy(positive, text_to_images, batches)
+
+
+def _cross_entropy(positive: torch.Tensor, logits: torch.Tensor, batches: torch.Tensor) -> torch.Tensor:
+    """CE of the positive logit [n] among itself and the batch's logits [n, pool]: log(1 + sum exp(neg - pos))."""
+    negatives = logits.gather(1, batches.flatten(1)).view(batches.shape)
+    return F.softplus((negatives - positive[:, None, None]).logsumexp(-1))
+
+
+def reference_batch_size(batch_size: int, pool_pairs: int) -> int:
+    """Pairs per reference batch (the pair and batch_size - 1 pool pairs): `batch_size`, or the pool's size
+    when smaller."""
+    if min(batch_size, pool_pairs) < 2:
+        raise NctoolError("rrsitr: 1 scored pair; the loss needs at least 2 pairs to compare")
+    return min(batch_size, pool_pairs)
+
+
+def pool_ids(scored_ids: np.ndarray, seed: int, pool_size: int) -> np.ndarray:
+    """The reference pool: the `pool_size` scored pairs with the smallest hash of (seed, pair_id), in that order."""
+    return scored_ids[np.lexsort((scored_ids, pair_hashes(scored_ids, seed)))[:pool_size]]
+
+
+class ReferencePool:
+    """The reference pairs' embeddings (encode_dataset output, on the scoring device), in pool order.
+
+    With the local term, the pool's local tokens are replaced by their Grams (model.LocalGrams)
+    when those fit POOL_GRAM_BUDGET_BYTES, so that each chunk of scored rows does not rebuild them.
+
+    `losses()` measures pairs against reference batches of `min(batch_size, pool)` pairs (the pair
+    and batch_size - 1 pool pairs); `thresholds` are losses.recipe_thresholds for that size. The
+    pool's pairs are scored pairs too: `members` holds their measure_batch output and global
+    embeddings, measured here from the pool's own embeddings, so `measure` does not embed them again;
+    nor their images (`images`, with the image tokens when the recipe has the local term: P*D*4 B
+    an image, 0.1 GB for 1000 ViT-B/32 images).
+    """
+
+    def __init__(self, embeddings: dict, pair_ids: Sequence[str], *, loss_cfg: LossCfg, batch_size: int,
+                 repeats: int, seed: int):
+        self.embeddings, self.loss_cfg, self.repeats, self.seed = dict(embeddings), loss_cfg, repeats, seed
+        # the pool's images as encode_dataset's `known`: a scored pair of a pool image does not embed it again
+        self.images = {name: embeddings[name] for name in ("image_ids", "image_global", "image_local")}
+        local = ("image_local", "text_local")
+        if loss_cfg.use_local and sum(LocalGrams.nbytes(embeddings[k]) for k in local) <= POOL_GRAM_BUDGET_BYTES:
+            # every chunk of scored rows meets the same pool: its Grams once, not per chunk (same results)
+            self.embeddings.update({k: LocalGrams(embeddings[k]) for k in local})
+        self.position = {pair_id: i for i, pair_id in enumerate(pair_ids)}
+        self.batch_size = reference_batch_size(batch_size, len(pair_ids))
+        self.thresholds = losses.recipe_thresholds(loss_cfg, self.batch_size)
+        self.orders = reference_orders(seed, len(pair_ids), repeats)
+        self.members = measure_batch(self.embeddings, self, list(pair_ids), keep_embeddings=True)
+
+    def losses(self, rows: dict, pair_ids: Sequence[str]) -> torch.Tensor:
+        """[n, repeats] losses of these rows (encode_dataset output on the same device) and pair ids."""
+        own = np.array([self.position.get(pair_id, -1) for pair_id in pair_ids])
+        batches = reference_batches(pair_hashes(pair_ids, self.seed), own, self.orders, self.batch_size - 1)
+        return reference_losses(rows, self.embeddings, batches.to(rows["text_global"].device), self.loss_cfg)
+
+    def to(self, device: torch.device | str) -> ReferencePool:
+        """This pool with its tensors on `device` (a Ray actor receives the driver's pool)."""
+        moved = copy.copy(self)
+        moved.embeddings = {name: value.to(device) if isinstance(value, (torch.Tensor, LocalGrams)) else value
+                            for name, value in self.embeddings.items()}
+        moved.members, moved.images = ({name: value.to(device) if isinstance(value, torch.Tensor) else value
+                                        for name, value in part.items()} for part in (self.members, self.images))
+        return moved
+
+
+@dataclass
+class Embedder:
+    """encode_dataset with the scoring model on the scoring device (bf16 autocast on CUDA); outputs stay there."""
+
+    model: RetrievalModel
+    preprocess: Preprocess
+    root: Path
+    batch_size: int
+    device: torch.device
+
+    def data(self, frame: pd.DataFrame) -> PairData:
+        return PairData(frame, self.root, self.preprocess)
+
+    def __call__(self, data: PairData, rows: torch.Tensor | None = None, local: bool = False,
+                 progress: Progress | None = None, known: dict | None = None) -> dict:
+        with runtime.autocast(self.device):
+            embeddings = encode_dataset(self.model, data, rows, batch_size=self.batch_size, device=self.device,
+                                        local=local, progress=progress, known=known)
+        return {k: v.to(self.device) if isinstance(v, torch.Tensor) else v for k, v in embeddings.items()}
+
+
+def scoring_model(*, checkpoint: str | os.PathLike | None = None, model: str | None = None,
+                  pretrained: str | os.PathLike | None = None, recipe: str | os.PathLike | None = None,
+                  device: torch.device | str = "cpu") -> tuple[RetrievalModel, Recipe]:
+    """The model that scores (in eval mode, on `device`) and the recipe whose loss settings it uses.
+
+    Parameters
+    ----------
+    checkpoint
+        A checkpoint from `nctool train`: its model, and its recipe.
+    model
+        Instead of `checkpoint`, zero-shot: an open_clip model name (ViT-B-32, nctool-tiny, ...).
+    pretrained
+        With `model`: its weights (nctool.model.clip.create_model: an open_clip tag, an open_clip
+        checkpoint file or an nctool checkpoint); None for random init.
+    recipe
+        With `model`: a recipe name or TOML path for the loss settings, the reference batch size
+        (train.batch_size) and model.mask_padding; default ZERO_SHOT_RECIPE.
+    device
+        Where the model goes.
+
+    Returns
+    -------
+    tuple
+        (RetrievalModel, Recipe).
+    """
+    check_model_choice(checkpoint, model, pretrained, recipe)
+    if checkpoint is not None:
+        trained, settings, _ = load_trained_model(checkpoint, device)
+        return trained, settings
+    settings = load_recipe(recipe or ZERO_SHOT_RECIPE)
+    return create_model(model, pretrained, mask_padding=settings.model.mask_padding).to(device).eval(), settings
+
+
+def check_model_choice(checkpoint, model, pretrained, recipe, command: str = "score") -> None:
+    """Exactly one of checkpoint and model; pretrained and recipe only with model."""
+    if checkpoint is None and model is None:
+        raise NctoolError(f"{command}: no model given; give --checkpoint runs/NAME/best.pt (trained by `nctool train`) "
+                          "or --model NAME (any open_clip model, zero-shot; --pretrained FILE for its weights)")
+    if checkpoint is not None and model is not None:
+        raise NctoolError("--checkpoint and --model: both given; give one (--checkpoint scores with a trained model, "
+                          "--model zero-shot)")
+    if checkpoint is not None and (pretrained is not None or recipe is not None):
+        raise NctoolError(f"--{'pretrained' if pretrained is not None else 'recipe'}: only with --model "
+                          f"(a checkpoint brings its own weights and recipe); drop it, or score zero-shot with --model")
+
+
+def check_run_options(*, batch_size: int, repeats: int, pool_size: int, seed: int, suggest: int) -> None:
+    for name, value, least in (("batch size", batch_size, 1), ("repeats", repeats, 1), ("pool", pool_size, 2),
+                               ("seed", seed, 0), ("suggest", suggest, 0)):
+        if value < least:
+            raise NctoolError(f"{name} {value}: must be at least {least}")
+
+
+@dataclass
+class DataIndex:
+    """What scoring reads of the data file before any work: one streaming pass over a few columns."""
+
+    scored_ids: np.ndarray             # pair ids of the scored splits, in file order (fixed-width str)
+    fingerprint: str | None = None     # schema.Fingerprint of the whole file, when asked
+    captions: pd.Series | None = None  # the scored pairs' captions by pair_id, when asked (suggestions)
+
+
+def read_index(data_path: str | os.PathLike, splits: list[str], *, fingerprint: bool = False,
+               captions: bool = False) -> DataIndex:
+    """Stream the file once, a batch at a time: refuse an empty caption, an unknown split, a repeated
+    pair id or no row in `splits`, and keep only the scored pair ids (plus what is asked for), so
+    that what this holds grows by a few bytes a pair."""
+    columns = ["pair_id", "split", "caption"]
+    if fingerprint:
+        columns += ["image_id"] + ["decision"] * ("decision" in column_names(data_path))
+    digest = Fingerprint() if fingerprint else None
+    every, scored, kept, present = [], [], [], set()
+    for frame in iter_batches(data_path, columns=columns):  # checks each batch's captions and splits
+        ids = frame["pair_id"].to_numpy(str)
+        present.update(frame["split"].unique())
+        chosen = frame["split"].isin(splits).to_numpy()
+        every.append(ids)
+        scored.append(ids[chosen])
+        if captions:
+            kept.append(frame["caption"].to_numpy()[chosen])
+        if digest is not None:
+            digest.update(frame)
+    check_unique_ids(np.concatenate(every), str(data_path))
+    scored_ids = np.concatenate(scored)
+    if len(scored_ids) == 0:
+        present = ", ".join(sorted(present)) or "none"
+        raise NctoolError(f"{data_path}: no rows in split {', '.join(splits)}; the file's splits are {present}, "
+                          f"choose with --split")
+    return DataIndex(scored_ids, digest.hexdigest() if digest is not None else None,
+                     pd.Series(np.concatenate(kept), index=scored_ids) if captions else None)
+
+
+def _rows_of(data_path: str | os.PathLike, pair_ids: np.ndarray) -> pd.DataFrame:
+    """The rows with these pair ids, in that order (one streaming pass)."""
+    wanted = set(pair_ids)
+    found = pd.concat([chunk[chunk["pair_id"].isin(wanted)] for chunk in iter_batches(data_path)])
+    return found.set_index("pair_id").loc[pair_ids].reset_index()
+
+
+def pool_embeddings(embed: Embedder, data_path: str | os.PathLike, ids: np.ndarray, local: bool,
+                    progress: Progress) -> dict:
+    """The reference pool's embeddings (encode_dataset output on the scoring device), in the order of `ids`."""
+    return embed(embed.data(_rows_of(data_path, ids)), local=local,
+                 progress=lambda done, total, what: progress(done, total, f"reference pool: {what}"))
+
+
+def scored_chunks(data_path: str | os.PathLike, splits: list[str], row_group: int) -> Iterator[pd.DataFrame]:
+    """The rows of `splits` in one row group of the data file, in file order, in slices of at most CHUNK_ROWS.
+
+    Direct scoring and every shard of `nctool embed` cut the data this way, so a pair meets the
+    same batch in both and gets the same embedding to the last bit.
+    """
+    for chunk in iter_batches(data_path, batch_size=CHUNK_ROWS, row_groups=[row_group]):
+        chunk = chunk[chunk["split"].isin(splits)]
+        if not chunk.empty:
+            yield chunk
+
+
+def measure_batch(emb: dict, pool: ReferencePool | None, pair_ids: list[str], *, keep_embeddings: bool) -> dict:
+    """The per-pair numbers of one batch of embedded rows (encode_dataset output on the scoring device).
+
+    `similarity` and, with a pool, `loss` and `loss_std` as float32 CPU tensors; with
+    `keep_embeddings`, each pair's global `image_global` and `text_global` [n, D] (left on the device).
+    """
+    image = emb["image_global"][emb["caption_image_index"]]
+    part = {"similarity": (image * emb["text_global"]).sum(-1)}
+    if pool is not None:
+        loss = pool.losses(emb, pair_ids)
+        part.update(loss=loss.mean(1), loss_std=loss.std(1, correction=0))
+    part = {name: value.float().cpu() for name, value in part.items()}
+    if keep_embeddings:
+        part.update(image_global=image.float(), text_global=emb["text_global"].float())
+    return part
+
+
+def measure(embed: Embedder, pool: ReferencePool | None, frame: pd.DataFrame, *, keep_embeddings: bool,
+            progress: Callable[[int], None] | None = None) -> dict:
+    """Embed one chunk of scored rows and measure each pair: the one home of the per-pair work.
+
+    Returns, in the rows' order: `pair_id`, `image_id`, `row_hash` (schema.row_hash_values) and, when the
+    frame has it, `noisy` (numpy arrays), then measure_batch's values. Pairs of the reference pool
+    are not embedded again: their values are the pool's `members`. `progress(rows done)` after each batch.
+    """
+    ids = frame["pair_id"].to_numpy(str)
+    member = (np.array([pool.position.get(pair_id, -1) for pair_id in ids]) if pool is not None
+              else np.full(len(ids), -1))
+    fresh = np.flatnonzero(member < 0)
+    data = embed.data(frame.iloc[fresh].reset_index(drop=True)) if len(fresh) else None
+    parts = []
+    for start in range(0, len(fresh), embed.batch_size):
+        rows = torch.arange(start, min(start + embed.batch_size, len(fresh)))
+        emb = embed(data, rows, local=pool is not None and pool.loss_cfg.use_local,
+                    known=pool.images if pool is not None else None)
+        parts.append(measure_batch(emb, pool, ids[fresh[rows.numpy()]].tolist(), keep_embeddings=keep_embeddings))
+        if progress:
+            progress(start + len(rows))
+    if len(fresh) < len(ids):
+        taken = torch.from_numpy(member[member >= 0])
+        parts.append({name: value[taken.to(value.device)] for name, value in pool.members.items()
+                      if keep_embeddings or name not in ("image_global", "text_global")})
+        if progress:
+            progress(len(ids))
+    back = torch.from_numpy(np.argsort(np.concatenate([fresh, np.flatnonzero(member >= 0)])))  # -> frame order
+    return {"pair_id": ids, "image_id": frame["image_id"].to_numpy(str), "row_hash": row_hash_values(frame),
+            **({"noisy": frame["noisy"].to_numpy(dtype=bool)} if "noisy" in frame else {}),
+            **{name: torch.cat([part[name] for part in parts])[back.to(parts[0][name].device)] for name in parts[0]}}
+
+
+def assemble_evidence(parts: list[dict], *, loss_thresholds: tuple[float, float] | None,
+                      seed: int) -> tuple[Evidence, dict]:
+    """The Evidence of `measure` outputs (in any order), sorted by pair_id, and, in the same order, each
+    pair's `row_hash` (uint64) and, when the data has it, its `noisy` ground truth (numpy arrays).
+
+    `parts` is emptied field by field as it is read, so that at most two copies of a field exist at a time.
+    """
+    def joined(name: str):
+        values = [part.pop(name) for part in parts]
+        return torch.cat(values) if isinstance(values[0], torch.Tensor) else np.concatenate(values)
+
+    def sorted_(values):
+        return values[torch.from_numpy(order).to(values.device)] if isinstance(values, torch.Tensor) else values[order]
+
+    ids = joined("pair_id")
+    order = np.argsort(ids)
+    ids = ids[order]
+    names = list(parts[0])
+    fields = {name: sorted_(joined(name)) for name in names}
+    facts = {name: fields.pop(name) for name in ("row_hash", "noisy") if name in fields}
+    numbers = {name: fields.pop(name).double().numpy() for name in ("similarity", "loss", "loss_std") if name in fields}
+    image_id = fields.pop("image_id")
+    evidence = Evidence(ids, image_id, **numbers, **fields, loss_thresholds=loss_thresholds, seed=seed)
+    return evidence, facts
