@@ -1,10 +1,10 @@
 import dataclasses
 
 import pytest
+from cli_helpers import invoke
 
 from nctool.config import Recipe, load_recipe
 from nctool.errors import NctoolError
-from tests.cli_helpers import invoke
 
 
 def test_paper_recipes_hold_method_defaults():

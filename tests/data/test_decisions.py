@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from cli_helpers import invoke, run_cli
-from test_review import TOKEN, review_client, review_data, review_scores, write_review_files
+from review_helpers import TOKEN, review_client, review_data, review_scores, write_review_files
 
 from nctool.cli import review as review_cli
 from nctool.curate.review.server import review_app

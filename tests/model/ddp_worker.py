@@ -1,6 +1,6 @@
-"""Run `nctool ARGS` as a user would, recording what tests/test_ddp.py compares.
+"""Run `nctool ARGS` as a user would, recording what tests/model/test_ddp.py compares.
 
-    python -m torch.distributed.run --standalone --nproc_per_node 2 tests/ddp_worker.py RECORD STOP ARGS...
+    python -m torch.distributed.run --standalone --nproc_per_node 2 tests/model/ddp_worker.py RECORD STOP ARGS...
 
 Each process writes every step's per-pair losses (the ones the split reads) to RECORD.rank<R>.pt;
 with STOP > 0 the run stops as a Ctrl-C would once STOP steps of this session are done.

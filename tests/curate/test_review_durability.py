@@ -12,7 +12,7 @@ import urllib.parse
 import urllib.request
 
 from cli_helpers import run_cli
-from test_review import write_review_files
+from review_helpers import write_review_files
 
 from nctool.data.decisions import default_decisions_path, read_decisions
 

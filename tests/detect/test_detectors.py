@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
+from cli_helpers import invoke
 
 from nctool.detect import detectors
 from nctool.detect.detectors import (
@@ -26,7 +27,6 @@ from nctool.detect.detectors import base as detector_base
 from nctool.detect.detectors import neighbors as neighbor_search
 from nctool.errors import NctoolError
 from nctool.metrics import detection_metrics
-from tests.cli_helpers import invoke
 
 SWAPPED = [0, 7, 13]  # rows whose captions trade places, 0 -> 7 -> 13 -> 0 (three different classes)
 

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from cli_helpers import invoke, run_cli
 
 from nctool.config import load_recipe
 from nctool.data.synth import generate
@@ -14,7 +15,6 @@ from nctool.model.checkpoint import read_checkpoint
 from nctool.report.bench import METHODS, run_bench
 from nctool.report.demo import HELD_OUT
 from nctool.schema import read_table, write_table
-from tests.cli_helpers import invoke, run_cli
 
 TINY = ["--set", "train.epochs=1", "--set", "train.batch_size=10", "--set", "train.warmup_steps=2",
         "--set", "eval.batch_size=64", "--set", "loss.infonce_warmup_epochs=0"]

@@ -8,6 +8,7 @@ import warnings
 
 import pytest
 import torch
+from cli_helpers import invoke, run_cli
 
 import nctool.model.train
 from nctool.config import load_recipe
@@ -20,7 +21,6 @@ from nctool.model.losses import NOISY
 from nctool.model.train import TrainingInterrupted, build_optimizer, lr_factor, train
 from nctool.runtime import pick_device
 from nctool.schema import read_table, write_table
-from tests.cli_helpers import invoke, run_cli
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,6 @@
 """DDP (torchrun, 2 gloo processes on the CPU) takes the steps one process takes with the same global batch.
 
-Each torchrun launch runs tests/ddp_worker.py, which runs `nctool train` as a user would and records
+Each torchrun launch runs tests/model/ddp_worker.py, which runs `nctool train` as a user would and records
 each step's per-pair losses; the one-process runs go in-process with the same recording.
 """
 
@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from ddp_worker import StopAfter, record_pair_losses
 
 import nctool.model.train
 from nctool.config import load_recipe
@@ -22,7 +23,6 @@ from nctool.model.checkpoint import read_checkpoint
 from nctool.model.losses import AMBIGUOUS, CLEAN, NOISY
 from nctool.model.train import TrainingInterrupted, train
 from nctool.schema import write_table
-from tests.ddp_worker import StopAfter, record_pair_losses
 
 # 40 train rows in global batches of 10: 4 steps an epoch, 8 in all; the local term on, so that
 # every gathered embedding counts, and RRSITR from epoch 2 (the InfoNCE warm-up ends after epoch 1

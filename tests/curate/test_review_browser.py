@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from cli_helpers import run_cli
-from test_review import XSS, write_review_files
+from review_helpers import XSS, write_review_files
 
 from nctool.data.decisions import default_decisions_path, read_decisions
 from nctool.schema import read_table
