@@ -193,20 +193,6 @@ def test_bad_inputs_are_one_line_errors(noisy_data, full_run, tmp_path):
             pick_device(device)
 
 
-class _Payload:
-    def __reduce__(self):
-        return (os.system, (f"touch {os.environ['NCTOOL_TEST_MARKER']}",))
-
-
-def test_a_checkpoint_that_would_run_code_is_refused_without_running_it(tmp_path, monkeypatch):
-    marker = tmp_path / "ran"
-    monkeypatch.setenv("NCTOOL_TEST_MARKER", str(marker))
-    torch.save({"model": {}, "config": {}, "extra": _Payload()}, tmp_path / "evil.pt", pickle_module=pickle)
-    with pytest.raises(NctoolError, match="evil.pt: not loaded .*could run code"):
-        read_checkpoint(tmp_path / "evil.pt")
-    assert not marker.exists()
-
-
 @pytest.mark.slow
 def test_a_protocol_4_pickle_is_refused_in_one_line_without_torchs_warning(noisy_data, tmp_path):
     # torch warns twice ("Detected pickle protocol 4 ...", two lines each) before the unpickler refuses
