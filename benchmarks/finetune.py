@@ -25,6 +25,7 @@ import pandas as pd
 from nctool.config import load_recipe
 from nctool.curate.filtering import read_scores
 from nctool.data.noise import inject
+from nctool.detect.measure import ModelSource
 from nctool.detect.score import score
 from nctool.metrics import detection_table
 from nctool.report.bench import run_bench
@@ -40,7 +41,7 @@ def zero_shot_rows(clean: Path, base: Path, out: Path, rates: list[float], kinds
             write_table(inject(read_table(clean), rate, kind, seed=42)[0], noisy)
         scores = noisy.with_suffix(".scores.parquet")
         if not scores.exists():
-            score(noisy, out=scores, model="nctool-tiny", pretrained=base, recipe="finetune",
+            score(noisy, out=scores, model=ModelSource(model="nctool-tiny", pretrained=base, recipe="finetune"),
                   detectors=["all"])
         truth = read_table(noisy, columns=["pair_id", "noisy"]).set_index("pair_id")["noisy"]
         rows += [{"kind": kind, "noise_rate": rate, **row} for row in detection_table(read_scores(scores), truth)]

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from nctool.detect.detectors import detector_names
+from nctool.detect.measure import ModelSource
 from nctool.detect.score import score
 from nctool.schema import read_table
 
@@ -80,7 +81,8 @@ def main() -> None:
     print("|---" * (3 + len(measures)) + "|")
     for i, (name, (detectors, options)) in enumerate(runs.items()):
         path = out / f"scores{i}.parquet"
-        score(args.data, checkpoint=args.checkpoint, out=path, detectors=detectors, options=options, suggest=args.k,
+        score(args.data, model=ModelSource(checkpoint=args.checkpoint), out=path, detectors=detectors,
+              options=options, suggest=args.k,
               device=args.device)
         row = repair_table(data, pd.read_parquet(path), k=args.k)
         print(f"| {name} | {row['noisy pairs']} | {row['flagged']} | "

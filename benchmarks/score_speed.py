@@ -38,7 +38,7 @@ import torch
 from nctool import runtime
 from nctool.data.images import resolve_root
 from nctool.detect.detectors import detector_names
-from nctool.detect.measure import ReferencePool, pair_hashes, scoring_model
+from nctool.detect.measure import ModelSource, PoolSpec, ReferencePool, pair_hashes
 from nctool.detect.score import score
 from nctool.model.batches import PairData, decode_workers, encode_dataset
 from nctool.model.transforms import preprocess_for
@@ -119,9 +119,9 @@ def one_round(args, model, recipe, root: Path, out: Path, number: int) -> dict:
         name = f"score --detector {detector}"
         start = time.perf_counter(), time.process_time()
         seconds[name], _ = timed(lambda: score(
-            args.data, out=out, checkpoint=args.checkpoint, model=args.model, recipe=args.recipe, detectors=[detector],
-            batch_size=args.batch_size, device=str(device), repeats=args.repeats, pool_size=args.pool_size,
-            progress=progress))
+            args.data, out=out, model=ModelSource(args.checkpoint, args.model, recipe=args.recipe),
+            pool=PoolSpec(repeats=args.repeats, pool_size=args.pool_size), detectors=[detector],
+            batch_size=args.batch_size, device=str(device), progress=progress))
         # the run's phases, cut at the last progress event of each (without a reference pool, no first phase)
         last = {None: start, "end": tuple(map(sum, zip(start, seconds[name])))}
         last.update({what.split(":")[0]: (wall, cpu) for wall, cpu, what in events})
@@ -153,7 +153,7 @@ def main() -> None:
     device = runtime.pick_device(args.device)
     if device.type == "cuda":
         SYNC.append(lambda: torch.cuda.synchronize(device))
-    model, recipe = scoring_model(checkpoint=args.checkpoint, model=args.model, recipe=args.recipe, device=device)
+    model, recipe = ModelSource(args.checkpoint, args.model, recipe=args.recipe).load(device)
     model.eval()
     with torch.inference_mode(), runtime.autocast(device):  # warm-up: the first forward pays one-off allocations
         model.encode_text(torch.zeros((args.batch_size, model.clip.context_length), dtype=torch.long, device=device))

@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from nctool.detect.detectors import detector_names
+from nctool.detect.measure import ModelSource
 from nctool.detect.score import score
 
 PLAIN_MEAN = "siblings, plain mean"
@@ -37,9 +38,11 @@ def main() -> None:
         for rate in args.rate or [0.2, 0.4, 0.6, 0.8]:
             name = f"{kind}-{rate:.2f}"
             data, checkpoint = bench / "data" / f"{name}.parquet", bench / "runs" / name / "rrsitr-s3" / "best.pt"
-            found = score(data, checkpoint=checkpoint, out=out / f"{name}.parquet", detectors=["all"],
+            found = score(data, model=ModelSource(checkpoint=checkpoint), out=out / f"{name}.parquet",
+                          detectors=["all"],
                           device=args.device)["detectors"]
-            plain = score(data, checkpoint=checkpoint, out=out / f"{name}.plain.parquet", detectors=["siblings"],
+            plain = score(data, model=ModelSource(checkpoint=checkpoint), out=out / f"{name}.plain.parquet",
+                          detectors=["siblings"],
                           options={"iterations": 0}, device=args.device)["detectors"]
             for row in found + [{**plain[0], "detector": PLAIN_MEAN}]:
                 rows.append({"kind": kind, "rate": rate, **row})

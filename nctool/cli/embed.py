@@ -52,14 +52,17 @@ def embed_command(
     gpus_per_worker: GpusFlag = None,
 ) -> None:
     """Embed every pair once (similarity, rrsitr loss, image and caption embeddings) for `nctool score --embeddings`."""
+    from nctool.detect.measure import ModelSource, PoolSpec
+    from nctool.detect.ray import RayEngine
     from nctool.detect.shards import embed
 
+    source = ModelSource.from_flags(checkpoint, model, pretrained, recipe)
+    ray_engine = RayEngine.from_flags(engine.value, address, workers, gpus_per_worker)
     try:
         with progress_bar() as progress:
-            result = embed(data, out=out, checkpoint=checkpoint, model=model, pretrained=pretrained, recipe=recipe,
-                           splits=split, image_root=image_root, batch_size=batch_size, device=device, seed=seed,
-                           repeats=repeats, pool_size=pool, engine=engine.value, address=address, workers=workers,
-                           gpus_per_worker=gpus_per_worker, progress=progress)
+            result = embed(data, out=out, model=source, pool=PoolSpec(seed, repeats, pool), splits=split,
+                           image_root=image_root, batch_size=batch_size, device=device, engine=ray_engine,
+                           progress=progress)
     except KeyboardInterrupt:
         console_err.print(f"interrupted: the shards finished so far stay in {out}: run the same command to continue",
                           highlight=False, soft_wrap=True)

@@ -111,18 +111,20 @@ def score_command(
     options: dict | None = None,
 ) -> None:
     """Score every pair of a dataset for noisy correspondence with a trained model, or zero-shot (--model)."""
+    from nctool.detect.measure import ModelSource, PoolSpec
+    from nctool.detect.ray import RayEngine
     from nctool.detect.score import score
 
+    source = ModelSource.from_flags(checkpoint, model, pretrained, recipe)
+    ray_engine = RayEngine.from_flags(engine.value, address, workers, gpus_per_worker)
     try:
         with progress_bar() as progress:
-            result = score(data, out=out, checkpoint=checkpoint, model=model, pretrained=pretrained, recipe=recipe,
-                           embeddings=embeddings, engine=engine.value, address=address, workers=workers,
-                           gpus_per_worker=gpus_per_worker, detectors=[choice.value for choice in detector],
-                           splits=split, image_root=image_root, batch_size=batch_size, device=device, seed=seed,
-                           repeats=repeats, pool_size=pool, options=options, suggest=suggest, progress=progress)
+            result = score(data, out=out, model=source, embeddings=embeddings, engine=ray_engine,
+                           detectors=[choice.value for choice in detector], splits=split, image_root=image_root,
+                           batch_size=batch_size, device=device, pool=PoolSpec(seed, repeats, pool), options=options,
+                           suggest=suggest, progress=progress)
     except KeyboardInterrupt:
-        console_err.print(_interrupted(out, embeddings, engine.value,
-                                       any(v is not None for v in (checkpoint, model, pretrained, recipe))),
+        console_err.print(_interrupted(out, embeddings, ray_engine is not None, source is not None),
                           highlight=False, soft_wrap=True)
         raise typer.Exit(130)
     if result.get("embedded"):
@@ -145,12 +147,12 @@ def report_embedded(summary: dict) -> None:
                   f"({len(summary['computed'])} computed, {summary['reused']} reused)")
 
 
-def _interrupted(out: Path, embeddings: Path | None, engine: str, model_given: bool) -> str:
+def _interrupted(out: Path, embeddings: Path | None, ray: bool, model_given: bool) -> str:
     """What a Ctrl-C left: the scores file is written only at the end (atomically); shards embedded so far stay."""
     from nctool.detect.shards import default_folder
 
     line = f"interrupted: nothing written ({out} is written only when scoring finishes)"
-    folder = embeddings if embeddings is not None else default_folder(out) if engine == "ray" else None
+    folder = embeddings if embeddings is not None else default_folder(out) if ray else None
     if model_given and folder is not None:
         line += f"; the shards finished so far stay in {folder}: run the same command to continue"
     return line

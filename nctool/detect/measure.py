@@ -1,11 +1,11 @@
 """Measuring pairs: the model choice, the reference pool, and the per-chunk kernel every scoring path shares.
 
-`scoring_model` builds the model once (a checkpoint of `nctool train`, or an open_clip model with
-weights and a recipe); `Embedder` embeds rows of the data file; `measure` turns one chunk of rows
-into per-pair numbers (similarity, rrsitr loss and its spread, optionally the global embeddings);
-`assemble_evidence` joins the chunks into the detectors' `Evidence`. Direct scoring
-(nctool.detect.score), the shard store (nctool.detect.shards) and the Ray actors (nctool.detect.ray)
-all run these same functions, so their numbers agree exactly.
+`ModelSource` names the model (a checkpoint of `nctool train`, or an open_clip model with weights and
+a recipe) and builds it once; `PoolSpec` sets the reference pool; `Embedder` embeds rows of the data
+file; `measure` turns one chunk of rows into per-pair numbers (similarity, rrsitr loss and its
+spread, optionally the global embeddings); `assemble_evidence` joins the chunks into the detectors'
+`Evidence`. Direct scoring (nctool.detect.score), the shard store (nctool.detect.shards) and the Ray
+actors (nctool.detect.ray) all run these same functions, so their numbers agree exactly.
 
 The rrsitr loss without batch-order effects: a training batch makes a pair's loss depend on the
 pairs it was batched with. Here every pair is measured against the same reference pool: the R
@@ -203,57 +203,85 @@ class Embedder:
         return {k: v.to(self.device) if isinstance(v, torch.Tensor) else v for k, v in embeddings.items()}
 
 
-def scoring_model(*, checkpoint: str | os.PathLike | None = None, model: str | None = None,
-                  pretrained: str | os.PathLike | None = None, recipe: str | os.PathLike | None = None,
-                  device: torch.device | str = "cpu") -> tuple[RetrievalModel, Recipe]:
-    """The model that scores (in eval mode, on `device`) and the recipe whose loss settings it uses.
+NO_MODEL = ("no model given; give --checkpoint runs/NAME/best.pt (trained by `nctool train`) or --model NAME (any "
+            "open_clip model, zero-shot; --pretrained FILE for its weights)")
 
-    Parameters
-    ----------
-    checkpoint
-        A checkpoint from `nctool train`: its model, and its recipe.
-    model
-        Instead of `checkpoint`, zero-shot: an open_clip model name (ViT-B-32, nctool-tiny, ...).
-    pretrained
-        With `model`: its weights (nctool.model.clip.create_model: an open_clip tag, an open_clip
-        checkpoint file or an nctool checkpoint); None for random init.
-    recipe
-        With `model`: a recipe name or TOML path for the loss settings, the reference batch size
-        (train.batch_size) and model.mask_padding; default ZERO_SHOT_RECIPE.
-    device
-        Where the model goes.
 
-    Returns
-    -------
-    tuple
-        (RetrievalModel, Recipe).
+@dataclass(frozen=True)
+class ModelSource:
+    """The model that scores, checked once when made: a checkpoint of `nctool train` (its model and recipe),
+    or, zero-shot, an open_clip model name (ViT-B-32, nctool-tiny, ...) with its weights and a recipe.
+
+    `pretrained` (with `model` only): an open_clip tag, an open_clip checkpoint file or an nctool
+    checkpoint (nctool.model.clip.create_model); None for random init. `recipe` (with `model` only): a
+    recipe name or TOML path for the loss settings, the reference batch size (train.batch_size) and
+    model.mask_padding; default ZERO_SHOT_RECIPE.
     """
-    check_model_choice(checkpoint, model, pretrained, recipe)
-    if checkpoint is not None:
-        trained, settings, _ = load_trained_model(checkpoint, device)
-        return trained, settings
-    settings = load_recipe(recipe or ZERO_SHOT_RECIPE)
-    return create_model(model, pretrained, mask_padding=settings.model.mask_padding).to(device).eval(), settings
+
+    checkpoint: str | os.PathLike | None = None
+    model: str | None = None
+    pretrained: str | os.PathLike | None = None
+    recipe: str | os.PathLike | None = None
+
+    def __post_init__(self):
+        if self.checkpoint is None and self.model is None:
+            raise NctoolError(NO_MODEL)
+        if self.checkpoint is not None and self.model is not None:
+            raise NctoolError("--checkpoint and --model: both given; give one (--checkpoint scores with a trained "
+                              "model, --model zero-shot)")
+        if self.checkpoint is not None and (self.pretrained is not None or self.recipe is not None):
+            raise NctoolError(f"--{'pretrained' if self.pretrained is not None else 'recipe'}: only with --model "
+                              f"(a checkpoint brings its own weights and recipe); drop it, or score zero-shot with "
+                              f"--model")
+
+    @classmethod
+    def from_flags(cls, checkpoint=None, model=None, pretrained=None, recipe=None) -> ModelSource | None:
+        """The source the command-line flags name; None when none is given (score from embeddings alone)."""
+        if all(value is None for value in (checkpoint, model, pretrained, recipe)):
+            return None
+        return cls(checkpoint, model, pretrained, recipe)
+
+    @property
+    def files(self) -> tuple:
+        """The files this source reads (None where it reads none): an output must not replace them."""
+        return self.checkpoint, self.pretrained
+
+    def resolved(self) -> ModelSource:
+        """This source with its existing files as absolute paths (Ray actors may run in another folder)."""
+        def absolute(value):
+            return str(Path(value).resolve()) if value is not None and Path(value).exists() else value
+        return ModelSource(absolute(self.checkpoint), self.model, absolute(self.pretrained), absolute(self.recipe))
+
+    def load(self, device: torch.device | str = "cpu") -> tuple[RetrievalModel, Recipe]:
+        """The model (in eval mode, on `device`) and the recipe whose loss settings it scores with."""
+        if self.checkpoint is not None:
+            trained, settings, _ = load_trained_model(self.checkpoint, device)
+            return trained, settings
+        settings = load_recipe(self.recipe or ZERO_SHOT_RECIPE)
+        return (create_model(self.model, self.pretrained, mask_padding=settings.model.mask_padding).to(device).eval(),
+                settings)
 
 
-def check_model_choice(checkpoint, model, pretrained, recipe, command: str = "score") -> None:
-    """Exactly one of checkpoint and model; pretrained and recipe only with model."""
-    if checkpoint is None and model is None:
-        raise NctoolError(f"{command}: no model given; give --checkpoint runs/NAME/best.pt (trained by `nctool train`) "
-                          "or --model NAME (any open_clip model, zero-shot; --pretrained FILE for its weights)")
-    if checkpoint is not None and model is not None:
-        raise NctoolError("--checkpoint and --model: both given; give one (--checkpoint scores with a trained model, "
-                          "--model zero-shot)")
-    if checkpoint is not None and (pretrained is not None or recipe is not None):
-        raise NctoolError(f"--{'pretrained' if pretrained is not None else 'recipe'}: only with --model "
-                          f"(a checkpoint brings its own weights and recipe); drop it, or score zero-shot with --model")
+@dataclass(frozen=True)
+class PoolSpec:
+    """The reference pool the rrsitr loss is measured against, checked when made.
+
+    `seed` picks the pool and orders its batches (and seeds the detectors' draws, Evidence.seed);
+    `repeats` reference batches per pair, the loss being their mean; `pool_size` pairs in the pool.
+    """
+
+    seed: int = 0
+    repeats: int = 5
+    pool_size: int = 1000
+
+    def __post_init__(self):
+        for name, value, least in (("seed", self.seed, 0), ("repeats", self.repeats, 1), ("pool", self.pool_size, 2)):
+            check_at_least(name, value, least)
 
 
-def check_run_options(*, batch_size: int, repeats: int, pool_size: int, seed: int, suggest: int) -> None:
-    for name, value, least in (("batch size", batch_size, 1), ("repeats", repeats, 1), ("pool", pool_size, 2),
-                               ("seed", seed, 0), ("suggest", suggest, 0)):
-        if value < least:
-            raise NctoolError(f"{name} {value}: must be at least {least}")
+def check_at_least(name: str, value: int, least: int) -> None:
+    if value < least:
+        raise NctoolError(f"{name} {value}: must be at least {least}")
 
 
 @dataclass

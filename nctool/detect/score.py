@@ -1,8 +1,8 @@
 """Score every pair of a dataset with one model and a set of detectors (`nctool score`).
 
 The model is a trained one (a checkpoint of `nctool train`, with its recipe) or, zero-shot, any
-open_clip model with the weights given (`scoring_model`); a zero-shot model's rrsitr loss takes its
-settings and reference batch size from a recipe (default `rsitmd`, the paper's).
+open_clip model with the weights given (nctool.detect.measure.ModelSource); a zero-shot model's rrsitr
+loss takes its settings and reference batch size from a recipe (default `rsitmd`, the paper's).
 
 The model embeds each scored pair once; the detectors (nctool.detect.detectors) all read that same `Evidence`
 (nctool.detect.measure). The input is streamed a row group at a time (in slices of at most CHUNK_ROWS rows):
@@ -41,19 +41,22 @@ from nctool.data.images import resolve_root
 from nctool.detect import shards
 from nctool.detect.detectors import Evidence, make_detectors
 from nctool.detect.measure import (
+    NO_MODEL,
     Embedder,
+    ModelSource,
+    PoolSpec,
     ReferencePool,
     assemble_evidence,
-    check_model_choice,
-    check_run_options,
+    check_at_least,
     measure,
     pool_embeddings,
     pool_ids,
     read_index,
     scored_chunks,
-    scoring_model,
 )
+from nctool.detect.ray import RayEngine
 from nctool.detect.suggest import SUGGESTION_COLUMNS, suggestions
+from nctool.errors import NctoolError
 from nctool.metrics import detection_table, label_table
 from nctool.model.transforms import preprocess_for
 from nctool.progress import Progress, silent
@@ -63,15 +66,12 @@ NOISE_SHARE_KEY = "nctool.noise_share"  # scores-file metadata: {detector: calib
 OUTPUT_ROWS = 4096  # scores written at a time (one row group of the scores file)
 
 
-def score(data_path: str | os.PathLike, *, out: str | os.PathLike, checkpoint: str | os.PathLike | None = None,
-          model: str | None = None, pretrained: str | os.PathLike | None = None,
-          recipe: str | os.PathLike | None = None, embeddings: str | os.PathLike | None = None,
-          engine: str = "local", address: str | None = None, workers: int | None = None,
-          gpus_per_worker: float | None = None, detectors: Sequence[str] = ("rrsitr",),
-          splits: Sequence[str] = ("train",),
+def score(data_path: str | os.PathLike, *, out: str | os.PathLike, model: ModelSource | None = None,
+          embeddings: str | os.PathLike | None = None, engine: RayEngine | None = None,
+          detectors: Sequence[str] = ("rrsitr",), splits: Sequence[str] = ("train",),
           image_root: str | os.PathLike | None = None, batch_size: int = 256, device: str | None = None,
-          seed: int = 0, repeats: int = 5, pool_size: int = 1000, options: Mapping[str, Any] | None = None,
-          suggest: int = 0, progress: Progress = silent) -> dict:
+          pool: PoolSpec = PoolSpec(), options: Mapping[str, Any] | None = None, suggest: int = 0,
+          progress: Progress = silent) -> dict:
     """Score the pairs of `splits` with the chosen detectors and write the scores file `out`.
 
     Parameters
@@ -80,11 +80,10 @@ def score(data_path: str | os.PathLike, *, out: str | os.PathLike, checkpoint: s
         Dataset Parquet in nctool's schema; null or empty captions are refused.
     out
         Where the scores go (atomic write); refused before any work when it is a folder or an input.
-    checkpoint, model, pretrained, recipe
-        The model, as `scoring_model` takes them: exactly one of `checkpoint` (a trained model; its
-        recipe sets the loss and the reference batch size) or `model` (zero-shot, with the weights
-        `pretrained` and the loss settings of `recipe`). None of them with `embeddings`: score from
-        that folder alone.
+    model
+        The model that scores (a checkpoint, whose recipe sets the loss and the reference batch size,
+        or a zero-shot model with its weights and recipe). None with `embeddings`: score from that
+        folder alone.
     embeddings
         A folder of `nctool embed` shards (nctool.detect.shards). Without a model it is only read, and
         must have been embedded from this data file with these splits, seed, repeats and pool_size
@@ -92,10 +91,8 @@ def score(data_path: str | os.PathLike, *, out: str | os.PathLike, checkpoint: s
         nctool.detect.shards.embed (only missing or outdated shards are computed), then read. None:
         the model embeds on the fly (local engine) or into nctool.detect.shards.default_folder(out) (Ray).
     engine
-        Who embeds: "local" (this process) or "ray" (Ray Data actors write the shards, then the
-        detectors run here over them; nctool.config.ENGINES).
-    address, workers, gpus_per_worker
-        Ray only, as nctool.detect.shards.embed takes them.
+        Who embeds: None, this process; a RayEngine, its actors write the shards, then the detectors
+        run here over them.
     detectors
         Registered detector names (nctool.detect.detectors.DETECTORS) or "all".
     splits
@@ -106,12 +103,8 @@ def score(data_path: str | os.PathLike, *, out: str | os.PathLike, checkpoint: s
         Pairs per forward pass.
     device
         "cpu", "cuda", "cuda:N"; default: runtime.pick_device.
-    seed
-        Seed of the reference pool and batches (rrsitr loss) and of the detectors' draws (Evidence.seed).
-    repeats
-        Reference batches per pair; the loss is their mean.
-    pool_size
-        Size of the reference pool.
+    pool
+        The reference pool of the rrsitr loss; its seed also seeds the detectors' draws (Evidence.seed).
     options
         Detector options by name (nctool.detect.detectors.detector_options); each detector takes its own.
     suggest
@@ -130,38 +123,35 @@ def score(data_path: str | os.PathLike, *, out: str | os.PathLike, checkpoint: s
         truth, `truth`, the share of scored pairs that are noisy); `embedded`: the summary of
         nctool.detect.shards.embed when this run embedded into a folder, else None.
     """
-    model_given = any(value is not None for value in (checkpoint, model, pretrained, recipe))
-    if embeddings is None or model_given or engine != "local":
-        check_model_choice(checkpoint, model, pretrained, recipe)
-    shards.check_engine(engine, address=address, workers=workers, gpus_per_worker=gpus_per_worker)
-    check_output(out, data_path, checkpoint, pretrained, embeddings)  # nor inside the embeddings folder it reads
-    if embeddings is not None and model_given:  # it embeds into the folder first
-        check_output(embeddings, data_path, checkpoint, pretrained, folder=True)
+    if model is None and (embeddings is None or engine is not None):
+        raise NctoolError(f"score: {NO_MODEL}")
+    files = model.files if model is not None else ()
+    check_output(out, data_path, *files, embeddings)  # nor inside the embeddings folder it reads
+    if embeddings is not None and model is not None:  # it embeds into the folder first
+        check_output(embeddings, data_path, *files, folder=True)
     chosen = make_detectors(detectors, options)
     splits = check_splits(splits)
-    check_run_options(batch_size=batch_size, repeats=repeats, pool_size=pool_size, seed=seed, suggest=suggest)
-    index = read_index(data_path, splits, fingerprint=embeddings is not None or engine == "ray", captions=suggest > 0)
+    check_at_least("batch size", batch_size, 1)
+    check_at_least("suggest", suggest, 0)
+    index = read_index(data_path, splits, fingerprint=embeddings is not None or engine is not None,
+                       captions=suggest > 0)
     dev = runtime.pick_device(device)
     needs = set().union(*(detector.needs for detector in chosen))
     keep_embeddings = "embeddings" in needs or suggest > 0
     embedded = None
-    if embeddings is None and engine == "ray":
+    if embeddings is None and engine is not None:
         embeddings = shards.default_folder(out)
     if embeddings is None:
-        evidence, facts = _collect(data_path, splits, index.scored_ids, checkpoint=checkpoint, model=model,
-                                   pretrained=pretrained, recipe=recipe, image_root=image_root, batch_size=batch_size,
-                                   device=dev, loss="loss" in needs, keep_embeddings=keep_embeddings, seed=seed,
-                                   repeats=repeats, pool_size=pool_size, progress=progress)
+        evidence, facts = _collect(data_path, splits, index.scored_ids, model=model, pool=pool, image_root=image_root,
+                                   batch_size=batch_size, device=dev, loss="loss" in needs,
+                                   keep_embeddings=keep_embeddings, progress=progress)
     else:
-        if model_given:
-            embedded = shards.embed(data_path, out=embeddings, checkpoint=checkpoint, model=model,
-                                    pretrained=pretrained, recipe=recipe, splits=splits, image_root=image_root,
-                                    batch_size=batch_size, device=device, seed=seed, repeats=repeats,
-                                    pool_size=pool_size, engine=engine, address=address, workers=workers,
-                                    gpus_per_worker=gpus_per_worker, progress=progress)
-        evidence, facts = shards.read_evidence(embeddings, data_path, index.fingerprint, splits=splits, seed=seed,
-                                               repeats=repeats, pool_size=pool_size, device=dev,
-                                               keep_embeddings=keep_embeddings)
+        if model is not None:
+            embedded = shards.embed(data_path, out=embeddings, model=model, pool=pool, splits=splits,
+                                    image_root=image_root, batch_size=batch_size, device=device, engine=engine,
+                                    progress=progress)
+        evidence, facts = shards.read_evidence(embeddings, data_path, index.fingerprint, splits=splits, pool=pool,
+                                               device=dev, keep_embeddings=keep_embeddings)
     captions = index.captions
     del index  # the scored ids are in the evidence now
     frames, shares = [], {}
@@ -203,25 +193,26 @@ def _write_scores(out: str | os.PathLike, frames: list[pd.DataFrame], row_hash: 
                 writer.write(part)
 
 
-def _collect(data_path: str | os.PathLike, splits: list[str], scored_ids: np.ndarray, *, checkpoint, model,
-             pretrained, recipe, image_root, batch_size: int, device: torch.device, loss: bool, keep_embeddings: bool,
-             seed: int, repeats: int, pool_size: int, progress: Progress) -> tuple[Evidence, dict]:
+def _collect(data_path: str | os.PathLike, splits: list[str], scored_ids: np.ndarray, *, model: ModelSource,
+             pool: PoolSpec, image_root, batch_size: int, device: torch.device, loss: bool, keep_embeddings: bool,
+             progress: Progress) -> tuple[Evidence, dict]:
     """Direct scoring: load the model, embed the reference pool (when the `loss` is needed), then stream
     the scored rows once, a row group at a time (`scored_chunks`, `measure`); returns assemble_evidence's."""
-    scorer, settings = scoring_model(checkpoint=checkpoint, model=model, pretrained=pretrained, recipe=recipe,
-                                     device=device)
+    scorer, settings = model.load(device)
     embed = Embedder(scorer, preprocess_for(scorer), resolve_root(data_path, image_root), batch_size, device)
-    pool, parts, done = None, [], 0
+    reference, parts, done = None, [], 0
     with torch.inference_mode():
         if loss:
-            ids = pool_ids(scored_ids, seed, pool_size)
-            pool = ReferencePool(pool_embeddings(embed, data_path, ids, settings.loss.use_local, progress), ids,
-                                 loss_cfg=settings.loss, batch_size=settings.train.batch_size, repeats=repeats,
-                                 seed=seed)  # no other reference: cached Grams free the tokens
+            ids = pool_ids(scored_ids, pool.seed, pool.pool_size)
+            # no other reference to the embeddings: cached Grams free the tokens
+            reference = ReferencePool(pool_embeddings(embed, data_path, ids, settings.loss.use_local, progress), ids,
+                                      loss_cfg=settings.loss, batch_size=settings.train.batch_size,
+                                      repeats=pool.repeats, seed=pool.seed)
         for group in range(row_group_count(data_path)):
             for chunk in scored_chunks(data_path, splits, group):
-                parts.append(measure(embed, pool, chunk, keep_embeddings=keep_embeddings,
+                parts.append(measure(embed, reference, chunk, keep_embeddings=keep_embeddings,
                                      progress=lambda rows, done=done: progress(done + rows, len(scored_ids),
                                                                                "score pairs")))
                 done += len(chunk)
-    return assemble_evidence(parts, loss_thresholds=pool.thresholds if pool is not None else None, seed=seed)
+    return assemble_evidence(parts, loss_thresholds=reference.thresholds if reference is not None else None,
+                             seed=pool.seed)

@@ -28,7 +28,7 @@ import hashlib
 import json
 import os
 from contextlib import nullcontext
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -38,25 +38,25 @@ import pyarrow.parquet as pq
 import torch
 
 from nctool import runtime
-from nctool.config import ENGINES, Recipe
+from nctool.config import Recipe
 from nctool.data.images import resolve_root
 from nctool.detect.detectors import Evidence
 from nctool.detect.measure import (
+    NO_MODEL,
     Embedder,
+    ModelSource,
+    PoolSpec,
     ReferencePool,
     assemble_evidence,
-    check_model_choice,
-    check_run_options,
+    check_at_least,
     measure,
     pool_embeddings,
     pool_ids,
     read_index,
     reference_batch_size,
     scored_chunks,
-    scoring_model,
 )
-from nctool.detect.ray import gpus_per_worker as gpus_per_worker_of
-from nctool.detect.ray import import_ray, ray_session, ray_shards
+from nctool.detect.ray import RayEngine, gpus_per_worker, ray_session, ray_shards
 from nctool.errors import NctoolError
 from nctool.model import losses
 from nctool.model.transforms import preprocess_for
@@ -83,30 +83,21 @@ def default_folder(out: str | os.PathLike) -> Path:
     return Path(out).with_suffix(".embeddings")
 
 
-def check_engine(engine: str, *, address: str | None = None, workers: int | None = None,
-                 gpus_per_worker: float | None = None) -> None:
-    """Refuse an unknown engine, Ray settings without Ray, and Ray when it is not installed."""
-    if engine not in ENGINES:
-        raise NctoolError(f"engine '{engine}': unknown; choose from {', '.join(ENGINES)}")
-    if engine == "local":
-        given = [flag for flag, value in (("--address", address), ("--workers", workers),
-                                          ("--gpus-per-worker", gpus_per_worker)) if value is not None]
-        if given:
-            raise NctoolError(f"{given[0]}: only with --engine ray; drop it or add --engine ray")
-        return
-    if workers is not None and workers < 1:
-        raise NctoolError(f"workers {workers}: must be at least 1")
-    if gpus_per_worker is not None and gpus_per_worker < 0:
-        raise NctoolError(f"gpus per worker {gpus_per_worker:g}: must be at least 0 (0: CPU workers)")
-    import_ray()
+@dataclass(frozen=True)
+class ShardJob:
+    """What writing one shard needs besides the model and the pool (absolute paths: Ray actors may run
+    in another folder)."""
+
+    data_path: str
+    splits: list[str]
+    folder: str
+    key: str  # the run key each shard stores in its metadata
 
 
-def embed(data_path: str | os.PathLike, *, out: str | os.PathLike, checkpoint: str | os.PathLike | None = None,
-          model: str | None = None, pretrained: str | os.PathLike | None = None,
-          recipe: str | os.PathLike | None = None, splits: Sequence[str] = ("train",),
-          image_root: str | os.PathLike | None = None, batch_size: int = 256, device: str | None = None,
-          seed: int = 0, repeats: int = 5, pool_size: int = 1000, engine: str = "local", address: str | None = None,
-          workers: int | None = None, gpus_per_worker: float | None = None, progress: Progress = silent) -> dict:
+def embed(data_path: str | os.PathLike, *, out: str | os.PathLike, model: ModelSource | None = None,
+          pool: PoolSpec = PoolSpec(), splits: Sequence[str] = ("train",), image_root: str | os.PathLike | None = None,
+          batch_size: int = 256, device: str | None = None, engine: RayEngine | None = None,
+          progress: Progress = silent) -> dict:
     """Embed and measure the pairs of `splits` into a folder of shards, one per row group of the data file.
 
     Parameters
@@ -117,18 +108,11 @@ def embed(data_path: str | os.PathLike, *, out: str | os.PathLike, checkpoint: s
         The folder: new, empty, or one this function wrote (anything else is refused). Shards that
         carry the current run key are kept; with another model, data file or setting, every shard
         is recomputed.
-    checkpoint, model, pretrained, recipe, splits, image_root, batch_size, device, seed, repeats, pool_size
+    model, pool, splits, image_root, batch_size, device
         As nctool.detect.score.score takes them (`device`: where this process embeds the reference pool
-        and, with the local engine, the shards).
+        and, with the local engine, the shards); `model` None is refused.
     engine
-        "local" or "ray" (ENGINES).
-    address
-        Ray: the cluster to join (ray.init's address); default: the running one, else a new local one.
-    workers
-        Ray: actors in the pool; default: the cluster's GPUs / gpus_per_worker, or its CPUs.
-    gpus_per_worker
-        Ray: GPUs per actor (fractions share a GPU; 0: CPU actors); default 1 when the cluster has a
-        GPU, else 0.
+        None: this process writes the shards; a RayEngine: its actor pool does.
     progress
         Callback progress(done, total, description).
 
@@ -139,25 +123,22 @@ def embed(data_path: str | os.PathLike, *, out: str | os.PathLike, checkpoint: s
         `computed` (row groups whose shard this run wrote), `reused` (shards kept) and `invalidated`
         (why the folder's earlier shards were dropped; None when they were not).
     """
-    check_model_choice(checkpoint, model, pretrained, recipe, command="embed")
-    check_engine(engine, address=address, workers=workers, gpus_per_worker=gpus_per_worker)
+    if model is None:
+        raise NctoolError(f"embed: {NO_MODEL}")
     splits = check_splits(splits)
-    check_run_options(batch_size=batch_size, repeats=repeats, pool_size=pool_size, seed=seed, suggest=0)
-    folder = check_output(out, data_path, checkpoint, pretrained, folder=True)
+    check_at_least("batch size", batch_size, 1)
+    folder = check_output(out, data_path, *model.files, folder=True)
     previous = _read_manifest(folder)
     index = read_index(data_path, splits, fingerprint=True)
     scored_ids = index.scored_ids
     data = {"fingerprint": index.fingerprint, "row_groups": row_group_count(data_path)}
     dev = runtime.pick_device(device)
-    scorer, settings = scoring_model(checkpoint=checkpoint, model=model, pretrained=pretrained, recipe=recipe,
-                                     device=dev)
-    with ray_session(address) if engine == "ray" else nullcontext() as ray:
-        gpus = gpus_per_worker_of(ray, gpus_per_worker) if ray else 0.0
-        identity = {"format": FORMAT, "version": FORMAT_VERSION,
-                    "model": _model_identity(checkpoint, pretrained, settings), "data": data,
-                    "settings": {"splits": splits, "seed": seed, "repeats": repeats, "pool_size": pool_size,
-                                 "precision": "bfloat16 autocast" if (gpus > 0 if ray else dev.type == "cuda")
-                                 else "float32"}}
+    scorer, settings = model.load(dev)
+    with ray_session(engine.address) if engine is not None else nullcontext() as ray:
+        gpus = gpus_per_worker(ray, engine.gpus_per_worker) if ray else 0.0
+        precision = "bfloat16 autocast" if (gpus > 0 if ray else dev.type == "cuda") else "float32"
+        identity = {"format": FORMAT, "version": FORMAT_VERSION, "model": _model_identity(model, settings),
+                    "data": data, "settings": {"splits": splits, **asdict(pool), "precision": precision}}
         key = hashlib.blake2b(json.dumps(identity, sort_keys=True).encode(), digest_size=16).hexdigest()
         invalidated, stale = None, previous is not None and previous.get("key") != key
         if stale:
@@ -168,30 +149,28 @@ def embed(data_path: str | os.PathLike, *, out: str | os.PathLike, checkpoint: s
         if edited:  # a shard whose bytes are not the ones written (and recorded) is made again
             invalidated = f"edited since they were written ({', '.join(map(shard_name, edited))}); re-embedded those"
         todo = [group for group in range(data["row_groups"]) if group not in done]
-        ids = pool_ids(scored_ids, seed, pool_size)
+        ids = pool_ids(scored_ids, pool.seed, pool.pool_size)
         manifest = previous if previous is not None and not stale else {
             **identity, "key": key,
             "pool": {"pairs": len(ids), "ids_sha256": hashlib.sha256("\0".join(ids).encode()).hexdigest()},
             "loss_thresholds": list(losses.recipe_thresholds(  # as ReferencePool.thresholds, before the pool exists
                 settings.loss, reference_batch_size(settings.train.batch_size, len(ids))))}
-        manifest["sources"] = {"data": str(data_path), "checkpoint": checkpoint and str(checkpoint),
-                               "pretrained": pretrained and str(pretrained), "engine": engine}
+        manifest["sources"] = {"data": str(data_path), "checkpoint": model.checkpoint and str(model.checkpoint),
+                               "pretrained": model.pretrained and str(model.pretrained),
+                               "engine": "local" if engine is None else "ray"}
         _write_manifest(folder, manifest, done)
         if todo:
             embedder = Embedder(scorer, preprocess_for(scorer), resolve_root(data_path, image_root), batch_size, dev)
-            job = {"data_path": str(Path(data_path).resolve()), "splits": splits, "folder": str(folder.resolve()),
-                   "key": key}
+            job = ShardJob(str(Path(data_path).resolve()), splits, str(folder.resolve()), key)
             with torch.inference_mode():  # no other reference to the embeddings: cached Grams free the tokens
                 reference = ReferencePool(pool_embeddings(embedder, data_path, ids, settings.loss.use_local, progress),
                                           ids, loss_cfg=settings.loss, batch_size=settings.train.batch_size,
-                                          repeats=repeats, seed=seed)
+                                          repeats=pool.repeats, seed=pool.seed)
             manifest["dim"] = int(reference.embeddings["text_global"].shape[1])
             if ray:
                 del scorer, embedder
-                shards = ray_shards(ray, job, reference, todo, write_shard, workers=workers, gpus=gpus,
-                                    batch_size=batch_size,
-                                    model={"checkpoint": checkpoint, "model": model, "pretrained": pretrained,
-                                           "recipe": recipe}, root=resolve_root(data_path, image_root))
+                shards = ray_shards(ray, engine, job, reference, todo, write_shard, gpus=gpus, model=model,
+                                    root=resolve_root(data_path, image_root), batch_size=batch_size)
             else:
                 shards = ((group, *write_shard(embedder, reference, job, group)) for group in todo)
             for count, (group, rows, sha256) in enumerate(shards, 1):
@@ -203,7 +182,7 @@ def embed(data_path: str | os.PathLike, *, out: str | os.PathLike, checkpoint: s
 
 
 def read_evidence(folder: str | os.PathLike, data_path: str | os.PathLike, fingerprint: str, *,
-                  splits: list[str], seed: int, repeats: int, pool_size: int, device: torch.device,
+                  splits: list[str], pool: PoolSpec, device: torch.device,
                   keep_embeddings: bool) -> tuple[Evidence, dict]:
     """The Evidence of a finished embeddings folder (what nctool.detect.measure.assemble_evidence returns).
 
@@ -224,7 +203,7 @@ def read_evidence(folder: str | os.PathLike, data_path: str | os.PathLike, finge
     if manifest["data"] != data:
         raise NctoolError(f"{folder}: embedded from another version of the data than {data_path} (its fingerprint or "
                           f"row groups differ); re-embed it with {again}")
-    asked = {"splits": splits, "seed": seed, "repeats": repeats, "pool_size": pool_size}
+    asked = {"splits": splits, **asdict(pool)}
     for name, value in asked.items():
         if manifest["settings"][name] != value:
             made, wanted = _flags(name, manifest["settings"][name]), _flags(name, value)
@@ -242,27 +221,26 @@ def read_evidence(folder: str | os.PathLike, data_path: str | os.PathLike, finge
                                             if name not in VECTOR_COLUMNS.values()]
     parts = [_read_shard(folder / shard_name(group), columns, device) for group in range(data["row_groups"])
              if done[group]["rows"]]
-    return assemble_evidence(parts, loss_thresholds=tuple(manifest["loss_thresholds"]), seed=seed)
+    return assemble_evidence(parts, loss_thresholds=tuple(manifest["loss_thresholds"]), seed=pool.seed)
 
 
-def write_shard(embedder: Embedder, pool: ReferencePool, job: dict, row_group: int) -> tuple[int, str]:
+def write_shard(embedder: Embedder, pool: ReferencePool, job: ShardJob, row_group: int) -> tuple[int, str]:
     """Measure the scored pairs of one row group (nctool.detect.measure.measure) and write its shard atomically.
 
-    `job` holds `data_path`, `splits`, `folder` and `key` (the run key stored in the shard). Returns
-    the shard's row count (0 for a row group without scored pairs: its shard is empty) and the
+    Returns the shard's row count (0 for a row group without scored pairs: its shard is empty) and the
     sha256 of its file, which the manifest keeps.
     """
     with torch.inference_mode():
         parts = [measure(embedder, pool, chunk, keep_embeddings=True)
-                 for chunk in scored_chunks(job["data_path"], job["splits"], row_group)]
+                 for chunk in scored_chunks(job.data_path, job.splits, row_group)]
     vector = pa.list_(pa.float32(), pool.embeddings["text_global"].shape[1])
     schema = pa.schema([("pair_id", pa.string()), ("image_id", pa.string()), ("row_hash", pa.uint64())]
-                       + [("noisy", pa.bool_())] * ("noisy" in column_names(job["data_path"]))
+                       + [("noisy", pa.bool_())] * ("noisy" in column_names(job.data_path))
                        + [(name, pa.float32()) for name in ("similarity", "loss", "loss_std")]
-                       + [(column, vector) for column in VECTOR_COLUMNS.values()], metadata={KEY: job["key"].encode()})
+                       + [(column, vector) for column in VECTOR_COLUMNS.values()], metadata={KEY: job.key.encode()})
     table = schema.empty_table() if not parts else pa.table(
         [_arrow(field, [part[_part_name(field.name)] for part in parts]) for field in schema], schema=schema)
-    with atomic_path(Path(job["folder"]) / shard_name(row_group)) as tmp:
+    with atomic_path(Path(job.folder) / shard_name(row_group)) as tmp:
         pq.write_table(table, tmp, compression="zstd")
         sha256 = _sha256(tmp)
     return table.num_rows, sha256
@@ -301,9 +279,9 @@ def _read_shard(path: Path, columns: list[str] | None, device: torch.device) -> 
     return part
 
 
-def _model_identity(checkpoint, pretrained, settings: Recipe) -> dict:
+def _model_identity(model: ModelSource, settings: Recipe) -> dict:
     """What the embeddings depend on in the model: its name, weights (sha256 of the file, or the tag) and recipe."""
-    weights = checkpoint if checkpoint is not None else pretrained
+    weights = model.checkpoint if model.checkpoint is not None else model.pretrained
     file = weights is not None and Path(weights).is_file()
     return {"name": settings.model.name, "sha256": _sha256(weights) if file else None,
             "pretrained": None if file or weights is None else str(weights),

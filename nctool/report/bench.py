@@ -79,6 +79,7 @@ def run_bench(data_path: str | Path, *, out_dir: str | Path, recipe: Recipe,
         (a finished run is reused by its results.json; best.pt, which scoring and fine-tuning
         read, stays), so the bench holds one checkpoint per run instead of two.
     """
+    from nctool.detect.measure import ModelSource
     from nctool.detect.score import score
 
     progress = progress or silent
@@ -119,7 +120,8 @@ def run_bench(data_path: str | Path, *, out_dir: str | Path, recipe: Recipe,
             results.append({**row, "method": "rrsitr", **run("rrsitr", noisy_path, "rrsitr")})
             scores_path = rrsitr_dir / "scores.parquet"
             if not scores_path.exists() or _detectors_of(scores_path) != set(detectors):
-                score(noisy_path, checkpoint=rrsitr_dir / "best.pt", out=scores_path, detectors=detectors,
+                score(noisy_path, model=ModelSource(checkpoint=rrsitr_dir / "best.pt"), out=scores_path,
+                      detectors=detectors,
                       device=device, progress=progress)
             detection += _detection_rows(noisy_path, scores_path, rrsitr_dir, row, rate > 0)
             if "filtered" in methods and rate > 0:

@@ -7,6 +7,8 @@ import torch
 from nctool.config import load_recipe
 from nctool.data import noise, synth
 from nctool.detect.detectors import detector_names
+from nctool.detect.measure import ModelSource, PoolSpec
+from nctool.detect.ray import RayEngine
 from nctool.detect.score import score
 from nctool.detect.shards import embed
 from nctool.model.checkpoint import save_checkpoint
@@ -15,7 +17,7 @@ from nctool.schema import write_table
 
 ray = pytest.importorskip("ray")
 
-SETTINGS = {"batch_size": 16, "pool_size": 40, "repeats": 2}
+SETTINGS = {"batch_size": 16, "pool": PoolSpec(repeats=2, pool_size=40)}
 SCORING = {"detectors": ["all"], "suggest": 2, "options": {"neighbors": 3}, **SETTINGS}
 
 
@@ -37,18 +39,20 @@ def test_ray_engine_scores_equal_the_local_engine_row_by_row(tmp_path, one_threa
     recipe = load_recipe("demo", ["train.batch_size=20", "loss.use_local=true"])
     save_checkpoint({"model": create_model("nctool-tiny").state_dict(), "config": recipe.to_dict()},
                     tmp_path / "model.pt")
-    local = embed(tmp_path / "data.parquet", checkpoint=tmp_path / "model.pt", out=tmp_path / "local", **SETTINGS)
+    local = embed(tmp_path / "data.parquet", model=ModelSource(checkpoint=tmp_path / "model.pt"),
+                  out=tmp_path / "local", **SETTINGS)
     score(tmp_path / "data.parquet", embeddings=tmp_path / "local", out=tmp_path / "local.parquet", **SCORING)
     ray.init(num_cpus=2, include_dashboard=False)
     try:
-        summary = score(tmp_path / "data.parquet", checkpoint=tmp_path / "model.pt", engine="ray", workers=2,
-                        out=tmp_path / "ray.parquet", **SCORING)
+        summary = score(tmp_path / "data.parquet", model=ModelSource(checkpoint=tmp_path / "model.pt"),
+                        engine=RayEngine(workers=2), out=tmp_path / "ray.parquet", **SCORING)
         assert summary["embedded"]["out"] == str(tmp_path / "ray.embeddings")  # the default folder, beside --out
         assert summary["embedded"]["computed"] == local["computed"] == [0, 1, 2]
         # an interrupted run: only the missing shard is computed again
         (tmp_path / "ray.embeddings" / "shard-00001.parquet").unlink()
-        again = embed(tmp_path / "data.parquet", checkpoint=tmp_path / "model.pt", out=tmp_path / "ray.embeddings",
-                      engine="ray", workers=2, **SETTINGS)
+        again = embed(tmp_path / "data.parquet", model=ModelSource(checkpoint=tmp_path / "model.pt"),
+                      engine=RayEngine(workers=2), out=tmp_path / "ray.embeddings",
+                      **SETTINGS)
         assert (again["computed"], again["reused"], again["invalidated"]) == ([1], 2, None)
     finally:
         ray.shutdown()

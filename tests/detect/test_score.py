@@ -1,5 +1,6 @@
 import dataclasses
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -17,7 +18,15 @@ from nctool.config import load_recipe
 from nctool.curate.filtering import filter_file
 from nctool.data import noise, synth
 from nctool.detect.detectors import detector_options
-from nctool.detect.measure import ReferencePool, pair_hashes, reference_batches, reference_losses, reference_orders
+from nctool.detect.measure import (
+    ModelSource,
+    PoolSpec,
+    ReferencePool,
+    pair_hashes,
+    reference_batches,
+    reference_losses,
+    reference_orders,
+)
 from nctool.detect.score import NOISE_SHARE_KEY, score
 from nctool.detect.suggest import SUGGESTION_COLUMNS
 from nctool.errors import NctoolError
@@ -49,9 +58,10 @@ def files(tmp_path_factory):
     return folder, df
 
 
-def run_score(folder, name, data="data.parquet", **options):
-    options = {"detectors": ["all"], "batch_size": 16, "pool_size": 60, "repeats": 3, **options}
-    summary = score(folder / data, checkpoint=folder / "model.pt", out=folder / name, **options)
+def run_score(folder, name, data="data.parquet", seed=0, repeats=3, pool_size=60, **options):
+    options = {"detectors": ["all"], "batch_size": 16, **options}
+    summary = score(folder / data, model=ModelSource(checkpoint=folder / "model.pt"), out=folder / name,
+                    pool=PoolSpec(seed, repeats, pool_size), **options)
     return summary, pd.read_parquet(folder / name)
 
 
@@ -266,7 +276,8 @@ def test_suggestions_ride_on_every_row_of_a_flagged_pair_and_survive_filtering(f
 
 def test_scores_of_the_20_percent_file_do_not_filter_the_40_percent_file(files, tmp_path):
     folder, _ = files
-    score(folder / "data20.parquet", checkpoint=folder / "model.pt", out=tmp_path / "scores20.parquet",
+    score(folder / "data20.parquet", model=ModelSource(checkpoint=folder / "model.pt"),
+          out=tmp_path / "scores20.parquet",
           detectors=["similarity"], batch_size=64)
     with pytest.raises(NctoolError, match=r"scores: pair '.+' was scored with another image or caption than the "
                                           r"dataset holds .*score this one with `nctool score`"):
@@ -282,31 +293,36 @@ def test_score_refuses_bad_outputs_before_any_work(files, tmp_path):
     for out, message in ((tmp_path / "data.parquet", "is also an input of this command and would be replaced"),
                          (tmp_path, "is a folder; give a file path")):
         with pytest.raises(NctoolError, match=message):
-            score(tmp_path / "data.parquet", checkpoint=tmp_path / "none.pt", out=out)
+            score(tmp_path / "data.parquet", model=ModelSource(checkpoint=tmp_path / "none.pt"), out=out)
     assert (tmp_path / "data.parquet").read_bytes() == before
     with pytest.raises(NctoolError, match="is also an input"):
-        score(tmp_path / "data.parquet", checkpoint=folder / "model.pt", out=folder / "model.pt")
+        score(tmp_path / "data.parquet", model=ModelSource(checkpoint=folder / "model.pt"), out=folder / "model.pt")
 
 
 def test_score_errors(files, tmp_path):
     folder, df = files
     with pytest.raises(NctoolError, match="checkpoint not found"):
-        score(folder / "data.parquet", checkpoint=tmp_path / "none.pt", out=tmp_path / "s.parquet")
+        score(folder / "data.parquet", model=ModelSource(checkpoint=tmp_path / "none.pt"), out=tmp_path / "s.parquet")
     (tmp_path / "bad.pt").write_text("not a checkpoint")
     with pytest.raises(NctoolError, match="bad.pt: not loaded"):
-        score(folder / "data.parquet", checkpoint=tmp_path / "bad.pt", out=tmp_path / "s.parquet")
+        score(folder / "data.parquet", model=ModelSource(checkpoint=tmp_path / "bad.pt"), out=tmp_path / "s.parquet")
     with pytest.raises(NctoolError, match="suggest -1: must be at least 0"):
-        score(folder / "data.parquet", checkpoint=folder / "model.pt", out=tmp_path / "s.parquet", suggest=-1)
+        score(folder / "data.parquet", model=ModelSource(checkpoint=folder / "model.pt"), out=tmp_path / "s.parquet",
+              suggest=-1)
     with pytest.raises(NctoolError, match="detector 'clip': unknown"):
-        score(folder / "data.parquet", checkpoint=folder / "model.pt", out=tmp_path / "s.parquet", detectors=["clip"])
+        score(folder / "data.parquet", model=ModelSource(checkpoint=folder / "model.pt"), out=tmp_path / "s.parquet",
+              detectors=["clip"])
     with pytest.raises(NctoolError, match="split 'dev': unknown; choose from train, val, test"):
-        score(folder / "data.parquet", checkpoint=folder / "model.pt", out=tmp_path / "s.parquet", splits=["dev"])
+        score(folder / "data.parquet", model=ModelSource(checkpoint=folder / "model.pt"), out=tmp_path / "s.parquet",
+              splits=["dev"])
     write_table(df[df["split"] == "test"], tmp_path / "test_only.parquet")
     with pytest.raises(NctoolError, match="no rows in split train; the file's splits are test"):
-        score(tmp_path / "test_only.parquet", checkpoint=folder / "model.pt", out=tmp_path / "s.parquet")
+        score(tmp_path / "test_only.parquet", model=ModelSource(checkpoint=folder / "model.pt"),
+              out=tmp_path / "s.parquet")
     write_table(df.drop(columns=["caption"]), tmp_path / "no_caption.parquet")
     with pytest.raises(NctoolError, match="missing required column 'caption'"):
-        score(tmp_path / "no_caption.parquet", checkpoint=folder / "model.pt", out=tmp_path / "s.parquet")
+        score(tmp_path / "no_caption.parquet", model=ModelSource(checkpoint=folder / "model.pt"),
+              out=tmp_path / "s.parquet")
     assert not (tmp_path / "s.parquet").exists()
 
 
@@ -341,12 +357,11 @@ def test_score_flags_reach_the_library(monkeypatch):
     assert [str(a) for a in args] == ["data.parquet"]
     progress = kwargs.pop("progress")
     assert callable(progress) and str(kwargs.pop("image_root")) == "imgs"
-    assert [str(kwargs.pop(name)) for name in ("out", "checkpoint")] == ["s.parquet", "m.pt"]
+    assert str(kwargs.pop("out")) == "s.parquet"
     defaults = {name: option.default for name, (option, _) in detector_options().items()}
-    assert kwargs == {"model": None, "pretrained": None, "recipe": None, "embeddings": None, "engine": "local",
-                      "address": None, "workers": None, "gpus_per_worker": None,
+    assert kwargs == {"model": ModelSource(checkpoint=Path("m.pt")), "embeddings": None, "engine": None,
                       "detectors": ["similarity", "loss-gmm"], "splits": ["train", "val"], "batch_size": 8,
-                      "device": "cpu", "seed": 4, "repeats": 2, "pool_size": 30, "suggest": 5,
+                      "device": "cpu", "pool": PoolSpec(seed=4, repeats=2, pool_size=30), "suggest": 5,
                       "options": {**defaults, "noisy_from": 0.8, "training_split": True, "keep_fraction": 0.5,
                                   "threshold": 0.3, "neighbors": 7, "clean_from": 0.8, "noisy_below": 0.1}}
     assert "similarity" in result.output and "noise share" in result.output and "wrote s.parquet" in result.output

@@ -11,14 +11,14 @@ from nctool.cli import main
 from nctool.config import ZERO_SHOT_RECIPE, load_recipe
 from nctool.data import noise, synth
 from nctool.detect.detectors import detector_names
-from nctool.detect.measure import scoring_model
+from nctool.detect.measure import ModelSource, PoolSpec
 from nctool.detect.score import score
 from nctool.errors import NctoolError
 from nctool.model.checkpoint import save_checkpoint
 from nctool.model.clip import create_model
 from nctool.schema import write_table
 
-OPTIONS = {"detectors": ["all"], "batch_size": 16, "pool_size": 60, "repeats": 2, "options": {"neighbors": 3}}
+OPTIONS = {"detectors": ["all"], "batch_size": 16, "pool": PoolSpec(repeats=2, pool_size=60), "options": {"neighbors": 3}}
 
 
 @pytest.fixture(scope="module")
@@ -38,33 +38,35 @@ def files(tmp_path_factory):
 
 def test_zero_shot_scores_equal_those_of_a_checkpoint_of_the_same_weights(files):
     folder, pairs = files
-    summary = score(folder / "data.parquet", out=folder / "zero.parquet", model="nctool-tiny",
-                    pretrained=folder / "tiny.safetensors", **OPTIONS)
+    summary = score(folder / "data.parquet", out=folder / "zero.parquet",
+                    model=ModelSource(model="nctool-tiny", pretrained=folder / "tiny.safetensors"), **OPTIONS)
     zero = pd.read_parquet(folder / "zero.parquet")
     assert summary["pairs"] == pairs
     assert zero.groupby("detector").size().to_dict() == dict.fromkeys(detector_names(), pairs)
     assert zero["reliability"].notna().all() and zero.loc[zero["detector"] == "rrsitr", "loss"].notna().all()
     # the same weights through `--checkpoint`, and through an nctool checkpoint given as --pretrained
-    score(folder / "data.parquet", out=folder / "trained.parquet", checkpoint=folder / "best.pt", **OPTIONS)
-    score(folder / "data.parquet", out=folder / "fine.parquet", model="nctool-tiny", pretrained=folder / "best.pt",
+    score(folder / "data.parquet", out=folder / "trained.parquet", model=ModelSource(checkpoint=folder / "best.pt"),
           **OPTIONS)
+    score(folder / "data.parquet", out=folder / "fine.parquet",
+          model=ModelSource(model="nctool-tiny", pretrained=folder / "best.pt"), **OPTIONS)
     for other in ("trained.parquet", "fine.parquet"):
         pd.testing.assert_frame_equal(pd.read_parquet(folder / other), zero, check_exact=True)
 
 
 def test_zero_shot_recipe_defaults_to_the_papers_settings(files):
     folder, _ = files
-    model, recipe = scoring_model(model="nctool-tiny")
+    model, recipe = ModelSource(model="nctool-tiny").load()
     assert recipe == load_recipe("rsitmd") and recipe.loss.use_local and recipe.train.batch_size == 100
     assert (recipe.loss.g1, recipe.loss.g2) == (5.0, 18.0) and model.model_name == "nctool-tiny"
     assert not model.training and model.pretrained is None
-    assert scoring_model(model="nctool-tiny", recipe="demo")[1] == load_recipe("demo")
+    assert ModelSource(model="nctool-tiny", recipe="demo").load()[1] == load_recipe("demo")
 
 
 def test_local_features_of_a_model_without_patch_tokens_are_refused(files, tmp_path):
     folder, _ = files
     with pytest.raises(NctoolError, match="model RN50: its image tower .* has no projected patch tokens"):
-        score(folder / "data.parquet", out=tmp_path / "s.parquet", model="RN50", detectors=["rrsitr"])
+        score(folder / "data.parquet", out=tmp_path / "s.parquet", model=ModelSource(model="RN50"),
+              detectors=["rrsitr"])
     assert not (tmp_path / "s.parquet").exists()
 
 
@@ -78,8 +80,8 @@ def test_model_choice_is_refused_before_any_work(files, tmp_path, choice, messag
     folder, _ = files
     with pytest.raises(NctoolError, match=message):
         score(folder / "data.parquet", out=tmp_path / "s.parquet",
-              **{key: folder / value if key in ("checkpoint", "pretrained") else value
-                 for key, value in choice.items()})
+              model=ModelSource.from_flags(**{key: folder / value if key in ("checkpoint", "pretrained") else value
+                                              for key, value in choice.items()}))
     assert not (tmp_path / "s.parquet").exists()
 
 
@@ -91,10 +93,9 @@ def test_zero_shot_flags_reach_the_library(monkeypatch):
     result = invoke("score", "d.parquet", "--model", "ViT-B-32", "--pretrained", "remoteclip.safetensors",
                     "--recipe", "demo", "--out", "s.parquet")
     assert result.exit_code == 0, result.output
-    assert [calls[0][key] for key in ("checkpoint", "model", "pretrained", "recipe")] == \
-        [None, "ViT-B-32", "remoteclip.safetensors", "demo"]
+    assert calls[0]["model"] == ModelSource(model="ViT-B-32", pretrained="remoteclip.safetensors", recipe="demo")
     assert invoke("score", "d.parquet", "--model", "nctool-tiny", "--out", "s.parquet").exit_code == 0
-    assert [calls[1][key] for key in ("checkpoint", "pretrained", "recipe")] == [None, None, None]
+    assert calls[1]["model"] == ModelSource(model="nctool-tiny")
 
 
 @pytest.mark.parametrize("flags", [[], ["--checkpoint", "best.pt", "--model", "nctool-tiny"]])
