@@ -134,9 +134,34 @@ def score_command(
     columns = ("detector", "label", "count", "share", "noisy_rate", "precision", "recall")
     summary_table("labels against the ground truth (`noisy`)",
                   [_shown({k: row[k] for k in columns}) for row in result["labels"]])
-    summary_table("noise share: each detector's mixture estimate of the share of noisy pairs",
-                  [_shown(row) for row in result.get("noise_share", [])])
+    summary_table("what each detector states (90 % intervals; docs/labels.md)",
+                  [statement_row(row) for row in result.get("noise_share", [])])
+    for row in result.get("noise_share", []):
+        if row["method"] == "decoys" and not row["clean"]:
+            console_err.print(f"[yellow]note:[/] {row['detector']}: no clean set reaches "
+                              f"{100 * row['max_contamination']:g} % estimated noise: not enough evidence to call "
+                              f"any pair clean at that rate (--max-contamination sets it)", highlight=False)
     console.print(f"wrote {result['out']} (next: nctool filter {data} --scores {result['out']} --out CLEAN.parquet)")
+
+
+def statement_row(row: dict) -> dict:
+    """One detector's noise share and clean / noisy sets as a person reads them, with the truth beside them
+    when the data has it."""
+    def share(value, low=None, high=None):
+        return "-" if value is None else f"{100 * value:.1f} %" + ("" if low is None else
+                                                                   f" ({100 * low:.1f}-{100 * high:.1f})")
+    decoys = row["method"] == "decoys"
+    shown = {"detector": row["detector"], "from": "decoys" if decoys else "mixture (no decoys)",
+             "noise share": share(row["estimate"], row["low"], row["high"])}
+    if "truth" in row:
+        shown["true share"] = share(row["truth"])
+    shown["clean pairs"] = row["clean"] if decoys else "-"
+    shown["clean: est. noisy"] = share(row["clean_contamination"], row["clean_low"], row["clean_high"]) \
+        if decoys else "-"
+    if "truth" in row:
+        shown["clean: truly noisy"] = share(row.get("clean_truth")) if decoys else "-"
+    shown["noisy: est. precision"] = share(row["noisy_precision"]) if decoys else "-"
+    return shown
 
 
 def report_embedded(summary: dict) -> None:

@@ -29,6 +29,24 @@ so share ~ P(x > t) / P_decoy(x > t), with t the decoys' (1 - tail) quantile. No
 either component; the clean pairs above t bias the estimate up by (1 - share) P_clean(x > t) / tail,
 and a smaller tail trades that bias for sampling noise. It estimates the share of pairs that look
 like random mismatches: noise milder than that (a caption of a similar image) counts partly clean.
+
+`decoy_calibration`: what `nctool score` states, the target-decoy way (docs/labels.md). Decoys are
+mismatched by construction, so they draw the noise scores of noisy pairs; the data is a mixture
+f = pi f_decoy + (1 - pi) f_clean with pi the noise share.
+- pi: decoy_share's estimate at the cut lambda (the decoys' lambda quantile) that Storey's bootstrap
+  rule picks from LAMBDAS (the lambda whose bootstrap estimates sit closest, in mean squared error,
+  to the smallest estimate of the grid), with a percentile interval from the same bootstrap.
+- noisy_probability(x) = pi f_decoy(x) / f(x), the local rate of noise at x: the density ratio from an
+  isotonic (non-decreasing) fit of "is a decoy" on x over data and decoys, p(x) = M f_decoy / (M f_decoy
+  + N f), so f_decoy / f = (N / M) p / (1 - p); clipped to [0, 1].
+- q_value of a pair: the estimated contamination of the smallest clean set holding it, the clean set
+  being all pairs at or below a noise score t: pi * N * F_decoy(t) / #{x <= t} (decoys below t stand
+  for the noisy pairs below t), made non-decreasing in x as FDR q-values are.
+- labels: noisy when noisy_probability >= noisy_from; clean when q_value <= max_contamination (the
+  largest such set, lowest noise scores first); ambiguous otherwise. The clean set's contamination is
+  stated with its bootstrap interval, and None stands for "no set reaches it".
+The bootstrap resamples images (all pairs of an image, and their decoys, go together): captions of
+one image are not independent.
 """
 
 from __future__ import annotations
@@ -38,12 +56,16 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import expit
 from scipy.stats import norm
+from sklearn.isotonic import IsotonicRegression
 from sklearn.mixture import GaussianMixture
 
 from nctool.errors import NctoolError
 
 CLEAN_BELOW = 0.5  # calibrated labels: clean when the noisy posterior is below this
 DECOY_TAIL = 0.25  # decoy_share's cut: the decoys' upper quartile (measured against 0.1 and 0.5, benchmarks/README.md)
+LAMBDAS = np.round(np.arange(0.05, 0.951, 0.05), 2)  # decoy_calibration's grid of cuts (decoy quantiles), Storey's
+BOOTSTRAPS = 200  # decoy_calibration's resamples of images
+MAX_CONTAMINATION = 0.05  # clean set: the estimated share of noisy pairs it may hold
 
 
 @dataclass(frozen=True)
@@ -122,13 +144,13 @@ def noise_share(mixture: Mixture, x: np.ndarray, *, level: float = 0.9) -> dict:
     Returns
     -------
     dict
-        `estimate`, `low`, `high` (shares in [0, 1]), `level`, `pairs`.
+        `method` ("mixture"), `estimate`, `low`, `high` (shares in [0, 1]), `level`, `pairs`.
     """
     p = mixture.noisy_posterior(x)
     estimate, spread = float(p.mean()), float(np.sqrt((p * (1 - p)).sum()) / len(p))
     half = float(norm.ppf((1 + level) / 2)) * spread
-    return {"estimate": estimate, "low": max(0.0, estimate - half), "high": min(1.0, estimate + half),
-            "level": level, "pairs": len(p)}
+    return {"method": "mixture", "estimate": estimate, "low": max(0.0, estimate - half),
+            "high": min(1.0, estimate + half), "level": level, "pairs": len(p)}
 
 
 def decoy_share(x: np.ndarray, decoys: np.ndarray, *, tail: float = DECOY_TAIL, level: float = 0.9) -> dict:
@@ -169,3 +191,133 @@ def decoy_share(x: np.ndarray, decoys: np.ndarray, *, tail: float = DECOY_TAIL, 
     estimate = min(1.0, ratio)
     return {"estimate": estimate, "low": max(0.0, ratio - half), "high": min(1.0, ratio + half),
             "level": level, "pairs": len(x), "decoys": len(decoys)}
+
+
+@dataclass(frozen=True)
+class DecoyCalibration:
+    """What decoy_calibration states about one detector's scores (module docstring)."""
+
+    share: float                    # estimated share of noisy pairs
+    share_interval: tuple[float, float]
+    cut: float                      # Storey's lambda: the decoy quantile the share was read at
+    noisy_probability: np.ndarray   # [N] the local rate of noise at each pair's score
+    q_value: np.ndarray             # [N] contamination of the smallest clean set holding the pair
+    labels: np.ndarray              # [N] clean / ambiguous / noisy
+    clean_contamination: float | None  # estimated share of noisy pairs in the clean set (None: empty set)
+    clean_interval: tuple[float, float] | None
+    level: float
+
+    def summary(self) -> dict:
+        """The JSON-able statement (scores-file metadata, score's and review's figures)."""
+        clean = self.labels == "clean"
+        noisy = self.labels == "noisy"
+        return {"method": "decoys", "estimate": self.share, "low": self.share_interval[0],
+                "high": self.share_interval[1], "level": self.level, "cut": self.cut, "pairs": len(self.labels),
+                "clean": int(clean.sum()), "clean_contamination": self.clean_contamination,
+                "clean_low": None if self.clean_interval is None else self.clean_interval[0],
+                "clean_high": None if self.clean_interval is None else self.clean_interval[1],
+                "noisy": int(noisy.sum()),
+                "noisy_precision": float(self.noisy_probability[noisy].mean()) if noisy.any() else None}
+
+
+def decoy_calibration(x: np.ndarray, decoys: np.ndarray, groups: np.ndarray, decoy_groups: np.ndarray, *,
+                      noisy_from: float = 0.9, max_contamination: float = MAX_CONTAMINATION, level: float = 0.9,
+                      bootstraps: int = BOOTSTRAPS, seed: int = 0) -> DecoyCalibration:
+    """Noise share, per-pair noisy probability and q-value, and labels with a stated error rate.
+
+    Parameters
+    ----------
+    x
+        Noise scores of the pairs (higher = noisier).
+    decoys
+        The same detector's noise scores of decoys (pairs mismatched by construction).
+    groups, decoy_groups
+        The image of each pair and of each decoy: the bootstrap resamples images.
+    noisy_from
+        Noisy when the noisy probability is at least this.
+    max_contamination
+        The clean set is the largest one, lowest noise scores first, whose estimated share of noisy
+        pairs is at most this.
+    level
+        Coverage of the intervals.
+    bootstraps, seed
+        Resamples of images, and their seed.
+
+    Returns
+    -------
+    DecoyCalibration
+    """
+    x, decoys = np.asarray(x, dtype=float), np.asarray(decoys, dtype=float)
+    if len(x) < 2 or len(decoys) < 2:
+        raise NctoolError(f"decoy calibration: {len(x)} scored pair(s) and {len(decoys)} decoy(s); it needs at "
+                          f"least 2 of each")
+    if not 0 < max_contamination < 1:
+        raise NctoolError(f"max contamination {max_contamination:g}: outside (0, 1); give the share of noisy "
+                          f"pairs a clean set may hold, e.g. 0.05")
+    resamples = _image_resamples(np.asarray(groups), np.asarray(decoy_groups), bootstraps, seed)
+    grid = np.array([_tail_shares(x[pairs], decoys[fakes]) for pairs, fakes in resamples])   # [B, lambdas]
+    shares = _tail_shares(x, decoys)
+    chosen = int(np.argmin(((grid - shares.min()) ** 2).mean(0)))
+    share = float(min(1.0, shares[chosen]))
+    tail = (1 - level) / 2
+    share_interval = tuple(float(v) for v in np.clip(np.quantile(grid[:, chosen], [tail, 1 - tail]), 0, 1))
+    probability = noisy_probability(x, decoys, share)
+    q = clean_q_values(x, decoys, share)
+    labels = np.where(probability >= noisy_from, "noisy", np.where(q <= max_contamination, "clean", "ambiguous"))
+    clean = labels == "clean"
+    contamination, interval = None, None
+    if clean.any():
+        cut = x[clean].max()
+        contamination = float(min(1.0, share * len(x) * (decoys <= cut).mean() / clean.sum()))
+        boot = [min(1.0, boot_share * len(pairs) * (decoys[fakes] <= cut).mean() / max(1, (x[pairs] <= cut).sum()))
+                for (pairs, fakes), boot_share in zip(resamples, grid[:, chosen])]
+        interval = tuple(float(v) for v in np.quantile(boot, [tail, 1 - tail]))
+    return DecoyCalibration(share, share_interval, float(LAMBDAS[chosen]), probability, q, labels, contamination,
+                            interval, level)
+
+
+def noisy_probability(x: np.ndarray, decoys: np.ndarray, share: float) -> np.ndarray:
+    """share * f_decoy(x) / f(x) per pair, from an isotonic fit of "is a decoy" on the score (module docstring)."""
+    x, decoys = np.asarray(x, dtype=float), np.asarray(decoys, dtype=float)
+    fit = IsotonicRegression(increasing=True, y_min=0.0, y_max=1.0, out_of_bounds="clip")
+    fit.fit(np.concatenate([x, decoys]), np.concatenate([np.zeros(len(x)), np.ones(len(decoys))]))
+    p = fit.predict(x)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(p < 1, len(x) / len(decoys) * p / (1 - p), np.inf)
+    return np.clip(share * ratio, 0.0, 1.0)
+
+
+def clean_q_values(x: np.ndarray, decoys: np.ndarray, share: float) -> np.ndarray:
+    """Per pair, the least estimated contamination of a clean set {x <= t} that holds it (module docstring)."""
+    x = np.asarray(x, dtype=float)
+    order = np.argsort(x, kind="stable")
+    below = np.searchsorted(np.sort(x), x[order], side="right")        # pairs at or below each score (ties share)
+    decoys_below = np.searchsorted(np.sort(decoys), x[order], side="right") / len(decoys)
+    contamination = np.minimum(1.0, share * len(x) * decoys_below / below)
+    q = np.minimum.accumulate(contamination[::-1])[::-1]              # the least over every larger set
+    out = np.empty(len(x))
+    out[order] = q
+    return out
+
+
+def _tail_shares(x: np.ndarray, decoys: np.ndarray) -> np.ndarray:
+    """decoy_share's ratio P(x > cut) / P(decoy > cut) at each cut of LAMBDAS (decoy quantiles)."""
+    cuts = np.quantile(decoys, LAMBDAS)
+    above = len(x) - np.searchsorted(np.sort(x), cuts, side="right")
+    decoys_above = len(decoys) - np.searchsorted(np.sort(decoys), cuts, side="right")
+    return (above / len(x)) / np.maximum(decoys_above, 1) * len(decoys)
+
+
+def _image_resamples(groups: np.ndarray, decoy_groups: np.ndarray, bootstraps: int,
+                     seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """`bootstraps` resamples of the images: (pair indices, decoy indices), each image's pairs and decoys
+    together (a decoy's image is one of the pairs' images)."""
+    images, pair_image = np.unique(groups, return_inverse=True)
+    decoy_image = np.searchsorted(images, decoy_groups)
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(bootstraps):
+        times = np.bincount(rng.integers(0, len(images), len(images)), minlength=len(images))  # draws of each image
+        out.append((np.repeat(np.arange(len(groups)), times[pair_image]),
+                    np.repeat(np.arange(len(decoy_groups)), times[decoy_image])))
+    return out

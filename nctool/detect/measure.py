@@ -50,6 +50,7 @@ from nctool.schema import Fingerprint, check_unique_ids, column_names, iter_batc
 # The reference pool's local Grams (model.LocalGrams: images + captions, D*(D+1)/2*4 B each, so 1 GB for a
 # 1000-pair ViT-B/32 pool) are kept on the scoring device when they fit this; otherwise every chunk recomputes them.
 POOL_GRAM_BUDGET_BYTES = 2**31
+DECOY_STREAM = np.uint64(0x5DEECE66D)  # mixed into a pair's hash to draw its decoy's caption apart from its batches
 CHUNK_ROWS = 4096  # rows decoded at a time: a row group is streamed in slices of at most this many
 
 
@@ -89,32 +90,44 @@ def reference_batches(hashes: np.ndarray, own_position: np.ndarray, orders: np.n
     return torch.from_numpy(orders[np.arange(repeats)[:, None], (start[..., None] + steps) % pool_size])
 
 
-def reference_losses(rows: dict, pool: dict, batches: torch.Tensor, loss_cfg: LossCfg) -> torch.Tensor:
+def training_logits(loss_cfg: LossCfg) -> dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]]:
+    """The logits training uses, by part (nctool.model.objectives): "global" (logit_scale * global_similarity)
+    and, when the recipe has the local term, "local" (local_logits); each maps (images, texts) to [images, texts]."""
+    logits = {"global": lambda image, text: loss_cfg.logit_scale * global_similarity(image, text)}
+    if loss_cfg.use_local:
+        logits["local"] = lambda image, text: local_logits(image, text, loss_cfg)
+    return logits
+
+
+def reference_losses(rows: dict, pool: dict, batches: torch.Tensor, loss_cfg: LossCfg,
+                     decoys: tuple[torch.Tensor, dict] | None = None) -> torch.Tensor:
     """Per-pair loss of each row in each of its reference batches, [n, repeats].
 
     `rows` and `pool` are nctool.model.batches.encode_dataset outputs (same device as `batches`). For row i
     and a batch J of pool pairs this equals losses.per_pair_loss(...)[0] on the batch (i, J), with
-    the logits training uses (nctool.model.objectives: logit_scale * global_similarity, and local_logits
-    when the recipe has the local term); only row i's row and column of those matrices are computed.
+    the logits training uses (training_logits); only row i's row and column of those matrices are
+    computed. With `decoys` (partner, cross): the loss of row i's image paired with the caption of pool
+    pair partner[i] instead of its own, `cross[part]` being the pool's logits [pool images, pool pairs].
     """
-    loss = _two_way_loss(lambda image, text: loss_cfg.logit_scale * global_similarity(image, text),
-                         rows, pool, "global", batches)
-    if loss_cfg.use_local:
-        loss = loss + _two_way_loss(lambda image, text: local_logits(image, text, loss_cfg),
-                                    rows, pool, "local", batches)
-    return loss
+    return sum(_two_way_loss(logits, rows, pool, part, batches, decoys)
+               for part, logits in training_logits(loss_cfg).items())
 
 
 def _two_way_loss(logits: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], rows: dict, pool: dict, part: str,
-                  batches: torch.Tensor) -> torch.Tensor:
+                  batches: torch.Tensor, decoys: tuple[torch.Tensor, dict] | None) -> torch.Tensor:
     """CE image -> text plus CE text -> image of each row against its batches, for one kind of logits.
 
     `logits(images, texts)` is [images, texts]; `part` picks the embeddings ("global" or "local").
     """
     image, text, own = f"image_{part}", f"text_{part}", rows["caption_image_index"]
-    positive = logits(rows[image], rows[text])[own, torch.arange(len(own), device=own.device)]
     image_to_texts = logits(rows[image], pool[text])[own]                                  # [n, pool]
-    text_to_images = logits(pool[image], rows[text]).T[:, pool["caption_image_index"]]     # [n, pool]
+    if decoys is None:
+        positive = logits(rows[image], rows[text])[own, torch.arange(len(own), device=own.device)]
+        text_to_images = logits(pool[image], rows[text]).T[:, pool["caption_image_index"]]  # [n, pool]
+    else:  # the caption is a pool pair's: its logits against the pool's images are the pool's own
+        partner, cross = decoys
+        positive = image_to_texts.gather(1, partner[:, None])[:, 0]
+        text_to_images = cross[part].T[partner][:, pool["caption_image_index"]]
     return _cross_entropy(positive, image_to_texts, batches) + _cross_entropy(positive, text_to_images, batches)
 
 
@@ -154,6 +167,10 @@ class ReferencePool:
     def __init__(self, embeddings: dict, pair_ids: Sequence[str], *, loss_cfg: LossCfg, batch_size: int,
                  repeats: int, seed: int):
         self.embeddings, self.loss_cfg, self.repeats, self.seed = dict(embeddings), loss_cfg, repeats, seed
+        # the pool's logits [pool images, pool pairs], from the tokens: a decoy's caption is a pool pair's
+        self.cross = {part: logits(embeddings[f"image_{part}"], embeddings[f"text_{part}"])
+                      for part, logits in training_logits(loss_cfg).items()}
+        self.pair_images = np.asarray(embeddings["image_ids"])[embeddings["caption_image_index"].cpu().numpy()]
         # the pool's images as encode_dataset's `known`: a scored pair of a pool image does not embed it again
         self.images = {name: embeddings[name] for name in ("image_ids", "image_global", "image_local")}
         local = ("image_local", "text_local")
@@ -172,9 +189,38 @@ class ReferencePool:
         batches = reference_batches(pair_hashes(pair_ids, self.seed), own, self.orders, self.batch_size - 1)
         return reference_losses(rows, self.embeddings, batches.to(rows["text_global"].device), self.loss_cfg)
 
+    def partners(self, pair_ids: Sequence[str], image_ids: np.ndarray) -> np.ndarray:
+        """Pool positions of the captions that make each pair's decoy: a start the pair's hash picks, then the
+        next pool pair of another image (the pool's order is random), so a decoy depends on the pair alone."""
+        size = len(self.pair_images)
+        start = (_mix64(pair_hashes(pair_ids, self.seed) ^ DECOY_STREAM) % np.uint64(size)).astype(np.int64)
+        partner, same = start.copy(), self.pair_images[start] == image_ids
+        for step in range(1, size):
+            if not same.any():
+                return partner
+            partner[same] = (start[same] + step) % size
+            same[same] = self.pair_images[partner[same]] == image_ids[same]
+        if same.any():
+            raise NctoolError("decoys: every pair of the reference pool shows the same image; scoring needs pairs "
+                              "of at least 2 images")
+        return partner
+
+    def decoys(self, rows: dict, pair_ids: Sequence[str]) -> dict:
+        """Each row's decoy, its image with a pool caption of another image (`partners`), measured as the pair
+        would be: `decoy_similarity` and `decoy_loss` (the mean over the same reference batches, the partner
+        left out of them), [n] each, on the rows' device."""
+        image_ids = np.asarray(rows["image_ids"])[rows["caption_image_index"].cpu().numpy()]
+        partner = self.partners(pair_ids, image_ids)
+        taken = torch.from_numpy(partner).to(rows["text_global"].device)
+        image = rows["image_global"][rows["caption_image_index"]]
+        batches = reference_batches(pair_hashes(pair_ids, self.seed), partner, self.orders, self.batch_size - 1)
+        loss = reference_losses(rows, self.embeddings, batches.to(taken.device), self.loss_cfg, (taken, self.cross))
+        return {"decoy_similarity": (image * self.embeddings["text_global"][taken]).sum(-1), "decoy_loss": loss.mean(1)}
+
     def to(self, device: torch.device | str) -> ReferencePool:
         """This pool with its tensors on `device` (a Ray actor receives the driver's pool)."""
         moved = copy.copy(self)
+        moved.cross = {part: value.to(device) for part, value in self.cross.items()}
         moved.embeddings = {name: value.to(device) if isinstance(value, (torch.Tensor, LocalGrams)) else value
                             for name, value in self.embeddings.items()}
         moved.members, moved.images = ({name: value.to(device) if isinstance(value, torch.Tensor) else value
@@ -352,14 +398,15 @@ def scored_chunks(data_path: str | os.PathLike, splits: list[str], row_group: in
 def measure_batch(emb: dict, pool: ReferencePool | None, pair_ids: list[str], *, keep_embeddings: bool) -> dict:
     """The per-pair numbers of one batch of embedded rows (encode_dataset output on the scoring device).
 
-    `similarity` and, with a pool, `loss` and `loss_std` as float32 CPU tensors; with
+    `similarity` and, with a pool, `loss`, `loss_std` and the decoys' (ReferencePool.decoys) as float32 CPU
+    tensors; with
     `keep_embeddings`, each pair's global `image_global` and `text_global` [n, D] (left on the device).
     """
     image = emb["image_global"][emb["caption_image_index"]]
     part = {"similarity": (image * emb["text_global"]).sum(-1)}
     if pool is not None:
         loss = pool.losses(emb, pair_ids)
-        part.update(loss=loss.mean(1), loss_std=loss.std(1, correction=0))
+        part.update(loss=loss.mean(1), loss_std=loss.std(1, correction=0), **pool.decoys(emb, pair_ids))
     part = {name: value.float().cpu() for name, value in part.items()}
     if keep_embeddings:
         part.update(image_global=image.float(), text_global=emb["text_global"].float())
@@ -419,7 +466,8 @@ def assemble_evidence(parts: list[dict], *, loss_thresholds: tuple[float, float]
     names = list(parts[0])
     fields = {name: sorted_(joined(name)) for name in names}
     facts = {name: fields.pop(name) for name in ("row_hash", "noisy") if name in fields}
-    numbers = {name: fields.pop(name).double().numpy() for name in ("similarity", "loss", "loss_std") if name in fields}
+    numbers = {name: fields.pop(name).double().numpy()
+               for name in ("similarity", "loss", "loss_std", "decoy_similarity", "decoy_loss") if name in fields}
     image_id = fields.pop("image_id")
     evidence = Evidence(ids, image_id, **numbers, **fields, loss_thresholds=loss_thresholds, seed=seed)
     return evidence, facts

@@ -137,14 +137,14 @@ def score(data_path: str | os.PathLike, *, out: str | os.PathLike, model: ModelS
                        captions=suggest > 0)
     dev = runtime.pick_device(device)
     needs = set().union(*(detector.needs for detector in chosen))
-    keep_embeddings = "embeddings" in needs or suggest > 0
+    keep_embeddings = "embeddings" in needs or suggest > 0  # the pool (loss and decoys) is always measured
     embedded = None
     if embeddings is None and engine is not None:
         embeddings = shards.default_folder(out)
     if embeddings is None:
         evidence, facts = _collect(data_path, splits, index.scored_ids, model=model, pool=pool, image_root=image_root,
-                                   batch_size=batch_size, device=dev, loss="loss" in needs,
-                                   keep_embeddings=keep_embeddings, progress=progress)
+                                   batch_size=batch_size, device=dev, keep_embeddings=keep_embeddings,
+                                   progress=progress)
     else:
         if model is not None:
             embedded = shards.embed(data_path, out=embeddings, model=model, pool=pool, splits=splits,
@@ -166,12 +166,21 @@ def score(data_path: str | os.PathLike, *, out: str | os.PathLike, model: ModelS
         suggested = suggestions(evidence, captions.loc[evidence.pair_id].to_numpy(), flagged, k=suggest)
     _write_scores(out, frames, facts["row_hash"], suggested, metadata={NOISE_SHARE_KEY: json.dumps(shares)})
     truth = pd.Series(facts["noisy"], index=evidence.pair_id) if "noisy" in facts else None
-    share_rows = [{"detector": name, **{key: share[key] for key in ("estimate", "low", "high", "level")},
-                   **({"truth": float(truth.mean())} if truth is not None else {})} for name, share in shares.items()]
+    share_rows = [{"detector": detector.name, **frame.attrs["noise_share"], **_measured(frame, truth)}
+                  for detector, frame in zip(chosen, frames) if "noise_share" in frame.attrs]
     return {"out": str(out), "pairs": len(evidence.pair_id), "splits": splits,
             "detectors": [row for frame in frames for row in detection_table(frame, truth)],
             "labels": [row for frame in frames for row in label_table(frame, truth)], "noise_share": share_rows,
             "embedded": embedded}
+
+
+def _measured(frame: pd.DataFrame, truth: pd.Series | None) -> dict:
+    """With ground truth: the true share of noisy pairs (`truth`) and that of the clean set (`clean_truth`)."""
+    if truth is None:
+        return {}
+    clean = frame["label"].to_numpy() == "clean"
+    noisy = truth.loc[frame["pair_id"]].to_numpy(dtype=bool)
+    return {"truth": float(noisy.mean()), "clean_truth": float(noisy[clean].mean()) if clean.any() else None}
 
 
 def _write_scores(out: str | os.PathLike, frames: list[pd.DataFrame], row_hash: np.ndarray,
@@ -194,25 +203,24 @@ def _write_scores(out: str | os.PathLike, frames: list[pd.DataFrame], row_hash: 
 
 
 def _collect(data_path: str | os.PathLike, splits: list[str], scored_ids: np.ndarray, *, model: ModelSource,
-             pool: PoolSpec, image_root, batch_size: int, device: torch.device, loss: bool, keep_embeddings: bool,
+             pool: PoolSpec, image_root, batch_size: int, device: torch.device, keep_embeddings: bool,
              progress: Progress) -> tuple[Evidence, dict]:
-    """Direct scoring: load the model, embed the reference pool (when the `loss` is needed), then stream
-    the scored rows once, a row group at a time (`scored_chunks`, `measure`); returns assemble_evidence's."""
+    """Direct scoring: load the model, embed the reference pool (the loss's batches and the decoys' captions),
+    then stream the scored rows once, a row group at a time (`scored_chunks`, `measure`); returns
+    assemble_evidence's."""
     scorer, settings = model.load(device)
     embed = Embedder(scorer, preprocess_for(scorer), resolve_root(data_path, image_root), batch_size, device)
-    reference, parts, done = None, [], 0
+    parts, done = [], 0
     with torch.inference_mode():
-        if loss:
-            ids = pool_ids(scored_ids, pool.seed, pool.pool_size)
-            # no other reference to the embeddings: cached Grams free the tokens
-            reference = ReferencePool(pool_embeddings(embed, data_path, ids, settings.loss.use_local, progress), ids,
-                                      loss_cfg=settings.loss, batch_size=settings.train.batch_size,
-                                      repeats=pool.repeats, seed=pool.seed)
+        ids = pool_ids(scored_ids, pool.seed, pool.pool_size)
+        # no other reference to the embeddings: cached Grams free the tokens
+        reference = ReferencePool(pool_embeddings(embed, data_path, ids, settings.loss.use_local, progress), ids,
+                                  loss_cfg=settings.loss, batch_size=settings.train.batch_size,
+                                  repeats=pool.repeats, seed=pool.seed)
         for group in range(row_group_count(data_path)):
             for chunk in scored_chunks(data_path, splits, group):
                 parts.append(measure(embed, reference, chunk, keep_embeddings=keep_embeddings,
                                      progress=lambda rows, done=done: progress(done + rows, len(scored_ids),
                                                                                "score pairs")))
                 done += len(chunk)
-    return assemble_evidence(parts, loss_thresholds=reference.thresholds if reference is not None else None,
-                             seed=pool.seed)
+    return assemble_evidence(parts, loss_thresholds=reference.thresholds, seed=pool.seed)

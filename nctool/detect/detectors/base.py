@@ -6,8 +6,8 @@
 [0, 1] (1 = surely matched), `label` (clean / ambiguous / noisy), `detector` (its name) and its own
 evidence columns. Ranking pairs by reliability is each detector's noise ranking (noise score =
 1 - reliability), so AUROC and AUPRC read straight off it. Labels are calibrated on the data at hand
-(nctool.detect.calibration: a two-component mixture on the detector's noise score), and each frame carries
-that mixture's estimate of the noise share in `frame.attrs["noise_share"]` (calibration.noise_share).
+(`_CalibratedDetector`: against decoys where the detector scores them, else a two-component mixture on
+its noise score), and each frame carries its statement of the noise share in `frame.attrs["noise_share"]`.
 
 A detector is one class: a `Detector` subclass decorated with `@register`, carrying its `name`, a
 one-line `description`, the evidence it `needs` and its `options` (each an `Option`: keyword, type,
@@ -56,6 +56,8 @@ class Evidence:
     loss: np.ndarray | None = None       # [N] RRSITR per-pair loss, mean over the reference batches
     loss_std: np.ndarray | None = None   # [N] its standard deviation over those batches
     loss_thresholds: tuple[float, float] | None = None  # (g1, g2) for the reference batch size
+    decoy_similarity: np.ndarray | None = None  # [N] the same for the pair's decoy: its image, another image's caption
+    decoy_loss: np.ndarray | None = None        # [N] (nctool.detect.measure.ReferencePool.decoys)
     image_global: torch.Tensor | None = None  # [N, D] L2-normalised, the pair's image (neighbors; any device)
     text_global: torch.Tensor | None = None   # [N, D] L2-normalised, the pair's caption (neighbors)
     seed: int = 0                        # the run's seed, for detectors that draw at random
@@ -112,7 +114,7 @@ class Detector:
 
     def _frame(self, evidence: Evidence, reliability: np.ndarray, labels: np.ndarray, share: dict | None = None,
                **columns) -> pd.DataFrame:
-        """The detector's rows; `share` (calibration.noise_share), when it has one, goes to attrs["noise_share"]."""
+        """The detector's rows; `share` (its noise-share statement), when it has one, goes to attrs["noise_share"]."""
         frame = pd.DataFrame({"pair_id": evidence.pair_id, "reliability": np.asarray(reliability, dtype=float),
                               "label": labels, "detector": self.name,
                               **{name: np.asarray(values, dtype=float) for name, values in columns.items()}})
@@ -196,43 +198,67 @@ def loss_reliability(loss: np.ndarray, g2: float, tail: float = 0.05) -> np.ndar
     return (1 - tail) * weight + tail * np.exp(-loss / g2)
 
 
-NOISY_FROM = Option("noisy_from", float, 0.9, "calibrated labels: noisy when the mixture's noise posterior is "
-                                            "at least this (clean below 0.5, ambiguous between)")
+NOISY_FROM = Option("noisy_from", float, 0.9, "labels: noisy when the pair's estimated chance of being a mismatch "
+                                            "(noisy_probability) is at least this")
+MAX_CONTAMINATION = Option("max_contamination", float, 0.05, "labels: the clean set is the largest one whose "
+                                                             "estimated share of noisy pairs is at most this")
 
 
 class _CalibratedDetector(Detector):
-    """A detector whose labels can be calibrated: `noisy_from` checked, `_calibrated` labels a noise score."""
+    """A detector whose labels are calibrated on the data at hand (`_calibrated`).
+
+    With the decoys' noise scores (`decoy_noise`), the target-decoy statement of
+    nctool.detect.calibration.decoy_calibration: a noise share with its interval, per pair a
+    `noisy_probability` and a `q_value`, noisy from `noisy_from`, clean up to `max_contamination`.
+    A detector that cannot score decoys in the data's context falls back to the mixture of
+    calibration.fit_mixture (noisy posterior >= noisy_from, clean below 0.5), whose share is stated
+    as a mixture estimate, and its `noisy_probability` / `q_value` are NaN.
+    """
 
     noisy_from: float
+    max_contamination: float
 
     def check(self) -> None:
         from nctool.detect.calibration import CLEAN_BELOW
 
         if not CLEAN_BELOW <= self.noisy_from <= 1:
             raise NctoolError(f"noisy from {self.noisy_from:g}: outside [{CLEAN_BELOW:g}, 1]; give the noise "
-                              f"posterior from which a pair is labelled noisy, e.g. 0.9")
+                              f"probability from which a pair is labelled noisy, e.g. 0.9")
+        if not 0 < self.max_contamination < 1:
+            raise NctoolError(f"max contamination {self.max_contamination:g}: outside (0, 1); give the share of "
+                              f"noisy pairs a clean set may hold, e.g. 0.05")
 
-    def _calibrated(self, noise: np.ndarray, seed: int) -> tuple[np.ndarray, dict]:
-        """(calibrated labels, noise share) from a mixture fitted to the noise scores (higher = noisier)."""
-        from nctool.detect.calibration import calibrated_labels, fit_mixture, noise_share
+    def decoy_noise(self, evidence: Evidence) -> np.ndarray | None:
+        """The decoys' noise scores, on the scale of the pairs' (None: this detector does not score decoys)."""
+        return None
 
-        mixture = fit_mixture(noise, seed=seed)
-        labels = calibrated_labels(mixture.noisy_posterior(noise), noisy_from=self.noisy_from)
-        return labels, noise_share(mixture, noise)
+    def _calibrated(self, noise: np.ndarray, evidence: Evidence) -> tuple[np.ndarray, dict, dict]:
+        """(labels, noise share statement, the columns noisy_probability and q_value) for the noise scores."""
+        from nctool.detect.calibration import calibrated_labels, decoy_calibration, fit_mixture, noise_share
+
+        decoys = self.decoy_noise(evidence)
+        if decoys is None:
+            mixture = fit_mixture(noise, seed=evidence.seed)
+            labels = calibrated_labels(mixture.noisy_posterior(noise), noisy_from=self.noisy_from)
+            unknown = np.full(len(noise), np.nan)
+            return labels, noise_share(mixture, noise), {"noisy_probability": unknown, "q_value": unknown}
+        stated = decoy_calibration(noise, decoys, evidence.image_id, evidence.image_id, noisy_from=self.noisy_from,
+                                   max_contamination=self.max_contamination, seed=evidence.seed)
+        summary = {**stated.summary(), "max_contamination": self.max_contamination}
+        return stated.labels, summary, {"noisy_probability": stated.noisy_probability, "q_value": stated.q_value}
 
 
 class _CosineScoreDetector(_CalibratedDetector):
     """A detector whose score s is on the cosine scale [-1, 1]: reliability = (s + 1) / 2.
 
-    Labels (nctool.detect.calibration): a tied two-component Gaussian mixture on -s, fitted to the scored
-    pairs; noisy when its noise posterior is at least `noisy_from` (0.9), clean below 0.5, ambiguous
-    between. Fixed rules instead, clean / noisy only: with `threshold`, clean when s >= threshold
+    Labels: `_CalibratedDetector` on the noise score -s (against decoys when `decoy_score` gives the
+    decoys' s, else the mixture). Fixed rules instead, clean / noisy only: with `threshold`, clean when s >= threshold
     (LAION kept CLIP B/32 cosines >= 0.28-0.30); with `keep_fraction`, the pairs with the highest s
     are clean (DataComp's "top 30 %" style; ties broken by pair_id; nctool's default before
     calibration was 0.6).
     """
 
-    options = (NOISY_FROM,
+    options = (NOISY_FROM, MAX_CONTAMINATION,
                Option("keep_fraction", float, None, "label this share of pairs clean, the rest noisy, instead of "
                                                     "the calibrated labels"),
                Option("threshold", float, None, "label clean when the cosine score is at least this "
@@ -252,9 +278,18 @@ class _CosineScoreDetector(_CalibratedDetector):
         """(s [N], evidence columns)."""
         raise NotImplementedError
 
+    def decoy_score(self, evidence: Evidence) -> np.ndarray | None:
+        """s of the decoys (None: this detector does not score decoys)."""
+        return None
+
+    def decoy_noise(self, evidence: Evidence) -> np.ndarray | None:
+        decoys = self.decoy_score(evidence)
+        return None if decoys is None else -decoys
+
     def detect(self, evidence: Evidence) -> pd.DataFrame:
         score, columns = self.score(evidence)
-        labels, share = self._calibrated(-score, evidence.seed)
+        labels, share, stated = self._calibrated(-score, evidence)
+        columns = {**columns, **stated}
         if self.threshold is not None:
             labels = np.where(score >= self.threshold, "clean", "noisy")
         elif self.keep_fraction is not None:

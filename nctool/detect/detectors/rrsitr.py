@@ -1,4 +1,4 @@
-"""The `rrsitr` detector: RRSITR's per-pair loss of a trained model, labelled by a mixture fitted to it."""
+"""The `rrsitr` detector: RRSITR's per-pair loss of a trained model, labelled against decoys."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import pandas as pd
 
 from nctool.detect.detectors.base import (
     _LABELS,
+    MAX_CONTAMINATION,
     NOISY_FROM,
     Evidence,
     Option,
@@ -18,15 +19,16 @@ from nctool.detect.detectors.base import (
 
 @register
 class RRSITRDetector(_CalibratedDetector):
-    """RRSITR's per-pair loss of a trained model, labelled by a mixture fitted to it.
+    """RRSITR's per-pair loss of a trained model, labelled against decoys.
 
     The loss is the one the method trains with (losses.per_pair_loss on nctool.model.objectives' logits,
     four cross-entropy terms or two without local features), computed by scoring over fixed
     reference batches so that it does not depend on the order of the file. Reliability:
     `loss_reliability` (RRSITR's self-paced weight at g2), strictly decreasing in the loss.
-    Labels (nctool.detect.calibration): a tied two-component Gaussian mixture on log(1 + loss), fitted to
-    the scored pairs; noisy when its noise posterior is at least `noisy_from` (0.9), clean below
-    0.5, ambiguous between. The labels are cuts on the loss, so they follow the reliability ranking.
+    Labels (_CalibratedDetector, docs/labels.md): the decoys' losses (the pair's image with another
+    image's caption, over the same reference batches) state the noise share, each pair's
+    `noisy_probability` and `q_value`; noisy from `noisy_from` (0.9), clean up to `max_contamination`
+    (0.05). The labels are cuts on the loss, so they follow the reliability ranking.
     The paper's g1/g2 split the loss for training (a batch at chance loss is all noisy, and the
     clean bin is what the self-paced weight trusts), not for a curator: on a trained model they put
     most pairs in between. `training_split` gives that split back: clean l < g1, ambiguous
@@ -37,10 +39,11 @@ class RRSITRDetector(_CalibratedDetector):
     """
 
     name = "rrsitr"
-    description = "RRSITR's per-pair loss over fixed reference batches, labelled by a mixture fitted to it"
+    description = "RRSITR's per-pair loss over fixed reference batches, labelled against decoys"
     needs = frozenset({"loss"})
-    options = (NOISY_FROM, Option("training_split", bool, False, "label by the recipe's training thresholds "
-                                                                 "g1/g2 instead of the calibrated mixture"))
+    options = (NOISY_FROM, MAX_CONTAMINATION,
+               Option("training_split", bool, False, "label by the recipe's training thresholds g1/g2 instead of "
+                                                     "the calibrated labels"))
     training_split: bool
 
     def detect(self, evidence: Evidence) -> pd.DataFrame:
@@ -49,9 +52,12 @@ class RRSITRDetector(_CalibratedDetector):
         from nctool.model.losses import split_by_loss
 
         g1, g2 = evidence.loss_thresholds
-        labels, share = self._calibrated(np.log1p(evidence.loss), evidence.seed)
+        labels, share, stated = self._calibrated(np.log1p(evidence.loss), evidence)
         if self.training_split:
             loss = torch.from_numpy(np.asarray(evidence.loss, dtype=float))
             labels = _LABELS[split_by_loss(loss, g1, g2).numpy()]
         return self._frame(evidence, loss_reliability(evidence.loss, g2), labels, share,
-                           loss=evidence.loss, loss_std=evidence.loss_std)
+                           loss=evidence.loss, loss_std=evidence.loss_std, **stated)
+
+    def decoy_noise(self, evidence: Evidence) -> np.ndarray | None:
+        return None if evidence.decoy_loss is None else np.log1p(evidence.decoy_loss)

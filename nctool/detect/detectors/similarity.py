@@ -16,3 +16,6 @@ class SimilarityDetector(_CosineScoreDetector):
 
     def score(self, evidence: Evidence) -> tuple[np.ndarray, dict]:
         return evidence.similarity, {"similarity": evidence.similarity}
+
+    def decoy_score(self, evidence: Evidence) -> np.ndarray | None:
+        return evidence.decoy_similarity
