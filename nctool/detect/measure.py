@@ -208,14 +208,15 @@ class ReferencePool:
     def decoys(self, rows: dict, pair_ids: Sequence[str]) -> dict:
         """Each row's decoy, its image with a pool caption of another image (`partners`), measured as the pair
         would be: `decoy_similarity` and `decoy_loss` (the mean over the same reference batches, the partner
-        left out of them), [n] each, on the rows' device."""
+        left out of them), and `decoy_partner`, the caption's pool position; [n] each, on the rows' device."""
         image_ids = np.asarray(rows["image_ids"])[rows["caption_image_index"].cpu().numpy()]
         partner = self.partners(pair_ids, image_ids)
         taken = torch.from_numpy(partner).to(rows["text_global"].device)
         image = rows["image_global"][rows["caption_image_index"]]
         batches = reference_batches(pair_hashes(pair_ids, self.seed), partner, self.orders, self.batch_size - 1)
         loss = reference_losses(rows, self.embeddings, batches.to(taken.device), self.loss_cfg, (taken, self.cross))
-        return {"decoy_similarity": (image * self.embeddings["text_global"][taken]).sum(-1), "decoy_loss": loss.mean(1)}
+        return {"decoy_similarity": (image * self.embeddings["text_global"][taken]).sum(-1), "decoy_loss": loss.mean(1),
+                "decoy_partner": taken}
 
     def to(self, device: torch.device | str) -> ReferencePool:
         """This pool with its tensors on `device` (a Ray actor receives the driver's pool)."""
@@ -407,7 +408,7 @@ def measure_batch(emb: dict, pool: ReferencePool | None, pair_ids: list[str], *,
     if pool is not None:
         loss = pool.losses(emb, pair_ids)
         part.update(loss=loss.mean(1), loss_std=loss.std(1, correction=0), **pool.decoys(emb, pair_ids))
-    part = {name: value.float().cpu() for name, value in part.items()}
+    part = {name: value.float().cpu() if value.is_floating_point() else value.cpu() for name, value in part.items()}
     if keep_embeddings:
         part.update(image_global=image.float(), text_global=emb["text_global"].float())
     return part
@@ -446,10 +447,12 @@ def measure(embed: Embedder, pool: ReferencePool | None, frame: pd.DataFrame, *,
             **{name: torch.cat([part[name] for part in parts])[back.to(parts[0][name].device)] for name in parts[0]}}
 
 
-def assemble_evidence(parts: list[dict], *, loss_thresholds: tuple[float, float] | None,
-                      seed: int) -> tuple[Evidence, dict]:
+def assemble_evidence(parts: list[dict], *, loss_thresholds: tuple[float, float] | None, seed: int,
+                      pool_pair_ids: np.ndarray) -> tuple[Evidence, dict]:
     """The Evidence of `measure` outputs (in any order), sorted by pair_id, and, in the same order, each
     pair's `row_hash` (uint64) and, when the data has it, its `noisy` ground truth (numpy arrays).
+    `pool_pair_ids` (the reference pool, in pool order) turns the decoys' pool positions into rows of
+    the evidence (Evidence.decoy_caption).
 
     `parts` is emptied field by field as it is read, so that at most two copies of a field exist at a time.
     """
@@ -469,5 +472,10 @@ def assemble_evidence(parts: list[dict], *, loss_thresholds: tuple[float, float]
     numbers = {name: fields.pop(name).double().numpy()
                for name in ("similarity", "loss", "loss_std", "decoy_similarity", "decoy_loss") if name in fields}
     image_id = fields.pop("image_id")
-    evidence = Evidence(ids, image_id, **numbers, **fields, loss_thresholds=loss_thresholds, seed=seed)
+    partner = fields.pop("decoy_partner", None)
+    if partner is not None:  # pool pairs are scored pairs: each decoy's caption is a row of the evidence
+        partner = np.searchsorted(ids, np.asarray(pool_pair_ids)[np.asarray(partner.cpu() if isinstance(
+            partner, torch.Tensor) else partner, dtype=np.int64)])
+    evidence = Evidence(ids, image_id, **numbers, **fields, decoy_caption=partner, loss_thresholds=loss_thresholds,
+                        seed=seed)
     return evidence, facts

@@ -150,7 +150,7 @@ def score(data_path: str | os.PathLike, *, out: str | os.PathLike, model: ModelS
             embedded = shards.embed(data_path, out=embeddings, model=model, pool=pool, splits=splits,
                                     image_root=image_root, batch_size=batch_size, device=device, engine=engine,
                                     progress=progress)
-        evidence, facts = shards.read_evidence(embeddings, data_path, index.fingerprint, splits=splits, pool=pool,
+        evidence, facts = shards.read_evidence(embeddings, data_path, index, splits=splits, pool=pool,
                                                device=dev, keep_embeddings=keep_embeddings)
     captions = index.captions
     del index  # the scored ids are in the evidence now
@@ -223,4 +223,4 @@ def _collect(data_path: str | os.PathLike, splits: list[str], scored_ids: np.nda
                                      progress=lambda rows, done=done: progress(done + rows, len(scored_ids),
                                                                                "score pairs")))
                 done += len(chunk)
-    return assemble_evidence(parts, loss_thresholds=reference.thresholds, seed=pool.seed)
+    return assemble_evidence(parts, loss_thresholds=reference.thresholds, seed=pool.seed, pool_pair_ids=ids)

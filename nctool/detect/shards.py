@@ -43,6 +43,7 @@ from nctool.data.images import resolve_root
 from nctool.detect.detectors import Evidence
 from nctool.detect.measure import (
     NO_MODEL,
+    DataIndex,
     Embedder,
     ModelSource,
     PoolSpec,
@@ -182,14 +183,14 @@ def embed(data_path: str | os.PathLike, *, out: str | os.PathLike, model: ModelS
             "reused": data["row_groups"] - len(todo), "invalidated": invalidated}
 
 
-def read_evidence(folder: str | os.PathLike, data_path: str | os.PathLike, fingerprint: str, *,
+def read_evidence(folder: str | os.PathLike, data_path: str | os.PathLike, index: DataIndex, *,
                   splits: list[str], pool: PoolSpec, device: torch.device,
                   keep_embeddings: bool) -> tuple[Evidence, dict]:
     """The Evidence of a finished embeddings folder (what nctool.detect.measure.assemble_evidence returns).
 
-    `fingerprint` is that of `data_path` (nctool.detect.measure.read_index). Refused in one line when the folder
-    was embedded from other data or with other splits, seed, repeats or pool size, or when a shard
-    is missing. The embeddings go to `device`, and are read only with `keep_embeddings`.
+    `index` is that of `data_path`, with its fingerprint (nctool.detect.measure.read_index). Refused in
+    one line when the folder was embedded from other data or with other splits, seed, repeats or pool
+    size, or when a shard is missing. The embeddings go to `device`, and are read only with `keep_embeddings`.
     """
     folder = Path(folder)
     manifest = _read_manifest(folder)
@@ -200,7 +201,7 @@ def read_evidence(folder: str | os.PathLike, data_path: str | os.PathLike, finge
     if manifest.get("version") != FORMAT_VERSION:
         raise NctoolError(f"{folder}: written in embeddings format version {manifest.get('version')}, this nctool "
                           f"reads version {FORMAT_VERSION}; re-embed it with {again}")
-    data = {"fingerprint": fingerprint, "row_groups": row_group_count(data_path)}
+    data = {"fingerprint": index.fingerprint, "row_groups": row_group_count(data_path)}
     if manifest["data"] != data:
         raise NctoolError(f"{folder}: embedded from another version of the data than {data_path} (its fingerprint or "
                           f"row groups differ); re-embed it with {again}")
@@ -222,7 +223,9 @@ def read_evidence(folder: str | os.PathLike, data_path: str | os.PathLike, finge
                                             if name not in VECTOR_COLUMNS.values()]
     parts = [_read_shard(folder / shard_name(group), columns, device) for group in range(data["row_groups"])
              if done[group]["rows"]]
-    return assemble_evidence(parts, loss_thresholds=tuple(manifest["loss_thresholds"]), seed=pool.seed)
+    pool_pair_ids = pool_ids(index.scored_ids, pool.seed, pool.pool_size)
+    return assemble_evidence(parts, loss_thresholds=tuple(manifest["loss_thresholds"]), seed=pool.seed,
+                             pool_pair_ids=pool_pair_ids)
 
 
 def write_shard(embedder: Embedder, pool: ReferencePool, job: ShardJob, row_group: int) -> tuple[int, str]:
@@ -237,7 +240,7 @@ def write_shard(embedder: Embedder, pool: ReferencePool, job: ShardJob, row_grou
     vector = pa.list_(pa.float32(), pool.embeddings["text_global"].shape[1])
     schema = pa.schema([("pair_id", pa.string()), ("image_id", pa.string()), ("row_hash", pa.uint64())]
                        + [("noisy", pa.bool_())] * ("noisy" in column_names(job.data_path))
-                       + [(name, pa.float32()) for name in MEASURES]
+                       + [(name, pa.float32()) for name in MEASURES] + [("decoy_partner", pa.int32())]
                        + [(column, vector) for column in VECTOR_COLUMNS.values()], metadata={KEY: job.key.encode()})
     table = schema.empty_table() if not parts else pa.table(
         [_arrow(field, [part[_part_name(field.name)] for part in parts]) for field in schema], schema=schema)
@@ -250,7 +253,7 @@ def write_shard(embedder: Embedder, pool: ReferencePool, job: ShardJob, row_grou
 def _arrow(field: pa.Field, values: list) -> pa.Array:
     """One shard column from measure()'s parts: numpy arrays, or tensors ([n] or [n, D]) on any device."""
     if isinstance(values[0], torch.Tensor):
-        values = [value.float().cpu().numpy() for value in values]
+        values = [(value.float() if value.is_floating_point() else value).cpu().numpy() for value in values]
     joined = np.concatenate(values)
     if pa.types.is_fixed_size_list(field.type):
         return pa.FixedSizeListArray.from_arrays(pa.array(joined.reshape(-1), pa.float32()), field.type.list_size)

@@ -58,6 +58,7 @@ class Evidence:
     loss_thresholds: tuple[float, float] | None = None  # (g1, g2) for the reference batch size
     decoy_similarity: np.ndarray | None = None  # [N] the same for the pair's decoy: its image, another image's caption
     decoy_loss: np.ndarray | None = None        # [N] (nctool.detect.measure.ReferencePool.decoys)
+    decoy_caption: np.ndarray | None = None     # [N] int: the row whose caption the pair's decoy holds
     image_global: torch.Tensor | None = None  # [N, D] L2-normalised, the pair's image (neighbors; any device)
     text_global: torch.Tensor | None = None   # [N, D] L2-normalised, the pair's caption (neighbors)
     seed: int = 0                        # the run's seed, for detectors that draw at random
@@ -207,7 +208,7 @@ MAX_CONTAMINATION = Option("max_contamination", float, 0.05, "labels: the clean 
 class _CalibratedDetector(Detector):
     """A detector whose labels are calibrated on the data at hand (`_calibrated`).
 
-    With the decoys' noise scores (`decoy_noise`), the target-decoy statement of
+    With the decoys' noise scores, the target-decoy statement of
     nctool.detect.calibration.decoy_calibration: a noise share with its interval, per pair a
     `noisy_probability` and a `q_value`, noisy from `noisy_from`, clean up to `max_contamination`.
     A detector that cannot score decoys in the data's context falls back to the mixture of
@@ -228,15 +229,12 @@ class _CalibratedDetector(Detector):
             raise NctoolError(f"max contamination {self.max_contamination:g}: outside (0, 1); give the share of "
                               f"noisy pairs a clean set may hold, e.g. 0.05")
 
-    def decoy_noise(self, evidence: Evidence) -> np.ndarray | None:
-        """The decoys' noise scores, on the scale of the pairs' (None: this detector does not score decoys)."""
-        return None
-
-    def _calibrated(self, noise: np.ndarray, evidence: Evidence) -> tuple[np.ndarray, dict, dict]:
-        """(labels, noise share statement, the columns noisy_probability and q_value) for the noise scores."""
+    def _calibrated(self, noise: np.ndarray, decoys: np.ndarray | None,
+                    evidence: Evidence) -> tuple[np.ndarray, dict, dict]:
+        """(labels, noise share statement, the columns noisy_probability and q_value) for the pairs' noise
+        scores and the decoys' (on the same scale; None when there are none)."""
         from nctool.detect.calibration import calibrated_labels, decoy_calibration, fit_mixture, noise_share
 
-        decoys = self.decoy_noise(evidence)
         if decoys is None:
             mixture = fit_mixture(noise, seed=evidence.seed)
             labels = calibrated_labels(mixture.noisy_posterior(noise), noisy_from=self.noisy_from)
@@ -251,8 +249,8 @@ class _CalibratedDetector(Detector):
 class _CosineScoreDetector(_CalibratedDetector):
     """A detector whose score s is on the cosine scale [-1, 1]: reliability = (s + 1) / 2.
 
-    Labels: `_CalibratedDetector` on the noise score -s (against decoys when `decoy_score` gives the
-    decoys' s, else the mixture). Fixed rules instead, clean / noisy only: with `threshold`, clean when s >= threshold
+    Labels: `_CalibratedDetector` on the noise score -s (against the decoys' -s when the evidence has
+    decoys, else the mixture). Fixed rules instead, clean / noisy only: with `threshold`, clean when s >= threshold
     (LAION kept CLIP B/32 cosines >= 0.28-0.30); with `keep_fraction`, the pairs with the highest s
     are clean (DataComp's "top 30 %" style; ties broken by pair_id; nctool's default before
     calibration was 0.6).
@@ -274,21 +272,14 @@ class _CosineScoreDetector(_CalibratedDetector):
         if self.threshold is not None and not -1 <= self.threshold <= 1:
             raise NctoolError(f"threshold {self.threshold:g}: outside [-1, 1]; it is a cosine similarity, e.g. 0.28")
 
-    def score(self, evidence: Evidence) -> tuple[np.ndarray, dict]:
-        """(s [N], evidence columns)."""
+    def score(self, evidence: Evidence) -> tuple[np.ndarray, dict, np.ndarray | None]:
+        """(s [N], evidence columns, s of the pairs' decoys [N] scored in the data's context, or None when
+        the evidence has no decoys)."""
         raise NotImplementedError
 
-    def decoy_score(self, evidence: Evidence) -> np.ndarray | None:
-        """s of the decoys (None: this detector does not score decoys)."""
-        return None
-
-    def decoy_noise(self, evidence: Evidence) -> np.ndarray | None:
-        decoys = self.decoy_score(evidence)
-        return None if decoys is None else -decoys
-
     def detect(self, evidence: Evidence) -> pd.DataFrame:
-        score, columns = self.score(evidence)
-        labels, share, stated = self._calibrated(-score, evidence)
+        score, columns, decoys = self.score(evidence)
+        labels, share, stated = self._calibrated(-score, None if decoys is None else -decoys, evidence)
         columns = {**columns, **stated}
         if self.threshold is not None:
             labels = np.where(score >= self.threshold, "clean", "noisy")
@@ -299,7 +290,9 @@ class _CosineScoreDetector(_CalibratedDetector):
         return self._frame(evidence, (np.clip(score, -1, 1) + 1) / 2, labels, share, **columns)
 
 
-def _standardized(values: np.ndarray) -> np.ndarray:
-    """(values - mean) / std over the pairs; all zero when the values do not vary."""
-    spread = values.std()
-    return (values - values.mean()) / spread if spread > 0 else np.zeros_like(values)
+def _standardized(values: np.ndarray, by: np.ndarray | None = None) -> np.ndarray:
+    """(values - mean) / std, the mean and std of `by` (default: of the values themselves); all zero when
+    `by` does not vary."""
+    by = values if by is None else by
+    spread = by.std() if len(by) else 0.0
+    return (values - by.mean()) / spread if spread > 0 else np.zeros_like(values)

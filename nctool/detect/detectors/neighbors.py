@@ -47,6 +47,12 @@ class NeighborsDetector(_CosineScoreDetector):
     image averages its rows), captions per pair; k shrinks to the number of candidates when fewer
     exist. Evidence: `similarity` (c), `caption_agreement` (a), `image_agreement` (b).
 
+    A decoy (x_i, t_p), t_p the caption of pair p of another image, is scored in the data's context:
+    a = the mean caption of x_i's neighbour images . t_p, b = the mean image of t_p's neighbour
+    captions (those of pair p, found outside p's image) . x_i, standardised with the pairs' means
+    and spreads. Its caption is in the data, so its own pair p is left out of its neighbours, as a
+    pair's own image is left out of its.
+
     The search (`neighbor_index`), over M keys (M = images, then M = N captions) of dimension D:
     - `exact` (default): torch on the scoring device, N x M dot products in chunks of
       CHUNK_ELEMENTS similarities; holds nothing beyond the embeddings and one chunk.
@@ -83,7 +89,7 @@ class NeighborsDetector(_CosineScoreDetector):
         if self.neighbor_index == "faiss":
             _import_faiss()
 
-    def score(self, evidence: Evidence) -> tuple[np.ndarray, dict]:
+    def score(self, evidence: Evidence) -> tuple[np.ndarray, dict, np.ndarray | None]:
         import torch
 
         images, texts = evidence.image_global.float(), evidence.text_global.float()
@@ -96,21 +102,31 @@ class NeighborsDetector(_CosineScoreDetector):
         mean_caption /= torch.bincount(codes)[:, None]
         image_codes = torch.arange(len(image_ids), device=images.device)
         search = {"exact": _ExactSearch, "faiss": _FaissSearch}[self.neighbor_index]
-        caption_agreement = _neighbour_mean(search(images[first_rows], image_codes, evidence.seed), images, codes,
-                                            mean_caption, texts, self.neighbors)
-        image_agreement = _neighbour_mean(search(texts, codes, evidence.seed), texts, codes, images, images,
-                                          self.neighbors)
+        neighbour_captions = _neighbour_mean(search(images[first_rows], image_codes, evidence.seed), images, codes,
+                                             mean_caption, self.neighbors)
+        neighbour_images = _neighbour_mean(search(texts, codes, evidence.seed), texts, codes, images, self.neighbors)
+        caption_agreement = (neighbour_captions * texts).sum(1).double().cpu().numpy()
+        image_agreement = (neighbour_images * images).sum(1).double().cpu().numpy()
         cosine = np.asarray(evidence.similarity, dtype=float)
         votes = (_standardized(cosine) + _standardized(caption_agreement) + _standardized(image_agreement)) / 3
         score = cosine.mean() + cosine.std() * votes
+        decoys = None
+        if evidence.decoy_caption is not None:
+            partner = torch.from_numpy(evidence.decoy_caption).to(texts.device)
+            decoy_votes = (_standardized(evidence.decoy_similarity, cosine)
+                           + _standardized((neighbour_captions * texts[partner]).sum(1).double().cpu().numpy(),
+                                           caption_agreement)
+                           + _standardized((neighbour_images[partner] * images).sum(1).double().cpu().numpy(),
+                                           image_agreement)) / 3
+            decoys = cosine.mean() + cosine.std() * decoy_votes
         return score, {"similarity": cosine, "caption_agreement": caption_agreement,
-                       "image_agreement": image_agreement}
+                       "image_agreement": image_agreement}, decoys
 
 
 def _neighbour_mean(search: "_ExactSearch", queries: torch.Tensor, query_image: torch.Tensor,
-                    values: torch.Tensor, targets: torch.Tensor, k: int) -> np.ndarray:
-    """For each query i: mean over its k nearest keys j (largest queries_i . keys_j, among keys of
-    an image other than query i's, found by `search`) of values_j . targets_i. k shrinks to the
+                    values: torch.Tensor, k: int) -> torch.Tensor:
+    """For each query i: the mean over its k nearest keys j (largest queries_i . keys_j, among keys of
+    an image other than query i's, found by `search`) of values_j, [queries, D]. k shrinks to the
     fewest candidates any query has."""
     import torch
 
@@ -120,8 +136,8 @@ def _neighbour_mean(search: "_ExactSearch", queries: torch.Tensor, query_image: 
     for start in range(0, len(queries), step):
         rows = slice(start, start + step)
         nearest = search(queries[rows], query_image[rows], k)
-        out.append((values[nearest] * targets[rows, None, :]).sum(-1).mean(1))
-    return torch.cat(out).double().cpu().numpy()
+        out.append(values[nearest].mean(1))
+    return torch.cat(out)
 
 
 class _ExactSearch:

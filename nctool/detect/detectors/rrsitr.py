@@ -52,12 +52,10 @@ class RRSITRDetector(_CalibratedDetector):
         from nctool.model.losses import split_by_loss
 
         g1, g2 = evidence.loss_thresholds
-        labels, share, stated = self._calibrated(np.log1p(evidence.loss), evidence)
+        decoys = None if evidence.decoy_loss is None else np.log1p(evidence.decoy_loss)
+        labels, share, stated = self._calibrated(np.log1p(evidence.loss), decoys, evidence)
         if self.training_split:
             loss = torch.from_numpy(np.asarray(evidence.loss, dtype=float))
             labels = _LABELS[split_by_loss(loss, g1, g2).numpy()]
         return self._frame(evidence, loss_reliability(evidence.loss, g2), labels, share,
                            loss=evidence.loss, loss_std=evidence.loss_std, **stated)
-
-    def decoy_noise(self, evidence: Evidence) -> np.ndarray | None:
-        return None if evidence.decoy_loss is None else np.log1p(evidence.decoy_loss)

@@ -35,6 +35,9 @@ class SiblingsDetector(_CosineScoreDetector):
     sigmoid(z(s)) is a sibling's reliability relative to the set: 0.5 for an average pair, near 1
     for a clear match, near 0 for a clear mismatch, whatever the model's cosine range. A pair
     without siblings keeps its own similarity. No weight is tuned on labels. Cost: N x D per round.
+    A decoy (image i, caption t of another image) is scored in the data's context: its siblings are
+    every caption of image i, weighted as in the last round, and its terms are standardised with the
+    pairs' means and spreads.
     Evidence: `similarity` (c), `sibling_agreement` (a of the last round; NaN without siblings).
     """
 
@@ -55,7 +58,7 @@ class SiblingsDetector(_CosineScoreDetector):
             raise NctoolError(f"sibling weight {self.sibling_weight:g}: must be at least 0 "
                               "(0 keeps the similarity alone)")
 
-    def score(self, evidence: Evidence) -> tuple[np.ndarray, dict]:
+    def score(self, evidence: Evidence) -> tuple[np.ndarray, dict, np.ndarray | None]:
         import torch
         from scipy.special import expit
 
@@ -71,7 +74,26 @@ class SiblingsDetector(_CosineScoreDetector):
             score = np.where(has, cosine.mean() + cosine.std() * votes, cosine)
             if round_ < self.iterations:  # the next round weighs each sibling by this round's score
                 weights = torch.from_numpy(expit(_standardized(score))).to(texts.device)
-        return score, {"similarity": cosine, "sibling_agreement": agreement}
+        decoys = None
+        if evidence.decoy_caption is not None:
+            caption = texts[torch.from_numpy(evidence.decoy_caption).to(texts.device)]
+            decoy_agreement = _image_mean(texts, codes, weights, caption)
+            vote = (_standardized(evidence.decoy_similarity, cosine)
+                    + self.sibling_weight * _standardized(decoy_agreement, agreement[has])) / (1 + self.sibling_weight)
+            decoys = cosine.mean() + cosine.std() * vote
+        return score, {"similarity": cosine, "sibling_agreement": agreement}, decoys
+
+
+def _image_mean(texts: torch.Tensor, codes: torch.Tensor, weights: torch.Tensor, captions: torch.Tensor) -> np.ndarray:
+    """For each pair i: sum over every pair j of its image of w_j t_j . c_i, over the sum of those w_j (c_i: the
+    caption of i's decoy)."""
+    import torch
+
+    groups = int(codes.max()) + 1
+    weighted = torch.zeros(groups, texts.shape[1], dtype=texts.dtype, device=texts.device)
+    weighted.index_add_(0, codes, weights[:, None] * texts)
+    total = torch.zeros(groups, dtype=texts.dtype, device=texts.device).index_add_(0, codes, weights)
+    return ((captions.to(texts.dtype) * weighted[codes]).sum(1) / total[codes]).cpu().numpy()
 
 
 def _sibling_mean(texts: torch.Tensor, codes: torch.Tensor, weights: torch.Tensor) -> np.ndarray:

@@ -14,8 +14,5 @@ class SimilarityDetector(_CosineScoreDetector):
     name = "similarity"
     description = "cosine of image and caption embeddings (the CLIP-score filter of LAION / DataComp)"
 
-    def score(self, evidence: Evidence) -> tuple[np.ndarray, dict]:
-        return evidence.similarity, {"similarity": evidence.similarity}
-
-    def decoy_score(self, evidence: Evidence) -> np.ndarray | None:
-        return evidence.decoy_similarity
+    def score(self, evidence: Evidence) -> tuple[np.ndarray, dict, np.ndarray | None]:
+        return evidence.similarity, {"similarity": evidence.similarity}, evidence.decoy_similarity
