@@ -1,7 +1,17 @@
 import numpy as np
 import pytest
 
-from nctool.detect.calibration import Mixture, calibrated_labels, decoy_share, fit_mixture, noise_share
+from nctool.detect.calibration import (
+    Mixture,
+    _image_resamples,
+    calibrated_labels,
+    clean_q_values,
+    decoy_calibration,
+    decoy_share,
+    fit_mixture,
+    noise_share,
+    noisy_probability,
+)
 from nctool.errors import NctoolError
 
 HAND = Mixture(weights=(0.75, 0.25), means=(0.0, 2.0), variance=1.0)
@@ -72,3 +82,86 @@ def test_decoy_share_recovers_skewed_components_the_tied_mixture_misses():
 def test_decoy_share_refuses(x, decoys, tail, match):
     with pytest.raises(NctoolError, match=match):
         decoy_share(x, decoys, tail=tail)
+
+
+def test_clean_q_values_by_hand():
+    # share 0.5 of 4 pairs = 2 noisy; decoys below t stand for them: t=2 -> 1 of 4 decoys -> 0.5 of a pair among 3,
+    # t=3 -> 2 of 4 -> 1 pair among 4; the q-value is the least contamination of any set holding the pair
+    q = clean_q_values(np.array([3.0, 0.0, 2.0, 1.0]), np.array([1.5, 2.5, 3.5, 4.5]), share=0.5)
+    np.testing.assert_allclose(q, [0.25, 0.0, 0.5 / 3, 0.0])
+
+
+def test_noisy_probability_by_hand():
+    # isotonic "is a decoy" over 0 (pair), 1 (decoy), 2 (pair), 3 (decoy): 0, 1/2, 1/2, 1; at x = 2 the density
+    # ratio f_decoy / f is (2 / 2) * 0.5 / 0.5 = 1, so the noisy probability is the share
+    np.testing.assert_allclose(noisy_probability(np.array([0.0, 2.0]), np.array([1.0, 3.0]), share=0.4), [0.0, 0.4])
+
+
+def test_separated_scores_are_stated_exactly():
+    # 120 clean pairs far below 60 noisy ones that score exactly as the decoys: every cut gives the share 1/3
+    clean, noisy = np.arange(120.0), np.arange(200.0, 260.0)
+    x = np.concatenate([clean, noisy])
+    stated = decoy_calibration(x, noisy.copy(), np.arange(180).astype(str), np.arange(120, 180).astype(str),
+                               bootstraps=20)
+    assert stated.share == pytest.approx(1 / 3)
+    assert stated.labels.tolist() == ["clean"] * 120 + ["noisy"] * 60
+    np.testing.assert_allclose(stated.noisy_probability, [0.0] * 120 + [1.0] * 60)
+    assert stated.clean_contamination == 0.0 and stated.clean_interval == (0.0, 0.0)
+
+
+def draw(share, separation, images=1000, captions=5, seed=0):
+    """Pairs of a two-Gaussian mixture (clean N(0, 1), noisy and decoys N(separation, 1)), one decoy a pair."""
+    rng = np.random.default_rng(seed)
+    groups = np.repeat(np.arange(images), captions).astype(str)
+    noisy = rng.random(len(groups)) < share
+    x = np.where(noisy, rng.normal(separation, 1, len(groups)), rng.normal(0, 1, len(groups)))
+    return x, rng.normal(separation, 1, len(groups)), groups, noisy
+
+
+@pytest.mark.parametrize("share", [0.2, 0.4, 0.6, 0.8])
+def test_decoy_calibration_states_what_a_separated_mixture_holds(share):
+    # separation 3 (AUROC ~0.98): the share within 3 points, its interval covering it
+    x, decoys, groups, noisy = draw(share, 3.0)
+    stated = decoy_calibration(x, decoys, groups, groups)
+    low, high = stated.share_interval
+    assert low <= noisy.mean() <= high and abs(stated.share - noisy.mean()) < 0.03
+    clean, flagged = stated.labels == "clean", stated.labels == "noisy"
+    assert clean.sum() > 0.5 * (~noisy).sum()
+    assert abs(noisy[clean].mean() - stated.clean_contamination) < 0.02
+    assert noisy[flagged].mean() >= 0.9
+    order = np.argsort(x)
+    assert (np.diff(stated.q_value[order]) >= 0).all() and (np.diff(stated.noisy_probability[order]) >= 0).all()
+
+
+def test_where_clean_and_noisy_scores_overlap_the_share_errs_high_and_the_clean_set_still_holds():
+    # separation 1.5 (AUROC ~0.86): clean pairs above every cut count as noise, so the share is too high
+    # (here by 8 points, the interval above the truth): docs/labels.md says so
+    x, decoys, groups, noisy = draw(0.4, 1.5)
+    stated = decoy_calibration(x, decoys, groups, groups)
+    assert stated.share_interval[0] > noisy.mean()
+    clean = stated.labels == "clean"
+    assert abs(noisy[clean].mean() - stated.clean_contamination) < 0.02
+
+
+def test_the_share_interval_covers_the_truth_at_its_level():
+    covered = []
+    for seed in range(40):
+        x, decoys, groups, noisy = draw(0.4, 2.0, images=200, seed=seed)
+        low, high = decoy_calibration(x, decoys, groups, groups, bootstraps=100, seed=seed).share_interval
+        covered.append(low <= noisy.mean() <= high)
+    assert np.mean(covered) >= 0.8  # 90 % intervals: 40 draws cover at least 32 times unless they undercover
+
+
+def test_the_bootstrap_draws_whole_images():
+    groups = np.array(["a", "a", "a", "b", "c", "c"])
+    for pairs, decoys in _image_resamples(groups, groups[[0, 3, 4]], bootstraps=30, seed=0):
+        drawn = groups[pairs]
+        assert len(pairs) % 1 == 0 and all((drawn == g).sum() % (groups == g).sum() == 0 for g in "abc")
+        assert sorted(np.unique(groups[[0, 3, 4]][decoys])) == sorted(np.unique(drawn))
+
+
+def test_decoy_calibration_refuses_what_it_cannot_state():
+    with pytest.raises(NctoolError, match="it needs at least 2 of each"):
+        decoy_calibration(np.ones(1), np.ones(5), np.array(["a"]), np.array(["a"] * 5))
+    with pytest.raises(NctoolError, match="max contamination 1.5: outside"):
+        decoy_calibration(np.ones(4), np.ones(4), np.arange(4), np.arange(4), max_contamination=1.5)

@@ -253,7 +253,8 @@ def test_registry_is_the_one_list_of_detectors():
     assert (options["keep_fraction"][1] == ("similarity", "neighbors", "siblings")
             and options["neighbors"][1] == ("neighbors",))
     assert options["threshold"][0].flag == "--threshold" and options["clean_from"][0].flag == "--clean-from"
-    with pytest.raises(NctoolError, match="rrsitr: no option 'threshold'; its options are noisy_from, max_contamination, training_"):
+    with pytest.raises(NctoolError, match="rrsitr: no option 'threshold'; its options are noisy_from, "
+                                          "max_contamination, training_"):
         RRSITRDetector(threshold=0.3)
 
 
@@ -289,3 +290,43 @@ def test_register_refuses_a_malformed_detector(monkeypatch, attributes, message)
     monkeypatch.setattr(detector_base, "DETECTORS", dict(DETECTORS))
     with pytest.raises(TypeError, match=message):
         register(type("Bad", (Detector,), attributes))
+
+
+def test_a_decoy_holding_the_pairs_own_caption_scores_as_the_pair():
+    # neighbors scores a decoy in the data's context: with its own caption a "decoy" is the pair itself
+    evidence, _ = clustered_evidence()
+    evidence.decoy_similarity, evidence.decoy_caption = evidence.similarity.copy(), np.arange(24)
+    score, _, decoys = NeighborsDetector(neighbors=3).score(evidence)
+    np.testing.assert_allclose(decoys, score, rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["rrsitr", "similarity", "neighbors", "siblings"])
+def test_too_few_decoys_state_nothing(name):
+    # 24 decoys: no cut has 50 above it; a share read there would be noise (it said 0, every pair clean)
+    evidence, noisy = clustered_evidence(loss=np.where(np.isin(np.arange(24), SWAPPED), 20.0, 2.0) + np.arange(24) / 10)
+    evidence.loss_std, evidence.loss_thresholds = np.zeros(24), (5.0, 18.0)
+    other = (np.arange(24) + 6) % 24  # the caption of a pair of another class
+    evidence.decoy_caption = other
+    evidence.decoy_similarity = (evidence.image_global * evidence.text_global[other]).sum(1).double().numpy()
+    evidence.decoy_loss = np.full(24, 20.0) + np.arange(24) / 10
+    out = make_detectors([name])[0].detect(evidence)
+    share = out.attrs["noise_share"]
+    assert (share["method"], share["estimate"], share["clean"], share["decoys_needed"]) == ("decoys", None, 0, 53)
+    assert (out["label"] == "ambiguous").all() and out["noisy_probability"].isna().all()
+
+
+@pytest.mark.parametrize("name", ["rrsitr", "similarity"])
+def test_detectors_with_decoys_state_their_labels(name):
+    evidence, noisy = bimodal_loss(noise_share=0.3, pairs=2000)
+    rng = np.random.default_rng(1)
+    evidence.decoy_loss = rng.lognormal(np.log(20), 0.3, 2000)  # drawn as the noisy pairs' losses
+    evidence.similarity = -np.log1p(evidence.loss) / 10
+    evidence.decoy_similarity = -np.log1p(evidence.decoy_loss) / 10
+    out = make_detectors([name])[0].detect(evidence)
+    share = out.attrs["noise_share"]
+    assert share["method"] == "decoys" and share["low"] <= noisy.mean() <= share["high"]
+    assert share["clean"] == (out["label"] == "clean").sum() > 0
+    clean = (out["label"] == "clean").to_numpy()
+    assert abs(noisy[clean].mean() - share["clean_contamination"]) < 0.02
+    order = np.argsort(out["reliability"].to_numpy())[::-1]  # most reliable first: q-values never fall
+    assert (np.diff(out["q_value"].to_numpy()[order]) >= -1e-12).all()

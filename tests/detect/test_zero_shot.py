@@ -18,7 +18,8 @@ from nctool.model.checkpoint import save_checkpoint
 from nctool.model.clip import create_model
 from nctool.schema import write_table
 
-OPTIONS = {"detectors": ["all"], "batch_size": 16, "pool": PoolSpec(repeats=2, pool_size=60), "options": {"neighbors": 3}}
+OPTIONS = {"detectors": ["all"], "batch_size": 16, "pool": PoolSpec(repeats=2, pool_size=60),
+           "options": {"neighbors": 3}}
 
 
 @pytest.fixture(scope="module")
