@@ -27,8 +27,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from nctool.detect.calibration import decoy_share
-from nctool.detect.score import NOISE_SHARE_KEY
-from nctool.schema import read_table, write_table
+from nctool.schema import NOISE_SHARE_KEY, read_table, write_table
 
 DECOY_DETECTORS = ("rrsitr", "similarity")  # whose noise score of a pair does not depend on the other pairs
 TAILS = (0.1, 0.25, 0.5)

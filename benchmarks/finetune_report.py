@@ -20,10 +20,9 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from nctool.curate.filtering import read_scores
-from nctool.detect.score import NOISE_SHARE_KEY
 from nctool.metrics import detection_table, label_table
 from nctool.report.bench import _md_table  # the bench report's own Markdown tables
-from nctool.schema import read_table
+from nctool.schema import NOISE_SHARE_KEY, read_table
 
 
 def _tag(folder: Path) -> tuple[str, float]:

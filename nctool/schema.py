@@ -75,6 +75,9 @@ os.umask(_UMASK)
 
 # Key of the Parquet file metadata that records where relative image paths resolve.
 IMAGE_ROOT_KEY = b"nctool.image_root"
+# Key of a scores file's metadata: each detector's statement of the noise share (and of its clean and noisy
+# sets) as JSON {detector: {...}}; docs/schema.md, "Scores".
+NOISE_SHARE_KEY = "nctool.noise_share"
 
 
 def _type_ok(actual: pa.DataType, expected: pa.DataType) -> bool:
@@ -258,6 +261,13 @@ def column_names(path: str | os.PathLike) -> list[str]:
 def row_group_count(path: str | os.PathLike) -> int:
     """How many row groups a Parquet file holds, read from its footer."""
     return _open(path).num_row_groups
+
+
+def noise_statements(path: str | os.PathLike) -> dict[str, dict]:
+    """What `nctool score` stated per detector in the scores file `path` (NOISE_SHARE_KEY); {} when nothing."""
+    meta = _open(path).schema_arrow.metadata or {}
+    value = meta.get(NOISE_SHARE_KEY.encode())
+    return json.loads(value) if value else {}
 
 
 def image_root(path: str | os.PathLike) -> Path:

@@ -137,7 +137,11 @@ def score_command(
     summary_table("what each detector states (90 % intervals; docs/labels.md)",
                   [statement_row(row) for row in result.get("noise_share", [])])
     for row in result.get("noise_share", []):
-        if row["method"] == "decoys" and not row["clean"]:
+        if row["method"] == "decoys" and row["estimate"] is None:
+            console_err.print(f"[yellow]note:[/] {row['detector']}: not enough evidence to state a noise share or "
+                              f"label any pair clean or noisy ({row['pairs']} pairs give {row['pairs']} decoys; a "
+                              f"rate needs at least {row['decoys_needed']}): every pair is ambiguous", highlight=False)
+        elif row["method"] == "decoys" and not row["clean"]:
             console_err.print(f"[yellow]note:[/] {row['detector']}: no clean set reaches "
                               f"{100 * row['max_contamination']:g} % estimated noise: not enough evidence to call "
                               f"any pair clean at that rate (--max-contamination sets it)", highlight=False)

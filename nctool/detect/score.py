@@ -22,8 +22,9 @@ row of a flagged pair (labelled noisy or ambiguous by any chosen detector) carri
 fixes (nctool.detect.suggest.SUGGESTION_COLUMNS: the K best other captions for its image, the K best other
 images for its caption); those columns are null on the other rows and when K is 0. The output is
 checked before any work and written atomically. Its Parquet key-value metadata `nctool.noise_share`
-(NOISE_SHARE_KEY) holds, as JSON, each detector's estimate of the share of noisy pairs with its
-interval (nctool.detect.calibration.noise_share), keyed by detector name.
+(nctool.schema.NOISE_SHARE_KEY) holds, as JSON keyed by detector name, what each detector states:
+the share of noisy pairs with its interval, and its clean and noisy sets' estimated error
+(nctool.detect.calibration; docs/labels.md).
 """
 
 from __future__ import annotations
@@ -60,9 +61,15 @@ from nctool.errors import NctoolError
 from nctool.metrics import detection_table, label_table
 from nctool.model.transforms import preprocess_for
 from nctool.progress import Progress, silent
-from nctool.schema import TableWriter, check_output, check_splits, hex_row_hashes, row_group_count
+from nctool.schema import (
+    NOISE_SHARE_KEY,
+    TableWriter,
+    check_output,
+    check_splits,
+    hex_row_hashes,
+    row_group_count,
+)
 
-NOISE_SHARE_KEY = "nctool.noise_share"  # scores-file metadata: {detector: calibration.noise_share(...)} as JSON
 OUTPUT_ROWS = 4096  # scores written at a time (one row group of the scores file)
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
+import pandas as pd
 import pytest
 from cli_helpers import invoke, run_cli
 from PIL import Image
@@ -26,11 +27,11 @@ from starlette.testclient import TestClient
 
 from nctool.cli import review as review_cli
 from nctool.curate.review.gallery import RENDERER, write_gallery
-from nctool.curate.review.queue import ReviewQueue
+from nctool.curate.review.queue import ReviewQueue, stated_noise
 from nctool.curate.review.server import bind, export, is_loopback, review_app
 from nctool.data.decisions import DecisionStore, default_decisions_path, read_decisions
 from nctool.errors import NctoolError
-from nctool.schema import write_table
+from nctool.schema import NOISE_SHARE_KEY, write_table
 
 
 @pytest.fixture
@@ -101,6 +102,21 @@ def test_card_shows_siblings_truth_evidence_and_suggestions(files):
     assert clean["suggested_captions"] == [] and clean["suggested_images"] == []
 
 
+STATED = {"method": "decoys", "estimate": 0.375, "low": 0.322, "high": 0.429, "clean": 1075,
+          "clean_contamination": 0.0499}
+
+
+def test_the_header_shows_the_share_the_scores_file_states(files):
+    data_path, scores_path = files
+    write_table(pd.read_parquet(scores_path), scores_path, metadata={NOISE_SHARE_KEY: json.dumps({"rrsitr": STATED})})
+    summary = ReviewQueue.load(data_path, scores_path, detector="rrsitr").summary()
+    assert summary["noise_share"] == STATED
+    assert summary["noise_text"] == "estimated noise 37.5 % (32.2-42.9), clean 1075 pairs with est. 5.0 % noisy"
+    assert stated_noise({**STATED, "method": "mixture"}) == "estimated noise 37.5 % (32.2-42.9) (mixture)"
+    assert stated_noise({**STATED, "estimate": None}) == "noise share: not enough evidence to state it"
+    assert stated_noise({**STATED, "clean": 0}) == "estimated noise 37.5 % (32.2-42.9)"
+
+
 def test_summary_counts_progress_noise_share_and_histogram(files):
     queue = ReviewQueue.load(*files, detector="rrsitr")
     queue.set_decision("p13", {"pair_id": "p13", "action": "fix", "new_caption": "a beach"})
@@ -108,7 +124,7 @@ def test_summary_counts_progress_noise_share_and_histogram(files):
     labels = queue.pairs["label"].dropna()
     assert (summary["pairs"], summary["reviewed"], summary["left"]) == (21, 1, 20)
     assert summary["actions"] == {"keep": 0, "drop": 0, "fix": 1}
-    assert summary["noise_share"] == pytest.approx((labels == "noisy").mean())
+    assert summary["noise_share"] is None and summary["noise_text"] == ""  # review_scores states nothing
     assert summary["true_noise_share"] == pytest.approx(queue.pairs["noisy"][labels.index].mean())
     assert sum(sum(counts) for counts in summary["histogram"]["counts"].values()) == 21
     assert summary["thresholds"]["noisy_up_to"] < 0.3 <= summary["thresholds"]["clean_from"] - 0.3

@@ -1,10 +1,8 @@
 import dataclasses
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 import pytest
 import torch
 from cli_helpers import interrupted, invoke, run_cli
@@ -27,7 +25,7 @@ from nctool.detect.measure import (
     reference_losses,
     reference_orders,
 )
-from nctool.detect.score import NOISE_SHARE_KEY, score
+from nctool.detect.score import score
 from nctool.detect.suggest import SUGGESTION_COLUMNS
 from nctool.errors import NctoolError
 from nctool.metrics import detection_metrics
@@ -37,7 +35,7 @@ from nctool.model.checkpoint import save_checkpoint
 from nctool.model.clip import LocalGrams, create_model, load_trained_model
 from nctool.model.objectives import batch_logits
 from nctool.model.transforms import preprocess_for
-from nctool.schema import LABELS, row_hashes, write_table
+from nctool.schema import LABELS, noise_statements, row_hashes, write_table
 
 BATCH = 20
 
@@ -232,11 +230,12 @@ def test_rrsitr_is_stable_across_seeds_and_the_summary_measures_the_file(files):
     assert [r["count"] for r in summary["labels"]] == [row[label] for label in LABELS]
     # the noise-share estimate: in the summary, with the true share, and in the file's metadata
     [share] = summary["noise_share"]
-    stored = json.loads(pq.ParquetFile(folder / "seed1.parquet").schema_arrow.metadata[NOISE_SHARE_KEY.encode()])
-    assert share["detector"] == "rrsitr" and share["truth"] == noisy.mean()
-    assert 0 <= share["low"] <= share["estimate"] <= share["high"] <= 1
-    assert {key: stored["rrsitr"][key] for key in ("estimate", "low", "high", "level")} == \
-        {key: share[key] for key in ("estimate", "low", "high", "level")}
+    stored = noise_statements(folder / "seed1.parquet")
+    assert share["detector"] == "rrsitr" and share["truth"] == noisy.mean() and share["method"] == "decoys"
+    clean = (seed1["label"] == "clean").to_numpy()
+    assert share["clean"] == clean.sum() and share["clean_truth"] == (noisy[clean].mean() if clean.any() else None)
+    assert stored == {"rrsitr": {key: value for key, value in share.items()
+                                 if key not in ("detector", "truth", "clean_truth")}}
 
 
 def test_suggestions_ride_on_every_row_of_a_flagged_pair_and_survive_filtering(files, tmp_path):

@@ -79,8 +79,7 @@ def write_gallery(data_path: str | os.PathLike, scores_path: str | os.PathLike, 
             f"<meta http-equiv=\"Content-Security-Policy\" content=\"{policy}\">\n<title>{escape(title)}</title>\n"
             f"<style>{style}</style></head>\n<body class=\"gallery\">\n"
             f"<header><div class=\"title\"><strong>{escape(title)}</strong></div>"
-            f"<div class=\"stat\">{summary['pairs']} scored pairs, "
-            f"estimated noise {100 * summary['noise_share']:.1f} %</div></header>\n"
+            f"<div class=\"stat\">{summary['pairs']} scored pairs. {escape(summary['noise_text'])}</div></header>\n"
             f"<main id=\"cards\"></main>\n"
             f"<script type=\"application/json\" id=\"gallery-data\">{data}</script>\n"
             f"<script>{script}</script>\n</body></html>\n")

@@ -20,7 +20,7 @@ import pandas as pd
 from nctool.curate.filtering import filter_pairs, read_scores
 from nctool.data.decisions import match_decisions
 from nctool.errors import NctoolError
-from nctool.schema import LABELS, column_names, read_table, row_hashes
+from nctool.schema import LABELS, column_names, noise_statements, read_table, row_hashes
 
 LIGHT_COLUMNS = ("pair_id", "image_id", "caption", "split", "category", "noisy")
 """Dataset columns the queue reads: everything but the image."""
@@ -49,9 +49,10 @@ class ReviewQueue:
         Whose scores these are.
     """
 
-    def __init__(self, pairs: pd.DataFrame, detector: str):
+    def __init__(self, pairs: pd.DataFrame, detector: str, statement: dict | None = None):
         self.pairs = pairs
         self.detector = detector
+        self.statement = statement  # the detector's noise share and sets as `nctool score` stated them
         scored = np.flatnonzero(pairs["reliability"].notna().to_numpy())
         self.order = scored[np.argsort(pairs["reliability"].to_numpy()[scored], kind="stable")]
         self.row_of = dict(zip(pairs["pair_id"], range(len(pairs))))
@@ -72,7 +73,7 @@ class ReviewQueue:
         if detector is None and scores["detector"].nunique() == 1:
             detector = scores["detector"].iloc[0]
         pairs = filter_pairs(data, scores, drop=(), detector=detector).kept
-        return cls(pairs, detector)
+        return cls(pairs, detector, noise_statements(scores_path).get(detector))
 
     def row_hash(self, pair_id: str) -> str:
         """The row hash (nctool.schema.row_hashes) of a pair as the page shows it: what a decision on it judged."""
@@ -168,7 +169,8 @@ class ReviewQueue:
         return card
 
     def summary(self) -> dict:
-        """The header: progress, the labelled (and, with ground truth, the true) noise share, the histogram."""
+        """The header: progress, the detector's stated noise share (and, with ground truth, the true one), the
+        histogram."""
         labels = self.pairs["label"].to_numpy()[self.order]
         reliability = self.pairs["reliability"].to_numpy()[self.order]
         actions = pd.Series(self._actions[self.order]).value_counts()
@@ -179,7 +181,8 @@ class ReviewQueue:
             "detector": self.detector, "pairs": len(self.order), "reviewed": reviewed,
             "left": len(self.order) - reviewed, "actions": {action: int(actions.get(action, 0)) for action in
                                                            ("keep", "drop", "fix")},
-            "noise_share": float((labels == "noisy").mean()) if len(labels) else None,
+            "noise_share": self.statement,  # the detector's, as `nctool score` stated it; None: not stated
+            "noise_text": stated_noise(self.statement),
             "true_noise_share": float(noisy.astype(bool).mean()) if noisy is not None and len(noisy) else None,
             "histogram": {"edges": edges.tolist(), "counts": {
                 label: np.histogram(reliability[labels == label], bins=edges)[0].tolist() for label in LABELS}},
@@ -188,6 +191,20 @@ class ReviewQueue:
             "categories": sorted(self.pairs["category"].dropna().unique().tolist()) if "category" in self.pairs else [],
             "has_truth": noisy is not None, "has_suggestions": self._suggestions,
         }
+
+
+def stated_noise(stated: dict | None) -> str:
+    """A detector's statement (nctool.schema.noise_statements) in one line for the page and the gallery."""
+    if stated is None:
+        return ""
+    if stated["estimate"] is None:
+        return "noise share: not enough evidence to state it"
+    text = f"estimated noise {100 * stated['estimate']:.1f} % ({100 * stated['low']:.1f}-{100 * stated['high']:.1f})"
+    if stated["method"] != "decoys":
+        return text + " (mixture)"
+    if stated["clean"]:
+        text += f", clean {stated['clean']} pairs with est. {100 * stated['clean_contamination']:.1f} % noisy"
+    return text
 
 
 def _extreme(values: np.ndarray, pick) -> float | None:

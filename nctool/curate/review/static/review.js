@@ -50,7 +50,7 @@ function showSummary(summary) {
     `dropped ${summary.actions.drop}, fixed ${summary.actions.fix})`;
   document.getElementById("progress-bar").style.width =
     (summary.pairs ? 100 * summary.reviewed / summary.pairs : 0) + "%";
-  let noise = summary.noise_share === null ? "" : `estimated noise ${(100 * summary.noise_share).toFixed(1)} %`;
+  let noise = summary.noise_text;
   if (summary.true_noise_share !== null) noise += ` (ground truth ${(100 * summary.true_noise_share).toFixed(1)} %)`;
   document.getElementById("noise-share").textContent = noise;
   drawHistogram(summary);
