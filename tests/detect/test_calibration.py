@@ -10,6 +10,7 @@ from nctool.detect.calibration import (
     decoy_share,
     fit_mixture,
     noise_share,
+    noisy_precisions,
     noisy_probability,
 )
 from nctool.errors import NctoolError
@@ -85,10 +86,19 @@ def test_decoy_share_refuses(x, decoys, tail, match):
 
 
 def test_clean_q_values_by_hand():
-    # share 0.5 of 4 pairs = 2 noisy; decoys below t stand for them: t=2 -> 1 of 4 decoys -> 0.5 of a pair among 3,
-    # t=3 -> 2 of 4 -> 1 pair among 4; the q-value is the least contamination of any set holding the pair
+    # share 0.5 of 4 pairs = 2 noisy; the decoys below t, plus one, stand for them: t=0 -> (0+1)/4 of 2 = 0.5 pairs
+    # among 1, t=1 -> 0.5 among 2, t=2 -> (1+1)/4 -> 1 among 3, t=3 -> 1.5 among 4; the q-value is the least
+    # contamination of any set holding the pair
     q = clean_q_values(np.array([3.0, 0.0, 2.0, 1.0]), np.array([1.5, 2.5, 3.5, 4.5]), share=0.5)
-    np.testing.assert_allclose(q, [0.25, 0.0, 0.5 / 3, 0.0])
+    np.testing.assert_allclose(q, [0.375, 0.25, 1 / 3, 0.25])
+
+
+def test_noisy_precisions_by_hand():
+    # share 0.5 of 4 pairs = 2 noisy; decoys at or above t stand for them: t=3 -> 3 of 4 decoys -> 1.5 pairs among 1
+    # (capped at 1), t=2 -> 4 of 4 -> 2 among 2, t=1 -> 2 among 3, t=0 -> 2 among 4; each pair gets the best set
+    # holding it
+    precision = noisy_precisions(np.array([3.0, 0.0, 2.0, 1.0]), np.array([2.5, 3.5, 4.5, 5.5]), share=0.5)
+    np.testing.assert_allclose(precision, [1.0, 0.5, 1.0, 2 / 3])
 
 
 def test_noisy_probability_by_hand():
@@ -98,15 +108,17 @@ def test_noisy_probability_by_hand():
 
 
 def test_separated_scores_are_stated_exactly():
-    # 120 clean pairs far below 60 noisy ones that score exactly as the decoys: every cut gives the share 1/3
+    # 120 clean pairs far below 60 noisy ones that score exactly as the decoys: every cut gives the share 1/3; the
+    # top 60 hold all the noise: the set of 61 has precision 60/61 < 0.99 asked
     clean, noisy = np.arange(120.0), np.arange(200.0, 260.0)
     x = np.concatenate([clean, noisy])
     stated = decoy_calibration(x, noisy.copy(), np.arange(180).astype(str), np.arange(120, 180).astype(str),
-                               bootstraps=20)
+                               noisy_from=0.99, bootstraps=20)
     assert stated.share == pytest.approx(1 / 3)
     assert stated.labels.tolist() == ["clean"] * 120 + ["noisy"] * 60
     np.testing.assert_allclose(stated.noisy_probability, [0.0] * 120 + [1.0] * 60)
-    assert stated.clean_contamination == 0.0 and stated.clean_interval == (0.0, 0.0)
+    # no decoy below the clean pairs: the stated contamination is knockoff+'s one decoy's worth, 1/3 * 180 / 60 / 120
+    assert stated.clean_contamination == pytest.approx(1 / 120) and stated.noisy_precision == 1.0
 
 
 def draw(share, separation, images=1000, captions=5, seed=0):

@@ -373,7 +373,7 @@ def test_score_flags_reach_the_library(monkeypatch):
     assert calls[0][1]["options"] == defaults
     assert {key: defaults[key] for key in ("noisy_from", "training_split", "keep_fraction", "threshold", "neighbors",
                                            "clean_from", "noisy_below", "iterations", "sibling_weight")} == \
-        {"noisy_from": 0.9, "training_split": False, "keep_fraction": None, "threshold": None, "neighbors": 10,
+        {"noisy_from": 0.95, "training_split": False, "keep_fraction": None, "threshold": None, "neighbors": 10,
          "clean_from": 0.75, "noisy_below": 0.25, "iterations": 3, "sibling_weight": 1.0}
     assert invoke("score", "d", "--checkpoint", "m", "--out", "s", "--detector", "clip").exit_code == 2
 

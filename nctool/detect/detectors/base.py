@@ -199,8 +199,8 @@ def loss_reliability(loss: np.ndarray, g2: float, tail: float = 0.05) -> np.ndar
     return (1 - tail) * weight + tail * np.exp(-loss / g2)
 
 
-NOISY_FROM = Option("noisy_from", float, 0.9, "labels: noisy when the pair's estimated chance of being a mismatch "
-                                            "(noisy_probability) is at least this")
+NOISY_FROM = Option("noisy_from", float, 0.95, "labels: the noisy set is the largest one whose estimated precision "
+                                             "(share of true mismatches) is at least this")
 MAX_CONTAMINATION = Option("max_contamination", float, 0.05, "labels: the clean set is the largest one whose "
                                                              "estimated share of noisy pairs is at most this")
 
@@ -224,7 +224,7 @@ class _CalibratedDetector(Detector):
 
         if not CLEAN_BELOW <= self.noisy_from <= 1:
             raise NctoolError(f"noisy from {self.noisy_from:g}: outside [{CLEAN_BELOW:g}, 1]; give the noise "
-                              f"probability from which a pair is labelled noisy, e.g. 0.9")
+                              f"precision the noisy set must reach, e.g. 0.95")
         if not 0 < self.max_contamination < 1:
             raise NctoolError(f"max contamination {self.max_contamination:g}: outside (0, 1); give the share of "
                               f"noisy pairs a clean set may hold, e.g. 0.05")

@@ -1,0 +1,108 @@
+"""What the decoy-calibrated labels state against the truth (issue 17), over noise kinds, rates and seeds.
+
+Usage:
+    .venv/bin/python benchmarks/labels.py CLEAN_DATA --base BASE.pt --out DIR
+        [--kind caption-shuffle --rate 0.2 ... --seed 42 ...] [--finetune]
+
+For each kind, rate and noise seed: inject the noise into CLEAN_DATA (nctool.data.noise.inject), score
+the train split with every detector zero-shot from BASE (nctool-tiny, `finetune` recipe: the base never
+saw these pairs, so its scores are out of sample) and, with --finetune, also with a model fine-tuned
+from BASE on that very noisy file (`nctool train --recipe finetune`, RRSITR: in sample). Prints one
+row per (kind, rate, seed, model, detector): the stated noise share and interval against the truth,
+the clean set's stated contamination against the measured one, the noisy set's stated precision
+against the measured one and its recall; then a summary per model and detector. Everything stays in
+DIR (rerunning reuses what is there); the rows also go to DIR/labels.csv.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from nctool.config import load_recipe
+from nctool.curate.filtering import read_scores
+from nctool.data.noise import inject
+from nctool.detect.measure import ModelSource
+from nctool.detect.score import score
+from nctool.model.train import train
+from nctool.schema import noise_statements, read_table, write_table
+
+
+def rows_of(scores_path: Path, truth: pd.Series, tag: dict) -> list[dict]:
+    """One row per detector: what it stated and what holds."""
+    scores, stated = read_scores(scores_path), noise_statements(scores_path)
+    rows = []
+    for detector, claim in stated.items():
+        frame = scores[scores["detector"] == detector]
+        noisy = truth.loc[frame["pair_id"]].to_numpy(dtype=bool)
+        clean, flagged = (frame["label"] == "clean").to_numpy(), (frame["label"] == "noisy").to_numpy()
+        rows.append({**tag, "detector": detector, "method": claim["method"], "truth": noisy.mean(),
+                     "share": claim["estimate"], "low": claim["low"], "high": claim["high"],
+                     "clean": int(clean.sum()), "clean_stated": claim.get("clean_contamination"),
+                     "clean_measured": noisy[clean].mean() if clean.any() else None,
+                     "noisy": int(flagged.sum()), "precision_stated": claim.get("noisy_precision"),
+                     "precision_measured": noisy[flagged].mean() if flagged.any() else None,
+                     "noisy_recall": (noisy & flagged).sum() / max(1, noisy.sum())})
+    return rows
+
+
+def summary(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per model and detector (decoy-stated rows): worst share error, coverage, clean and noisy checks."""
+    decoys = rows[rows["method"] == "decoys"].copy()
+    decoys["share_error"] = decoys["share"] - decoys["truth"]
+    decoys["covered"] = (decoys["low"] <= decoys["truth"]) & (decoys["truth"] <= decoys["high"])
+    decoys["clean_gap"] = decoys["clean_measured"] - decoys["clean_stated"]
+    return decoys.groupby(["model", "detector"]).agg(
+        cells=("truth", "size"), worst_share_error=("share_error", lambda e: e.abs().max()),
+        mean_share_error=("share_error", "mean"), coverage=("covered", "mean"),
+        worst_clean_gap=("clean_gap", lambda g: g.abs().max()), worst_clean_measured=("clean_measured", "max"),
+        least_precision=("precision_measured", "min"), mean_recall=("noisy_recall", "mean")).reset_index()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("data", type=Path)
+    parser.add_argument("--base", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--kind", action="append")
+    parser.add_argument("--rate", action="append", type=float)
+    parser.add_argument("--seed", action="append", type=int)
+    parser.add_argument("--finetune", action="store_true")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    clean, rows = read_table(args.data), []
+    for kind in args.kind or ["caption-shuffle"]:
+        for rate in args.rate or [0.2, 0.4, 0.6, 0.8]:
+            for seed in args.seed or [42]:
+                name = f"{kind}-{rate:.2f}-s{seed}"
+                noisy_path = args.out / f"{name}.parquet"
+                if not noisy_path.exists():
+                    write_table(inject(clean, rate, kind, seed=seed)[0], noisy_path)
+                truth = read_table(noisy_path, columns=["pair_id", "noisy"]).set_index("pair_id")["noisy"]
+                models = {"zero-shot": ModelSource(model="nctool-tiny", pretrained=args.base, recipe="finetune")}
+                if args.finetune:
+                    run = args.out / "runs" / name
+                    if not (run / "best.pt").exists():
+                        recipe = load_recipe("finetune", [f"model.pretrained={args.base}"])
+                        train(noisy_path, out_dir=run, recipe=recipe)
+                    models["fine-tuned"] = ModelSource(checkpoint=run / "best.pt")
+                for model_name, model in models.items():
+                    scores_path = args.out / f"{name}.{model_name}.scores.parquet"
+                    if not scores_path.exists():
+                        score(noisy_path, out=scores_path, model=model, detectors=["all"])
+                    rows += rows_of(scores_path, truth, {"kind": kind, "rate": rate, "seed": seed,
+                                                        "model": model_name})
+    table = pd.DataFrame(rows)
+    table.to_csv(args.out / "labels.csv", index=False)
+    with pd.option_context("display.width", 250, "display.max_columns", 30, "display.float_format", "{:.3f}".format):
+        print(table.to_string(index=False))
+        print()
+        print(summary(table).to_string(index=False))
+
+
+if __name__ == "__main__":
+    np.seterr(all="ignore")
+    main()
