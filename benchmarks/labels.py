@@ -10,8 +10,9 @@ saw these pairs, so its scores are out of sample) and, with --finetune, also wit
 from BASE on that very noisy file (`nctool train --recipe finetune`, RRSITR: in sample). Prints one
 row per (kind, rate, seed, model, detector): the stated noise share and interval against the truth,
 the clean set's stated contamination against the measured one, the noisy set's stated precision
-against the measured one and its recall; then a summary per model and detector. Everything stays in
-DIR (rerunning reuses what is there); the rows also go to DIR/labels.csv.
+against the measured one and its recall (nctool.metrics.statement_table); then a summary per model
+and detector. Everything stays in DIR (rerunning reuses what is there); the rows also go to
+DIR/labels.csv.
 """
 
 from __future__ import annotations
@@ -27,39 +28,31 @@ from nctool.curate.filtering import read_scores
 from nctool.data.noise import inject
 from nctool.detect.measure import ModelSource
 from nctool.detect.score import score
+from nctool.metrics import statement_table
 from nctool.model.train import train
 from nctool.schema import noise_statements, read_table, write_table
 
 
 def rows_of(scores_path: Path, truth: pd.Series, tag: dict) -> list[dict]:
-    """One row per detector: what it stated and what holds."""
-    scores, stated = read_scores(scores_path), noise_statements(scores_path)
-    rows = []
-    for detector, claim in stated.items():
-        frame = scores[scores["detector"] == detector]
-        noisy = truth.loc[frame["pair_id"]].to_numpy(dtype=bool)
-        clean, flagged = (frame["label"] == "clean").to_numpy(), (frame["label"] == "noisy").to_numpy()
-        rows.append({**tag, "detector": detector, "method": claim["method"], "truth": noisy.mean(),
-                     "share": claim["estimate"], "low": claim["low"], "high": claim["high"],
-                     "clean": int(clean.sum()), "clean_stated": claim.get("clean_contamination"),
-                     "clean_measured": noisy[clean].mean() if clean.any() else None,
-                     "noisy": int(flagged.sum()), "precision_stated": claim.get("noisy_precision"),
-                     "precision_measured": noisy[flagged].mean() if flagged.any() else None,
-                     "noisy_recall": (noisy & flagged).sum() / max(1, noisy.sum())})
-    return rows
+    """One row per detector: what it stated beside what holds (nctool.metrics.statement_table)."""
+    rows = statement_table(read_scores(scores_path), noise_statements(scores_path), truth)
+    for row in rows:  # the noisy set's recall: its truly noisy pairs among all noisy pairs
+        row["noisy_recall"] = (row["noisy"] * row["noisy_truth"] / (row["truth"] * row["pairs"])
+                               if row.get("noisy") and row["noisy_truth"] is not None else 0.0)
+    return [{**tag, **row} for row in rows]
 
 
 def summary(rows: pd.DataFrame) -> pd.DataFrame:
     """Per model and detector (decoy-stated rows): worst share error, coverage, clean and noisy checks."""
     decoys = rows[rows["method"] == "decoys"].copy()
-    decoys["share_error"] = decoys["share"] - decoys["truth"]
+    decoys["share_error"] = decoys["estimate"] - decoys["truth"]
     decoys["covered"] = (decoys["low"] <= decoys["truth"]) & (decoys["truth"] <= decoys["high"])
-    decoys["clean_gap"] = decoys["clean_measured"] - decoys["clean_stated"]
+    decoys["clean_gap"] = decoys["clean_truth"] - decoys["clean_contamination"]
     return decoys.groupby(["model", "detector"]).agg(
         cells=("truth", "size"), worst_share_error=("share_error", lambda e: e.abs().max()),
         mean_share_error=("share_error", "mean"), coverage=("covered", "mean"),
-        worst_clean_gap=("clean_gap", lambda g: g.abs().max()), worst_clean_measured=("clean_measured", "max"),
-        least_precision=("precision_measured", "min"), mean_recall=("noisy_recall", "mean")).reset_index()
+        worst_clean_gap=("clean_gap", lambda g: g.abs().max()), worst_clean_truth=("clean_truth", "max"),
+        least_noisy_precision=("noisy_truth", "min"), mean_recall=("noisy_recall", "mean")).reset_index()
 
 
 def main() -> None:
@@ -97,6 +90,8 @@ def main() -> None:
                                                         "model": model_name})
     table = pd.DataFrame(rows)
     table.to_csv(args.out / "labels.csv", index=False)
+    table = table[["kind", "rate", "seed", "model", "detector", "method", "truth", "estimate", "low", "high", "clean",
+                   "clean_contamination", "clean_truth", "noisy", "noisy_precision", "noisy_truth", "noisy_recall"]]
     with pd.option_context("display.width", 250, "display.max_columns", 30, "display.float_format", "{:.3f}".format):
         print(table.to_string(index=False))
         print()

@@ -162,6 +162,21 @@ def label_table(scores: pd.DataFrame, truth: pd.Series | None = None) -> list[di
             for row in label_metrics(noisy, part["label"].to_numpy())]
 
 
+def statement_table(scores: pd.DataFrame, statements: dict[str, dict], truth: pd.Series) -> list[dict]:
+    """What each detector stated (nctool.schema.noise_statements) beside what holds in `truth`: one row per
+    detector with a statement, its keys plus `truth` (the share of noisy pairs), `clean_truth` (that of
+    its clean set) and `noisy_truth` (the precision of its noisy set); None for an empty set."""
+    rows = []
+    for name, part, noisy in _per_detector(scores, truth):
+        if name not in statements:
+            continue
+        clean, flagged = (part["label"] == "clean").to_numpy(), (part["label"] == "noisy").to_numpy()
+        rows.append({"detector": name, **statements[name], "truth": float(noisy.mean()),
+                     "clean_truth": float(noisy[clean].mean()) if clean.any() else None,
+                     "noisy_truth": float(noisy[flagged].mean()) if flagged.any() else None})
+    return rows
+
+
 def _per_detector(scores: pd.DataFrame,
                   truth: pd.Series | None) -> Iterator[tuple[str, pd.DataFrame, np.ndarray | None]]:
     """(detector, its rows, their ground truth or None) per detector."""

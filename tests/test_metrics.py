@@ -1,11 +1,12 @@
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
 from nctool.errors import NctoolError
-from nctool.metrics import detection_metrics, label_metrics, retrieval_recalls
+from nctool.metrics import detection_metrics, label_metrics, retrieval_recalls, statement_table
 
 # 2 images x 4 captions; captions 0, 1 belong to image 0 and captions 2, 3 to image 1.
 SCORES = np.array([[0.5, 0.1, 0.8, 0.3], [0.2, 0.4, 0.7, 0.6]])
@@ -104,3 +105,14 @@ def test_label_metrics_empty_bin_and_unknown_label():
     assert rows[0]["precision"] == rows[2]["precision"] == 1.0
     with pytest.raises(NctoolError, match="unknown values"):
         label_metrics([True], ["dirty"])
+
+
+def test_statement_table_sets_what_was_stated_beside_the_truth():
+    scores = pd.DataFrame({"pair_id": ["a", "b", "c", "d", "a"], "detector": ["rrsitr"] * 4 + ["loss-gmm"],
+                           "label": ["clean", "clean", "noisy", "ambiguous", "noisy"], "reliability": 0.5})
+    truth = pd.Series([False, True, True, False], index=["a", "b", "c", "d"])
+    [row] = statement_table(scores, {"rrsitr": {"estimate": 0.4, "clean": 2}}, truth)
+    assert row == {"detector": "rrsitr", "estimate": 0.4, "clean": 2, "truth": 0.5, "clean_truth": 0.5,
+                   "noisy_truth": 1.0}
+    [row] = statement_table(scores[scores["label"] != "noisy"], {"rrsitr": {}}, truth)
+    assert (row["truth"], row["noisy_truth"]) == (1 / 3, None)

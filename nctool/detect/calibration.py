@@ -63,7 +63,7 @@ one image are not independent.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.special import expit
@@ -218,23 +218,35 @@ class DecoyCalibration:
     noisy_probability: np.ndarray   # [N] the local rate of noise at each pair's score
     q_value: np.ndarray             # [N] contamination of the smallest clean set holding the pair
     labels: np.ndarray              # [N] clean / ambiguous / noisy
-    clean_contamination: float | None  # estimated share of noisy pairs in the clean set (None: empty set)
-    clean_interval: tuple[float, float] | None
-    noisy_precision: float | None   # estimated share of truly noisy pairs in the noisy set (None: empty set)
     level: float
+    x: np.ndarray = field(repr=False)          # what the statement was made from: the pairs' noise scores,
+    decoys: np.ndarray = field(repr=False)     # the decoys', the image resamples and the share in each
+    resamples: list = field(repr=False)
+    boot_shares: np.ndarray = field(repr=False)
 
-    def summary(self) -> dict:
-        """The JSON-able statement (scores-file metadata, score's and review's figures)."""
-        clean = self.labels == "clean"
-        noisy = self.labels == "noisy"
+    def summary(self, labels: np.ndarray | None = None) -> dict:
+        """The JSON-able statement (scores-file metadata, score's and review's figures) for `labels` (default:
+        this calibration's; a fixed rule's labels, cuts on the same scores, are stated the same way): the share,
+        the clean set's estimated contamination with its interval, the noisy set's estimated precision."""
+        labels = self.labels if labels is None else np.asarray(labels)
+        clean, noisy = labels == "clean", labels == "noisy"
         low, high = self.share_interval or (None, None)
-        return {"method": "decoys", "estimate": self.share, "low": low, "high": high, "level": self.level,
-                "cut": self.cut, "pairs": len(self.labels), "decoys_needed": round(MIN_DECOYS_ABOVE / (1 - LAMBDAS[0])),
-                "clean": int(clean.sum()), "clean_contamination": self.clean_contamination,
-                "clean_low": None if self.clean_interval is None else self.clean_interval[0],
-                "clean_high": None if self.clean_interval is None else self.clean_interval[1],
-                "noisy": int(noisy.sum()),
-                "noisy_precision": self.noisy_precision}
+        statement = {"method": "decoys", "estimate": self.share, "low": low, "high": high, "level": self.level,
+                     "cut": self.cut, "pairs": len(labels), "decoys_needed": round(MIN_DECOYS_ABOVE / (1 - LAMBDAS[0])),
+                     "clean": int(clean.sum()), "clean_contamination": None, "clean_low": None, "clean_high": None,
+                     "noisy": int(noisy.sum()), "noisy_precision": None}
+        if self.share is None:
+            return statement
+        if clean.any():
+            cut, tail = self.x[clean].max(), (1 - self.level) / 2
+            boot = [_contamination(self.x[pairs], self.decoys[fakes], share, cut)
+                    for (pairs, fakes), share in zip(self.resamples, self.boot_shares)]
+            statement.update(clean_contamination=_contamination(self.x, self.decoys, self.share, cut),
+                             **dict(zip(("clean_low", "clean_high"), map(float, np.quantile(boot, [tail, 1 - tail])))))
+        if noisy.any():
+            statement["noisy_precision"] = float(min(1.0, self.share * len(self.x) * (self.decoys >= self.x[noisy].min()
+                                                                                        ).mean() / noisy.sum()))
+        return statement
 
 
 def decoy_calibration(x: np.ndarray, decoys: np.ndarray, groups: np.ndarray, decoy_groups: np.ndarray, *,
@@ -274,8 +286,8 @@ def decoy_calibration(x: np.ndarray, decoys: np.ndarray, groups: np.ndarray, dec
     usable = len(decoys) * (1 - LAMBDAS) >= MIN_DECOYS_ABOVE
     if not usable.any():
         unknown = np.full(len(x), np.nan)
-        return DecoyCalibration(None, None, None, unknown, unknown, np.full(len(x), "ambiguous"), None, None, None,
-                                level)
+        return DecoyCalibration(None, None, None, unknown, unknown, np.full(len(x), "ambiguous"), level, x, decoys, [],
+                                np.empty(0))
     resamples = _image_resamples(np.asarray(groups), np.asarray(decoy_groups), bootstraps, seed)
     grid = np.array([_tail_shares(x[pairs], decoys[fakes])[usable] for pairs, fakes in resamples])  # [B, lambdas]
     shares = _tail_shares(x, decoys)[usable]
@@ -289,18 +301,8 @@ def decoy_calibration(x: np.ndarray, decoys: np.ndarray, groups: np.ndarray, dec
     q = clean_q_values(x, decoys, share)
     precision = noisy_precisions(x, decoys, share)
     labels = np.where(precision >= noisy_from, "noisy", np.where(q <= max_contamination, "clean", "ambiguous"))
-    clean, noisy = labels == "clean", labels == "noisy"
-    contamination, interval = None, None
-    if clean.any():
-        cut = x[clean].max()
-        contamination = _contamination(x, decoys, share, cut)
-        boot = [_contamination(x[pairs], decoys[fakes], boot_share, cut)
-                for (pairs, fakes), boot_share in zip(resamples, grid[:, chosen])]
-        interval = tuple(float(v) for v in np.quantile(boot, [tail, 1 - tail]))
-    noisy_precision = float(min(1.0, share * len(x) * (decoys >= x[noisy].min()).mean() / noisy.sum())) \
-        if noisy.any() else None
-    return DecoyCalibration(share, share_interval, float(LAMBDAS[usable][chosen]), probability, q, labels,
-                            contamination, interval, noisy_precision, level)
+    return DecoyCalibration(share, share_interval, float(LAMBDAS[usable][chosen]), probability, q, labels, level, x,
+                            decoys, resamples, grid[:, chosen])
 
 
 def _contamination(x: np.ndarray, decoys: np.ndarray, share: float, cut: float) -> float:

@@ -58,7 +58,7 @@ from nctool.detect.measure import (
 from nctool.detect.ray import RayEngine
 from nctool.detect.suggest import SUGGESTION_COLUMNS, suggestions
 from nctool.errors import NctoolError
-from nctool.metrics import detection_table, label_table
+from nctool.metrics import detection_table, label_table, statement_table
 from nctool.model.transforms import preprocess_for
 from nctool.progress import Progress, silent
 from nctool.schema import (
@@ -127,7 +127,7 @@ def score(data_path: str | os.PathLike, *, out: str | os.PathLike, model: ModelS
         and, when the data has a `noisy` column, the detection metrics) and `labels`
         (nctool.metrics.label_table rows; empty without ground truth) and `noise_share` (one row per
         detector that estimates it: `detector`, `estimate`, `low`, `high`, `level` and, with ground
-        truth, `truth`, the share of scored pairs that are noisy); `embedded`: the summary of
+        truth, nctool.metrics.statement_table's `truth`, `clean_truth` and `noisy_truth`); `embedded`: the summary of
         nctool.detect.shards.embed when this run embedded into a folder, else None.
     """
     if model is None and (embeddings is None or engine is not None):
@@ -173,21 +173,14 @@ def score(data_path: str | os.PathLike, *, out: str | os.PathLike, model: ModelS
         suggested = suggestions(evidence, captions.loc[evidence.pair_id].to_numpy(), flagged, k=suggest)
     _write_scores(out, frames, facts["row_hash"], suggested, metadata={NOISE_SHARE_KEY: json.dumps(shares)})
     truth = pd.Series(facts["noisy"], index=evidence.pair_id) if "noisy" in facts else None
-    share_rows = [{"detector": detector.name, **frame.attrs["noise_share"], **_measured(frame, truth)}
-                  for detector, frame in zip(chosen, frames) if "noise_share" in frame.attrs]
+    if truth is None:
+        share_rows = [{"detector": name, **share} for name, share in shares.items()]
+    else:
+        share_rows = [row for frame in frames for row in statement_table(frame, shares, truth)]
     return {"out": str(out), "pairs": len(evidence.pair_id), "splits": splits,
             "detectors": [row for frame in frames for row in detection_table(frame, truth)],
             "labels": [row for frame in frames for row in label_table(frame, truth)], "noise_share": share_rows,
             "embedded": embedded}
-
-
-def _measured(frame: pd.DataFrame, truth: pd.Series | None) -> dict:
-    """With ground truth: the true share of noisy pairs (`truth`) and that of the clean set (`clean_truth`)."""
-    if truth is None:
-        return {}
-    clean = frame["label"].to_numpy() == "clean"
-    noisy = truth.loc[frame["pair_id"]].to_numpy(dtype=bool)
-    return {"truth": float(noisy.mean()), "clean_truth": float(noisy[clean].mean()) if clean.any() else None}
 
 
 def _write_scores(out: str | os.PathLike, frames: list[pd.DataFrame], row_hash: np.ndarray,

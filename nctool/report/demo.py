@@ -15,11 +15,13 @@ import dataclasses
 from pathlib import Path
 
 from nctool.config import Recipe
+from nctool.curate.filtering import read_scores
 from nctool.data.synth import CATEGORIES, generate, synthesize
 from nctool.errors import NctoolError
+from nctool.metrics import statement_table
 from nctool.progress import Progress
 from nctool.report.bench import run_bench, train_once
-from nctool.schema import check_output, write_table
+from nctool.schema import check_output, noise_statements, read_table, write_table
 
 HELD_OUT = CATEGORIES[::3]  # scene classes the base never sees
 BASE_SEED_OFFSET = 97  # the base corpus is synth seed + 97 (100 for the default 3): never the target's images
@@ -86,8 +88,33 @@ def _explain(report: dict, out_dir: Path, rate: float, *, pretrained: bool) -> s
         f"test mR {mr.get('filtered', float('nan')):.1f}.",
         "- detection: how well each detector ranks the truly swapped pairs (AUROC 1 = perfect, 0.5 = chance): "
         + ", ".join(f"{k} {v:.3f}" for k, v in auroc.items()) + ".",
+        *_stated(out_dir, tag),
         f"Files: {out_dir / 'results.md'} (tables), {out_dir / 'runs' / tag / 'rrsitr-s*' / 'loss_histogram.png'} "
         f"(per-pair loss with the g1/g2 lines), roc_pr.png beside it, and scores.parquet / kept.parquet "
         f"(per-pair reliability and label; the cleaned data).",
     ]
     return "\n".join(lines)
+
+
+def _stated(out_dir: Path, tag: str) -> list[str]:
+    """What the rrsitr detector stated about the noisy data (docs/labels.md), beside the truth."""
+    scores_path = next((out_dir / "runs" / tag).glob("rrsitr-s*/scores.parquet"), None)
+    if scores_path is None:
+        return []
+    truth = read_table(out_dir / "data" / f"{tag}.parquet", columns=["pair_id", "noisy"]).set_index("pair_id")["noisy"]
+    rows = [row for row in statement_table(read_scores(scores_path), noise_statements(scores_path), truth)
+            if row["detector"] == "rrsitr" and row.get("method") == "decoys"]
+    if not rows:
+        return []
+    [row] = rows
+    if row["estimate"] is None:
+        return ["- labels (rrsitr): not enough evidence to state a noise share; every pair is ambiguous."]
+    line = (f"- labels (rrsitr, against decoys; docs/labels.md): noise share {row['estimate']:.1%} "
+            f"(90 %: {row['low']:.1%}-{row['high']:.1%}; truly {row['truth']:.1%})")
+    if row["clean"]:
+        line += (f"; clean {row['clean']:,} pairs, est. {row['clean_contamination']:.1%} noisy "
+                 f"(truly {row['clean_truth']:.1%})")
+    if row["noisy"]:
+        line += (f"; noisy {row['noisy']:,} pairs, est. precision {row['noisy_precision']:.0%} "
+                 f"(truly {row['noisy_truth']:.0%})")
+    return [line + "."]

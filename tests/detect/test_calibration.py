@@ -118,7 +118,8 @@ def test_separated_scores_are_stated_exactly():
     assert stated.labels.tolist() == ["clean"] * 120 + ["noisy"] * 60
     np.testing.assert_allclose(stated.noisy_probability, [0.0] * 120 + [1.0] * 60)
     # no decoy below the clean pairs: the stated contamination is knockoff+'s one decoy's worth, 1/3 * 180 / 60 / 120
-    assert stated.clean_contamination == pytest.approx(1 / 120) and stated.noisy_precision == 1.0
+    summary = stated.summary()
+    assert summary["clean_contamination"] == pytest.approx(1 / 120) and summary["noisy_precision"] == 1.0
 
 
 def draw(share, separation, images=1000, captions=5, seed=0):
@@ -139,7 +140,7 @@ def test_decoy_calibration_states_what_a_separated_mixture_holds(share):
     assert low <= noisy.mean() <= high and abs(stated.share - noisy.mean()) < 0.03
     clean, flagged = stated.labels == "clean", stated.labels == "noisy"
     assert clean.sum() > 0.5 * (~noisy).sum()
-    assert abs(noisy[clean].mean() - stated.clean_contamination) < 0.02
+    assert abs(noisy[clean].mean() - stated.summary()["clean_contamination"]) < 0.02
     assert noisy[flagged].mean() >= 0.9
     order = np.argsort(x)
     assert (np.diff(stated.q_value[order]) >= 0).all() and (np.diff(stated.noisy_probability[order]) >= 0).all()
@@ -152,7 +153,7 @@ def test_where_clean_and_noisy_scores_overlap_the_share_errs_high_and_the_clean_
     stated = decoy_calibration(x, decoys, groups, groups)
     assert stated.share_interval[0] > noisy.mean()
     clean = stated.labels == "clean"
-    assert abs(noisy[clean].mean() - stated.clean_contamination) < 0.02
+    assert abs(noisy[clean].mean() - stated.summary()["clean_contamination"]) < 0.02
 
 
 def test_the_share_interval_covers_the_truth_at_its_level():

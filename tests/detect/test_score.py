@@ -235,7 +235,7 @@ def test_rrsitr_is_stable_across_seeds_and_the_summary_measures_the_file(files):
     clean = (seed1["label"] == "clean").to_numpy()
     assert share["clean"] == clean.sum() and share["clean_truth"] == (noisy[clean].mean() if clean.any() else None)
     assert stored == {"rrsitr": {key: value for key, value in share.items()
-                                 if key not in ("detector", "truth", "clean_truth")}}
+                                 if key not in ("detector", "truth", "clean_truth", "noisy_truth")}}
 
 
 def test_suggestions_ride_on_every_row_of_a_flagged_pair_and_survive_filtering(files, tmp_path):

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -230,20 +230,22 @@ class _CalibratedDetector(Detector):
                               f"noisy pairs a clean set may hold, e.g. 0.05")
 
     def _calibrated(self, noise: np.ndarray, decoys: np.ndarray | None,
-                    evidence: Evidence) -> tuple[np.ndarray, dict, dict]:
-        """(labels, noise share statement, the columns noisy_probability and q_value) for the pairs' noise
-        scores and the decoys' (on the same scale; None when there are none)."""
+                    evidence: Evidence) -> tuple[np.ndarray, Callable[[np.ndarray], dict], dict]:
+        """(labels, `state(labels)`: the statement for the final labels, the columns noisy_probability and
+        q_value) for the pairs' noise scores and the decoys' (on the same scale; None when there are none).
+        A fixed rule that replaces the labels is stated for its own sets (cuts on the same scores)."""
         from nctool.detect.calibration import calibrated_labels, decoy_calibration, fit_mixture, noise_share
 
         if decoys is None:
             mixture = fit_mixture(noise, seed=evidence.seed)
             labels = calibrated_labels(mixture.noisy_posterior(noise), noisy_from=self.noisy_from)
             unknown = np.full(len(noise), np.nan)
-            return labels, noise_share(mixture, noise), {"noisy_probability": unknown, "q_value": unknown}
+            share = noise_share(mixture, noise)
+            return labels, lambda _: share, {"noisy_probability": unknown, "q_value": unknown}
         stated = decoy_calibration(noise, decoys, evidence.image_id, evidence.image_id, noisy_from=self.noisy_from,
                                    max_contamination=self.max_contamination, seed=evidence.seed)
-        summary = {**stated.summary(), "max_contamination": self.max_contamination}
-        return stated.labels, summary, {"noisy_probability": stated.noisy_probability, "q_value": stated.q_value}
+        return (stated.labels, lambda labels: {**stated.summary(labels), "max_contamination": self.max_contamination},
+                {"noisy_probability": stated.noisy_probability, "q_value": stated.q_value})
 
 
 class _CosineScoreDetector(_CalibratedDetector):
@@ -279,7 +281,7 @@ class _CosineScoreDetector(_CalibratedDetector):
 
     def detect(self, evidence: Evidence) -> pd.DataFrame:
         score, columns, decoys = self.score(evidence)
-        labels, share, stated = self._calibrated(-score, None if decoys is None else -decoys, evidence)
+        labels, state, stated = self._calibrated(-score, None if decoys is None else -decoys, evidence)
         columns = {**columns, **stated}
         if self.threshold is not None:
             labels = np.where(score >= self.threshold, "clean", "noisy")
@@ -287,7 +289,7 @@ class _CosineScoreDetector(_CalibratedDetector):
             clean = np.zeros(len(score), dtype=bool)
             clean[np.lexsort((evidence.pair_id, -score))[:round(self.keep_fraction * len(score))]] = True
             labels = np.where(clean, "clean", "noisy")
-        return self._frame(evidence, (np.clip(score, -1, 1) + 1) / 2, labels, share, **columns)
+        return self._frame(evidence, (np.clip(score, -1, 1) + 1) / 2, labels, state(labels), **columns)
 
 
 def _standardized(values: np.ndarray, by: np.ndarray | None = None) -> np.ndarray:

@@ -53,9 +53,9 @@ class RRSITRDetector(_CalibratedDetector):
 
         g1, g2 = evidence.loss_thresholds
         decoys = None if evidence.decoy_loss is None else np.log1p(evidence.decoy_loss)
-        labels, share, stated = self._calibrated(np.log1p(evidence.loss), decoys, evidence)
+        labels, state, stated = self._calibrated(np.log1p(evidence.loss), decoys, evidence)
         if self.training_split:
             loss = torch.from_numpy(np.asarray(evidence.loss, dtype=float))
             labels = _LABELS[split_by_loss(loss, g1, g2).numpy()]
-        return self._frame(evidence, loss_reliability(evidence.loss, g2), labels, share,
+        return self._frame(evidence, loss_reliability(evidence.loss, g2), labels, state(labels),
                            loss=evidence.loss, loss_std=evidence.loss_std, **stated)
