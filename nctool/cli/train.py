@@ -42,9 +42,13 @@ def train(
     device: Annotated[Optional[str], typer.Option(help="cpu, cuda, cuda:1 (default: CUDA if present).")] = None,
     resume: Annotated[bool, typer.Option(
         help="Continue the run in --out exactly where it stopped, with the settings it started with.")] = False,
+    folds: Annotated[Optional[int], typer.Option(
+        help="Train K models, each without the train pairs of one fold of images, in --out/fold-*; `nctool score "
+             "--checkpoint OUT` then scores each pair with the model that never saw it (docs/labels.md).",
+        metavar="K")] = None,
 ) -> None:
     """Train a retrieval model with the RRSITR loss (self-paced, robust to noisy pairs)."""
-    from nctool.model.train import TrainingInterrupted
+    from nctool.model.train import TrainingInterrupted, train_folds
     from nctool.model.train import train as run_training
     from nctool.runtime import is_main_process
 
@@ -58,6 +62,20 @@ def train(
         chosen = None
     else:
         chosen = load_recipe(recipe or "demo", overrides or []).with_values(values)
+    if folds is not None:
+        given = ["--resume"] * resume + ["--decisions"] * (decisions is not None)
+        if given:
+            raise NctoolError(f"--folds: not with {' or '.join(given)}; a fold stopped midway is trained again by "
+                              f"the same command")
+        with progress_bar() as progress:
+            result = train_folds(data, out_dir=out, recipe=chosen, folds=folds, image_root=image_root, device=device,
+                                 progress=progress)
+        rows = [{"fold": fold, "run": str(out / f"fold-{fold}"), "test mR": run["test"]["mr"] if run and "test" in run
+                 else None, "note": "kept (finished before)" if run is None else ""}
+                for fold, run in enumerate(result["runs"])]
+        summary_table(f"out-of-fold training: {folds} folds", rows)
+        console.print(f"next: nctool score {data} --checkpoint {out} --detector all --out scores.parquet")
+        return
     try:
         with progress_bar() as progress:
             result = run_training(data, out_dir=out, recipe=chosen, decisions=decisions, image_root=image_root,

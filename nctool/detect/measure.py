@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +44,7 @@ from nctool.model import losses
 from nctool.model.batches import PairData, encode_dataset
 from nctool.model.clip import LocalGrams, RetrievalModel, create_model, load_trained_model
 from nctool.model.objectives import global_similarity, local_logits
+from nctool.model.train import FOLDS_FILE
 from nctool.model.transforms import Preprocess
 from nctool.progress import Progress
 from nctool.schema import Fingerprint, check_unique_ids, column_names, iter_batches, row_hash_values
@@ -299,6 +301,18 @@ class ModelSource:
             return str(Path(value).resolve()) if value is not None and Path(value).exists() else value
         return ModelSource(absolute(self.checkpoint), self.model, absolute(self.pretrained), absolute(self.recipe))
 
+    def fold_runs(self) -> tuple[list[ModelSource], dict] | None:
+        """An out-of-fold run (a folder of `nctool train --folds K`): one source per fold and its folds.json;
+        None for a single model."""
+        if self.checkpoint is None or not Path(self.checkpoint).is_dir():
+            return None
+        manifest_path = Path(self.checkpoint) / FOLDS_FILE
+        if not manifest_path.is_file():
+            raise NctoolError(f"--checkpoint {self.checkpoint}: a folder without {FOLDS_FILE}; give a checkpoint "
+                              f"file (runs/NAME/best.pt) or a folder written by `nctool train --folds K`")
+        manifest = json.loads(manifest_path.read_text())
+        return [ModelSource(checkpoint=Path(self.checkpoint) / run) for run in manifest["runs"]], manifest
+
     def load(self, device: torch.device | str = "cpu") -> tuple[RetrievalModel, Recipe]:
         """The model (in eval mode, on `device`) and the recipe whose loss settings it scores with."""
         if self.checkpoint is not None:
@@ -338,6 +352,7 @@ class DataIndex:
     scored_ids: np.ndarray             # pair ids of the scored splits, in file order (fixed-width str)
     fingerprint: str | None = None     # schema.Fingerprint of the whole file, when asked
     captions: pd.Series | None = None  # the scored pairs' captions by pair_id, when asked (suggestions)
+    image_ids: np.ndarray | None = None  # the scored pairs' image ids, in scored_ids' order, with the fingerprint
 
 
 def read_index(data_path: str | os.PathLike, splits: list[str], *, fingerprint: bool = False,
@@ -349,7 +364,7 @@ def read_index(data_path: str | os.PathLike, splits: list[str], *, fingerprint: 
     if fingerprint:
         columns += ["image_id"] + ["decision"] * ("decision" in column_names(data_path))
     digest = Fingerprint() if fingerprint else None
-    every, scored, kept, present = [], [], [], set()
+    every, scored, kept, images, present = [], [], [], [], set()
     for frame in iter_batches(data_path, columns=columns):  # checks each batch's captions and splits
         ids = frame["pair_id"].to_numpy(str)
         present.update(frame["split"].unique())
@@ -360,6 +375,7 @@ def read_index(data_path: str | os.PathLike, splits: list[str], *, fingerprint: 
             kept.append(frame["caption"].to_numpy()[chosen])
         if digest is not None:
             digest.update(frame)
+            images.append(frame["image_id"].to_numpy(str)[chosen])
     check_unique_ids(np.concatenate(every), str(data_path))
     scored_ids = np.concatenate(scored)
     if len(scored_ids) == 0:
@@ -367,7 +383,8 @@ def read_index(data_path: str | os.PathLike, splits: list[str], *, fingerprint: 
         raise NctoolError(f"{data_path}: no rows in split {', '.join(splits)}; the file's splits are {present}, "
                           f"choose with --split")
     return DataIndex(scored_ids, digest.hexdigest() if digest is not None else None,
-                     pd.Series(np.concatenate(kept), index=scored_ids) if captions else None)
+                     pd.Series(np.concatenate(kept), index=scored_ids) if captions else None,
+                     np.concatenate(images) if digest is not None else None)
 
 
 def _rows_of(data_path: str | os.PathLike, pair_ids: np.ndarray) -> pd.DataFrame:

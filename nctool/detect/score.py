@@ -59,6 +59,7 @@ from nctool.detect.ray import RayEngine
 from nctool.detect.suggest import SUGGESTION_COLUMNS, suggestions
 from nctool.errors import NctoolError
 from nctool.metrics import detection_table, label_table, statement_table
+from nctool.model.train import image_folds
 from nctool.model.transforms import preprocess_for
 from nctool.progress import Progress, silent
 from nctool.schema import (
@@ -140,7 +141,8 @@ def score(data_path: str | os.PathLike, *, out: str | os.PathLike, model: ModelS
     splits = check_splits(splits)
     check_at_least("batch size", batch_size, 1)
     check_at_least("suggest", suggest, 0)
-    index = read_index(data_path, splits, fingerprint=embeddings is not None or engine is not None,
+    folded = model is not None and model.fold_runs() is not None
+    index = read_index(data_path, splits, fingerprint=embeddings is not None or engine is not None or folded,
                        captions=suggest > 0)
     dev = runtime.pick_device(device)
     needs = set().union(*(detector.needs for detector in chosen))
@@ -149,9 +151,9 @@ def score(data_path: str | os.PathLike, *, out: str | os.PathLike, model: ModelS
     if embeddings is None and engine is not None:
         embeddings = shards.default_folder(out)
     if embeddings is None:
-        evidence, facts = _collect(data_path, splits, index.scored_ids, model=model, pool=pool, image_root=image_root,
-                                   batch_size=batch_size, device=dev, keep_embeddings=keep_embeddings,
-                                   progress=progress)
+        sources = _out_of_fold(model, index, chosen, suggest, engine) or [(model, index.scored_ids)]
+        evidence, facts = _collect(data_path, splits, sources, pool=pool, image_root=image_root, batch_size=batch_size,
+                                   device=dev, keep_embeddings=keep_embeddings, progress=progress)
     else:
         if model is not None:
             embedded = shards.embed(data_path, out=embeddings, model=model, pool=pool, splits=splits,
@@ -202,25 +204,56 @@ def _write_scores(out: str | os.PathLike, frames: list[pd.DataFrame], row_hash: 
                 writer.write(part)
 
 
-def _collect(data_path: str | os.PathLike, splits: list[str], scored_ids: np.ndarray, *, model: ModelSource,
+def _out_of_fold(model: ModelSource | None, index, chosen: list, suggest: int,
+                 engine: RayEngine | None) -> list[tuple[ModelSource, np.ndarray]] | None:
+    """An out-of-fold run's (fold model, the scored pair ids of its fold) pairs; None for a single model.
+
+    Each pair goes to the model of its image's fold (nctool.model.train.image_folds): the one that did
+    not train on it (val and test pairs: no model did)."""
+    runs = model.fold_runs() if model is not None else None
+    if runs is None:
+        return None
+    sources, manifest = runs
+    mixing = [name for name in ("neighbors",) if name in {detector.name for detector in chosen}]
+    mixing += ["--suggest"] * (suggest > 0) + ["--engine ray"] * (engine is not None)
+    if mixing:
+        raise NctoolError(f"--checkpoint {model.checkpoint}: an out-of-fold run scores each fold with its own model, "
+                          f"whose embeddings the others cannot compare; drop {', '.join(mixing)}")
+    if manifest["data"] != index.fingerprint:
+        raise NctoolError(f"--checkpoint {model.checkpoint}: its folds were trained on another version of the data; "
+                          f"train them on this file with `nctool train DATA --folds {manifest['folds']}`")
+    fold = image_folds(index.image_ids, manifest["folds"])
+    return [(source, index.scored_ids[fold == k]) for k, source in enumerate(sources) if (fold == k).any()]
+
+
+def _collect(data_path: str | os.PathLike, splits: list[str], sources: list[tuple[ModelSource, np.ndarray]], *,
              pool: PoolSpec, image_root, batch_size: int, device: torch.device, keep_embeddings: bool,
              progress: Progress) -> tuple[Evidence, dict]:
-    """Direct scoring: load the model, embed the reference pool (the loss's batches and the decoys' captions),
-    then stream the scored rows once, a row group at a time (`scored_chunks`, `measure`); returns
-    assemble_evidence's."""
-    scorer, settings = model.load(device)
-    embed = Embedder(scorer, preprocess_for(scorer), resolve_root(data_path, image_root), batch_size, device)
-    parts, done = [], 0
-    with torch.inference_mode():
-        ids = pool_ids(scored_ids, pool.seed, pool.pool_size)
-        # no other reference to the embeddings: cached Grams free the tokens
-        reference = ReferencePool(pool_embeddings(embed, data_path, ids, settings.loss.use_local, progress), ids,
-                                  loss_cfg=settings.loss, batch_size=settings.train.batch_size,
-                                  repeats=pool.repeats, seed=pool.seed)
-        for group in range(row_group_count(data_path)):
-            for chunk in scored_chunks(data_path, splits, group):
-                parts.append(measure(embed, reference, chunk, keep_embeddings=keep_embeddings,
-                                     progress=lambda rows, done=done: progress(done + rows, len(scored_ids),
-                                                                               "score pairs")))
-                done += len(chunk)
-    return assemble_evidence(parts, loss_thresholds=reference.thresholds, seed=pool.seed, pool_pair_ids=ids)
+    """Direct scoring, for each (model, the pair ids it scores): load the model, embed its reference pool
+    (the loss's batches and the decoys' captions, drawn from its own pairs), then stream its rows once, a row
+    group at a time (`scored_chunks`, `measure`); returns assemble_evidence's over every model's pairs."""
+    parts, pools, done, total = [], [], 0, sum(len(ids) for _, ids in sources)
+    for model, scored_ids in sources:
+        scorer, settings = model.load(device)
+        embed = Embedder(scorer, preprocess_for(scorer), resolve_root(data_path, image_root), batch_size, device)
+        mine = set(scored_ids) if len(sources) > 1 else None
+        with torch.inference_mode():
+            ids = pool_ids(scored_ids, pool.seed, pool.pool_size)
+            # no other reference to the embeddings: cached Grams free the tokens
+            reference = ReferencePool(pool_embeddings(embed, data_path, ids, settings.loss.use_local, progress), ids,
+                                      loss_cfg=settings.loss, batch_size=settings.train.batch_size,
+                                      repeats=pool.repeats, seed=pool.seed)
+            for group in range(row_group_count(data_path)):
+                for chunk in scored_chunks(data_path, splits, group):
+                    if mine is not None:
+                        chunk = chunk[chunk["pair_id"].isin(mine)]
+                        if chunk.empty:
+                            continue
+                    part = measure(embed, reference, chunk, keep_embeddings=keep_embeddings,
+                                   progress=lambda rows, done=done: progress(done + rows, total, "score pairs"))
+                    part["decoy_partner"] = part["decoy_partner"] + sum(len(earlier) for earlier in pools)
+                    parts.append(part)
+                    done += len(chunk)
+        pools.append(ids)
+    return assemble_evidence(parts, loss_thresholds=reference.thresholds, seed=pool.seed,
+                             pool_pair_ids=np.concatenate(pools))

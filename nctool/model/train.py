@@ -14,6 +14,7 @@ docs/training.md explains the choices.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import signal
@@ -42,9 +43,52 @@ from nctool.model.evaluation import evaluate_retrieval
 from nctool.model.objectives import batch_logits, get_objective, objective_for_epoch
 from nctool.model.transforms import preprocess_for
 from nctool.progress import Progress, silent
-from nctool.schema import LABELS, SPLITS, atomic_path, check_output, dataset_fingerprint, read_table, write_json
+from nctool.schema import (
+    LABELS,
+    SPLITS,
+    atomic_path,
+    check_output,
+    column_names,
+    dataset_fingerprint,
+    read_table,
+    write_json,
+)
 
 RUN_FILES = ("last.pt", "best.pt", "results.json")  # a folder holding any of these holds a run
+FOLDS_FILE = "folds.json"  # an out-of-fold run: its folds and their runs (train_folds)
+
+
+def image_folds(image_ids: np.ndarray, folds: int) -> np.ndarray:
+    """The fold (0 .. folds-1) of each pair by a stable hash of its image_id: all captions of an image share one."""
+    digest = [hashlib.blake2b(str(image_id).encode(), digest_size=8).digest() for image_id in image_ids]
+    return np.array([int.from_bytes(value, "little") % folds for value in digest], dtype=np.int64)
+
+
+def train_folds(data_path: str | Path, *, out_dir: str | Path, recipe: Recipe, folds: int,
+                image_root: str | Path | None = None, device: str | None = None,
+                progress: Progress | None = None) -> dict:
+    """K models, each trained without the train pairs of one fold of images (`image_folds`), in
+    out_dir/fold-K/; out_dir/folds.json lists them. `nctool score` given out_dir scores each pair with
+    the model that never trained on it (out-of-fold scores, docs/labels.md). A fold whose run finished
+    is kept. Returns {"out_dir", "folds", "runs": [each run's summary or None when kept]}."""
+    if folds < 2:
+        raise NctoolError(f"folds {folds}: must be at least 2 (each model leaves one fold out)")
+    out_dir = check_output(out_dir, data_path, folder=True)
+    runs = []
+    for fold in range(folds):
+        run_dir = out_dir / f"fold-{fold}"
+        if (run_dir / "best.pt").exists() and (run_dir / "results.json").exists():
+            runs.append(None)
+            continue
+        if run_dir.exists():  # a fold stopped midway starts again
+            _remove_partial_run(run_dir)
+        runs.append(train(data_path, out_dir=run_dir, recipe=recipe, image_root=image_root, device=device,
+                          progress=progress, fold=(fold, folds)))
+    present = column_names(data_path)
+    columns = [name for name in ("pair_id", "split", "image_id", "caption", "decision") if name in present]
+    write_json({"folds": folds, "runs": [f"fold-{fold}/best.pt" for fold in range(folds)],
+                "data": dataset_fingerprint(read_table(data_path, columns=columns))}, out_dir / FOLDS_FILE)
+    return {"out_dir": str(out_dir), "folds": folds, "runs": runs}
 TRUSTED = ("keep", "fix")  # decisions that make a pair trusted in training
 
 
@@ -137,7 +181,7 @@ class Run:
 
 def train(data_path: str | Path, *, out_dir: str | Path, recipe: Recipe | None = None,
           decisions: str | Path | None = None, image_root: str | Path | None = None, resume: bool = False,
-          device: str | None = None, progress: Progress | None = None) -> dict:
+          device: str | None = None, progress: Progress | None = None, fold: tuple[int, int] | None = None) -> dict:
     """Train a recipe on one dataset file; returns a summary (per-epoch records, test recalls, notes).
 
     Parameters
@@ -162,6 +206,8 @@ def train(data_path: str | Path, *, out_dir: str | Path, recipe: Recipe | None =
         "cpu", "cuda", "cuda:1"; default CUDA when present.
     progress
         Callback (done, total, description).
+    fold
+        (k, K): leave out the train pairs whose image is in fold k of K (image_folds; train_folds).
     """
     progress = progress or silent
     out_dir = check_output(out_dir, data_path, decisions, folder=True)
@@ -172,7 +218,7 @@ def train(data_path: str | Path, *, out_dir: str | Path, recipe: Recipe | None =
                               f"or choose another --out")
     run = None
     try:
-        run, state = prepare(Path(data_path), out_dir, recipe, decisions, image_root, resume, device, progress)
+        run, state = prepare(Path(data_path), out_dir, recipe, decisions, image_root, resume, device, progress, fold)
         summary = {"out_dir": str(out_dir), "notes": run.notes, "epochs": []}
         with _stop_on_sigint() as stop:
             while state.epoch < run.recipe.train.epochs:
@@ -194,7 +240,7 @@ def train(data_path: str | Path, *, out_dir: str | Path, recipe: Recipe | None =
 
 
 def prepare(data_path: Path, out_dir: Path, recipe: Recipe | None, decisions, image_root, resume: bool, device,
-            progress: Progress) -> tuple[Run, TrainState]:
+            progress: Progress, fold: tuple[int, int] | None = None) -> tuple[Run, TrainState]:
     """Read the data, build the model and optimiser, and restore `last.pt` when resuming."""
     saved = None
     if resume:
@@ -220,6 +266,9 @@ def prepare(data_path: Path, out_dir: Path, recipe: Recipe | None, decisions, im
         raise NctoolError(f"--resume: {data_path} (with these --decisions) is not the data the run in {out_dir} "
                           f"was started on; give that dataset and decisions, or start a new run in another --out")
     rows = {split: np.flatnonzero(df["split"].to_numpy() == split) for split in SPLITS}
+    if fold is not None:  # the held-out fold's train pairs are scored by this model, never trained on
+        rows["train"] = rows["train"][image_folds(df["image_id"].to_numpy()[rows["train"]], fold[1]) != fold[0]]
+        notes.append(f"fold {fold[0]} of {fold[1]}: trained on {len(rows['train'])} train pairs, the fold's left out")
     batch, n_train = recipe.train.batch_size, len(rows["train"])
     if n_train == 0:
         raise NctoolError(f"{data_path}: the train split is empty; nctool train needs rows with split='train'")

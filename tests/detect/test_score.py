@@ -1,4 +1,5 @@
 import dataclasses
+import json
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,7 @@ from nctool.detect.measure import (
     PoolSpec,
     ReferencePool,
     pair_hashes,
+    read_index,
     reference_batches,
     reference_losses,
     reference_orders,
@@ -31,9 +33,10 @@ from nctool.errors import NctoolError
 from nctool.metrics import detection_metrics
 from nctool.model import losses
 from nctool.model.batches import PairData, encode_dataset
-from nctool.model.checkpoint import save_checkpoint
+from nctool.model.checkpoint import read_checkpoint, save_checkpoint
 from nctool.model.clip import LocalGrams, create_model, load_trained_model
 from nctool.model.objectives import batch_logits
+from nctool.model.train import image_folds
 from nctool.model.transforms import preprocess_for
 from nctool.schema import LABELS, noise_statements, row_hashes, write_table
 
@@ -402,3 +405,36 @@ def test_ctrl_c_in_score_says_what_was_kept(monkeypatch):
     assert shards.exit_code == 130
     assert shards.output.strip() == ("interrupted: nothing written (s.parquet is written only when scoring finishes); "
                                      "the shards finished so far stay in emb: run the same command to continue")
+
+
+def test_an_out_of_fold_run_scores_each_pair_with_the_model_of_its_fold(files, tmp_path):
+    folder, df = files
+    oof = tmp_path / "oof"
+    for k in range(2):
+        (oof / f"fold-{k}").mkdir(parents=True)
+        torch.manual_seed(k)
+        checkpoint = read_checkpoint(folder / "model.pt")
+        save_checkpoint({**checkpoint, "model": create_model("nctool-tiny").state_dict()}, oof / f"fold-{k}/best.pt")
+    fingerprint = read_index(folder / "data.parquet", ["train"], fingerprint=True).fingerprint
+    (oof / "folds.json").write_text(json.dumps({"folds": 2, "runs": ["fold-0/best.pt", "fold-1/best.pt"],
+                                                "data": fingerprint}))
+    options = {"detectors": ["similarity", "rrsitr"], "batch_size": 16, "pool": PoolSpec(repeats=2, pool_size=40)}
+    score(folder / "data.parquet", model=ModelSource(checkpoint=oof), out=tmp_path / "oof.parquet", **options)
+    scores = pd.read_parquet(tmp_path / "oof.parquet").query("detector == 'similarity'").set_index("pair_id")
+    fold = pd.Series(image_folds(df["image_id"].to_numpy(), 2), index=df["pair_id"]).loc[scores.index]
+    assert set(fold) == {0, 1}
+    for k in range(2):
+        score(folder / "data.parquet", model=ModelSource(checkpoint=oof / f"fold-{k}/best.pt"),
+              out=tmp_path / f"fold{k}.parquet", **options)
+        alone = pd.read_parquet(tmp_path / f"fold{k}.parquet").query("detector == 'similarity'").set_index("pair_id")
+        mine = fold.index[fold == k]
+        # equal up to float32 rounding: a pair's embedding can differ in the last bits with its batch's composition
+        np.testing.assert_allclose(scores.loc[mine, "similarity"], alone.loc[mine, "similarity"], atol=1e-6)
+    with pytest.raises(NctoolError, match="an out-of-fold run scores each fold with its own model.*drop neighbors"):
+        score(folder / "data.parquet", model=ModelSource(checkpoint=oof), out=tmp_path / "s.parquet",
+              detectors=["neighbors"])
+    with pytest.raises(NctoolError, match="its folds were trained on another version of the data"):
+        score(folder / "data20.parquet", model=ModelSource(checkpoint=oof), out=tmp_path / "s.parquet")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(NctoolError, match="a folder without folds.json"):
+        score(folder / "data.parquet", model=ModelSource(checkpoint=tmp_path / "empty"), out=tmp_path / "s.parquet")

@@ -6,6 +6,7 @@ import pickle
 import signal
 import warnings
 
+import numpy as np
 import pytest
 import torch
 from cli_helpers import invoke, run_cli
@@ -18,7 +19,7 @@ from nctool.errors import NctoolError
 from nctool.model.checkpoint import read_checkpoint, save_checkpoint
 from nctool.model.clip import load_trained_model
 from nctool.model.losses import NOISY
-from nctool.model.train import TrainingInterrupted, build_optimizer, lr_factor, train
+from nctool.model.train import TrainingInterrupted, build_optimizer, image_folds, lr_factor, train, train_folds
 from nctool.runtime import pick_device
 from nctool.schema import read_table, write_table
 
@@ -269,3 +270,40 @@ def test_review_decisions_shape_the_training_data(noisy_data, tmp_path):
     assert (labels[trusted] != NOISY).all() and (labels == NOISY).sum() > 75
     with pytest.raises(NctoolError, match="is not the data the run"):
         train(noisy_data, out_dir=tmp_path / "run", resume=True)
+
+
+def test_image_folds_keep_an_image_whole_and_are_stable():
+    images = np.array([f"img{i}" for i in range(60)]).repeat(3)
+    folds = image_folds(images, 3)
+    assert (folds.reshape(60, 3) == folds.reshape(60, 3)[:, :1]).all()  # all captions of an image in one fold
+    assert set(folds) == {0, 1, 2} and (image_folds(images[::-1], 3) == folds[::-1]).all()
+
+
+@pytest.mark.slow
+def test_each_fold_model_trains_without_its_fold(noisy_data, tmp_path):
+    result = train_folds(noisy_data, out_dir=tmp_path / "oof", recipe=_recipe(epochs=1), folds=2)
+    frame = read_table(noisy_data)
+    train_rows = frame[frame["split"] == "train"]
+    fold = image_folds(train_rows["image_id"].to_numpy(), 2)
+    for k, run in enumerate(result["runs"]):
+        assert run["notes"][0] == f"fold {k} of 2: trained on {(fold != k).sum()} train pairs, the fold's left out"
+    manifest = json.loads((tmp_path / "oof" / "folds.json").read_text())
+    assert manifest["folds"] == 2 and manifest["runs"] == ["fold-0/best.pt", "fold-1/best.pt"]
+    again = train_folds(noisy_data, out_dir=tmp_path / "oof", recipe=_recipe(epochs=1), folds=2)
+    assert again["runs"] == [None, None]  # finished folds are kept
+    with pytest.raises(NctoolError, match="folds 1: must be at least 2"):
+        train_folds(noisy_data, out_dir=tmp_path / "one", recipe=_recipe(), folds=1)
+
+
+def test_train_folds_flag_reaches_the_library(monkeypatch, tmp_path):
+    calls = []
+    monkeypatch.setattr(nctool.model.train, "train_folds", lambda data, **kwargs: calls.append((data, kwargs)) or
+                        {"out_dir": str(tmp_path / "oof"), "folds": 3, "runs": [{"test": {"mr": 40.0}}, None, None]})
+    result = invoke("train", "d.parquet", "--out", str(tmp_path / "oof"), "--folds", "3", "--epochs", "1",
+                    "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    [(data, kwargs)] = calls
+    assert str(data) == "d.parquet" and kwargs["folds"] == 3 and kwargs["recipe"].train.epochs == 1
+    assert kwargs["device"] == "cpu" and "kept (finished before)" in result.output
+    refused = invoke("train", "d.parquet", "--out", str(tmp_path / "oof"), "--folds", "3", "--resume")
+    assert isinstance(refused.exception, NctoolError) and "--folds: not with --resume" in str(refused.exception)
