@@ -2,12 +2,14 @@
 
 Usage:
     .venv/bin/python benchmarks/labels.py CLEAN_DATA --base BASE.pt --out DIR
-        [--kind caption-shuffle --rate 0.2 ... --seed 42 ...] [--finetune]
+        [--kind caption-shuffle --rate 0.2 ... --seed 42 ...] [--finetune] [--folds K]
 
 For each kind, rate and noise seed: inject the noise into CLEAN_DATA (nctool.data.noise.inject), score
 the train split with every detector zero-shot from BASE (nctool-tiny, `finetune` recipe: the base never
 saw these pairs, so its scores are out of sample) and, with --finetune, also with a model fine-tuned
-from BASE on that very noisy file (`nctool train --recipe finetune`, RRSITR: in sample). Prints one
+from BASE on that very noisy file (`nctool train --recipe finetune`, RRSITR: in sample) and, with
+--folds K, with K such models trained on image-disjoint folds, each pair scored by the one that did
+not train on it (`nctool train --folds K`: out of fold; neighbors left out). Prints one
 row per (kind, rate, seed, model, detector): the stated noise share and interval against the truth,
 the clean set's stated contamination against the measured one, the noisy set's stated precision
 against the measured one and its recall (nctool.metrics.statement_table); then a summary per model
@@ -26,10 +28,11 @@ import pandas as pd
 from nctool.config import load_recipe
 from nctool.curate.filtering import read_scores
 from nctool.data.noise import inject
+from nctool.detect.detectors import detector_names
 from nctool.detect.measure import ModelSource
 from nctool.detect.score import score
 from nctool.metrics import statement_table
-from nctool.model.train import train
+from nctool.model.train import train, train_folds
 from nctool.schema import noise_statements, read_table, write_table
 
 
@@ -64,6 +67,7 @@ def main() -> None:
     parser.add_argument("--rate", action="append", type=float)
     parser.add_argument("--seed", action="append", type=int)
     parser.add_argument("--finetune", action="store_true")
+    parser.add_argument("--folds", type=int)
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     clean, rows = read_table(args.data), []
@@ -82,10 +86,17 @@ def main() -> None:
                         recipe = load_recipe("finetune", [f"model.pretrained={args.base}"])
                         train(noisy_path, out_dir=run, recipe=recipe)
                     models["fine-tuned"] = ModelSource(checkpoint=run / "best.pt")
+                if args.folds:
+                    folds_dir = args.out / "folds" / name
+                    train_folds(noisy_path, out_dir=folds_dir, folds=args.folds,
+                                recipe=load_recipe("finetune", [f"model.pretrained={args.base}"]))
+                    models["out-of-fold"] = ModelSource(checkpoint=folds_dir)
                 for model_name, model in models.items():
                     scores_path = args.out / f"{name}.{model_name}.scores.parquet"
                     if not scores_path.exists():
-                        score(noisy_path, out=scores_path, model=model, detectors=["all"])
+                        detectors = ["all"] if model_name != "out-of-fold" else [
+                            name for name in detector_names() if name != "neighbors"]
+                        score(noisy_path, out=scores_path, model=model, detectors=detectors)
                     rows += rows_of(scores_path, truth, {"kind": kind, "rate": rate, "seed": seed,
                                                         "model": model_name})
     table = pd.DataFrame(rows)
