@@ -141,6 +141,10 @@ def score_command(
             console_err.print(f"[yellow]note:[/] {row['detector']}: not enough evidence to state a noise share or "
                               f"label any pair clean or noisy ({row['pairs']} pairs give {row['pairs']} decoys; a "
                               f"rate needs at least {row['decoys_needed']}): every pair is ambiguous", highlight=False)
+        elif row["method"] == "decoys" and not row.get("pinned", True):
+            console_err.print(f"[yellow]note:[/] {row['detector']}: the noise share is not pinned (its interval is "
+                              f"wider than 30 points): no pair is labelled clean or noisy; a model that tells pairs "
+                              f"from mismatches better, or more pairs, narrows it", highlight=False)
         elif row["method"] == "decoys" and not row["clean"]:
             console_err.print(f"[yellow]note:[/] {row['detector']}: no clean set reaches "
                               f"{100 * row['max_contamination']:g} % estimated noise: not enough evidence to call "

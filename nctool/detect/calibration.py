@@ -50,11 +50,15 @@ f = pi f_decoy + (1 - pi) f_clean with pi the noise share.
   noisy ones; a pair's `noisy_precisions` is the best precision of a set {x >= t} holding it.
 - labels: noisy when noisy_precisions >= noisy_from (the largest top set whose estimated precision
   is at least that, 0.95 by default: a set cut at precision p measures about p, so 0.95 keeps it above
-  0.9); clean when q_value <= max_contamination (the largest such set, lowest noise
-  scores first); ambiguous otherwise. The clean set's contamination is stated with its bootstrap
-  interval, and None stands for "no set reaches it"; the noisy set's precision is stated too. (The
-  local rate `noisy_probability` flagged sets whose stated precision 0.99 held 0.83: its isotonic fit
-  puts the top block at "only decoys", so it is per-pair evidence, not the cut.)
+  0.9); clean when q_value <= max_contamination (the largest such set, lowest noise scores first);
+  ambiguous otherwise. The clean set is cut at the high end of the share's interval, so that it
+  holds there too (the q_value column is that contamination); the statement gives point estimates,
+  the clean set's contamination with its bootstrap interval (None: no set reaches it) and the noisy
+  set's precision. (The local rate `noisy_probability` flagged sets whose stated precision 0.99 held
+  0.83: its isotonic fit puts the top block at "only decoys", so it is per-pair evidence, not the cut.)
+- Share not pinned: with a 90 % interval wider than MAX_SHARE_WIDTH no pair is labelled. A 1-epoch
+  model on 120 pairs, which tells pairs from decoys barely better than chance, stated a share of 0.96
+  (0.59-1.00; truth 0.40) and would have called every pair noisy at a precision of 0.96.
 - Not enough evidence: a cut counts only with MIN_DECOYS_ABOVE decoys above it; with fewer decoys
   than any cut needs, nothing is stated (share None) and every pair is ambiguous.
 The bootstrap resamples images (all pairs of an image, and their decoys, go together): captions of
@@ -81,6 +85,9 @@ MAX_CONTAMINATION = 0.05  # clean set: the estimated share of noisy pairs it may
 # a cut is used only with this many decoys above it (their count's relative error 1/sqrt(50) = 14 %): with fewer,
 # the smallest estimate of the grid is noise (24 pairs stated a share of 0 and called every pair clean)
 MIN_DECOYS_ABOVE = 50
+# labels need a pinned share: with a 90 % interval wider than this, a set's stated error could be off by more than
+# the error itself (the widest interval of the 2,400-pair benchmark cells was 0.31, rrsitr zero-shot at 80 %)
+MAX_SHARE_WIDTH = 0.3
 
 
 @dataclass(frozen=True)
@@ -233,6 +240,7 @@ class DecoyCalibration:
         low, high = self.share_interval or (None, None)
         statement = {"method": "decoys", "estimate": self.share, "low": low, "high": high, "level": self.level,
                      "cut": self.cut, "pairs": len(labels), "decoys_needed": round(MIN_DECOYS_ABOVE / (1 - LAMBDAS[0])),
+                     "pinned": self.share is not None and high - low <= MAX_SHARE_WIDTH,
                      "clean": int(clean.sum()), "clean_contamination": None, "clean_low": None, "clean_high": None,
                      "noisy": int(noisy.sum()), "noisy_precision": None}
         if self.share is None:
@@ -298,9 +306,11 @@ def decoy_calibration(x: np.ndarray, decoys: np.ndarray, groups: np.ndarray, dec
     share_interval = tuple(float(v) for v in np.clip(np.quantile(grid[np.arange(len(grid)), each],
                                                                  [tail, 1 - tail]), 0, 1))
     probability = noisy_probability(x, decoys, share)
-    q = clean_q_values(x, decoys, share)
+    q = clean_q_values(x, decoys, share_interval[1])  # the clean set holds even at the top of the share's interval
     precision = noisy_precisions(x, decoys, share)
     labels = np.where(precision >= noisy_from, "noisy", np.where(q <= max_contamination, "clean", "ambiguous"))
+    if share_interval[1] - share_interval[0] > MAX_SHARE_WIDTH:  # the share is not pinned: no set is stated
+        labels = np.full(len(x), "ambiguous")
     return DecoyCalibration(share, share_interval, float(LAMBDAS[usable][chosen]), probability, q, labels, level, x,
                             decoys, resamples, grid[:, chosen])
 

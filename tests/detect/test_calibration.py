@@ -178,3 +178,12 @@ def test_decoy_calibration_refuses_what_it_cannot_state():
         decoy_calibration(np.ones(1), np.ones(5), np.array(["a"]), np.array(["a"] * 5))
     with pytest.raises(NctoolError, match="max contamination 1.5: outside"):
         decoy_calibration(np.ones(4), np.ones(4), np.arange(4), np.arange(4), max_contamination=1.5)
+
+
+def test_a_share_that_is_not_pinned_labels_nothing():
+    # a model that cannot tell pairs from decoys: 120 pairs scored like the decoys (truth 0.4 noisy)
+    x, decoys, groups, noisy = draw(0.4, 0.0, images=24)
+    stated = decoy_calibration(x, decoys, groups, groups)
+    low, high = stated.share_interval
+    assert high - low > 0.3 and (stated.labels == "ambiguous").all()
+    assert stated.summary()["pinned"] is False and stated.summary()["clean"] == stated.summary()["noisy"] == 0
