@@ -32,8 +32,9 @@ def with_detector_options(command: Callable[..., None]) -> Callable[..., None]:
     flags = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=option.default,
                                annotation=Annotated[option.type if option.default is not None else
                                                     Optional[option.type],
-                                                    typer.Option(option.flag, help=f"{', '.join(users)}: "
-                                                                                   f"{option.help}.")])
+                                                    typer.Option(option.flag + (f"/--no-{option.flag[2:]}"
+                                                                                 if option.type is bool else ""),
+                                                                 help=f"{', '.join(users)}: {option.help}.")])
              for name, (option, users) in detector_options().items()]
 
     @functools.wraps(command)
@@ -145,6 +146,12 @@ def score_command(
             console_err.print(f"[yellow]note:[/] {row['detector']}: the noise share is not pinned (its interval is "
                               f"wider than 30 points): no pair is labelled clean or noisy; a model that tells pairs "
                               f"from mismatches better, or more pairs, narrows it", highlight=False)
+        elif row["method"] == "decoys" and not row["clean"] and row.get("scene_estimate") is not None:
+            console_err.print(f"[yellow]note:[/] {row['detector']}: no clean set reaches "
+                              f"{100 * row['max_contamination']:g} % against same-scene decoys (a caption of another "
+                              f"image of the pair's category): this model scores them like the pairs, so it cannot "
+                              f"vouch that hard noise is absent; --no-scene-decoys cuts against random captions only",
+                              highlight=False)
         elif row["method"] == "decoys" and not row["clean"]:
             console_err.print(f"[yellow]note:[/] {row['detector']}: no clean set reaches "
                               f"{100 * row['max_contamination']:g} % estimated noise: not enough evidence to call "
@@ -161,6 +168,8 @@ def statement_row(row: dict) -> dict:
     decoys = row["method"] == "decoys"
     shown = {"detector": row["detector"], "from": "decoys" if decoys else "mixture (no decoys)",
              "noise share": share(row["estimate"], row["low"], row["high"])}
+    if row.get("scene_estimate") is not None:
+        shown["same-scene share"] = share(row["scene_estimate"], row["scene_low"], row["scene_high"])
     if "truth" in row:
         shown["true share"] = share(row["truth"])
     shown["clean pairs"] = row["clean"] if decoys else "-"

@@ -230,6 +230,8 @@ class DecoyCalibration:
     decoys: np.ndarray = field(repr=False)     # the decoys', the image resamples and the share in each
     resamples: list = field(repr=False)
     boot_shares: np.ndarray = field(repr=False)
+    # same-scene decoys: (their scores, share, interval, image resamples, each resample's share)
+    scene: tuple | None = field(default=None, repr=False)
 
     def summary(self, labels: np.ndarray | None = None) -> dict:
         """The JSON-able statement (scores-file metadata, score's and review's figures) for `labels` (default:
@@ -243,13 +245,18 @@ class DecoyCalibration:
                      "pinned": self.share is not None and high - low <= MAX_SHARE_WIDTH,
                      "clean": int(clean.sum()), "clean_contamination": None, "clean_low": None, "clean_high": None,
                      "noisy": int(noisy.sum()), "noisy_precision": None}
+        if self.scene is not None:
+            statement.update(scene_estimate=self.scene[1], scene_low=self.scene[2][0], scene_high=self.scene[2][1])
         if self.share is None:
             return statement
-        if clean.any():
+        if clean.any():  # against the decoys the clean set was cut by: same-scene ones when there are
             cut, tail = self.x[clean].max(), (1 - self.level) / 2
-            boot = [_contamination(self.x[pairs], self.decoys[fakes], share, cut)
-                    for (pairs, fakes), share in zip(self.resamples, self.boot_shares)]
-            statement.update(clean_contamination=_contamination(self.x, self.decoys, self.share, cut),
+            decoys, share, resamples, boot_shares = ((self.scene[0], self.scene[1], self.scene[3], self.scene[4])
+                                                     if self.scene is not None else
+                                                     (self.decoys, self.share, self.resamples, self.boot_shares))
+            boot = [_contamination(self.x[pairs], decoys[fakes], boot_share, cut)
+                    for (pairs, fakes), boot_share in zip(resamples, boot_shares)]
+            statement.update(clean_contamination=_contamination(self.x, decoys, share, cut),
                              **dict(zip(("clean_low", "clean_high"), map(float, np.quantile(boot, [tail, 1 - tail])))))
         if noisy.any():
             statement["noisy_precision"] = float(min(1.0, self.share * len(self.x) * (self.decoys >= self.x[noisy].min()
@@ -258,6 +265,7 @@ class DecoyCalibration:
 
 
 def decoy_calibration(x: np.ndarray, decoys: np.ndarray, groups: np.ndarray, decoy_groups: np.ndarray, *,
+                      scene_decoys: np.ndarray | None = None, scene_groups: np.ndarray | None = None,
                       noisy_from: float = 0.95, max_contamination: float = MAX_CONTAMINATION, level: float = 0.9,
                       bootstraps: int = BOOTSTRAPS, seed: int = 0) -> DecoyCalibration:
     """Noise share, per-pair noisy probability and q-value, and labels with a stated error rate.
@@ -270,6 +278,9 @@ def decoy_calibration(x: np.ndarray, decoys: np.ndarray, groups: np.ndarray, dec
         The same detector's noise scores of decoys (pairs mismatched by construction).
     groups, decoy_groups
         The image of each pair and of each decoy: the bootstrap resamples images.
+    scene_decoys, scene_groups
+        Same-scene decoys (a caption of another image of the pair's category) and their images, when the
+        data has categories: the clean set is then cut against them, and their share is stated too.
     noisy_from
         The noisy set is the largest one, highest noise scores first, whose estimated precision is at least this.
     max_contamination
@@ -297,22 +308,36 @@ def decoy_calibration(x: np.ndarray, decoys: np.ndarray, groups: np.ndarray, dec
         return DecoyCalibration(None, None, None, unknown, unknown, np.full(len(x), "ambiguous"), level, x, decoys, [],
                                 np.empty(0))
     resamples = _image_resamples(np.asarray(groups), np.asarray(decoy_groups), bootstraps, seed)
-    grid = np.array([_tail_shares(x[pairs], decoys[fakes])[usable] for pairs, fakes in resamples])  # [B, lambdas]
-    shares = _tail_shares(x, decoys)[usable]
-    chosen = int(np.argmin(((grid - shares.min()) ** 2).mean(0)))
-    share = float(min(1.0, shares[chosen]))
-    tail = (1 - level) / 2
-    each = [int(np.argmin(((grid - least) ** 2).mean(0))) for least in grid.min(1)]  # each resample's own choice
-    share_interval = tuple(float(v) for v in np.clip(np.quantile(grid[np.arange(len(grid)), each],
-                                                                 [tail, 1 - tail]), 0, 1))
+    share, share_interval, cut, boot_shares = _storey_share(x, decoys, resamples, usable, level)
+    scene = None
+    if scene_decoys is not None and len(scene_decoys) * (1 - LAMBDAS[0]) >= MIN_DECOYS_ABOVE:
+        scene_decoys = np.asarray(scene_decoys, dtype=float)
+        scene_resamples = _image_resamples(np.asarray(groups), np.asarray(scene_groups), bootstraps, seed)
+        found = _storey_share(x, scene_decoys, scene_resamples, len(scene_decoys) * (1 - LAMBDAS) >= MIN_DECOYS_ABOVE,
+                              level)
+        scene = (scene_decoys, found[0], found[1], scene_resamples, found[3])
     probability = noisy_probability(x, decoys, share)
-    q = clean_q_values(x, decoys, share_interval[1])  # the clean set holds even at the top of the share's interval
+    # the clean set holds even at the top of the share's interval, and against same-scene decoys when there are
+    q = clean_q_values(x, decoys, share_interval[1]) if scene is None else clean_q_values(x, scene[0], scene[2][1])
     precision = noisy_precisions(x, decoys, share)
     labels = np.where(precision >= noisy_from, "noisy", np.where(q <= max_contamination, "clean", "ambiguous"))
     if share_interval[1] - share_interval[0] > MAX_SHARE_WIDTH:  # the share is not pinned: no set is stated
         labels = np.full(len(x), "ambiguous")
-    return DecoyCalibration(share, share_interval, float(LAMBDAS[usable][chosen]), probability, q, labels, level, x,
-                            decoys, resamples, grid[:, chosen])
+    return DecoyCalibration(share, share_interval, cut, probability, q, labels, level, x, decoys, resamples,
+                            boot_shares, scene)
+
+
+def _storey_share(x: np.ndarray, decoys: np.ndarray, resamples: list, usable: np.ndarray,
+                  level: float) -> tuple[float, tuple[float, float], float, np.ndarray]:
+    """(share, its interval, the cut lambda, each resample's share at that cut): Storey's bootstrap rule over
+    the usable cuts of LAMBDAS; each resample makes its own choice for the interval (module docstring)."""
+    grid = np.array([_tail_shares(x[pairs], decoys[fakes])[usable] for pairs, fakes in resamples])  # [B, lambdas]
+    shares = _tail_shares(x, decoys)[usable]
+    chosen = int(np.argmin(((grid - shares.min()) ** 2).mean(0)))
+    tail = (1 - level) / 2
+    each = [int(np.argmin(((grid - least) ** 2).mean(0))) for least in grid.min(1)]  # each resample's own choice
+    interval = tuple(float(v) for v in np.clip(np.quantile(grid[np.arange(len(grid)), each], [tail, 1 - tail]), 0, 1))
+    return float(min(1.0, shares[chosen])), interval, float(LAMBDAS[usable][chosen]), grid[:, chosen]
 
 
 def _contamination(x: np.ndarray, decoys: np.ndarray, share: float, cut: float) -> float:

@@ -53,6 +53,7 @@ from nctool.schema import Fingerprint, check_unique_ids, column_names, iter_batc
 # 1000-pair ViT-B/32 pool) are kept on the scoring device when they fit this; otherwise every chunk recomputes them.
 POOL_GRAM_BUDGET_BYTES = 2**31
 DECOY_STREAM = np.uint64(0x5DEECE66D)  # mixed into a pair's hash to draw its decoy's caption apart from its batches
+SAME_SCENE_STREAM = np.uint64(0x2545F4914F6CDD1D)  # the same for its same-scene decoy
 CHUNK_ROWS = 4096  # rows decoded at a time: a row group is streamed in slices of at most this many
 
 
@@ -173,6 +174,7 @@ class ReferencePool:
         self.cross = {part: logits(embeddings[f"image_{part}"], embeddings[f"text_{part}"])
                       for part, logits in training_logits(loss_cfg).items()}
         self.pair_images = np.asarray(embeddings["image_ids"])[embeddings["caption_image_index"].cpu().numpy()]
+        self.pair_categories = embeddings.get("categories")  # the pool pairs' `category`, when the data has one
         # the pool's images as encode_dataset's `known`: a scored pair of a pool image does not embed it again
         self.images = {name: embeddings[name] for name in ("image_ids", "image_global", "image_local")}
         local = ("image_local", "text_local")
@@ -191,34 +193,64 @@ class ReferencePool:
         batches = reference_batches(pair_hashes(pair_ids, self.seed), own, self.orders, self.batch_size - 1)
         return reference_losses(rows, self.embeddings, batches.to(rows["text_global"].device), self.loss_cfg)
 
-    def partners(self, pair_ids: Sequence[str], image_ids: np.ndarray) -> np.ndarray:
+    def partners(self, pair_ids: Sequence[str], image_ids: np.ndarray,
+                 categories: np.ndarray | None = None) -> np.ndarray:
         """Pool positions of the captions that make each pair's decoy: a start the pair's hash picks, then the
-        next pool pair of another image (the pool's order is random), so a decoy depends on the pair alone."""
+        next pool pair of another image (the pool's order is random), so a decoy depends on the pair alone.
+        With `categories`, the next pool pair of another image of the pair's own category (a same-scene
+        decoy); -1 where the pool holds none."""
         size = len(self.pair_images)
-        start = (_mix64(pair_hashes(pair_ids, self.seed) ^ DECOY_STREAM) % np.uint64(size)).astype(np.int64)
-        partner, same = start.copy(), self.pair_images[start] == image_ids
+        stream = DECOY_STREAM if categories is None else SAME_SCENE_STREAM
+        start = (_mix64(pair_hashes(pair_ids, self.seed) ^ stream) % np.uint64(size)).astype(np.int64)
+
+        def unfit(at: np.ndarray, rows) -> np.ndarray:
+            bad = self.pair_images[at] == image_ids[rows]
+            return bad if categories is None else bad | (self.pair_categories[at] != categories[rows])
+
+        partner = start.copy()
+        left = np.flatnonzero(unfit(partner, slice(None)))
         for step in range(1, size):
-            if not same.any():
+            if not len(left):
                 return partner
-            partner[same] = (start[same] + step) % size
-            same[same] = self.pair_images[partner[same]] == image_ids[same]
-        if same.any():
+            partner[left] = (start[left] + step) % size
+            left = left[unfit(partner[left], left)]
+        if categories is not None:
+            partner[left] = -1
+        elif len(left):
             raise NctoolError("decoys: every pair of the reference pool shows the same image; scoring needs pairs "
                               "of at least 2 images")
         return partner
 
     def decoys(self, rows: dict, pair_ids: Sequence[str]) -> dict:
-        """Each row's decoy, its image with a pool caption of another image (`partners`), measured as the pair
+        """Each row's decoys, its image with a pool caption of another image (`partners`), measured as the pair
         would be: `decoy_similarity` and `decoy_loss` (the mean over the same reference batches, the partner
-        left out of them), and `decoy_partner`, the caption's pool position; [n] each, on the rows' device."""
+        left out of them), and `decoy_partner`, the caption's pool position; [n] each, on the rows' device.
+        The same, prefixed `scene_`, for a caption of another image of the pair's category (the decoys of
+        hard noise), when the data has a `category` column: NaN and -1 where the pool holds no such caption,
+        and everywhere without the column."""
         image_ids = np.asarray(rows["image_ids"])[rows["caption_image_index"].cpu().numpy()]
-        partner = self.partners(pair_ids, image_ids)
-        taken = torch.from_numpy(partner).to(rows["text_global"].device)
-        image = rows["image_global"][rows["caption_image_index"]]
-        batches = reference_batches(pair_hashes(pair_ids, self.seed), partner, self.orders, self.batch_size - 1)
-        loss = reference_losses(rows, self.embeddings, batches.to(taken.device), self.loss_cfg, (taken, self.cross))
-        return {"decoy_similarity": (image * self.embeddings["text_global"][taken]).sum(-1), "decoy_loss": loss.mean(1),
-                "decoy_partner": taken}
+        categories = rows.get("categories") if self.pair_categories is not None else None
+        out = {}
+        for prefix, chosen in (("", None), ("scene_", categories)):
+            if prefix and chosen is None:
+                none = torch.full((len(pair_ids),), float("nan"), device=rows["text_global"].device)
+                out.update(scene_decoy_similarity=none, scene_decoy_loss=none,
+                           scene_decoy_partner=torch.full((len(pair_ids),), -1, device=none.device))
+                continue
+            partner = self.partners(pair_ids, image_ids, chosen)
+            found = partner >= 0
+            taken = torch.from_numpy(np.where(found, partner, 0)).to(rows["text_global"].device)
+            image = rows["image_global"][rows["caption_image_index"]]
+            batches = reference_batches(pair_hashes(pair_ids, self.seed), np.where(found, partner, -1), self.orders,
+                                        self.batch_size - 1)
+            loss = reference_losses(rows, self.embeddings, batches.to(taken.device), self.loss_cfg,
+                                    (taken, self.cross)).mean(1)
+            similarity = (image * self.embeddings["text_global"][taken]).sum(-1)
+            missing = torch.from_numpy(~found).to(taken.device)
+            out.update({f"{prefix}decoy_similarity": similarity.masked_fill(missing, float("nan")),
+                        f"{prefix}decoy_loss": loss.masked_fill(missing, float("nan")),
+                        f"{prefix}decoy_partner": taken.masked_fill(missing, -1)})
+        return out
 
     def to(self, device: torch.device | str) -> ReferencePool:
         """This pool with its tensors on `device` (a Ray actor receives the driver's pool)."""
@@ -397,8 +429,12 @@ def _rows_of(data_path: str | os.PathLike, pair_ids: np.ndarray) -> pd.DataFrame
 def pool_embeddings(embed: Embedder, data_path: str | os.PathLike, ids: np.ndarray, local: bool,
                     progress: Progress) -> dict:
     """The reference pool's embeddings (encode_dataset output on the scoring device), in the order of `ids`."""
-    return embed(embed.data(_rows_of(data_path, ids)), local=local,
-                 progress=lambda done, total, what: progress(done, total, f"reference pool: {what}"))
+    frame = _rows_of(data_path, ids)
+    out = embed(embed.data(frame), local=local,
+                progress=lambda done, total, what: progress(done, total, f"reference pool: {what}"))
+    if "category" in frame:  # same-scene decoys draw their captions by it
+        out["categories"] = frame["category"].to_numpy(object)
+    return out
 
 
 def scored_chunks(data_path: str | os.PathLike, splits: list[str], row_group: int) -> Iterator[pd.DataFrame]:
@@ -445,10 +481,13 @@ def measure(embed: Embedder, pool: ReferencePool | None, frame: pd.DataFrame, *,
     fresh = np.flatnonzero(member < 0)
     data = embed.data(frame.iloc[fresh].reset_index(drop=True)) if len(fresh) else None
     parts = []
+    categories = frame["category"].to_numpy(object)[fresh] if "category" in frame else None
     for start in range(0, len(fresh), embed.batch_size):
         rows = torch.arange(start, min(start + embed.batch_size, len(fresh)))
         emb = embed(data, rows, local=pool is not None and pool.loss_cfg.use_local,
                     known=pool.images if pool is not None else None)
+        if categories is not None:
+            emb["categories"] = categories[rows.numpy()]
         parts.append(measure_batch(emb, pool, ids[fresh[rows.numpy()]].tolist(), keep_embeddings=keep_embeddings))
         if progress:
             progress(start + len(rows))
@@ -487,12 +526,18 @@ def assemble_evidence(parts: list[dict], *, loss_thresholds: tuple[float, float]
     fields = {name: sorted_(joined(name)) for name in names}
     facts = {name: fields.pop(name) for name in ("row_hash", "noisy") if name in fields}
     numbers = {name: fields.pop(name).double().numpy()
-               for name in ("similarity", "loss", "loss_std", "decoy_similarity", "decoy_loss") if name in fields}
+               for name in ("similarity", "loss", "loss_std", "decoy_similarity", "decoy_loss",
+                            "scene_decoy_similarity", "scene_decoy_loss") if name in fields}
+    if "scene_decoy_loss" in numbers and np.isnan(numbers["scene_decoy_loss"]).all():  # no `category`: none
+        del numbers["scene_decoy_similarity"], numbers["scene_decoy_loss"]
     image_id = fields.pop("image_id")
-    partner = fields.pop("decoy_partner", None)
-    if partner is not None:  # pool pairs are scored pairs: each decoy's caption is a row of the evidence
-        partner = np.searchsorted(ids, np.asarray(pool_pair_ids)[np.asarray(partner.cpu() if isinstance(
-            partner, torch.Tensor) else partner, dtype=np.int64)])
-    evidence = Evidence(ids, image_id, **numbers, **fields, decoy_caption=partner, loss_thresholds=loss_thresholds,
-                        seed=seed)
+    captions = {}
+    for kind in ("decoy", "scene_decoy"):
+        partner = fields.pop(f"{kind}_partner", None)
+        if partner is not None and f"{kind}_loss" in numbers:
+            # pool pairs are scored pairs: each decoy's caption is a row of the evidence (-1: no decoy)
+            partner = np.asarray(partner.cpu() if isinstance(partner, torch.Tensor) else partner, dtype=np.int64)
+            rows = np.searchsorted(ids, np.asarray(pool_pair_ids)[np.maximum(partner, 0)])
+            captions[f"{kind}_caption"] = np.where(partner >= 0, rows, -1)
+    evidence = Evidence(ids, image_id, **numbers, **fields, **captions, loss_thresholds=loss_thresholds, seed=seed)
     return evidence, facts

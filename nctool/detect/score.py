@@ -251,7 +251,9 @@ def _collect(data_path: str | os.PathLike, splits: list[str], sources: list[tupl
                             continue
                     part = measure(embed, reference, chunk, keep_embeddings=keep_embeddings,
                                    progress=lambda rows, done=done: progress(done + rows, total, "score pairs"))
-                    part["decoy_partner"] = part["decoy_partner"] + sum(len(earlier) for earlier in pools)
+                    offset = sum(len(earlier) for earlier in pools)
+                    for name in ("decoy_partner", "scene_decoy_partner"):  # -1 stays: no decoy
+                        part[name] = torch.where(part[name] >= 0, part[name] + offset, part[name])
                     parts.append(part)
                     done += len(chunk)
         pools.append(ids)

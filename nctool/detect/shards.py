@@ -65,11 +65,12 @@ from nctool.progress import Progress, silent
 from nctool.schema import atomic_path, check_output, check_splits, column_names, row_group_count, write_json
 
 FORMAT = "nctool-embeddings"
-FORMAT_VERSION = 4  # 2: row_hash as uint64; 3: each shard's sha256 in the manifest; 4: the decoys' numbers
+FORMAT_VERSION = 5  # 2: row_hash as uint64; 3: each shard's sha256 in the manifest; 4: decoys; 5: same-scene decoys
 MANIFEST = "manifest.json"
 KEY = b"nctool.embeddings_key"  # shard metadata: the run key of the manifest the shard was written for
 # measure()'s embeddings -> shard columns; every other shard column has measure()'s name
-MEASURES = ("similarity", "loss", "loss_std", "decoy_similarity", "decoy_loss")  # measure()'s per-pair numbers
+MEASURES = ("similarity", "loss", "loss_std", "decoy_similarity", "decoy_loss",  # measure()'s per-pair numbers
+            "scene_decoy_similarity", "scene_decoy_loss")
 VECTOR_COLUMNS = {"image_global": "image_embedding", "text_global": "caption_embedding"}
 # run settings the reader must ask for too -> their flag
 SETTING_FLAGS = {"splits": "--split", "seed": "--seed", "repeats": "--repeats", "pool_size": "--pool"}
@@ -240,7 +241,8 @@ def write_shard(embedder: Embedder, pool: ReferencePool, job: ShardJob, row_grou
     vector = pa.list_(pa.float32(), pool.embeddings["text_global"].shape[1])
     schema = pa.schema([("pair_id", pa.string()), ("image_id", pa.string()), ("row_hash", pa.uint64())]
                        + [("noisy", pa.bool_())] * ("noisy" in column_names(job.data_path))
-                       + [(name, pa.float32()) for name in MEASURES] + [("decoy_partner", pa.int32())]
+                       + [(name, pa.float32()) for name in MEASURES]
+                       + [("decoy_partner", pa.int32()), ("scene_decoy_partner", pa.int32())]
                        + [(column, vector) for column in VECTOR_COLUMNS.values()], metadata={KEY: job.key.encode()})
     table = schema.empty_table() if not parts else pa.table(
         [_arrow(field, [part[_part_name(field.name)] for part in parts]) for field in schema], schema=schema)

@@ -187,3 +187,20 @@ def test_a_share_that_is_not_pinned_labels_nothing():
     low, high = stated.share_interval
     assert high - low > 0.3 and (stated.labels == "ambiguous").all()
     assert stated.summary()["pinned"] is False and stated.summary()["clean"] == stated.summary()["noisy"] == 0
+
+
+def test_same_scene_decoys_keep_hard_noise_out_of_the_clean_set():
+    # hard noise scores like same-scene decoys (N(1, 1)), well below random mismatches (N(4, 1)): against random
+    # decoys alone the data looks clean; against the same-scene ones the clean set's stated rate holds
+    rng = np.random.default_rng(5)
+    groups = np.repeat(np.arange(1000), 5).astype(str)
+    noisy = rng.random(len(groups)) < 0.4
+    x = np.where(noisy, rng.normal(1.0, 1, len(groups)), rng.normal(-1.5, 1, len(groups)))
+    random, scene = rng.normal(4.0, 1, len(groups)), rng.normal(1.0, 1, len(groups))
+    blind = decoy_calibration(x, random, groups, groups)
+    assert blind.share < 0.05 and noisy[blind.labels == "clean"].mean() > 0.3  # the failure scene decoys prevent
+    stated = decoy_calibration(x, random, groups, groups, scene_decoys=scene, scene_groups=groups)
+    summary = stated.summary()
+    clean = stated.labels == "clean"
+    assert summary["scene_low"] <= noisy.mean() <= summary["scene_high"] and clean.sum() > 1000
+    assert noisy[clean].mean() <= 0.05 and abs(noisy[clean].mean() - summary["clean_contamination"]) < 0.02

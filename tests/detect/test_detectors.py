@@ -231,8 +231,8 @@ def test_make_detectors_hands_each_detector_its_own_options():
     (["clip"], {}, "detector 'clip': unknown; choose from rrsitr, similarity, loss-gmm, neighbors, siblings or all"),
     ([], {}, "detector '': unknown"),
     (["similarity"], {"k": 3},
-     "detector option 'k': unknown; detectors take noisy_from, max_contamination, training_split, keep_fraction, "
-     "threshold"),
+     "detector option 'k': unknown; detectors take noisy_from, max_contamination, scene_decoys, training_split, "
+     "keep_fraction, threshold"),
     (["similarity"], {"max_contamination": 0.0}, r"max contamination 0: outside \(0, 1\)"),
     (["similarity"], {"keep_fraction": 1.5}, "keep fraction 1.5"),
     (["neighbors"], {"threshold": 2.0}, "threshold 2"),
@@ -254,7 +254,7 @@ def test_registry_is_the_one_list_of_detectors():
             and options["neighbors"][1] == ("neighbors",))
     assert options["threshold"][0].flag == "--threshold" and options["clean_from"][0].flag == "--clean-from"
     with pytest.raises(NctoolError, match="rrsitr: no option 'threshold'; its options are noisy_from, "
-                                          "max_contamination, training_"):
+                                          "max_contamination, scene_decoys, training_"):
         RRSITRDetector(threshold=0.3)
 
 

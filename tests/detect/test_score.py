@@ -355,7 +355,8 @@ def test_score_flags_reach_the_library(monkeypatch):
                     "--detector", "loss-gmm", "--split", "train", "--split", "val", "--image-root", "imgs",
                     "--batch-size", "8", "--device", "cpu", "--seed", "4", "--repeats", "2", "--pool", "30",
                     "--keep-fraction", "0.5", "--threshold", "0.3", "--neighbors", "7", "--clean-from", "0.8",
-                    "--noisy-below", "0.1", "--noisy-from", "0.8", "--training-split", "--suggest", "5")
+                    "--noisy-below", "0.1", "--noisy-from", "0.8", "--training-split", "--suggest", "5",
+                    "--no-scene-decoys")
     assert result.exit_code == 0, result.output
     [(args, kwargs)] = calls
     assert [str(a) for a in args] == ["data.parquet"]
@@ -366,7 +367,8 @@ def test_score_flags_reach_the_library(monkeypatch):
     assert kwargs == {"model": ModelSource(checkpoint=Path("m.pt")), "embeddings": None, "engine": None,
                       "detectors": ["similarity", "loss-gmm"], "splits": ["train", "val"], "batch_size": 8,
                       "device": "cpu", "pool": PoolSpec(seed=4, repeats=2, pool_size=30), "suggest": 5,
-                      "options": {**defaults, "noisy_from": 0.8, "training_split": True, "keep_fraction": 0.5,
+                      "options": {**defaults, "noisy_from": 0.8, "training_split": True, "scene_decoys": False,
+                                  "keep_fraction": 0.5,
                                   "threshold": 0.3, "neighbors": 7, "clean_from": 0.8, "noisy_below": 0.1}}
     assert "similarity" in result.output and "noise share" in result.output and "wrote s.parquet" in result.output
     assert "30.0 % (20.0-40.0)" in result.output and "4.0 % (2.0-6.0)" in result.output
@@ -438,3 +440,17 @@ def test_an_out_of_fold_run_scores_each_pair_with_the_model_of_its_fold(files, t
     (tmp_path / "empty").mkdir()
     with pytest.raises(NctoolError, match="a folder without folds.json"):
         score(folder / "data.parquet", model=ModelSource(checkpoint=tmp_path / "empty"), out=tmp_path / "s.parquet")
+
+
+def test_decoy_captions_come_from_another_image_and_same_scene_ones_from_the_same_category():
+    pool = object.__new__(ReferencePool)  # partners() reads only the pool pairs' images and categories, and the seed
+    pool.seed = 0
+    pool.pair_images = np.array(["a", "a", "b", "c", "d", "e"])
+    pool.pair_categories = np.array(["x", "x", "x", "y", "y", "z"], dtype=object)
+    ids, images = [f"p{i}" for i in range(6)], np.array(["a", "b", "c", "d", "e", "f"])
+    random = pool.partners(ids, images)
+    assert (pool.pair_images[random] != images).all()
+    scene = pool.partners(ids, images, np.array(["x", "x", "y", "y", "z", "w"], dtype=object))
+    # the only pool captions of the pair's category on another image: b for a, a for b, d for c, c for d; e has no
+    # other image of z in the pool and f no w
+    assert list(pool.pair_images[scene[:4]]) == ["b", "a", "d", "c"] and scene[4] == scene[5] == -1

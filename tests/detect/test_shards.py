@@ -61,8 +61,8 @@ def test_scores_from_embeddings_equal_direct_scores(files):
     assert [len(shard) for shard in shards] == [50, 50, 20]  # 120 train rows; the rest of row group 2 is val
     first = shards[0]
     assert list(first.columns) == ["pair_id", "image_id", "row_hash", "noisy", "similarity", "loss", "loss_std",
-                                   "decoy_similarity", "decoy_loss", "decoy_partner", "image_embedding",
-                                   "caption_embedding"]
+                                   "decoy_similarity", "decoy_loss", "scene_decoy_similarity", "scene_decoy_loss",
+                                   "decoy_partner", "scene_decoy_partner", "image_embedding", "caption_embedding"]
     assert first["pair_id"].tolist() == df["pair_id"].iloc[:50].tolist()
     assert len(first["image_embedding"].iloc[0]) == len(first["caption_embedding"].iloc[0]) == 128
     manifest = json.loads((folder / "emb" / "manifest.json").read_text())
@@ -156,7 +156,7 @@ def test_scoring_from_embeddings_refuses_what_does_not_match(files, tmp_path):
         from_embeddings(data="other.parquet")
     manifest = json.loads((out / "manifest.json").read_text())
     (out / "manifest.json").write_text(json.dumps({**manifest, "version": 1}))
-    with pytest.raises(NctoolError, match=r"emb: written in embeddings format version 1, this nctool reads version 4; "
+    with pytest.raises(NctoolError, match=r"emb: written in embeddings format version 1, this nctool reads version 5; "
                                           r"re-embed it with `nctool embed"):
         from_embeddings()
     (out / "manifest.json").write_text(json.dumps(manifest))

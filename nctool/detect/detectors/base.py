@@ -21,6 +21,7 @@ imports none of them.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping, Sequence
@@ -59,6 +60,9 @@ class Evidence:
     decoy_similarity: np.ndarray | None = None  # [N] the same for the pair's decoy: its image, another image's caption
     decoy_loss: np.ndarray | None = None        # [N] (nctool.detect.measure.ReferencePool.decoys)
     decoy_caption: np.ndarray | None = None     # [N] int: the row whose caption the pair's decoy holds
+    scene_decoy_similarity: np.ndarray | None = None  # [N] the same for a same-scene decoy (a caption of another
+    scene_decoy_loss: np.ndarray | None = None        # image of the pair's `category`): the decoys of hard noise;
+    scene_decoy_caption: np.ndarray | None = None     # NaN / -1 where there is none, None without `category`
     image_global: torch.Tensor | None = None  # [N, D] L2-normalised, the pair's image (neighbors; any device)
     text_global: torch.Tensor | None = None   # [N, D] L2-normalised, the pair's caption (neighbors)
     seed: int = 0                        # the run's seed, for detectors that draw at random
@@ -203,6 +207,9 @@ NOISY_FROM = Option("noisy_from", float, 0.95, "labels: the noisy set is the lar
                                              "(share of true mismatches) is at least this")
 MAX_CONTAMINATION = Option("max_contamination", float, 0.05, "labels: the clean set is the largest one whose "
                                                              "estimated share of noisy pairs is at most this")
+SCENE_DECOYS = Option("scene_decoys", bool, True, "labels: when the data has a `category` column, cut the clean set "
+                                                  "against same-scene decoys too (a caption of another image of the "
+                                                  "pair's category), so that hard noise cannot hide in it")
 
 
 class _CalibratedDetector(Detector):
@@ -218,6 +225,7 @@ class _CalibratedDetector(Detector):
 
     noisy_from: float
     max_contamination: float
+    scene_decoys: bool
 
     def check(self) -> None:
         from nctool.detect.calibration import CLEAN_BELOW
@@ -229,11 +237,12 @@ class _CalibratedDetector(Detector):
             raise NctoolError(f"max contamination {self.max_contamination:g}: outside (0, 1); give the share of "
                               f"noisy pairs a clean set may hold, e.g. 0.05")
 
-    def _calibrated(self, noise: np.ndarray, decoys: np.ndarray | None,
-                    evidence: Evidence) -> tuple[np.ndarray, Callable[[np.ndarray], dict], dict]:
+    def _calibrated(self, noise: np.ndarray, decoys: np.ndarray | None, evidence: Evidence,
+                    scene: np.ndarray | None = None) -> tuple[np.ndarray, Callable[[np.ndarray], dict], dict]:
         """(labels, `state(labels)`: the statement for the final labels, the columns noisy_probability and
-        q_value) for the pairs' noise scores and the decoys' (on the same scale; None when there are none).
-        A fixed rule that replaces the labels is stated for its own sets (cuts on the same scores)."""
+        q_value) for the pairs' noise scores and the decoys' (on the same scale; None when there are none),
+        and the same-scene decoys' (NaN where a pair has none; None without `category`). A fixed rule
+        that replaces the labels is stated for its own sets (cuts on the same scores)."""
         from nctool.detect.calibration import calibrated_labels, decoy_calibration, fit_mixture, noise_share
 
         if decoys is None:
@@ -242,8 +251,12 @@ class _CalibratedDetector(Detector):
             unknown = np.full(len(noise), np.nan)
             share = noise_share(mixture, noise)
             return labels, lambda _: share, {"noisy_probability": unknown, "q_value": unknown}
-        stated = decoy_calibration(noise, decoys, evidence.image_id, evidence.image_id, noisy_from=self.noisy_from,
-                                   max_contamination=self.max_contamination, seed=evidence.seed)
+        found = None if scene is None else ~np.isnan(scene)
+        stated = decoy_calibration(noise, decoys, evidence.image_id, evidence.image_id,
+                                   scene_decoys=None if scene is None else scene[found],
+                                   scene_groups=None if scene is None else evidence.image_id[found],
+                                   noisy_from=self.noisy_from, max_contamination=self.max_contamination,
+                                   seed=evidence.seed)
         return (stated.labels, lambda labels: {**stated.summary(labels), "max_contamination": self.max_contamination},
                 {"noisy_probability": stated.noisy_probability, "q_value": stated.q_value})
 
@@ -258,7 +271,7 @@ class _CosineScoreDetector(_CalibratedDetector):
     calibration was 0.6).
     """
 
-    options = (NOISY_FROM, MAX_CONTAMINATION,
+    options = (NOISY_FROM, MAX_CONTAMINATION, SCENE_DECOYS,
                Option("keep_fraction", float, None, "label this share of pairs clean, the rest noisy, instead of "
                                                     "the calibrated labels"),
                Option("threshold", float, None, "label clean when the cosine score is at least this "
@@ -281,7 +294,14 @@ class _CosineScoreDetector(_CalibratedDetector):
 
     def detect(self, evidence: Evidence) -> pd.DataFrame:
         score, columns, decoys = self.score(evidence)
-        labels, state, stated = self._calibrated(-score, None if decoys is None else -decoys, evidence)
+        scene = None
+        if self.scene_decoys and evidence.scene_decoy_caption is not None:  # the detector over same-scene decoys
+            found = evidence.scene_decoy_caption >= 0
+            swapped = dataclasses.replace(evidence, decoy_similarity=evidence.scene_decoy_similarity,
+                                          decoy_loss=evidence.scene_decoy_loss,
+                                          decoy_caption=np.where(found, evidence.scene_decoy_caption, 0))
+            scene = np.where(found, -self.score(swapped)[2], np.nan)
+        labels, state, stated = self._calibrated(-score, None if decoys is None else -decoys, evidence, scene)
         columns = {**columns, **stated}
         if self.threshold is not None:
             labels = np.where(score >= self.threshold, "clean", "noisy")

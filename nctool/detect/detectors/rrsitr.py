@@ -9,6 +9,7 @@ from nctool.detect.detectors.base import (
     _LABELS,
     MAX_CONTAMINATION,
     NOISY_FROM,
+    SCENE_DECOYS,
     Evidence,
     Option,
     _CalibratedDetector,
@@ -41,7 +42,7 @@ class RRSITRDetector(_CalibratedDetector):
     name = "rrsitr"
     description = "RRSITR's per-pair loss over fixed reference batches, labelled against decoys"
     needs = frozenset({"loss"})
-    options = (NOISY_FROM, MAX_CONTAMINATION,
+    options = (NOISY_FROM, MAX_CONTAMINATION, SCENE_DECOYS,
                Option("training_split", bool, False, "label by the recipe's training thresholds g1/g2 instead of "
                                                      "the calibrated labels"))
     training_split: bool
@@ -53,7 +54,9 @@ class RRSITRDetector(_CalibratedDetector):
 
         g1, g2 = evidence.loss_thresholds
         decoys = None if evidence.decoy_loss is None else np.log1p(evidence.decoy_loss)
-        labels, state, stated = self._calibrated(np.log1p(evidence.loss), decoys, evidence)
+        scene = np.log1p(evidence.scene_decoy_loss) if self.scene_decoys and evidence.scene_decoy_loss is not None \
+            else None
+        labels, state, stated = self._calibrated(np.log1p(evidence.loss), decoys, evidence, scene)
         if self.training_split:
             loss = torch.from_numpy(np.asarray(evidence.loss, dtype=float))
             labels = _LABELS[split_by_loss(loss, g1, g2).numpy()]
