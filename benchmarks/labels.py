@@ -2,7 +2,7 @@
 
 Usage:
     .venv/bin/python benchmarks/labels.py CLEAN_DATA --base BASE.pt --out DIR
-        [--kind caption-shuffle --rate 0.2 ... --seed 42 ...] [--finetune] [--folds K]
+        [--kind caption-shuffle --rate 0.2 ... --seed 42 ...] [--finetune] [--folds K] [--no-scene-decoys]
 
 For each kind, rate and noise seed: inject the noise into CLEAN_DATA (nctool.data.noise.inject), score
 the train split with every detector zero-shot from BASE (nctool-tiny, `finetune` recipe: the base never
@@ -68,6 +68,8 @@ def main() -> None:
     parser.add_argument("--seed", action="append", type=int)
     parser.add_argument("--finetune", action="store_true")
     parser.add_argument("--folds", type=int)
+    parser.add_argument("--no-scene-decoys", action="store_true",
+                        help="cut the clean sets against random captions only")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     clean, rows = read_table(args.data), []
@@ -92,11 +94,13 @@ def main() -> None:
                                 recipe=load_recipe("finetune", [f"model.pretrained={args.base}"]))
                     models["out-of-fold"] = ModelSource(checkpoint=folds_dir)
                 for model_name, model in models.items():
-                    scores_path = args.out / f"{name}.{model_name}.scores.parquet"
+                    suffix = ".random" if args.no_scene_decoys else ""
+                    scores_path = args.out / f"{name}.{model_name}{suffix}.scores.parquet"
                     if not scores_path.exists():
                         detectors = ["all"] if model_name != "out-of-fold" else [
                             name for name in detector_names() if name != "neighbors"]
-                        score(noisy_path, out=scores_path, model=model, detectors=detectors)
+                        score(noisy_path, out=scores_path, model=model, detectors=detectors,
+                              options={"scene_decoys": not args.no_scene_decoys})
                     rows += rows_of(scores_path, truth, {"kind": kind, "rate": rate, "seed": seed,
                                                         "model": model_name})
     table = pd.DataFrame(rows)
