@@ -114,6 +114,10 @@ def _stated(out_dir: Path, tag: str) -> list[str]:
     if row["clean"]:
         line += (f"; clean {row['clean']:,} pairs, est. {row['clean_contamination']:.1%} noisy "
                  f"(truly {row['clean_truth']:.1%})")
+    elif row.get("scene_estimate") is not None:
+        line += (f"; no pair called clean: this model scores a caption of another image of the same scene like "
+                 f"the image's own (same-scene share {row['scene_estimate']:.0%}), so it cannot vouch against such "
+                 f"swaps (score --no-scene-decoys cuts against random captions only)")
     if row["noisy"]:
         line += (f"; noisy {row['noisy']:,} pairs, est. precision {row['noisy_precision']:.0%} "
                  f"(truly {row['noisy_truth']:.0%})")
