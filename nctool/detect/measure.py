@@ -24,6 +24,7 @@ smaller than B, the reference batch shrinks to the pool size and the thresholds 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import json
 import os
@@ -41,7 +42,7 @@ from nctool.config import ZERO_SHOT_RECIPE, LossCfg, Recipe, load_recipe
 from nctool.detect.detectors import Evidence
 from nctool.errors import NctoolError
 from nctool.model import losses
-from nctool.model.batches import PairData, encode_dataset
+from nctool.model.batches import Encoded, PairData, encode_dataset
 from nctool.model.clip import LocalGrams, RetrievalModel, create_model, load_trained_model
 from nctool.model.objectives import global_similarity, local_logits
 from nctool.model.train import FOLDS_FILE
@@ -102,11 +103,11 @@ def training_logits(loss_cfg: LossCfg) -> dict[str, Callable[[torch.Tensor, torc
     return logits
 
 
-def reference_losses(rows: dict, pool: dict, batches: torch.Tensor, loss_cfg: LossCfg,
+def reference_losses(rows: Encoded, pool: Encoded, batches: torch.Tensor, loss_cfg: LossCfg,
                      decoys: tuple[torch.Tensor, dict] | None = None) -> torch.Tensor:
     """Per-pair loss of each row in each of its reference batches, [n, repeats].
 
-    `rows` and `pool` are nctool.model.batches.encode_dataset outputs (same device as `batches`). For row i
+    `rows` and `pool` are nctool.model.batches.Encoded (same device as `batches`). For row i
     and a batch J of pool pairs this equals losses.per_pair_loss(...)[0] on the batch (i, J), with
     the logits training uses (training_logits); only row i's row and column of those matrices are
     computed. With `decoys` (partner, cross): the loss of row i's image paired with the caption of pool
@@ -116,21 +117,22 @@ def reference_losses(rows: dict, pool: dict, batches: torch.Tensor, loss_cfg: Lo
                for part, logits in training_logits(loss_cfg).items())
 
 
-def _two_way_loss(logits: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], rows: dict, pool: dict, part: str,
-                  batches: torch.Tensor, decoys: tuple[torch.Tensor, dict] | None) -> torch.Tensor:
+def _two_way_loss(logits: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], rows: Encoded, pool: Encoded,
+                  part: str, batches: torch.Tensor, decoys: tuple[torch.Tensor, dict] | None) -> torch.Tensor:
     """CE image -> text plus CE text -> image of each row against its batches, for one kind of logits.
 
     `logits(images, texts)` is [images, texts]; `part` picks the embeddings ("global" or "local").
     """
-    image, text, own = f"image_{part}", f"text_{part}", rows["caption_image_index"]
-    image_to_texts = logits(rows[image], pool[text])[own]                                  # [n, pool]
+    own = rows.caption_image_index
+    image_to_texts = logits(rows.side("image", part), pool.side("text", part))[own]             # [n, pool]
     if decoys is None:
-        positive = logits(rows[image], rows[text])[own, torch.arange(len(own), device=own.device)]
-        text_to_images = logits(pool[image], rows[text]).T[:, pool["caption_image_index"]]  # [n, pool]
+        positive = logits(rows.side("image", part), rows.side("text", part))[own, torch.arange(len(own),
+                                                                                                device=own.device)]
+        text_to_images = logits(pool.side("image", part), rows.side("text", part)).T[:, pool.caption_image_index]
     else:  # the caption is a pool pair's: its logits against the pool's images are the pool's own
         partner, cross = decoys
         positive = image_to_texts.gather(1, partner[:, None])[:, 0]
-        text_to_images = cross[part].T[partner][:, pool["caption_image_index"]]
+        text_to_images = cross[part].T[partner][:, pool.caption_image_index]
     return _cross_entropy(positive, image_to_texts, batches) + _cross_entropy(positive, text_to_images, batches)
 
 
@@ -154,7 +156,7 @@ def pool_ids(scored_ids: np.ndarray, seed: int, pool_size: int) -> np.ndarray:
 
 
 class ReferencePool:
-    """The reference pairs' embeddings (encode_dataset output, on the scoring device), in pool order.
+    """The reference pairs' embeddings (an Encoded, on the scoring device), in pool order.
 
     With the local term, the pool's local tokens are replaced by their Grams (model.LocalGrams)
     when those fit POOL_GRAM_BUDGET_BYTES, so that each chunk of scored rows does not rebuild them.
@@ -167,31 +169,33 @@ class ReferencePool:
     an image, 0.1 GB for 1000 ViT-B/32 images).
     """
 
-    def __init__(self, embeddings: dict, pair_ids: Sequence[str], *, loss_cfg: LossCfg, batch_size: int,
+    def __init__(self, embeddings: Encoded, pair_ids: Sequence[str], *, loss_cfg: LossCfg, batch_size: int,
                  repeats: int, seed: int):
-        self.embeddings, self.loss_cfg, self.repeats, self.seed = dict(embeddings), loss_cfg, repeats, seed
+        self.embeddings, self.loss_cfg, self.repeats, self.seed = embeddings, loss_cfg, repeats, seed
         # the pool's logits [pool images, pool pairs], from the tokens: a decoy's caption is a pool pair's
-        self.cross = {part: logits(embeddings[f"image_{part}"], embeddings[f"text_{part}"])
+        self.cross = {part: logits(embeddings.side("image", part), embeddings.side("text", part))
                       for part, logits in training_logits(loss_cfg).items()}
-        self.pair_images = np.asarray(embeddings["image_ids"])[embeddings["caption_image_index"].cpu().numpy()]
-        self.pair_categories = embeddings.get("categories")  # the pool pairs' `category`, when the data has one
+        self.pair_images = np.asarray(embeddings.image_ids)[embeddings.caption_image_index.cpu().numpy()]
+        self.pair_categories = embeddings.categories  # the pool pairs' `category`, when the data has one
         # the pool's images as encode_dataset's `known`: a scored pair of a pool image does not embed it again
-        self.images = {name: embeddings[name] for name in ("image_ids", "image_global", "image_local")}
-        local = ("image_local", "text_local")
-        if loss_cfg.use_local and sum(LocalGrams.nbytes(embeddings[k]) for k in local) <= POOL_GRAM_BUDGET_BYTES:
+        # (without the captions' tokens, which only their Grams keep)
+        self.images = dataclasses.replace(embeddings, text_global=None, text_local=None)
+        tokens = (embeddings.image_local, embeddings.text_local)
+        if loss_cfg.use_local and sum(LocalGrams.nbytes(t) for t in tokens) <= POOL_GRAM_BUDGET_BYTES:
             # every chunk of scored rows meets the same pool: its Grams once, not per chunk (same results)
-            self.embeddings.update({k: LocalGrams(embeddings[k]) for k in local})
+            self.embeddings = dataclasses.replace(embeddings, image_local=LocalGrams(tokens[0]),
+                                                  text_local=LocalGrams(tokens[1]))
         self.position = {pair_id: i for i, pair_id in enumerate(pair_ids)}
         self.batch_size = reference_batch_size(batch_size, len(pair_ids))
         self.thresholds = losses.recipe_thresholds(loss_cfg, self.batch_size)
         self.orders = reference_orders(seed, len(pair_ids), repeats)
         self.members = measure_batch(self.embeddings, self, list(pair_ids), keep_embeddings=True)
 
-    def losses(self, rows: dict, pair_ids: Sequence[str]) -> torch.Tensor:
-        """[n, repeats] losses of these rows (encode_dataset output on the same device) and pair ids."""
+    def losses(self, rows: Encoded, pair_ids: Sequence[str]) -> torch.Tensor:
+        """[n, repeats] losses of these rows (embedded on the same device) and pair ids."""
         own = np.array([self.position.get(pair_id, -1) for pair_id in pair_ids])
         batches = reference_batches(pair_hashes(pair_ids, self.seed), own, self.orders, self.batch_size - 1)
-        return reference_losses(rows, self.embeddings, batches.to(rows["text_global"].device), self.loss_cfg)
+        return reference_losses(rows, self.embeddings, batches.to(rows.text_global.device), self.loss_cfg)
 
     def partners(self, pair_ids: Sequence[str], image_ids: np.ndarray,
                  categories: np.ndarray | None = None) -> np.ndarray:
@@ -221,31 +225,31 @@ class ReferencePool:
                               "of at least 2 images")
         return partner
 
-    def decoys(self, rows: dict, pair_ids: Sequence[str]) -> dict:
+    def decoys(self, rows: Encoded, pair_ids: Sequence[str]) -> dict:
         """Each row's decoys, its image with a pool caption of another image (`partners`), measured as the pair
         would be: `decoy_similarity` and `decoy_loss` (the mean over the same reference batches, the partner
         left out of them), and `decoy_partner`, the caption's pool position; [n] each, on the rows' device.
         The same, prefixed `scene_`, for a caption of another image of the pair's category (the decoys of
         hard noise), when the data has a `category` column: NaN and -1 where the pool holds no such caption,
         and everywhere without the column."""
-        image_ids = np.asarray(rows["image_ids"])[rows["caption_image_index"].cpu().numpy()]
-        categories = rows.get("categories") if self.pair_categories is not None else None
+        image_ids = np.asarray(rows.image_ids)[rows.caption_image_index.cpu().numpy()]
+        categories = rows.categories if self.pair_categories is not None else None
         out = {}
         for prefix, chosen in (("", None), ("scene_", categories)):
             if prefix and chosen is None:
-                none = torch.full((len(pair_ids),), float("nan"), device=rows["text_global"].device)
+                none = torch.full((len(pair_ids),), float("nan"), device=rows.text_global.device)
                 out.update(scene_decoy_similarity=none, scene_decoy_loss=none,
                            scene_decoy_partner=torch.full((len(pair_ids),), -1, device=none.device))
                 continue
             partner = self.partners(pair_ids, image_ids, chosen)
             found = partner >= 0
-            taken = torch.from_numpy(np.where(found, partner, 0)).to(rows["text_global"].device)
-            image = rows["image_global"][rows["caption_image_index"]]
+            taken = torch.from_numpy(np.where(found, partner, 0)).to(rows.text_global.device)
+            image = rows.image_global[rows.caption_image_index]
             batches = reference_batches(pair_hashes(pair_ids, self.seed), np.where(found, partner, -1), self.orders,
                                         self.batch_size - 1)
             loss = reference_losses(rows, self.embeddings, batches.to(taken.device), self.loss_cfg,
                                     (taken, self.cross)).mean(1)
-            similarity = (image * self.embeddings["text_global"][taken]).sum(-1)
+            similarity = (image * self.embeddings.text_global[taken]).sum(-1)
             missing = torch.from_numpy(~found).to(taken.device)
             out.update({f"{prefix}decoy_similarity": similarity.masked_fill(missing, float("nan")),
                         f"{prefix}decoy_loss": loss.masked_fill(missing, float("nan")),
@@ -256,10 +260,9 @@ class ReferencePool:
         """This pool with its tensors on `device` (a Ray actor receives the driver's pool)."""
         moved = copy.copy(self)
         moved.cross = {part: value.to(device) for part, value in self.cross.items()}
-        moved.embeddings = {name: value.to(device) if isinstance(value, (torch.Tensor, LocalGrams)) else value
-                            for name, value in self.embeddings.items()}
-        moved.members, moved.images = ({name: value.to(device) if isinstance(value, torch.Tensor) else value
-                                        for name, value in part.items()} for part in (self.members, self.images))
+        moved.embeddings, moved.images = self.embeddings.to(device), self.images.to(device)
+        moved.members = {name: value.to(device) if isinstance(value, torch.Tensor) else value
+                         for name, value in self.members.items()}
         return moved
 
 
@@ -277,11 +280,11 @@ class Embedder:
         return PairData(frame, self.root, self.preprocess)
 
     def __call__(self, data: PairData, rows: torch.Tensor | None = None, local: bool = False,
-                 progress: Progress | None = None, known: dict | None = None) -> dict:
+                 progress: Progress | None = None, known: Encoded | None = None) -> Encoded:
         with runtime.autocast(self.device):
             embeddings = encode_dataset(self.model, data, rows, batch_size=self.batch_size, device=self.device,
                                         local=local, progress=progress, known=known)
-        return {k: v.to(self.device) if isinstance(v, torch.Tensor) else v for k, v in embeddings.items()}
+        return embeddings.to(self.device)
 
 
 NO_MODEL = ("no model given; give --checkpoint runs/NAME/best.pt (trained by `nctool train`) or --model NAME (any "
@@ -427,13 +430,13 @@ def _rows_of(data_path: str | os.PathLike, pair_ids: np.ndarray) -> pd.DataFrame
 
 
 def pool_embeddings(embed: Embedder, data_path: str | os.PathLike, ids: np.ndarray, local: bool,
-                    progress: Progress) -> dict:
-    """The reference pool's embeddings (encode_dataset output on the scoring device), in the order of `ids`."""
+                    progress: Progress) -> Encoded:
+    """The reference pool's embeddings (on the scoring device), in the order of `ids`."""
     frame = _rows_of(data_path, ids)
     out = embed(embed.data(frame), local=local,
                 progress=lambda done, total, what: progress(done, total, f"reference pool: {what}"))
     if "category" in frame:  # same-scene decoys draw their captions by it
-        out["categories"] = frame["category"].to_numpy(object)
+        out.categories = frame["category"].to_numpy(object)
     return out
 
 
@@ -449,21 +452,21 @@ def scored_chunks(data_path: str | os.PathLike, splits: list[str], row_group: in
             yield chunk
 
 
-def measure_batch(emb: dict, pool: ReferencePool | None, pair_ids: list[str], *, keep_embeddings: bool) -> dict:
-    """The per-pair numbers of one batch of embedded rows (encode_dataset output on the scoring device).
+def measure_batch(emb: Encoded, pool: ReferencePool | None, pair_ids: list[str], *, keep_embeddings: bool) -> dict:
+    """The per-pair numbers of one batch of embedded rows (on the scoring device).
 
     `similarity` and, with a pool, `loss`, `loss_std` and the decoys' (ReferencePool.decoys) as float32 CPU
     tensors; with
     `keep_embeddings`, each pair's global `image_global` and `text_global` [n, D] (left on the device).
     """
-    image = emb["image_global"][emb["caption_image_index"]]
-    part = {"similarity": (image * emb["text_global"]).sum(-1)}
+    image = emb.image_global[emb.caption_image_index]
+    part = {"similarity": (image * emb.text_global).sum(-1)}
     if pool is not None:
         loss = pool.losses(emb, pair_ids)
         part.update(loss=loss.mean(1), loss_std=loss.std(1, correction=0), **pool.decoys(emb, pair_ids))
     part = {name: value.float().cpu() if value.is_floating_point() else value.cpu() for name, value in part.items()}
     if keep_embeddings:
-        part.update(image_global=image.float(), text_global=emb["text_global"].float())
+        part.update(image_global=image.float(), text_global=emb.text_global.float())
     return part
 
 
@@ -487,7 +490,7 @@ def measure(embed: Embedder, pool: ReferencePool | None, frame: pd.DataFrame, *,
         emb = embed(data, rows, local=pool is not None and pool.loss_cfg.use_local,
                     known=pool.images if pool is not None else None)
         if categories is not None:
-            emb["categories"] = categories[rows.numpy()]
+            emb.categories = categories[rows.numpy()]
         parts.append(measure_batch(emb, pool, ids[fresh[rows.numpy()]].tolist(), keep_embeddings=keep_embeddings))
         if progress:
             progress(start + len(rows))

@@ -169,7 +169,7 @@ def embed(data_path: str | os.PathLike, *, out: str | os.PathLike, model: ModelS
                 reference = ReferencePool(pool_embeddings(embedder, data_path, ids, settings.loss.use_local, progress),
                                           ids, loss_cfg=settings.loss, batch_size=settings.train.batch_size,
                                           repeats=pool.repeats, seed=pool.seed)
-            manifest["dim"] = int(reference.embeddings["text_global"].shape[1])
+            manifest["dim"] = int(reference.embeddings.text_global.shape[1])
             if ray:
                 del scorer, embedder
                 shards = ray_shards(ray, engine, job, reference, todo, write_shard, gpus=gpus, model=model,
@@ -238,7 +238,7 @@ def write_shard(embedder: Embedder, pool: ReferencePool, job: ShardJob, row_grou
     with torch.inference_mode():
         parts = [measure(embedder, pool, chunk, keep_embeddings=True)
                  for chunk in scored_chunks(job.data_path, job.splits, row_group)]
-    vector = pa.list_(pa.float32(), pool.embeddings["text_global"].shape[1])
+    vector = pa.list_(pa.float32(), pool.embeddings.text_global.shape[1])
     schema = pa.schema([("pair_id", pa.string()), ("image_id", pa.string()), ("row_hash", pa.uint64())]
                        + [("noisy", pa.bool_())] * ("noisy" in column_names(job.data_path))
                        + [(name, pa.float32()) for name in MEASURES]

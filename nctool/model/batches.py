@@ -9,11 +9,14 @@ Batches are chosen by row indices, so distributed training hands each rank its o
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
 import pandas as pd
 import torch
 from torchvision.transforms.v2 import InterpolationMode
@@ -21,7 +24,7 @@ from torchvision.transforms.v2 import functional as TF
 
 from nctool.data.images import load_image
 from nctool.errors import NctoolError
-from nctool.model.clip import RetrievalModel
+from nctool.model.clip import LocalGrams, RetrievalModel
 from nctool.model.transforms import Preprocess
 from nctool.progress import Progress
 
@@ -102,26 +105,54 @@ def _decode(image: dict, root: Path, size: int) -> torch.Tensor:
     return TF.pil_to_tensor(picture)
 
 
+@dataclass
+class Encoded:
+    """Embedded rows of a dataset (encode_dataset): per unique image and per caption (row).
+
+    `image_global` [Ni, D] and `image_local` [Ni, P, D] per unique image of the rows (ascending cache
+    order, ids in `image_ids`); `text_global` [Nc, D] and `text_local` [Nc, T, D] per row, `rows`
+    [Nc] and `caption_image_index` [Nc] (the image of each caption, as
+    nctool.metrics.retrieval_recalls takes it for scores [Ni, Nc]). The locals are None without the
+    local term, and may be their Grams (model.LocalGrams: the scoring's reference pool).
+    `categories` [Nc]: the rows' `category`, set by scoring where it draws same-scene decoys.
+    """
+
+    rows: torch.Tensor
+    image_ids: list[str]
+    caption_image_index: torch.Tensor
+    image_global: torch.Tensor | None = None
+    image_local: torch.Tensor | LocalGrams | None = None
+    text_global: torch.Tensor | None = None
+    text_local: torch.Tensor | LocalGrams | None = None
+    categories: np.ndarray | None = None
+
+    def side(self, kind: str, part: str) -> torch.Tensor | LocalGrams | None:
+        """`image_global`, `text_local`, ...: one side ("image" or "text") of one part ("global" or "local")."""
+        return getattr(self, f"{kind}_{part}")
+
+    def to(self, device: torch.device | str) -> "Encoded":
+        """This record with its tensors (and Grams) on `device`."""
+        return dataclasses.replace(self, **{field.name: value.to(device) for field in dataclasses.fields(self)
+                                            if isinstance(value := getattr(self, field.name),
+                                                          (torch.Tensor, LocalGrams))})
+
+
 def encode_dataset(model: RetrievalModel, data: PairData, rows: Sequence[int] | torch.Tensor | None = None,
                    batch_size: int = 256, device: str | torch.device | None = None,
-                   progress: Progress | None = None, local: bool = True, known: dict | None = None) -> dict:
-    """Embed the images and captions of `rows` (default: all) with the eval transform.
+                   progress: Progress | None = None, local: bool = True, known: Encoded | None = None) -> Encoded:
+    """Embed the images and captions of `rows` (default: all) with the eval transform: an `Encoded` of
+    float32 CPU tensors (the locals None when `local` is False).
 
-    Returns float32 CPU tensors: `image_global` [Ni,D] and `image_local` [Ni,P,D] per unique image of
-    those rows (ascending cache order; ids in `image_ids`), `text_global` [Nc,D] and `text_local`
-    [Nc,T,D] per row, `rows` [Nc], and `caption_image_index` [Nc] (the image
-    of each caption, as `nctool.metrics.retrieval_recalls` takes it for scores [Ni, Nc]). The locals
-    are None when `local` is False. Runs on `device` (default: the model's); wrap the call in
-    torch.autocast for mixed precision. `known` (`image_ids`, `image_global`, `image_local` of
-    images embedded before, with this model and `local`) supplies those images instead of the model.
+    Runs on `device` (default: the model's); wrap the call in torch.autocast for mixed precision.
+    `known` (images embedded before, with this model and `local`) supplies those images instead of
+    the model.
     """
     device = device or next(model.parameters()).device
     rows = torch.arange(len(data)) if rows is None else torch.as_tensor(rows, dtype=torch.long)
     images = torch.unique(data.image_index[rows])  # sorted
-    out = {"rows": rows, "image_ids": [data.image_ids[i] for i in images],
-           "caption_image_index": torch.searchsorted(images, data.image_index[rows])}
-    seen = {image_id: i for i, image_id in enumerate(known["image_ids"])} if known else {}
-    reused = torch.tensor([seen.get(image_id, -1) for image_id in out["image_ids"]], dtype=torch.long)
+    out = Encoded(rows, [data.image_ids[i] for i in images], torch.searchsorted(images, data.image_index[rows]))
+    seen = {image_id: i for i, image_id in enumerate(known.image_ids)} if known else {}
+    reused = torch.tensor([seen.get(image_id, -1) for image_id in out.image_ids], dtype=torch.long)
     new = images[reused < 0]
     was_training = model.training
     model.eval()
@@ -132,17 +163,17 @@ def encode_dataset(model: RetrievalModel, data: PairData, rows: Sequence[int] | 
             parts.append(model.encode_image(data.eval_transform(pixels).to(device), local=local))
             if progress:
                 progress(min(start + batch_size, len(new)), len(new), "encode images")
-        out["image_global"], out["image_local"] = _concat(parts) if parts else (None, None)
+        out.image_global, out.image_local = _concat(parts) if parts else (None, None)
         if len(new) < len(images):
-            out["image_global"], out["image_local"] = (
-                _place(fresh, known[name], reused) for fresh, name in
-                ((out["image_global"], "image_global"), (out["image_local"], "image_local")))
+            out.image_global, out.image_local = (_place(fresh, reference, reused) for fresh, reference in
+                                                 ((out.image_global, known.image_global),
+                                                  (out.image_local, known.image_local)))
         parts = []
         for start in range(0, len(rows), batch_size):
             parts.append(model.encode_text(data.tokens[rows[start:start + batch_size]].to(device), local=local))
             if progress:
                 progress(min(start + batch_size, len(rows)), len(rows), "encode captions")
-        out["text_global"], out["text_local"] = _concat(parts)
+        out.text_global, out.text_local = _concat(parts)
     model.train(was_training)
     return out
 

@@ -24,6 +24,6 @@ def evaluate_retrieval(model: RetrievalModel, data: PairData, rows: Sequence[int
     use_local = bool(eval_cfg.w_local)
     emb = encode_dataset(model, data, rows, batch_size=eval_cfg.batch_size, device=device,
                          progress=report, local=use_local)
-    scores = pair_scores(emb["image_global"], emb["image_local"], emb["text_global"], emb["text_local"],
+    scores = pair_scores(emb.image_global, emb.image_local, emb.text_global, emb.text_local,
                          w_global=eval_cfg.w_global, w_local=eval_cfg.w_local)
-    return retrieval_recalls(scores, emb["caption_image_index"])
+    return retrieval_recalls(scores, emb.caption_image_index)

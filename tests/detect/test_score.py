@@ -80,8 +80,8 @@ def test_reference_loss_is_the_training_loss_of_the_explicit_batch(files, use_lo
     assert got.shape == (30, 3)
 
     def pick(emb, rows):
-        image = emb["caption_image_index"][rows]
-        return emb["image_global"][image], emb["image_local"][image], emb["text_global"][rows], emb["text_local"][rows]
+        image = emb.caption_image_index[rows]
+        return emb.image_global[image], emb.image_local[image], emb.text_global[rows], emb.text_local[rows]
 
     for i in range(30):
         assert not (batches[i] == own[i]).any()
@@ -105,10 +105,10 @@ def test_cached_pool_grams_give_exactly_the_uncached_losses(files, monkeypatch):
         rows = encode_dataset(model, data, torch.arange(30, 60), local=True)
         options = {"loss_cfg": recipe.loss, "batch_size": BATCH, "repeats": 3, "seed": 0}
         cached = ReferencePool(pool_emb, pool_ids, **options)
-        assert all(isinstance(cached.embeddings[k], LocalGrams) for k in ("image_local", "text_local"))
+        assert all(isinstance(getattr(cached.embeddings, k), LocalGrams) for k in ("image_local", "text_local"))
         monkeypatch.setattr(nctool.detect.measure, "POOL_GRAM_BUDGET_BYTES", 0)  # too small: no cache
         uncached = ReferencePool(pool_emb, pool_ids, **options)
-        assert isinstance(uncached.embeddings["text_local"], torch.Tensor)
+        assert isinstance(uncached.embeddings.text_local, torch.Tensor)
         assert torch.equal(cached.losses(rows, ids), uncached.losses(rows, ids))
 
 
@@ -124,9 +124,9 @@ def test_pool_pairs_are_measured_from_the_pool_as_streamed_pairs_would_be(files)
         loss = pool.losses(rows, pool_ids[10:30])
     torch.testing.assert_close(pool.members["loss"][10:30], loss.mean(1))
     torch.testing.assert_close(pool.members["loss_std"][10:30], loss.std(1, correction=0))
-    image = rows["image_global"][rows["caption_image_index"]]
-    torch.testing.assert_close(pool.members["similarity"][10:30], (image * rows["text_global"]).sum(-1))
-    torch.testing.assert_close(pool.members["text_global"][10:30], rows["text_global"])
+    image = rows.image_global[rows.caption_image_index]
+    torch.testing.assert_close(pool.members["similarity"][10:30], (image * rows.text_global).sum(-1))
+    torch.testing.assert_close(pool.members["text_global"][10:30], rows.text_global)
 
 
 def test_score_embeds_every_pair_and_every_image_once(files, monkeypatch):
@@ -153,16 +153,16 @@ def test_known_images_are_taken_not_encoded(files):
     data = PairData(df, folder, preprocess_for(model))
     first = encode_dataset(model, data, torch.arange(0, 40))
     both = encode_dataset(model, data, torch.arange(20, 80))
-    known = {**first, "image_global": first["image_global"] + 1, "image_local": first["image_local"] + 1}  # marked
+    known = dataclasses.replace(first, image_global=first.image_global + 1, image_local=first.image_local + 1)  # marked
     got = encode_dataset(model, data, torch.arange(20, 80), known=known)
     for name in ("image_global", "image_local"):
-        for i, image_id in enumerate(got["image_ids"]):
-            if image_id in first["image_ids"]:
-                assert torch.equal(got[name][i], known[name][first["image_ids"].index(image_id)])
+        for i, image_id in enumerate(got.image_ids):
+            if image_id in first.image_ids:
+                assert torch.equal(getattr(got, name)[i], getattr(known, name)[first.image_ids.index(image_id)])
             else:
-                torch.testing.assert_close(got[name][i], both[name][i])
-    assert set(got["image_ids"]) - set(first["image_ids"]) and set(got["image_ids"]) & set(first["image_ids"])
-    assert torch.equal(got["text_global"], both["text_global"])
+                torch.testing.assert_close(getattr(got, name)[i], getattr(both, name)[i])
+    assert set(got.image_ids) - set(first.image_ids) and set(got.image_ids) & set(first.image_ids)
+    assert torch.equal(got.text_global, both.text_global)
 
 
 def test_reference_batches_depend_only_on_the_pair():

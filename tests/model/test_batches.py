@@ -102,26 +102,26 @@ def test_encode_dataset_embeds_the_images_of_the_chosen_rows(frame, tmp_path, mo
     model.train()
     encoded = encode_dataset(model, data, rows=[2, 3, 4, 5], batch_size=3)
     assert model.training  # mode restored
-    assert encoded["image_ids"] == ["grey", "blue"]
-    assert encoded["caption_image_index"].tolist() == [0, 0, 1, 1]
-    assert encoded["image_global"].shape == (2, 128) and encoded["image_local"].shape == (2, 64, 128)
-    assert encoded["text_global"].shape == (4, 128) and encoded["text_local"].shape == (4, 32, 128)
-    assert encoded["rows"].tolist() == [2, 3, 4, 5]
+    assert encoded.image_ids == ["grey", "blue"]
+    assert encoded.caption_image_index.tolist() == [0, 0, 1, 1]
+    assert encoded.image_global.shape == (2, 128) and encoded.image_local.shape == (2, 64, 128)
+    assert encoded.text_global.shape == (4, 128) and encoded.text_local.shape == (4, 32, 128)
+    assert encoded.rows.tolist() == [2, 3, 4, 5]
     model.eval()
     with torch.no_grad():
         expected_image = model.encode_image(data.eval_transform(data.pixels[1:3]))[0]
         expected_text = model.encode_text(data.tokens[2:6])[0]
-    torch.testing.assert_close(encoded["image_global"], expected_image)
-    torch.testing.assert_close(encoded["text_global"], expected_text)
-    scores = pair_scores(encoded["image_global"], encoded["image_local"], encoded["text_global"],
-                         encoded["text_local"])
-    assert set(retrieval_recalls(scores, encoded["caption_image_index"])) >= {"i2t_r1", "t2i_r1", "mr"}
+    torch.testing.assert_close(encoded.image_global, expected_image)
+    torch.testing.assert_close(encoded.text_global, expected_text)
+    scores = pair_scores(encoded.image_global, encoded.image_local, encoded.text_global,
+                         encoded.text_local)
+    assert set(retrieval_recalls(scores, encoded.caption_image_index)) >= {"i2t_r1", "t2i_r1", "mr"}
 
 
 def test_encode_dataset_global_only(frame, tmp_path, model, preprocess):
     encoded = encode_dataset(model, PairData(frame, tmp_path, preprocess), local=False)
-    assert encoded["image_local"] is None and encoded["text_local"] is None
-    assert encoded["text_global"].shape == (6, 128)
+    assert encoded.image_local is None and encoded.text_local is None
+    assert encoded.text_global.shape == (6, 128)
 
 
 def noise_frame(tmp_path, count: int = 12) -> pd.DataFrame:
