@@ -115,6 +115,8 @@ def test_the_header_shows_the_share_the_scores_file_states(files):
     assert stated_noise({**STATED, "method": "mixture"}) == "estimated noise 37.5 % (32.2-42.9) (mixture)"
     assert stated_noise({**STATED, "estimate": None}) == "noise share: not enough evidence to state it"
     assert stated_noise({**STATED, "clean": 0}) == "estimated noise 37.5 % (32.2-42.9)"
+    assert stated_noise({**STATED, "clean": 0, "scene_estimate": 0.87}) == \
+        "estimated noise 37.5 % (32.2-42.9); like same-scene captions 87.0 %"
 
 
 def test_summary_counts_progress_noise_share_and_histogram(files):

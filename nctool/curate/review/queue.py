@@ -202,6 +202,8 @@ def stated_noise(stated: dict | None) -> str:
     text = f"estimated noise {100 * stated['estimate']:.1f} % ({100 * stated['low']:.1f}-{100 * stated['high']:.1f})"
     if stated["method"] != "decoys":
         return text + " (mixture)"
+    if stated.get("scene_estimate") is not None:
+        text += f"; like same-scene captions {100 * stated['scene_estimate']:.1f} %"
     if stated["clean"]:
         text += f", clean {stated['clean']} pairs with est. {100 * stated['clean_contamination']:.1f} % noisy"
     return text
