@@ -61,6 +61,10 @@ f = pi f_decoy + (1 - pi) f_clean with pi the noise share.
   (0.59-1.00; truth 0.40) and would have called every pair noisy at a precision of 0.96.
 - Not enough evidence: a cut counts only with MIN_DECOYS_ABOVE decoys above it; with fewer decoys
   than any cut needs, nothing is stated (share None) and every pair is ambiguous.
+- Same-scene decoys (`scene_decoys`: a caption of another image of the pair's category) stand for
+  hard noise, which random decoys cannot see (on category noise they stated 0-3 % against 20-60 %).
+  When given, their share is stated too and the clean set is cut against them (at the top of their
+  share's interval); the share and the noisy set stay with the random decoys.
 The bootstrap resamples images (all pairs of an image, and their decoys, go together): captions of
 one image are not independent.
 """
