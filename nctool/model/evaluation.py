@@ -8,6 +8,7 @@ from typing import Sequence
 import torch
 
 from nctool.config import EvalCfg
+from nctool.errors import NctoolError
 from nctool.metrics import retrieval_recalls
 from nctool.model.batches import PairData, encode_dataset
 from nctool.model.clip import RetrievalModel, pair_scores
@@ -16,7 +17,11 @@ from nctool.progress import Progress
 
 def evaluate_retrieval(model: RetrievalModel, data: PairData, rows: Sequence[int], eval_cfg: EvalCfg,
                        device: torch.device | str, progress: Progress | None = None, stage: str = "evaluate") -> dict:
-    """Recalls (percent) and mR of the rows' images against the rows' captions."""
+    """R@1/5/10 both ways (percent), their sum `rsum` and their mean `mr`, of the rows' images against the
+    rows' captions. No rows: refused in one line."""
+    if len(rows) == 0:
+        raise NctoolError(f"{stage}: no rows to evaluate; give a split with at least one pair")
+
     def report(done, total, description):
         if progress:
             progress(done, total, f"{stage}: {description}")

@@ -140,3 +140,10 @@ def test_tiny_model_known_answers(tiny_data):
     first = evaluate_retrieval(model, data, range(8), cfg, "cpu")
     assert evaluate_retrieval(model, data, range(8), cfg, "cpu") == first
     assert evaluate_retrieval(model, data, [7, 6, 5, 4, 3, 2, 1, 0], cfg, "cpu") == first
+
+
+def test_no_rows_is_a_one_line_error():
+    from nctool.errors import NctoolError
+
+    with pytest.raises(NctoolError, match="^val: no rows to evaluate; give a split with at least one pair$"):
+        evaluate_retrieval(LookupModel(), None, [], EvalCfg(1.0, 0.0, 8), "cpu", stage="val")
