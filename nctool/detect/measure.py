@@ -46,7 +46,7 @@ from nctool.model.batches import Encoded, PairData, encode_dataset
 from nctool.model.clip import LocalGrams, RetrievalModel, create_model, load_trained_model
 from nctool.model.objectives import global_similarity, local_logits
 from nctool.model.train import FOLDS_FILE
-from nctool.model.transforms import Preprocess
+from nctool.model.transforms import Preprocess, preprocess_for
 from nctool.progress import Progress
 from nctool.schema import Fingerprint, check_unique_ids, column_names, iter_batches, row_hash_values
 
@@ -234,7 +234,7 @@ class ReferencePool:
         and everywhere without the column."""
         image_ids = np.asarray(rows.image_ids)[rows.caption_image_index.cpu().numpy()]
         categories = rows.categories if self.pair_categories is not None else None
-        out = {}
+        image, out = rows.image_global[rows.caption_image_index], {}
         for prefix, chosen in (("", None), ("scene_", categories)):
             if prefix and chosen is None:
                 none = torch.full((len(pair_ids),), float("nan"), device=rows.text_global.device)
@@ -244,7 +244,6 @@ class ReferencePool:
             partner = self.partners(pair_ids, image_ids, chosen)
             found = partner >= 0
             taken = torch.from_numpy(np.where(found, partner, 0)).to(rows.text_global.device)
-            image = rows.image_global[rows.caption_image_index]
             batches = reference_batches(pair_hashes(pair_ids, self.seed), np.where(found, partner, -1), self.orders,
                                         self.batch_size - 1)
             loss = reference_losses(rows, self.embeddings, batches.to(taken.device), self.loss_cfg,
@@ -275,6 +274,11 @@ class Embedder:
     root: Path
     batch_size: int
     device: torch.device
+
+    @classmethod
+    def of(cls, model: RetrievalModel, root: Path, batch_size: int, device: torch.device) -> Embedder:
+        """The Embedder of `model` with its own eval transform (nctool.model.transforms.preprocess_for)."""
+        return cls(model, preprocess_for(model), Path(root), batch_size, device)
 
     def data(self, frame: pd.DataFrame) -> PairData:
         return PairData(frame, self.root, self.preprocess)
@@ -438,6 +442,15 @@ def pool_embeddings(embed: Embedder, data_path: str | os.PathLike, ids: np.ndarr
     if "category" in frame:  # same-scene decoys draw their captions by it
         out.categories = frame["category"].to_numpy(object)
     return out
+
+
+def build_pool(embed: Embedder, data_path: str | os.PathLike, ids: np.ndarray, settings: Recipe, pool: PoolSpec,
+               progress: Progress) -> ReferencePool:
+    """The reference pool of the pairs `ids`, embedded and measured with `embed`, under the recipe's loss."""
+    with torch.inference_mode():  # no other reference to the embeddings: cached Grams free the tokens
+        return ReferencePool(pool_embeddings(embed, data_path, ids, settings.loss.use_local, progress), ids,
+                             loss_cfg=settings.loss, batch_size=settings.train.batch_size, repeats=pool.repeats,
+                             seed=pool.seed)
 
 
 def scored_chunks(data_path: str | os.PathLike, splits: list[str], row_group: int) -> Iterator[pd.DataFrame]:

@@ -20,7 +20,6 @@ import torch
 from nctool.config import ENGINES
 from nctool.detect.measure import Embedder, ModelSource, ReferencePool
 from nctool.errors import NctoolError
-from nctool.model.transforms import preprocess_for
 
 ShardWrite = Callable[[Embedder, ReferencePool, Any, int], tuple[int, str]]
 """Writes the shard of one row group (embedder, pool, the caller's job, row group); returns its (rows, sha256)."""
@@ -139,7 +138,7 @@ class ShardWriter:
 
         device = torch.device("cuda" if gpus > 0 and torch.cuda.is_available() else "cpu")
         scorer, _ = model.load(device)
-        self.embedder = Embedder(scorer, preprocess_for(scorer), root, batch_size, device)
+        self.embedder = Embedder.of(scorer, root, batch_size, device)
         self.pool = ray.get(pool)[0].to(device)  # the driver's pool: its members' numbers are not recomputed here
         self.job, self.write = job, write
 

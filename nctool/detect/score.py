@@ -46,11 +46,10 @@ from nctool.detect.measure import (
     Embedder,
     ModelSource,
     PoolSpec,
-    ReferencePool,
     assemble_evidence,
+    build_pool,
     check_at_least,
     measure,
-    pool_embeddings,
     pool_ids,
     read_index,
     scored_chunks,
@@ -60,7 +59,6 @@ from nctool.detect.suggest import SUGGESTION_COLUMNS, suggestions
 from nctool.errors import NctoolError
 from nctool.metrics import detection_table, label_table, statement_table
 from nctool.model.train import image_folds
-from nctool.model.transforms import preprocess_for
 from nctool.progress import Progress, silent
 from nctool.schema import (
     NOISE_SHARE_KEY,
@@ -141,8 +139,10 @@ def score(data_path: str | os.PathLike, *, out: str | os.PathLike, model: ModelS
     splits = check_splits(splits)
     check_at_least("batch size", batch_size, 1)
     check_at_least("suggest", suggest, 0)
-    folded = model is not None and model.fold_runs() is not None
-    index = read_index(data_path, splits, fingerprint=embeddings is not None or engine is not None or folded,
+    folds = model.fold_runs() if model is not None else None  # an out-of-fold run: its fold models
+    if folds is not None:
+        _check_out_of_fold(model, chosen, suggest, engine, embeddings)
+    index = read_index(data_path, splits, fingerprint=embeddings is not None or engine is not None or folds is not None,
                        captions=suggest > 0)
     dev = runtime.pick_device(device)
     needs = set().union(*(detector.needs for detector in chosen))
@@ -151,7 +151,7 @@ def score(data_path: str | os.PathLike, *, out: str | os.PathLike, model: ModelS
     if embeddings is None and engine is not None:
         embeddings = shards.default_folder(out)
     if embeddings is None:
-        sources = _out_of_fold(model, index, chosen, suggest, engine) or [(model, index.scored_ids)]
+        sources = [(model, index.scored_ids)] if folds is None else _fold_sources(model, folds, index)
         evidence, facts = _collect(data_path, splits, sources, pool=pool, image_root=image_root, batch_size=batch_size,
                                    device=dev, keep_embeddings=keep_embeddings, progress=progress)
     else:
@@ -204,21 +204,25 @@ def _write_scores(out: str | os.PathLike, frames: list[pd.DataFrame], row_hash: 
                 writer.write(part)
 
 
-def _out_of_fold(model: ModelSource | None, index, chosen: list, suggest: int,
-                 engine: RayEngine | None) -> list[tuple[ModelSource, np.ndarray]] | None:
-    """An out-of-fold run's (fold model, the scored pair ids of its fold) pairs; None for a single model.
-
-    Each pair goes to the model of its image's fold (nctool.model.train.image_folds): the one that did
-    not train on it (val and test pairs: no model did)."""
-    runs = model.fold_runs() if model is not None else None
-    if runs is None:
-        return None
-    sources, manifest = runs
+def _check_out_of_fold(model: ModelSource, chosen: list, suggest: int, engine: RayEngine | None,
+                       embeddings: str | os.PathLike | None) -> None:
+    """Refuse what an out-of-fold run cannot do: its fold models' embeddings cannot be compared with each
+    other (neighbours, suggestions) nor come from one embeddings folder or Ray job."""
     mixing = [name for name in ("neighbors",) if name in {detector.name for detector in chosen}]
     mixing += ["--suggest"] * (suggest > 0) + ["--engine ray"] * (engine is not None)
+    mixing += ["--embeddings"] * (embeddings is not None)
     if mixing:
         raise NctoolError(f"--checkpoint {model.checkpoint}: an out-of-fold run scores each fold with its own model, "
                           f"whose embeddings the others cannot compare; drop {', '.join(mixing)}")
+
+
+def _fold_sources(model: ModelSource, runs: tuple[list[ModelSource], dict],
+                  index) -> list[tuple[ModelSource, np.ndarray]]:
+    """An out-of-fold run's (fold model, the scored pair ids of its fold) pairs.
+
+    Each pair goes to the model of its image's fold (nctool.model.train.image_folds): the one that did
+    not train on it (val and test pairs: no model did)."""
+    sources, manifest = runs
     if manifest["data"] != index.fingerprint:
         raise NctoolError(f"--checkpoint {model.checkpoint}: its folds were trained on another version of the data; "
                           f"train them on this file with `nctool train DATA --folds {manifest['folds']}`")
@@ -235,14 +239,12 @@ def _collect(data_path: str | os.PathLike, splits: list[str], sources: list[tupl
     parts, pools, done, total = [], [], 0, sum(len(ids) for _, ids in sources)
     for model, scored_ids in sources:
         scorer, settings = model.load(device)
-        embed = Embedder(scorer, preprocess_for(scorer), resolve_root(data_path, image_root), batch_size, device)
+        embed = Embedder.of(scorer, resolve_root(data_path, image_root), batch_size, device)
         mine = set(scored_ids) if len(sources) > 1 else None
+        ids = pool_ids(scored_ids, pool.seed, pool.pool_size)
+        reference = build_pool(embed, data_path, ids, settings, pool, progress)
+        offset = sum(len(earlier) for earlier in pools)  # this model's pool positions among all the pools
         with torch.inference_mode():
-            ids = pool_ids(scored_ids, pool.seed, pool.pool_size)
-            # no other reference to the embeddings: cached Grams free the tokens
-            reference = ReferencePool(pool_embeddings(embed, data_path, ids, settings.loss.use_local, progress), ids,
-                                      loss_cfg=settings.loss, batch_size=settings.train.batch_size,
-                                      repeats=pool.repeats, seed=pool.seed)
             for group in range(row_group_count(data_path)):
                 for chunk in scored_chunks(data_path, splits, group):
                     if mine is not None:
@@ -251,7 +253,6 @@ def _collect(data_path: str | os.PathLike, splits: list[str], sources: list[tupl
                             continue
                     part = measure(embed, reference, chunk, keep_embeddings=keep_embeddings,
                                    progress=lambda rows, done=done: progress(done + rows, total, "score pairs"))
-                    offset = sum(len(earlier) for earlier in pools)
                     for name in ("decoy_partner", "scene_decoy_partner"):  # -1 stays: no decoy
                         part[name] = torch.where(part[name] >= 0, part[name] + offset, part[name])
                     parts.append(part)

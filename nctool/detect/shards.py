@@ -49,9 +49,9 @@ from nctool.detect.measure import (
     PoolSpec,
     ReferencePool,
     assemble_evidence,
+    build_pool,
     check_at_least,
     measure,
-    pool_embeddings,
     pool_ids,
     read_index,
     reference_batch_size,
@@ -60,7 +60,6 @@ from nctool.detect.measure import (
 from nctool.detect.ray import RayEngine, gpus_per_worker, ray_session, ray_shards
 from nctool.errors import NctoolError
 from nctool.model import losses
-from nctool.model.transforms import preprocess_for
 from nctool.progress import Progress, silent
 from nctool.schema import atomic_path, check_output, check_splits, column_names, row_group_count, write_json
 
@@ -128,6 +127,9 @@ def embed(data_path: str | os.PathLike, *, out: str | os.PathLike, model: ModelS
     """
     if model is None:
         raise NctoolError(f"embed: {NO_MODEL}")
+    if model.fold_runs() is not None:
+        raise NctoolError(f"--checkpoint {model.checkpoint}: an out-of-fold run scores each fold with its own model; "
+                          f"score it directly with `nctool score --checkpoint {model.checkpoint}`, without embed")
     splits = check_splits(splits)
     check_at_least("batch size", batch_size, 1)
     folder = check_output(out, data_path, *model.files, folder=True)
@@ -163,12 +165,9 @@ def embed(data_path: str | os.PathLike, *, out: str | os.PathLike, model: ModelS
                                "engine": "local" if engine is None else "ray"}
         _write_manifest(folder, manifest, done)
         if todo:
-            embedder = Embedder(scorer, preprocess_for(scorer), resolve_root(data_path, image_root), batch_size, dev)
+            embedder = Embedder.of(scorer, resolve_root(data_path, image_root), batch_size, dev)
             job = ShardJob(str(Path(data_path).resolve()), splits, str(folder.resolve()), key)
-            with torch.inference_mode():  # no other reference to the embeddings: cached Grams free the tokens
-                reference = ReferencePool(pool_embeddings(embedder, data_path, ids, settings.loss.use_local, progress),
-                                          ids, loss_cfg=settings.loss, batch_size=settings.train.batch_size,
-                                          repeats=pool.repeats, seed=pool.seed)
+            reference = build_pool(embedder, data_path, ids, settings, pool, progress)
             manifest["dim"] = int(reference.embeddings.text_global.shape[1])
             if ray:
                 del scorer, embedder

@@ -28,6 +28,7 @@ from nctool.detect.measure import (
     reference_orders,
 )
 from nctool.detect.score import score
+from nctool.detect.shards import embed
 from nctool.detect.suggest import SUGGESTION_COLUMNS
 from nctool.errors import NctoolError
 from nctool.metrics import detection_metrics
@@ -435,6 +436,11 @@ def test_an_out_of_fold_run_scores_each_pair_with_the_model_of_its_fold(files, t
     with pytest.raises(NctoolError, match="an out-of-fold run scores each fold with its own model.*drop neighbors"):
         score(folder / "data.parquet", model=ModelSource(checkpoint=oof), out=tmp_path / "s.parquet",
               detectors=["neighbors"])
+    with pytest.raises(NctoolError, match="cannot compare; drop --embeddings$"):
+        score(folder / "data.parquet", model=ModelSource(checkpoint=oof), out=tmp_path / "s.parquet",
+              embeddings=tmp_path / "emb", detectors=["similarity"])
+    with pytest.raises(NctoolError, match="score it directly with `nctool score --checkpoint"):
+        embed(folder / "data.parquet", model=ModelSource(checkpoint=oof), out=tmp_path / "emb")
     with pytest.raises(NctoolError, match="its folds were trained on another version of the data"):
         score(folder / "data20.parquet", model=ModelSource(checkpoint=oof), out=tmp_path / "s.parquet")
     (tmp_path / "empty").mkdir()
