@@ -5,6 +5,7 @@ are computed (for `score`'s summary, `bench` and the benchmarks).
 """
 
 import math
+from statistics import NormalDist
 from typing import Iterator
 
 import numpy as np
@@ -189,3 +190,40 @@ def _per_detector(scores: pd.DataFrame,
             raise NctoolError(f"truth: no `noisy` value for scored pair '{noisy.index[noisy.isna()][0]}'; "
                               f"give the ground truth of the dataset the scores were made from")
         yield name, part, noisy.to_numpy(dtype=bool)
+
+
+def wilson_interval(noisy: int, decided: int, *, level: float = 0.9,
+                    population: int | None = None) -> tuple[float, float]:
+    """The Wilson score interval of a share from `noisy` of `decided` sampled pairs, at `level`.
+
+    With `population` (how many pairs the sample was drawn from, without replacement), the
+    sampling variance shrinks by the finite-population factor (N - n) / (N - 1): an audit of most
+    of a small queue is that much surer. Returns (low, high); (0, 1) when nothing was decided.
+    """
+    if not 0 <= noisy <= decided:
+        raise NctoolError(f"wilson_interval: {noisy} noisy of {decided} decided; give 0 <= noisy <= decided")
+    if decided == 0:
+        return 0.0, 1.0
+    factor = 1.0 if population is None or population <= 1 else max((population - decided) / (population - 1), 0.0)
+    if factor == 0:  # the whole population was decided: the share is known
+        return noisy / decided, noisy / decided
+    n = decided / factor  # the effective sample size
+    z = NormalDist().inv_cdf(0.5 + level / 2)
+    share = noisy / decided
+    centre = (share + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(share * (1 - share) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(centre - half, 0.0), min(centre + half, 1.0)
+
+
+def cohen_kappa(first, second) -> float | None:
+    """Cohen's kappa of two raters' yes/no judgements of the same items (boolean arrays of one length).
+
+    None when chance agreement is certain (both raters gave one and the same answer to every item),
+    where kappa is undefined.
+    """
+    first, second = np.asarray(first, dtype=bool), np.asarray(second, dtype=bool)
+    if first.shape != second.shape or first.ndim != 1 or not len(first):
+        raise NctoolError("cohen_kappa: needs two non-empty judgements of the same items")
+    observed = float(np.mean(first == second))
+    chance = float(first.mean() * second.mean() + (1 - first.mean()) * (1 - second.mean()))
+    return None if chance == 1 else (observed - chance) / (1 - chance)

@@ -6,7 +6,14 @@ import pytest
 import torch
 
 from nctool.errors import NctoolError
-from nctool.metrics import detection_metrics, label_metrics, retrieval_recalls, statement_table
+from nctool.metrics import (
+    cohen_kappa,
+    detection_metrics,
+    label_metrics,
+    retrieval_recalls,
+    statement_table,
+    wilson_interval,
+)
 
 # 2 images x 4 captions; captions 0, 1 belong to image 0 and captions 2, 3 to image 1.
 SCORES = np.array([[0.5, 0.1, 0.8, 0.3], [0.2, 0.4, 0.7, 0.6]])
@@ -116,3 +123,26 @@ def test_statement_table_sets_what_was_stated_beside_the_truth():
                    "noisy_truth": 1.0}
     [row] = statement_table(scores[scores["label"] != "noisy"], {"rrsitr": {}}, truth)
     assert (row["truth"], row["noisy_truth"]) == (1 / 3, None)
+
+
+def test_wilson_interval_by_hand():
+    # z = 1.6449 at 90 %; 10 of 20: centre (0.5 + z^2/40) / (1 + z^2/20) = 0.5, half-width
+    # z * sqrt(0.25/20 + z^2/1600) / (1 + z^2/20) = 0.17260
+    assert wilson_interval(10, 20, level=0.9) == pytest.approx((0.32740, 0.67260), abs=1e-5)
+    # 0 of 10: centre (z^2/20) / (1 + z^2/10) = 0.10647, half-width z * (z/20) / (1 + z^2/10) the same
+    assert wilson_interval(0, 10, level=0.9) == pytest.approx((0.0, 0.21294), abs=1e-5)
+    # from 40 pairs, 20 sampled: the variance shrinks by (40 - 20) / 39, as if 39 had been sampled
+    assert wilson_interval(10, 20, population=40) == pytest.approx(wilson_interval(19.5, 39), abs=1e-12)
+    assert wilson_interval(7, 20, population=20) == (0.35, 0.35)  # every pair decided: the share is known
+    assert wilson_interval(0, 0) == (0.0, 1.0)
+    with pytest.raises(NctoolError, match="give 0 <= noisy <= decided"):
+        wilson_interval(3, 2)
+
+
+def test_cohen_kappa_by_hand():
+    # observed agreement 3/4; chance 0.5 * 0.25 + 0.5 * 0.75 = 0.5; kappa (0.75 - 0.5) / 0.5
+    assert cohen_kappa([1, 1, 0, 0], [1, 0, 0, 0]) == pytest.approx(0.5)
+    assert cohen_kappa([1, 0, 1, 0], [0, 1, 0, 1]) == pytest.approx(-1.0)
+    assert cohen_kappa([1, 1], [1, 1]) is None  # both always yes: chance agreement is certain
+    with pytest.raises(NctoolError, match="same items"):
+        cohen_kappa([1, 0], [1])

@@ -43,21 +43,24 @@ from nctool.schema import atomic_path, check_output, column_names, is_blank, rea
 ACTIONS = ("keep", "drop", "fix")
 """What a person may decide about a pair (the one home of this vocabulary)."""
 
-DECISION_COLUMNS = ("pair_id", "action", "new_caption", "time", "reviewer", "row_hash")
+DECISION_COLUMNS = ("pair_id", "action", "new_caption", "time", "reviewer", "row_hash", "batch")
 """Columns of a decision: of `DecisionStore.current()` and of an exported decisions Parquet. `row_hash`
-is null on decisions recorded before nctool kept it (they apply unchecked)."""
+is null on decisions recorded before nctool kept it (they apply unchecked); `batch` names the bulk
+action a decision was part of (`DecisionStore.record_many`), null on a decision of its own."""
 
 LOCK_WAIT_S = 10.0
 """How long a store operation waits for another process's lock before it gives up (a `nctool review`
 writing to the store holds it for milliseconds)."""
 
-_REQUIRED_COLUMNS = DECISION_COLUMNS[:-1]  # a decisions table of before the row hash lacks it
+_OPTIONAL_COLUMNS = ("row_hash", "batch")  # a decisions table of an earlier nctool lacks them
+_REQUIRED_COLUMNS = tuple(name for name in DECISION_COLUMNS if name not in _OPTIONAL_COLUMNS)
 _ROW_HASH = re.compile(r"[0-9a-f]{16}")
 _ARROW_SCHEMA = pa.schema([(name, pa.string()) for name in DECISION_COLUMNS])
 _SCORES_COLUMNS = {"reliability", "label", "detector"}  # what tells a scores file passed as decisions
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 _PARQUET_MAGIC = b"PAR1"
-_LOG_COLUMNS = ("seq", *_REQUIRED_COLUMNS, "undone", "row_hash")  # row_hash last: old stores gain it by ALTER TABLE
+# the optional columns last: an older store gains them by ALTER TABLE
+_LOG_COLUMNS = ("seq", *_REQUIRED_COLUMNS, "undone", *_OPTIONAL_COLUMNS)
 _CREATE_LOG = """
 CREATE TABLE IF NOT EXISTS decisions (
     seq INTEGER PRIMARY KEY,   -- commit order: the newest decision of a pair is its current one
@@ -67,12 +70,25 @@ CREATE TABLE IF NOT EXISTS decisions (
     time TEXT NOT NULL,        -- ISO-8601 UTC
     reviewer TEXT NOT NULL,
     undone TEXT,               -- ISO-8601 UTC time the decision was undone; NULL while it stands
-    row_hash TEXT              -- schema.row_hashes of the row judged; NULL on decisions of before it was kept
+    row_hash TEXT,             -- schema.row_hashes of the row judged; NULL on decisions of before it was kept
+    batch TEXT                 -- the bulk action (table batches) the decision was part of; NULL: its own
 );
 CREATE INDEX IF NOT EXISTS decisions_by_pair ON decisions (pair_id, seq);
 """
+_CREATE_BATCHES = """
+CREATE TABLE IF NOT EXISTS batches (
+    batch TEXT PRIMARY KEY,    -- what the batch column of its decisions holds
+    time TEXT NOT NULL,
+    reviewer TEXT NOT NULL,
+    action TEXT NOT NULL,
+    pairs INTEGER NOT NULL,    -- how many decisions it recorded
+    rule TEXT NOT NULL         -- what the person chose, in words (the filter and cut, or "N selected pairs")
+);
+"""
 _CURRENT = (f"SELECT {', '.join(DECISION_COLUMNS)} FROM decisions WHERE seq IN "
-            "(SELECT MAX(seq) FROM decisions WHERE undone IS NULL{where} GROUP BY pair_id) ORDER BY pair_id")
+            "(SELECT MAX(seq) FROM decisions WHERE undone IS NULL{where} GROUP BY pair_id{group}) ORDER BY pair_id")
+_INSERT = (f"INSERT INTO decisions ({', '.join(DECISION_COLUMNS)}) "
+           f"VALUES ({', '.join('?' * len(DECISION_COLUMNS))})")
 _IDS_PER_QUERY = 500  # below SQLite's limit on bound parameters
 
 
@@ -125,36 +141,79 @@ class DecisionStore:
             The row hash (nctool.schema.row_hashes) of the pair as the person saw it; None: unknown
             (the decision then applies to any version of the pair).
 
-        Returns the decision: `pair_id`, `action`, `new_caption`, `time` (ISO-8601 UTC), `reviewer`, `row_hash`.
+        Returns the decision: `pair_id`, `action`, `new_caption`, `time` (ISO-8601 UTC), `reviewer`, `row_hash`,
+        `batch` (None: a decision of its own).
         """
         decision = {"pair_id": pair_id, "action": action, "new_caption": new_caption, "time": _now(),
-                    "reviewer": self.reviewer if reviewer is None else reviewer, "row_hash": row_hash}
+                    "reviewer": self.reviewer if reviewer is None else reviewer, "row_hash": row_hash, "batch": None}
         _check_decision(decision, "decision")
         with self._transaction() as connection:
-            connection.execute(f"INSERT INTO decisions ({', '.join(DECISION_COLUMNS)}) "
-                               f"VALUES ({', '.join('?' * len(DECISION_COLUMNS))})", tuple(decision.values()))
+            connection.execute(_INSERT, tuple(decision.values()))
         return decision
 
-    def undo(self, pair_id: str | None = None) -> dict | None:
-        """Undo the newest standing decision of `pair_id` (None: of any pair).
+    def record_many(self, pair_ids: Sequence[str], action: str, *, rule: str,
+                    row_hashes: Sequence[str | None] | None = None, reviewer: str | None = None) -> dict:
+        """Append one bulk action: the same `action` (keep or drop) on every pair of `pair_ids`, in one
+        transaction (all on disk when this returns, or none), the decisions sharing one `batch`.
 
-        Returns the now-current decision of that pair, or None when it has none left or there was
-        nothing to undo.
+        `rule` says in words what the person chose (the filter and cut, or "12 selected pairs"); the
+        table `batches` keeps it with the time, reviewer, action and count, so the log tells what a bulk
+        action covered. `undo` takes a bulk action back whole. Returns the batch as a dict (`batch`,
+        `time`, `reviewer`, `action`, `pairs`, `rule`).
         """
-        where, parameters = ("", ()) if pair_id is None else (" AND pair_id = ?", (pair_id,))
+        pair_ids = list(pair_ids)
+        if action == "fix":
+            raise NctoolError("bulk action 'fix': a fix needs its own caption; fix pairs one at a time")
+        if not pair_ids:
+            raise NctoolError("bulk action: no pairs; select pairs, or loosen the rule")
+        if len(set(pair_ids)) != len(pair_ids):
+            raise NctoolError("bulk action: a pair is listed twice; give each pair once")
+        hashes = [None] * len(pair_ids) if row_hashes is None else list(row_hashes)
+        time, who = _now(), self.reviewer if reviewer is None else reviewer
+        decisions = [{"pair_id": pair_id, "action": action, "new_caption": None, "time": time, "reviewer": who,
+                      "row_hash": row_hash} for pair_id, row_hash in zip(pair_ids, hashes, strict=True)]
+        for decision in decisions:
+            _check_decision(decision, "bulk action")
         with self._transaction() as connection:
-            newest = connection.execute(f"SELECT seq, pair_id FROM decisions WHERE undone IS NULL{where} "
+            (last,) = connection.execute("SELECT COALESCE(MAX(seq), 0) FROM decisions").fetchone()
+            batch = {"batch": f"bulk-{last + 1}", "time": time, "reviewer": who, "action": action,
+                     "pairs": len(decisions), "rule": rule}
+            connection.execute(f"INSERT INTO batches ({', '.join(batch)}) VALUES ({', '.join('?' * len(batch))})",
+                               tuple(batch.values()))
+            connection.executemany(_INSERT, [(*decision.values(), batch["batch"]) for decision in decisions])
+        return batch
+
+    def undo(self, pair_id: str | None = None, *, reviewer: str | None = None) -> list[str]:
+        """Undo the newest standing decision of `pair_id` (None: of any pair) by `reviewer` (None: anyone);
+        when it was part of a bulk action, undo the whole bulk action.
+
+        Returns the pairs whose decision was undone ([] when there was nothing to undo); their current
+        decision is now their previous standing one, if any (`get`).
+        """
+        where, parameters = _where(pair_id=pair_id, reviewer=reviewer)
+        with self._transaction() as connection:
+            newest = connection.execute(f"SELECT seq, pair_id, batch FROM decisions WHERE undone IS NULL{where} "
                                         "ORDER BY seq DESC LIMIT 1", parameters).fetchone()
             if newest is None:
-                return None
-            connection.execute("UPDATE decisions SET undone = ? WHERE seq = ?", (_now(), newest[0]))
-            row = connection.execute(_CURRENT.format(where=" AND pair_id = ?"), (newest[1],)).fetchone()
-        return None if row is None else dict(zip(DECISION_COLUMNS, row))
+                return []
+            seq, newest_pair, batch = newest
+            if batch is None:
+                connection.execute("UPDATE decisions SET undone = ? WHERE seq = ?", (_now(), seq))
+                return [newest_pair]
+            pairs = [row[0] for row in connection.execute(
+                "SELECT pair_id FROM decisions WHERE batch = ? AND undone IS NULL ORDER BY seq", (batch,))]
+            connection.execute("UPDATE decisions SET undone = ? WHERE batch = ? AND undone IS NULL", (_now(), batch))
+        return pairs
 
-    def current(self) -> pd.DataFrame:
-        """The current decision of each decided pair, sorted by pair_id (columns DECISION_COLUMNS)."""
+    def current(self, *, reviewer: str | None = None, by_reviewer: bool = False) -> pd.DataFrame:
+        """The current decision of each decided pair, sorted by pair_id (columns DECISION_COLUMNS).
+
+        With `reviewer`, the current decisions of that reviewer alone (what a blind review shows them);
+        with `by_reviewer`, each reviewer's current decision of each pair (a row per pair and reviewer).
+        """
+        where, parameters = _where(reviewer=reviewer)
         with self._lock, _store_errors(self.path):
-            return _current(self._connection)
+            return _current(self._connection, where, parameters, by_reviewer=by_reviewer)
 
     def export(self, out: str | os.PathLike) -> Path:
         """Write the current decisions to Parquet (as `export_decisions`) through this store's own connection.
@@ -164,24 +223,34 @@ class DecisionStore:
         check_output(out, self.path)
         return _write_decisions(self.current(), out)
 
-    def get(self, pair_ids: Sequence[str]) -> dict[str, dict]:
-        """The current decision of each of `pair_ids` that has one, by pair_id."""
+    def get(self, pair_ids: Sequence[str], *, reviewer: str | None = None) -> dict[str, dict]:
+        """The current decision of each of `pair_ids` that has one (by `reviewer`; None: anyone), by pair_id."""
         pair_ids = list(dict.fromkeys(pair_ids))
         found = {}
         with self._lock, _store_errors(self.path):
             for start in range(0, len(pair_ids), _IDS_PER_QUERY):
                 chunk = pair_ids[start:start + _IDS_PER_QUERY]
-                query = _CURRENT.format(where=f" AND pair_id IN ({', '.join('?' * len(chunk))})")
+                where, parameters = _where(reviewer=reviewer)
+                query = _CURRENT.format(where=f"{where} AND pair_id IN ({', '.join('?' * len(chunk))})", group="")
                 found.update({row[0]: dict(zip(DECISION_COLUMNS, row))
-                              for row in self._connection.execute(query, chunk)})
+                              for row in self._connection.execute(query, (*parameters, *chunk))})
         return found
 
     def counts(self) -> dict[str, int]:
         """How many pairs currently carry each action (every action of ACTIONS, zeros included)."""
         with self._lock, _store_errors(self.path):
             rows = dict(self._connection.execute(
-                f"SELECT action, COUNT(*) FROM ({_CURRENT.format(where='')}) GROUP BY action").fetchall())
+                f"SELECT action, COUNT(*) FROM ({_CURRENT.format(where='', group='')}) GROUP BY action").fetchall())
         return {action: rows.get(action, 0) for action in ACTIONS}
+
+    def batches(self) -> pd.DataFrame:
+        """Every bulk action recorded, oldest first, with how many of its decisions still stand (`standing`)."""
+        with self._lock, _store_errors(self.path):
+            rows = self._connection.execute(
+                "SELECT b.batch, b.time, b.reviewer, b.action, b.pairs, b.rule, COUNT(d.seq) FROM batches b "
+                "LEFT JOIN decisions d ON d.batch = b.batch AND d.undone IS NULL GROUP BY b.batch ORDER BY b.time, "
+                "b.rowid").fetchall()
+        return pd.DataFrame(rows, columns=["batch", "time", "reviewer", "action", "pairs", "rule", "standing"])
 
     def close(self) -> None:
         """Close the connection (every recorded decision is already on disk)."""
@@ -256,8 +325,9 @@ def read_decisions(path: str | os.PathLike) -> pd.DataFrame:
                               f".sqlite store `nctool review` wrote, or its export (`nctool review --export`)")
         decisions = read_table(path, required={})
         _check_decisions(decisions, str(path))
-        if "row_hash" not in decisions:  # an export of before the row hash
-            decisions["row_hash"] = None
+        for name in _OPTIONAL_COLUMNS:  # an export of an earlier nctool
+            if name not in decisions:
+                decisions[name] = None
         decisions = decisions[list(DECISION_COLUMNS)].astype(object)
         return decisions.where(decisions.notna(), None).reset_index(drop=True)  # None where missing, as in a store
     raise NctoolError(f"{path}: neither a decision store (SQLite) nor a Parquet file; give the .sqlite that "
@@ -396,7 +466,7 @@ def _check_decisions(decisions: pd.DataFrame, source: str) -> None:
 
 def _connect(path: Path, *, read_only: bool = False) -> sqlite3.Connection:
     """Open the store at `path`: for writing (created when new; WAL journal, synchronous=FULL,
-    autocommit; a store of before the row hash gains the column), or `read_only` (an existing store,
+    autocommit; a store of an earlier nctool gains the columns it lacks), or `read_only` (an existing store,
     wherever it lies: nothing is written, not even the journal files where the folder forbids them)."""
     if path.is_dir():
         raise NctoolError(f"{path}: is a folder; give a file path for the decision store, e.g. "
@@ -424,14 +494,19 @@ def _connect(path: Path, *, read_only: bool = False) -> sqlite3.Connection:
                 connection.executescript(_CREATE_LOG)
         columns = tuple(row[1] for row in connection.execute("PRAGMA table_info(decisions)"))
         # checked before anything changes another program's database
-        if columns not in (_LOG_COLUMNS, _LOG_COLUMNS[:-1]):
+        known = len(_LOG_COLUMNS) - len(_OPTIONAL_COLUMNS)
+        if columns[:known] != _LOG_COLUMNS[:known] or columns != _LOG_COLUMNS[:len(columns)]:
             raise NctoolError(f"{path}: a SQLite database but not a decision store (no table 'decisions' with "
                               f"columns {', '.join(_LOG_COLUMNS)}); give another path")
-        if columns != _LOG_COLUMNS:  # a store of before the row hash: its decisions have none
-            if read_only:
-                connection.execute("CREATE TEMP VIEW decisions AS SELECT *, NULL AS row_hash FROM main.decisions")
-            else:
-                _add_row_hash(connection)
+        lacking = _LOG_COLUMNS[len(columns):]  # a store of an earlier nctool: its decisions have none of these
+        if read_only:
+            if lacking:
+                nulls = ", ".join(f"NULL AS {name}" for name in lacking)
+                connection.execute(f"CREATE TEMP VIEW decisions AS SELECT *, {nulls} FROM main.decisions")
+        else:
+            for name in lacking:
+                _add_column(connection, name)
+            connection.executescript(_CREATE_BATCHES)
         if not read_only:
             connection.execute("PRAGMA journal_mode = WAL")
             connection.execute("PRAGMA synchronous = FULL")
@@ -479,10 +554,10 @@ def _tables(connection: sqlite3.Connection) -> set[str]:
     return {name for (name,) in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
 
 
-def _add_row_hash(connection: sqlite3.Connection) -> None:
-    """Give a store of before the row hash its column (NULL on its decisions); another process may race us to it."""
+def _add_column(connection: sqlite3.Connection, name: str) -> None:
+    """Give a store of an earlier nctool a column (NULL on its decisions); another process may race us to it."""
     try:
-        connection.execute("ALTER TABLE decisions ADD COLUMN row_hash TEXT")
+        connection.execute(f"ALTER TABLE decisions ADD COLUMN {name} TEXT")
     except sqlite3.OperationalError as exc:
         if "duplicate column" not in str(exc):
             raise
@@ -513,10 +588,19 @@ def _store_error(path: Path, exc: sqlite3.DatabaseError) -> NctoolError:
     return NctoolError(f"{path}: cannot be used as a decision store ({text}); pass another --decisions")
 
 
-def _current(connection: sqlite3.Connection) -> pd.DataFrame:
-    """The current decision of each decided pair in the store, sorted by pair_id."""
-    rows = connection.execute(_CURRENT.format(where="")).fetchall()
+def _current(connection: sqlite3.Connection, where: str = "", parameters: tuple = (), *,
+             by_reviewer: bool = False) -> pd.DataFrame:
+    """The current decision of each decided pair in the store (`where`: of some decisions only; `by_reviewer`:
+    of each pair and reviewer), sorted by pair_id."""
+    query = _CURRENT.format(where=where, group=", reviewer" if by_reviewer else "")
+    rows = connection.execute(query, parameters).fetchall()
     return pd.DataFrame(rows, columns=list(DECISION_COLUMNS), dtype=object)
+
+
+def _where(*, pair_id: str | None = None, reviewer: str | None = None) -> tuple[str, tuple]:
+    """The SQL conditions (after `undone IS NULL`) and parameters that pick one pair's or reviewer's decisions."""
+    chosen = {name: value for name, value in (("pair_id", pair_id), ("reviewer", reviewer)) if value is not None}
+    return "".join(f" AND {name} = ?" for name in chosen), tuple(chosen.values())
 
 
 def _os_user() -> str:

@@ -62,7 +62,15 @@ def test_queue_is_lowest_reliability_first_with_paging(files):
     assert queue.page(offset=40, limit=5)["cards"] == []
 
 
-def test_filters_by_label_category_state_and_text(files):
+def decide(queue: ReviewQueue, folder: Path, pair_id: str, action: str, new_caption: str | None = None,
+           reviewer: str = "ana") -> None:
+    """Record a decision in the store in `folder` and let the queue read it, as the server does."""
+    with DecisionStore(folder / "decisions.sqlite", reviewer=reviewer) as store:
+        store.record(pair_id, action, new_caption=new_caption)
+        queue.sync(store, [pair_id])
+
+
+def test_filters_by_label_category_state_and_text(files, tmp_path):
     queue = ReviewQueue.load(*files, detector="rrsitr")
     labels = queue.pairs.set_index("pair_id")["label"]
     noisy = [c["pair_id"] for c in queue.page(label="noisy", limit=50)["cards"]]
@@ -71,18 +79,18 @@ def test_filters_by_label_category_state_and_text(files):
     assert beach and {c["category"] for c in beach} == {"beach"}
     assert [c["pair_id"] for c in queue.page(text="CAPTION 13", limit=50)["cards"]] == ["p13"]
     assert [c["pair_id"] for c in queue.page(text="onerror", limit=50)["cards"]] == ["p04"]
-    queue.set_decision("p13", {"pair_id": "p13", "action": "drop", "new_caption": None})
+    decide(queue, tmp_path, "p13", "drop")
     assert [c["pair_id"] for c in queue.page(state="dropped", limit=50)["cards"]] == ["p13"]
     assert queue.page(state="kept", limit=50)["total"] == 0
     assert "p13" not in [c["pair_id"] for c in queue.page(state="undecided", limit=50)["cards"]]
     assert queue.page(category="harbour", limit=50)["total"] == 0
 
 
-def test_resume_opens_the_page_of_the_first_undecided_pair(files):
+def test_resume_opens_the_page_of_the_first_undecided_pair(files, tmp_path):
     queue = ReviewQueue.load(*files, detector="rrsitr")
     for row in queue.order[:7]:
         pair_id = queue.pairs["pair_id"].iat[row]
-        queue.set_decision(pair_id, {"pair_id": pair_id, "action": "keep", "new_caption": None})
+        decide(queue, tmp_path, pair_id, "keep")
     page = queue.page(limit=5, resume=True)
     assert (page["offset"], page["focus"]) == (5, 7)
     assert page["cards"][2]["pair_id"] == queue.pairs["pair_id"].iat[queue.order[7]]
@@ -119,9 +127,9 @@ def test_the_header_shows_the_share_the_scores_file_states(files):
         "estimated noise 37.5 % (32.2-42.9); like same-scene captions 87.0 %"
 
 
-def test_summary_counts_progress_noise_share_and_histogram(files):
+def test_summary_counts_progress_noise_share_and_histogram(files, tmp_path):
     queue = ReviewQueue.load(*files, detector="rrsitr")
-    queue.set_decision("p13", {"pair_id": "p13", "action": "fix", "new_caption": "a beach"})
+    decide(queue, tmp_path, "p13", "fix", "a beach")
     summary = queue.summary()
     labels = queue.pairs["label"].dropna()
     assert (summary["pairs"], summary["reviewed"], summary["left"]) == (21, 1, 20)
@@ -169,12 +177,13 @@ def test_api_pages_and_summary(client):
 
 
 def test_api_config_is_the_one_home_of_keys_and_filter_choices(client):
-    from nctool.curate.review.queue import STATES
+    from nctool.curate.review.queue import DISAGREED, ORDERS, STATES
     from nctool.data.decisions import ACTIONS
     from nctool.schema import LABELS
 
     config = client.get("/api/config").json()
-    assert sorted(config["labels"]) == sorted(LABELS) and config["states"] == list(STATES)
+    assert sorted(config["labels"]) == sorted(LABELS) and config["states"] == [*STATES, DISAGREED]
+    assert config["orders"] == list(ORDERS)
     assert config["actions"] == list(ACTIONS) and config["action_names"] == {"keep": "kept", "drop": "dropped",
                                                                               "fix": "fixed"}
     keys = [key for entry in config["keys"] for key in entry["keys"]]
@@ -280,11 +289,12 @@ def test_api_undo_takes_back_the_newest_decision(client):
     client.post("/api/decision", json={"pair_id": "p04", "action": "keep"})
     client.post("/api/decision", json={"pair_id": "p04", "action": "drop"})
     client.post("/api/decision", json={"pair_id": "p07", "action": "keep"})
-    assert client.post("/api/undo", json={"pair_id": "p04"}).json()["decision"]["action"] == "keep"
+    undone = client.post("/api/undo", json={"pair_id": "p04"}).json()
+    assert undone["pair_ids"] == ["p04"] and undone["decisions"]["p04"]["action"] == "keep"
     bare = client.post("/api/undo", json={}).json()
-    assert bare["pair_id"] == "p07" and bare["decision"] is None
-    assert client.post("/api/undo", json={}).json()["pair_id"] == "p04"
-    assert client.post("/api/undo", json={}).json()["pair_id"] is None  # nothing left to undo
+    assert bare["pair_ids"] == ["p07"] and bare["decisions"] == {"p07": None}
+    assert client.post("/api/undo", json={}).json()["pair_ids"] == ["p04"]
+    assert client.post("/api/undo", json={}).json()["pair_ids"] == []  # nothing left to undo
     assert client.get("/api/summary").json()["reviewed"] == 0
 
 
@@ -420,11 +430,11 @@ def test_the_page_itself_writes_as_a_browser_sends_it(client):
     assert client.post("/api/decision", content=DROP, headers=same_origin).status_code == 200
     assert client.post("/api/decision", content=DROP, headers={"Content-Type": "application/json; charset=utf-8",
                                                               "Sec-Fetch-Site": "none"}).status_code == 200
-    assert client.post("/api/undo", content=b"{}", headers=same_origin).json()["pair_id"] == "p04"
-    assert client.post("/api/undo", content=b"{}", headers=same_origin).json()["decision"] is None
+    assert client.post("/api/undo", content=b"{}", headers=same_origin).json()["pair_ids"] == ["p04"]
+    assert client.post("/api/undo", content=b"{}", headers=same_origin).json()["decisions"] == {"p04": None}
     # the token goes in the header: a query token is enough to read (images, export link), never to write
-    with TestClient(client.app, base_url=BASE_URL) as bare:
-        assert bare.post(f"/api/decision?token={TOKEN}", content=DROP, headers=JSON).status_code == 403
+    bare = TestClient(client.app, base_url=BASE_URL)  # no `with`: the app's lifespan (the open store) is client's
+    assert bare.post(f"/api/decision?token={TOKEN}", content=DROP, headers=JSON).status_code == 403
     assert stored(client) == 0
 
 
@@ -617,11 +627,12 @@ def test_cli_maps_flags_to_the_library(monkeypatch):
     result = invoke("review", "d.parquet", "--scores", "s.parquet", "--export", "x.parquet", "--decisions", "m.sqlite")
     assert result.exit_code == 0 and str(calls["export"][0][1]) == "x.parquet"
     assert str(calls["export"][1]["decisions"]) == "m.sqlite"
-    result = invoke("review", "d.parquet", "--scores", "s.parquet", "--port", "0", "--reviewer", "bo")
+    result = invoke("review", "d.parquet", "--scores", "s.parquet", "--port", "0", "--reviewer", "bo",
+                    "--blind")
     assert result.exit_code == 0, result.output
     token = calls["app"][1].pop("token")
     assert calls["app"][1] == {"detector": "rrsitr", "decisions": None, "reviewer": "bo", "image_root": None,
-                               "host": "127.0.0.1"}
+                               "host": "127.0.0.1", "blind": True}
     host, port = calls["serve"]
     assert f"\nhttp://127.0.0.1:{port}/?token={token}\n" in result.output and "warning" not in result.output
     assert len(token) >= 40

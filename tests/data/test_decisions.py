@@ -83,19 +83,58 @@ def test_record_refuses_invalid_decisions(store, action, options, message):
     assert store.current().empty
 
 
-def test_undo_removes_the_newest_decision_and_returns_the_current_one(store):
+def test_undo_removes_the_newest_decision_and_names_its_pair(store):
     first = store.record("p0", "keep")
     store.record("p1", "drop")
     store.record("p0", "fix", new_caption="a meadow")
-    assert store.undo("p0") == first
-    assert store.undo() is None  # the newest standing decision is p1's drop, its only one
+    assert store.undo("p0") == ["p0"] and store.get(["p0"]) == {"p0": first}
+    assert store.undo() == ["p1"]  # the newest standing decision is p1's drop, its only one
     assert store.get(["p0", "p1"]) == {"p0": first}
-    assert store.undo() is None and store.current().empty  # then p0's keep
-    assert store.undo() is None and store.undo("p1") is None  # nothing left to undo
+    assert store.undo() == ["p0"] and store.current().empty  # then p0's keep
+    assert store.undo() == [] and store.undo("p1") == []  # nothing left to undo
     store.record("p1", "keep")
     assert store.current()["pair_id"].tolist() == ["p1"]
     with sqlite3.connect(store.path) as connection:  # the log keeps the undone decisions
         assert connection.execute("SELECT COUNT(*) FROM decisions WHERE undone IS NOT NULL").fetchone() == (3,)
+
+
+def test_a_bulk_action_is_one_batch_that_one_undo_takes_back(store):
+    store.record("p0", "keep")
+    rule = "undecided pairs whose noisy probability is at least 0.9"
+    batch = store.record_many(["p0", "p1", "p2"], "drop", rule=rule, row_hashes=["0123456789abcdef", None, None])
+    assert batch == {"batch": "bulk-2", "time": batch["time"], "reviewer": "ann", "action": "drop", "pairs": 3,
+                     "rule": rule}
+    current = store.current().set_index("pair_id")
+    assert current["action"].tolist() == ["drop"] * 3 and set(current["batch"]) == {"bulk-2"}
+    assert current.loc["p0", "row_hash"] == "0123456789abcdef"
+    store.record("p3", "keep")
+    assert store.undo() == ["p3"]
+    assert store.undo("p1") == ["p0", "p1", "p2"]  # one of them names the whole bulk action
+    back = store.get(["p0", "p1", "p2"])  # p0's own keep stands again
+    assert list(back) == ["p0"] and (back["p0"]["action"], back["p0"]["batch"]) == ("keep", None)
+    assert store.batches()[["batch", "pairs", "standing"]].values.tolist() == [["bulk-2", 3, 0]]
+
+
+@pytest.mark.parametrize("pair_ids, action, message", [
+    (["p0"], "fix", "needs its own caption"), ([], "drop", "no pairs"), (["p0", "p0"], "drop", "twice"),
+    (["p0"], "toss", "action 'toss' is unknown")])
+def test_a_bulk_action_refuses_what_it_cannot_record_and_records_nothing(store, pair_ids, action, message):
+    with pytest.raises(NctoolError, match=message):
+        store.record_many(pair_ids, action, rule="r")
+    assert store.current().empty and store.batches().empty
+
+
+def test_each_reviewer_has_their_own_current_decision(store):
+    store.record("p0", "keep")
+    store.record("p0", "drop", reviewer="bob")
+    store.record("p1", "drop", reviewer="bob")
+    assert store.current()["action"].tolist() == ["drop", "drop"]  # last write wins
+    assert store.current(reviewer="ann")[["pair_id", "action"]].values.tolist() == [["p0", "keep"]]
+    assert sorted(store.current(by_reviewer=True)[["pair_id", "reviewer", "action"]].values.tolist()) == [
+        ["p0", "ann", "keep"], ["p0", "bob", "drop"], ["p1", "bob", "drop"]]
+    assert store.get(["p0", "p1"], reviewer="ann") == {"p0": store.current(reviewer="ann").iloc[0].to_dict()}
+    assert store.undo(reviewer="ann") == ["p0"] and store.current(reviewer="ann").empty  # ann's own, not bob's newer
+    assert store.get(["p0"])["p0"]["reviewer"] == "bob"
 
 
 def test_a_killed_process_loses_nothing_recorded(tmp_path):
@@ -250,7 +289,7 @@ def test_decisions_carry_the_row_they_judged(noise_files, tmp_path):
     a, b = noise_files
     decisions = read_decisions(a / "scores.decisions.sqlite").set_index("pair_id")
     data = read_table(a / "data.parquet").set_index("pair_id").loc[decisions.index]
-    assert list(DECISION_COLUMNS) == ["pair_id", "action", "new_caption", "time", "reviewer", "row_hash"]
+    assert list(DECISION_COLUMNS) == ["pair_id", "action", "new_caption", "time", "reviewer", "row_hash", "batch"]
     assert decisions["row_hash"].to_dict() == dict(zip(data.index, row_hashes(data)))  # of the rows shown
     exported = export_decisions(a / "scores.decisions.sqlite", tmp_path / "d.parquet")
     assert (read_decisions(exported).to_dict("records")
@@ -318,6 +357,8 @@ def test_decisions_without_a_row_hash_apply_as_before_and_old_stores_are_upgrade
     with DecisionStore(path, reviewer="bob") as store:  # writing adds the column; old decisions keep NULL
         store.record("p2", "keep", row_hash=row_hashes(pairs().assign(image_id="i"))[2])
         assert store.current()["row_hash"].isna().tolist() == [True, False]
+        store.record_many(["p1"], "drop", rule="1 selected pairs")  # and the bulk actions' column and table
+        assert store.current()["batch"].tolist() == ["bulk-3", None]
 
 
 def test_train_refuses_decisions_on_pairs_not_in_the_data(tmp_path):

@@ -3,12 +3,13 @@
 The one table of keys lives here: the page's key handler, the buttons on a card and the help
 overlay (`?`) are all built from it (`/api/config`), so a key is defined once. The filter choices
 come from their own homes: the labels from nctool.schema.LABELS, the decision states from
-nctool.curate.review.queue.STATES (whose actions are nctool.data.decisions.ACTIONS).
+nctool.curate.review.queue.STATES (whose actions are nctool.data.decisions.ACTIONS), the orders from
+nctool.curate.review.queue.ORDERS.
 """
 
 from __future__ import annotations
 
-from nctool.curate.review.queue import STATES
+from nctool.curate.review.queue import DISAGREED, ORDERS, STATES
 from nctool.data.decisions import ACTIONS
 from nctool.schema import LABELS
 
@@ -38,7 +39,8 @@ def page_config() -> dict:
     return {
         "keys": [dict(key) for key in KEYS],
         "labels": list(reversed(LABELS)),  # as the filter lists them: the noisiest first
-        "states": list(STATES),
+        "states": [*STATES, DISAGREED],
+        "orders": list(ORDERS),
         "actions": list(ACTIONS),
         "action_names": {action: state for state, action in STATES.items() if action is not None},
     }

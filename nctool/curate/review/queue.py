@@ -1,11 +1,18 @@
-"""The review queue: one detector's scored pairs, lowest reliability first, filtered and paged.
+"""The review queue: one detector's scored pairs in a chosen order, filtered and paged.
 
 `ReviewQueue.load` builds the index once: the dataset's light columns (never the images) joined to
 one detector's scores through `nctool.curate.filtering.filter_pairs`, so scores of another version of the
-data are refused exactly as `nctool filter` refuses them. Pages, cards and the header's summary are
-plain dicts ready to be sent as JSON; the decisions the queue knows are the ones it is told about
-(`load_decisions`, `set_decision`), so the caller keeps it in step with the DecisionStore. A decision
-made on another version of a pair (nctool.data.decisions.match_decisions) is not shown: the pair is undecided.
+data are refused exactly as `nctool filter` refuses them; the other detectors' reliabilities in the
+scores file join it too, as inputs of the learned order. Pages, cards and the header's summary are
+plain dicts ready to be sent as JSON. The queue reads decisions from a DecisionStore (`sync`, after
+every write), in one of two views: everyone's current decision (last write wins), or, in a blind
+review, one reviewer's own. A decision made on another version of a pair
+(nctool.data.decisions.match_decisions) is not shown: the pair is undecided.
+
+ORDERS are the orders the page offers: `noisiest` (lowest reliability first), `learned` (by the
+curator's model, nctool.curate.review.learning, once it is fitted), `uncertain` (the chance of noise
+nearest one half first: where a person's word changes the most), `category` (by scene class, noisiest
+first within one), `audit` (uniform random, nctool.curate.review.audit).
 """
 
 from __future__ import annotations
@@ -18,7 +25,9 @@ import numpy as np
 import pandas as pd
 
 from nctool.curate.filtering import filter_pairs, read_scores
-from nctool.data.decisions import match_decisions
+from nctool.curate.review.audit import NOISE_ACTIONS, agreement, audit_order, audit_share
+from nctool.curate.review.learning import LEARN_EVERY, fit_noise_model, noise_features
+from nctool.data.decisions import DECISION_COLUMNS, DecisionStore, match_decisions
 from nctool.errors import NctoolError
 from nctool.schema import LABELS, column_names, noise_statements, read_table, row_hashes
 
@@ -31,98 +40,199 @@ EVIDENCE_COLUMNS = ("loss", "loss_std", "similarity", "caption_agreement", "imag
 STATES = {"undecided": None, "kept": "keep", "dropped": "drop", "fixed": "fix"}
 """Decision-state filter -> the action a pair in that state carries (None: no decision)."""
 
+DISAGREED = "disagreed"
+"""The state filter of the pairs two reviewers judged differently (noise against keep)."""
+
+ORDERS = ("noisiest", "learned", "uncertain", "category", "audit")
+"""The queue's orders (module docstring); the first is the default."""
+
 HISTOGRAM_BINS = 20
 MAX_PAGE = 200
 
 
 class ReviewQueue:
-    """The scored pairs of one detector in review order, with the decisions made so far.
+    """The scored pairs of one detector, with the decisions made so far, in the chosen order.
 
     Attributes
     ----------
     pairs
-        Every dataset row (file order, light columns) with the detector's score columns; rows of
-        unscored splits have null scores.
+        Every dataset row (file order, light columns) with the detector's score columns, and
+        `reliability_<detector>` of the scores file's other detectors; rows of unscored splits have null scores.
     order
         Row numbers of `pairs` of the scored pairs, lowest reliability first (ties in file order).
     detector
         Whose scores these are.
+    blind
+        The reviewer whose own decisions the queue shows (a blind review); None: everyone's current decision.
     """
 
-    def __init__(self, pairs: pd.DataFrame, detector: str, statement: dict | None = None):
+    def __init__(self, pairs: pd.DataFrame, detector: str, statement: dict | None = None, *,
+                 blind: str | None = None):
         self.pairs = pairs
         self.detector = detector
         self.statement = statement  # the detector's noise share and sets as `nctool score` stated them
+        self.blind = blind
         scored = np.flatnonzero(pairs["reliability"].notna().to_numpy())
         self.order = scored[np.argsort(pairs["reliability"].to_numpy()[scored], kind="stable")]
         self.row_of = dict(zip(pairs["pair_id"], range(len(pairs))))
         self.rows_of_image = pairs.groupby("image_id", sort=False).indices
         self.decisions: dict[str, dict] = {}
         self._actions = np.full(len(pairs), None, dtype=object)
-        self._captions_lower = pairs["caption"].str.lower().to_numpy()[self.order]
+        self._by_reviewer: dict[str, np.ndarray] = {}  # each reviewer's own current actions, for agreement
+        self._captions_lower = pairs["caption"].str.lower().to_numpy()
         self._evidence = [name for name in EVIDENCE_COLUMNS if name in pairs]
         self._suggestions = "suggested_captions" in pairs or "suggested_image_ids" in pairs
+        self._audit = self.order[audit_order(pairs["pair_id"].to_numpy()[self.order])]
+        self._features = None  # the learner's inputs, built at its first fit
+        self._learned = None  # its predicted chance of noise per row of `order`; None: not fitted yet
+        self._learned_from = 0  # how many decisions it was fitted on
+        self._orders: dict[str, np.ndarray] = {}  # each order's rows, until the learner or decisions change
 
     @classmethod
     def load(cls, data_path: str | os.PathLike, scores_path: str | os.PathLike, *,
-             detector: str | None = None) -> "ReviewQueue":
-        """Read the dataset's light columns and one detector's scores (refused as `nctool filter` refuses them)."""
+             detector: str | None = None, blind: str | None = None) -> "ReviewQueue":
+        """Read the dataset's light columns and the scores (refused as `nctool filter` refuses them)."""
         present = column_names(data_path)
         data = read_table(data_path, columns=[name for name in LIGHT_COLUMNS if name in present])
         scores = read_scores(scores_path)
         if detector is None and scores["detector"].nunique() == 1:
             detector = scores["detector"].iloc[0]
         pairs = filter_pairs(data, scores, drop=(), detector=detector).kept
-        return cls(pairs, detector, noise_statements(scores_path).get(detector))
+        others = scores[scores["detector"] != detector].pivot_table(
+            index="pair_id", columns="detector", values="reliability", aggfunc="first")
+        for name in others:
+            pairs[f"reliability_{name}"] = pairs["pair_id"].map(others[name]).to_numpy(dtype=float)
+        return cls(pairs, detector, noise_statements(scores_path).get(detector), blind=blind)
 
     def row_hash(self, pair_id: str) -> str:
         """The row hash (nctool.schema.row_hashes) of a pair as the page shows it: what a decision on it judged."""
         return row_hashes(self.pairs.iloc[[self.row_of[pair_id]]])[0]
 
-    def load_decisions(self, decisions: pd.DataFrame) -> str | None:
-        """Take a store's current decisions (`DecisionStore.current`); those on pairs of other datasets are
-        left out, those made on another version of a pair too, and counted in the returned line (None: none)."""
-        matching, stale = match_decisions(self.pairs, decisions, others="skip")
-        for decision in matching.to_dict("records"):
-            self._set(decision["pair_id"], decision)
+    def sync(self, store: DecisionStore, pair_ids=None) -> str | None:
+        """Read the current decisions from `store`: of every pair (None), or of `pair_ids` after a write.
+
+        Decisions on pairs of other datasets are left out, those made on another version of a pair too,
+        and counted in the returned line (None: none). Refits the learner when LEARN_EVERY decisions came
+        since its last fit, or one was undone.
+        """
+        if pair_ids is None:
+            return self.load_decisions(store.current(reviewer=self.blind), store.current(by_reviewer=True))
+        pair_ids = [pair_id for pair_id in pair_ids if pair_id in self.row_of]
+        rows = [self.row_of[pair_id] for pair_id in pair_ids]
+        self._actions[rows] = None
+        for actions in self._by_reviewer.values():
+            actions[rows] = None
+        for pair_id in pair_ids:
+            self.decisions.pop(pair_id, None)
+        everyone = [decision for reviewer in {*self._by_reviewer, store.reviewer}
+                    for decision in store.get(pair_ids, reviewer=reviewer).values()]
+        return self._take(_frame(store.get(pair_ids, reviewer=self.blind).values()), _frame(everyone))
+
+    def load_decisions(self, decisions: pd.DataFrame, by_reviewer: pd.DataFrame | None = None) -> str | None:
+        """Replace the decisions the queue knows by a store's current ones (`DecisionStore.current`, in the queue's
+        view) and each reviewer's (`current(by_reviewer=True)`; None: only `decisions`); returns what `sync` does."""
+        self._actions[:] = None
+        self.decisions.clear()
+        self._by_reviewer.clear()
+        return self._take(decisions, decisions if by_reviewer is None else by_reviewer)
+
+    def _take(self, view: pd.DataFrame, everyone: pd.DataFrame) -> str | None:
+        matching, stale = match_decisions(self.pairs, view, others="skip")
+        self._actions[matching["pair_id"].map(self.row_of).to_numpy(dtype=np.int64)] = matching["action"].to_numpy(
+            dtype=object)
+        self.decisions.update({decision["pair_id"]: _jsonable(decision) for decision in matching.to_dict("records")})
+        for reviewer, theirs in everyone.groupby("reviewer"):
+            theirs = match_decisions(self.pairs, theirs, others="skip")[0]
+            actions = self._by_reviewer.setdefault(reviewer, np.full(len(self.pairs), None, dtype=object))
+            actions[theirs["pair_id"].map(self.row_of).to_numpy(dtype=np.int64)] = theirs["action"].to_numpy(object)
+        self._learn()
         return stale
 
-    def set_decision(self, pair_id: str, decision: dict | None) -> None:
-        """Record the current decision on a pair (None: it has none, or it was made on another version of it)."""
-        if decision is not None and not pd.isna(decision.get("row_hash")) and match_decisions(
-                self.pairs.iloc[[self.row_of[pair_id]]], pd.DataFrame([decision]), others="skip")[1] is not None:
-            decision = None
-        self._set(pair_id, decision)
+    def _learn(self) -> None:
+        """Refit the curator's model when LEARN_EVERY decisions came since its last fit (or fewer stand now)."""
+        actions = self._actions[self.order]
+        decided = np.flatnonzero(~pd.isna(actions))
+        if abs(len(decided) - self._learned_from) < LEARN_EVERY and len(decided) >= self._learned_from:
+            return
+        if self._features is None:
+            self._features = noise_features(self.pairs.iloc[self.order])
+        self._learned = fit_noise_model(self._features, decided, np.isin(actions[decided], NOISE_ACTIONS))
+        self._learned_from = len(decided) if self._learned is not None else 0
+        for name in ("learned", "uncertain"):
+            self._orders.pop(name, None)
 
-    def _set(self, pair_id: str, decision: dict | None) -> None:
-        row = self.row_of[pair_id]
-        if decision is None:
-            self.decisions.pop(pair_id, None)
-            self._actions[row] = None
-        else:
-            self.decisions[pair_id] = _jsonable(decision)
-            self._actions[row] = decision["action"]
+    def noise_chance(self) -> np.ndarray:
+        """The chance of noise per row of `order`: the learner's once fitted, else the detector's noisy
+        probability, else one minus reliability."""
+        if self._learned is not None:
+            return self._learned
+        if "noisy_probability" in self.pairs:
+            chance = self.pairs["noisy_probability"].to_numpy(dtype=float)[self.order]
+            if not np.isnan(chance).any():
+                return chance
+        return 1 - self.pairs["reliability"].to_numpy(dtype=float)[self.order]
+
+    def rows_in(self, order: str) -> np.ndarray:
+        """The scored rows in one of ORDERS."""
+        if order not in ORDERS:
+            raise NctoolError(f"order '{order}': unknown; choose from {', '.join(ORDERS)}")
+        if order == "noisiest":
+            return self.order
+        if order == "audit":
+            return self._audit
+        if order not in self._orders:
+            if order == "category" and "category" in self.pairs:
+                categories = self.pairs["category"].astype(str).to_numpy()[self.order]
+                place = np.argsort(categories, kind="stable")
+            elif order == "category":  # no scene classes: the noisiest order
+                place = np.arange(len(self.order))
+            elif order == "learned":
+                place = np.argsort(-self.noise_chance(), kind="stable")
+            else:
+                place = np.argsort(np.abs(self.noise_chance() - 0.5), kind="stable")
+            self._orders[order] = self.order[place]
+        return self._orders[order]
 
     def select(self, *, label: str | None = None, category: str | None = None, state: str | None = None,
-               text: str | None = None) -> np.ndarray:
-        """Row numbers of the queue's pairs that pass every given filter, in review order."""
+               text: str | None = None, order: str = ORDERS[0]) -> np.ndarray:
+        """Row numbers of the queue's pairs that pass every given filter, in `order` (one of ORDERS)."""
         if label is not None and label not in LABELS:
             raise NctoolError(f"label '{label}': unknown; choose from {', '.join(LABELS)}")
-        if state is not None and state not in STATES:
-            raise NctoolError(f"state '{state}': unknown; choose from {', '.join(STATES)}")
-        keep = np.ones(len(self.order), dtype=bool)
+        if state is not None and state not in (*STATES, DISAGREED):
+            raise NctoolError(f"state '{state}': unknown; choose from {', '.join((*STATES, DISAGREED))}")
+        rows = self.rows_in(order)
+        keep = np.ones(len(rows), dtype=bool)
         if label is not None:
-            keep &= self.pairs["label"].to_numpy()[self.order] == label
+            keep &= self.pairs["label"].to_numpy()[rows] == label
         if category is not None:
-            categories = self.pairs["category"].to_numpy()[self.order] if "category" in self.pairs else None
+            categories = self.pairs["category"].to_numpy()[rows] if "category" in self.pairs else None
             keep &= categories == category
-        if state is not None:
-            actions = self._actions[self.order]
+        if state == DISAGREED:
+            keep &= self._disagreed()[rows]
+        elif state is not None:
+            actions = self._actions[rows]
             keep &= pd.isna(actions) if STATES[state] is None else actions == STATES[state]
         if text:
             needle = text.lower()
-            keep &= np.fromiter((needle in caption for caption in self._captions_lower), bool, len(self.order))
-        return self.order[keep]
+            keep &= np.fromiter((needle in caption for caption in self._captions_lower[rows]), bool, len(rows))
+        return rows[keep]
+
+    def _reviewers(self) -> list[str]:
+        """The two reviewers with the most decisions on this queue's pairs (fewer when fewer decided)."""
+        counts = {reviewer: int((~pd.isna(actions)).sum()) for reviewer, actions in self._by_reviewer.items()}
+        return sorted((reviewer for reviewer, count in counts.items() if count), key=lambda r: (-counts[r], r))[:2]
+
+    def _disagreed(self) -> np.ndarray:
+        """Per row: whether the two reviewers (`_reviewers`) judged it differently, noise against keep."""
+        if self.blind is not None:
+            raise NctoolError("state 'disagreed': a blind review does not show the other reviewer's decisions; "
+                              "open the review without --blind to settle disagreements")
+        reviewers = self._reviewers()
+        if len(reviewers) < 2:
+            return np.zeros(len(self.pairs), dtype=bool)
+        first, second = (self._by_reviewer[reviewer] for reviewer in reviewers)
+        both = ~pd.isna(first) & ~pd.isna(second)
+        return both & (np.isin(first, NOISE_ACTIONS) != np.isin(second, NOISE_ACTIONS))
 
     def page(self, *, offset: int = 0, limit: int = 50, resume: bool = False, **filters) -> dict:
         """One page of cards of the filtered queue.
@@ -143,6 +253,23 @@ class ReviewQueue:
         return {"total": len(rows), "offset": offset, "limit": limit, "focus": focus,
                 "cards": [self.card(row) for row in rows[offset:offset + limit]]}
 
+    def rule(self, *, min_noisy_probability: float, **filters) -> dict:
+        """The undecided pairs of the filtered queue whose noisy probability is at least `min_noisy_probability`:
+        what a bulk rule would decide, with their expected share of noise (the mean of that probability)
+        and the rule in words. Uses the detector's noisy probability (the learner's, once fitted)."""
+        if not 0 <= min_noisy_probability <= 1:
+            raise NctoolError(f"noisy probability {min_noisy_probability:g}: outside [0, 1]; give a cut in [0, 1]")
+        rows = self.select(**{**filters, "state": "undecided"})
+        chance = np.empty(len(self.pairs))
+        chance[self.order] = self.noise_chance()
+        picked = rows[chance[rows] >= min_noisy_probability]
+        shown = ", ".join(f"{name}={value}" for name, value in sorted(filters.items()) if value and name != "order")
+        source = "the learned" if self._learned is not None else "the detector's"
+        return {"pair_ids": self.pairs["pair_id"].to_numpy()[picked].tolist(), "pairs": len(picked),
+                "expected_noise": float(chance[picked].mean()) if len(picked) else None,
+                "rule": (f"undecided pairs{' with ' + shown if shown else ''} whose {source} noisy probability is at "
+                         f"least {min_noisy_probability:g}")}
+
     def card(self, row: int) -> dict:
         """Everything the page shows about one pair."""
         pair = self.pairs.iloc[row]
@@ -150,6 +277,7 @@ class ReviewQueue:
         card = {"pair_id": pair["pair_id"], "image_id": pair["image_id"], "caption": pair["caption"],
                 "split": pair["split"], "category": _value(pair.get("category")),
                 "reliability": float(pair["reliability"]), "label": pair["label"],
+                "noisy_probability": _value(pair.get("noisy_probability")),
                 "evidence": {name: _value(pair[name]) for name in self._evidence if _value(pair[name]) is not None},
                 "noisy": _value(pair.get("noisy")),
                 "siblings": [{"pair_id": self.pairs["pair_id"].iat[r], "caption": self.pairs["caption"].iat[r]}
@@ -190,7 +318,28 @@ class ReviewQueue:
                            "clean_from": _extreme(reliability[labels == "clean"], min)},
             "categories": sorted(self.pairs["category"].dropna().unique().tolist()) if "category" in self.pairs else [],
             "has_truth": noisy is not None, "has_suggestions": self._suggestions,
+            "blind": self.blind, "learned": self.learned_summary(),
+            "audit": audit_share(self._actions[self._audit]), "agreement": self.agreement(),
         }
+
+    def learned_summary(self) -> dict:
+        """How many decisions the curator's model learned from, and its estimate of the noise share: the
+        decided pairs as decided, the others at its predicted chance (None before its first fit)."""
+        if self._learned is None:
+            return {"decisions": 0, "estimate": None}
+        actions = self._actions[self.order]
+        decided = ~pd.isna(actions)
+        noise = np.where(decided, np.isin(actions, NOISE_ACTIONS), self._learned)
+        return {"decisions": self._learned_from, "estimate": float(noise.mean())}
+
+    def agreement(self) -> dict | None:
+        """The two reviewers with the most decisions and how they agree (nctool.curate.review.audit.agreement);
+        None in a blind review or with fewer than two reviewers."""
+        reviewers = self._reviewers()
+        if self.blind is not None or len(reviewers) < 2:
+            return None
+        first, second = (self._by_reviewer[reviewer][self.order] for reviewer in reviewers)
+        return {"reviewers": reviewers, **agreement(first, second)}
 
 
 def stated_noise(stated: dict | None) -> str:
@@ -227,6 +376,11 @@ def _value(value):
     if isinstance(value, (datetime, pd.Timestamp)):
         return value.isoformat()
     return value
+
+
+def _frame(decisions) -> pd.DataFrame:
+    """Decisions (dicts of DECISION_COLUMNS) as a table, empty ones included."""
+    return pd.DataFrame(list(decisions), columns=list(DECISION_COLUMNS))
 
 
 def _jsonable(decision: dict) -> dict:

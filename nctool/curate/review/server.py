@@ -2,10 +2,13 @@
 
 Routes: `/` the page and `/static/*` its scripts and style; `/api/config` its keys and filter choices
 (nctool.curate.review.page); `/api/summary` the header;
-`/api/queue` a page of cards (filters `label`, `category`, `state`, `q`; `offset`, `limit`,
-`resume`); `/api/image/{pair_id}` a resized JPEG (`?size=large` for the enlarged view);
-`POST /api/decision` {pair_id, action, new_caption?}; `POST /api/undo` {pair_id?};
-`/api/export` the decisions as a Parquet download.
+`/api/queue` a page of cards (filters `label`, `category`, `state`, `q`; `order`; `offset`, `limit`,
+`resume`); `/api/rule` what a bulk rule covers (the filters and `min_noisy_probability`: its pair count
+and expected noise); `/api/image/{pair_id}` a resized JPEG (`?size=large` for the enlarged view);
+`POST /api/decision` {pair_id, action, new_caption?}; `POST /api/bulk` {action, pair_ids} (the
+selected pairs) or {action, rule: {filters, min_noisy_probability}, expect} (a rule, refused when it
+no longer covers `expect` pairs); `POST /api/undo` {pair_id?} (this reviewer's newest decision, of
+the pair: a whole bulk action when it was part of one); `/api/export` the decisions as a Parquet download.
 
 Safety: `nctool.curate.review.security.Guard` wraps the app: only the host names the server was started
 for, the launch's token on `/api/*` (header, or `?token=` for reads), writes only as
@@ -50,6 +53,7 @@ from nctool.schema import check_output
 STATIC = Path(__file__).parent / "static"
 MAX_BODY = 64 * 1024  # bytes of a request body: a decision is a few hundred
 MAX_STRING = 10_000  # characters of a string in a body (a caption)
+MAX_BULK = 1_000  # pairs a bulk action may name one by one (a rule may cover any number)
 
 
 def decisions_file(scores_path: str | os.PathLike, decisions: str | os.PathLike | None) -> Path:
@@ -75,11 +79,12 @@ def export(scores_path: str | os.PathLike, out: str | os.PathLike, *,
 def review_app(data_path: str | os.PathLike, scores_path: str | os.PathLike, *, detector: str | None = None,
                decisions: str | os.PathLike | None = None, reviewer: str | None = None,
                image_root: str | os.PathLike | None = None, token: str | None,
-               host: str = "127.0.0.1") -> Starlette:
+               host: str = "127.0.0.1", blind: bool = False) -> Starlette:
     """The review app over a dataset and its scores; decisions go to `decisions` (default beside the scores).
 
     `token` is the launch's secret every `/api/*` request must carry (None: none, `--no-token`);
-    `host` the address it listens on, whose name is allowed in the Host header besides loopback.
+    `host` the address it listens on, whose name is allowed in the Host header besides loopback;
+    `blind`: show the reviewer only their own decisions (a second, independent review).
     Builds the queue's index (no image is decoded) and opens the decisions store, so bad inputs are
     refused here with one NctoolError line, before anything is served. The store is closed when the
     app shuts down.
@@ -87,7 +92,8 @@ def review_app(data_path: str | os.PathLike, scores_path: str | os.PathLike, *, 
     queue = ReviewQueue.load(data_path, scores_path, detector=detector)
     thumbnails = Thumbnails(data_path, resolve_root(data_path, image_root))
     store = DecisionStore(decisions_file(scores_path, decisions), reviewer=reviewer)
-    stale = queue.load_decisions(store.current())
+    queue.blind = store.reviewer if blind else None
+    stale = queue.sync(store)
     app = _app(queue, thumbnails, store, Middleware(Guard, host=host, token=token))
     app.state.notes = [stale] if stale else []  # decisions not shown (another version of the pair): the CLI warns
     return app
@@ -98,6 +104,7 @@ def _app(queue: ReviewQueue, thumbnails: Thumbnails, store: DecisionStore, guard
         return FileResponse(STATIC / "index.html")
 
     async def summary(request: Request) -> Response:
+        await run_in_threadpool(queue.sync, store)  # other reviewers may write to the same store
         return JSONResponse(queue.summary())
 
     async def config(request: Request) -> Response:
@@ -105,11 +112,14 @@ def _app(queue: ReviewQueue, thumbnails: Thumbnails, store: DecisionStore, guard
 
     async def cards(request: Request) -> Response:
         params = request.query_params
-        filters = {name: params.get(key) or None for name, key in
-                   (("label", "label"), ("category", "category"), ("state", "state"), ("text", "q"))}
         page = queue.page(offset=_int(params, "offset", 0), limit=_int(params, "limit", 50),
-                          resume=params.get("resume") in ("1", "true"), **filters)
+                          resume=params.get("resume") in ("1", "true"), **_filters(params))
         return JSONResponse(page)
+
+    async def rule(request: Request) -> Response:
+        covered = queue.rule(min_noisy_probability=_float(request.query_params, "min_noisy_probability"),
+                             **_filters(request.query_params))
+        return JSONResponse({name: value for name, value in covered.items() if name != "pair_ids"})
 
     async def image(request: Request) -> Response:
         row = queue.row_of.get(request.path_params["pair_id"])
@@ -132,22 +142,45 @@ def _app(queue: ReviewQueue, thumbnails: Thumbnails, store: DecisionStore, guard
         new_caption = body.get("new_caption")
         if not isinstance(body.get("action"), str) or not (new_caption is None or isinstance(new_caption, str)):
             raise HTTPException(422, "action must be a string and new_caption a string or null")
-        decision = await run_in_threadpool(store.record, pair_id, body["action"], new_caption=new_caption,
-                                           row_hash=queue.row_hash(pair_id))
-        queue.set_decision(pair_id, decision)
+        await run_in_threadpool(store.record, pair_id, body["action"], new_caption=new_caption,
+                                row_hash=queue.row_hash(pair_id))
+        await run_in_threadpool(queue.sync, store, [pair_id])
         return JSONResponse({"pair_id": pair_id, "decision": queue.decisions.get(pair_id), "summary": queue.summary()})
+
+    async def bulk(request: Request) -> Response:
+        body = await _json_object(request)
+        if not isinstance(body.get("action"), str):
+            raise HTTPException(422, "action must be a string")
+        if body.get("rule") is not None:
+            if not isinstance(body["rule"], dict) or not isinstance(body.get("expect"), int):
+                raise HTTPException(422, "a rule is an object of filters and min_noisy_probability, sent with the "
+                                         "pair count it was shown to cover as expect")
+            covered = queue.rule(min_noisy_probability=_float(body["rule"], "min_noisy_probability"),
+                                 **_filters(body["rule"]))
+            if covered["pairs"] != body["expect"]:
+                raise HTTPException(409, f"the rule now covers {covered['pairs']} pairs, not {body['expect']} "
+                                         f"(decisions were made meanwhile); look at it again before deciding")
+            pair_ids, rule_text = covered["pair_ids"], covered["rule"]
+        else:
+            pair_ids = body.get("pair_ids")
+            if not isinstance(pair_ids, list) or not 1 <= len(pair_ids) <= MAX_BULK:
+                raise HTTPException(422, f"pair_ids must be a list of 1 to {MAX_BULK} pair ids, or send a rule")
+            pair_ids = [_known_pair(pair_id) for pair_id in pair_ids]
+            rule_text = f"{len(pair_ids)} selected pairs"
+        batch = await run_in_threadpool(store.record_many, pair_ids, body["action"], rule=rule_text,
+                                        row_hashes=[queue.row_hash(pair_id) for pair_id in pair_ids])
+        await run_in_threadpool(queue.sync, store, pair_ids)
+        return JSONResponse({"batch": batch, "pair_ids": pair_ids, "summary": queue.summary(),
+                             "decisions": {pair_id: queue.decisions.get(pair_id) for pair_id in pair_ids}})
 
     async def undo(request: Request) -> Response:
         body = await _json_object(request)
-        pair_id = _known_pair(body["pair_id"]) if body.get("pair_id") is not None else await run_in_threadpool(
-            _newest_decided, store)
-        if pair_id is None:
-            return JSONResponse({"pair_id": None, "decision": None, "summary": queue.summary()})
-        decision = await run_in_threadpool(store.undo, pair_id)
-        if pair_id in queue.row_of:  # a store shared with another review may hold other pairs
-            queue.set_decision(pair_id, decision)
-            decision = queue.decisions.get(pair_id)  # None when what is left was made on another version of the pair
-        return JSONResponse({"pair_id": pair_id, "decision": decision, "summary": queue.summary()})
+        pair_id = _known_pair(body["pair_id"]) if body.get("pair_id") is not None else None
+        pair_ids = await run_in_threadpool(store.undo, pair_id, reviewer=store.reviewer)
+        await run_in_threadpool(queue.sync, store, pair_ids)  # a store shared with another review may hold others
+        # a pair's decision is None when what is left was made on another version of the pair
+        return JSONResponse({"pair_ids": pair_ids, "summary": queue.summary(),
+                             "decisions": {pair_id: queue.decisions.get(pair_id) for pair_id in pair_ids}})
 
     async def export(request: Request) -> Response:
         with tempfile.TemporaryDirectory() as folder:
@@ -182,18 +215,13 @@ def _app(queue: ReviewQueue, thumbnails: Thumbnails, store: DecisionStore, guard
 
     routes = [Route("/", page), Route("/api/summary", summary), Route("/api/config", config),
               Route("/api/queue", cards), Route("/api/image/{pair_id:path}", image),
-              Route("/api/decision", decide, methods=["POST"]), Route("/api/undo", undo, methods=["POST"]),
+              Route("/api/rule", rule), Route("/api/decision", decide, methods=["POST"]),
+              Route("/api/bulk", bulk, methods=["POST"]), Route("/api/undo", undo, methods=["POST"]),
               Route("/api/export", export),
               Mount("/static", StaticFiles(directory=STATIC), name="static")]
     return Starlette(routes=routes, lifespan=lifespan, middleware=[guard],
                      exception_handlers={NctoolError: user_error, HTTPException: http_error,
                                          Exception: server_error})
-
-
-def _newest_decided(store: DecisionStore) -> str | None:
-    """The pair of the newest standing decision (its current one): what a bare undo takes back."""
-    current = store.current()
-    return None if current.empty else current.loc[current["time"].idxmax(), "pair_id"]
 
 
 async def _json_object(request: Request) -> dict:
@@ -224,6 +252,23 @@ async def _json_object(request: Request) -> dict:
 
 def _no_constant(name: str):
     raise ValueError(f"{name} is not JSON")
+
+
+def _filters(params) -> dict:
+    """The queue's filters and order from a query string or a rule object (empty: not given)."""
+    filters = {name: params.get(key) or None for name, key in
+               (("label", "label"), ("category", "category"), ("state", "state"), ("text", "q"), ("order", "order"))}
+    if any(value is not None and not isinstance(value, str) for value in filters.values()):
+        raise HTTPException(422, "filters must be strings")
+    return {name: value for name, value in filters.items() if value is not None}
+
+
+def _float(params, name: str) -> float:
+    value = params.get(name)
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise HTTPException(400, f"{name} {value!r}: not a number") from None
 
 
 def _int(params, name: str, default: int) -> int:
