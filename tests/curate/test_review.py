@@ -657,3 +657,119 @@ def test_cli_static_gallery_end_to_end(tmp_path, files):
     bad = run_cli("review", data_path, "--scores", tmp_path / "missing.parquet", "--static", tmp_path / "h.html")
     assert bad.returncode == 2 and "missing.parquet: file not found" in bad.stderr and "Traceback" not in bad.stderr
     assert not (tmp_path / "h.html").exists()
+
+
+# ---- orders, the learner, bulk actions, the audit and two reviewers ----
+
+def test_each_order_holds_every_scored_pair(files, tmp_path):
+    from nctool.curate.review.audit import audit_order
+    from nctool.curate.review.queue import ORDERS
+
+    queue = ReviewQueue.load(*files, detector="rrsitr")
+    ids = queue.pairs["pair_id"].to_numpy()
+    for order in ORDERS:
+        assert sorted(queue.select(order=order).tolist()) == sorted(queue.order.tolist()), order
+    assert queue.select(order="audit").tolist() == queue.order[audit_order(ids[queue.order])].tolist()
+    categories = queue.pairs["category"].to_numpy()[queue.select(order="category")].tolist()
+    assert categories == sorted(categories)
+    beach = queue.select(order="category", category="beach")  # noisiest first within a class
+    assert np.all(np.diff(queue.pairs["reliability"].to_numpy()[beach]) > 0)
+    chance = 1 - queue.pairs["reliability"].to_numpy()  # review_scores states no noisy probability
+    uncertain = queue.select(order="uncertain")
+    assert np.all(np.diff(np.abs(chance[uncertain] - 0.5)) >= 0)
+    with pytest.raises(NctoolError, match="order 'newest': unknown"):
+        queue.select(order="newest")
+
+
+def test_the_learned_order_follows_the_curator_after_enough_decisions(files, tmp_path):
+    from nctool.curate.review.learning import fit_noise_model, noise_features
+
+    queue = ReviewQueue.load(*files, detector="rrsitr")
+    ids = queue.pairs["pair_id"].to_numpy()
+    # the curator answers by a rule the detector does not know: noise is the airport scenes
+    airport = queue.pairs["category"].to_numpy() == "airport"
+    decided = queue.order[:9]
+    with DecisionStore(tmp_path / "d.sqlite", reviewer="ana") as store:
+        for row in decided:
+            store.record(ids[row], "drop" if airport[row] else "keep")
+        queue.sync(store)
+        assert queue.summary()["learned"] == {"decisions": 0, "estimate": None}  # 9 < LEARN_EVERY
+        assert queue.select(order="learned").tolist() == queue.order.tolist()  # the noisiest order until then
+        row = queue.order[9]
+        decided = queue.order[:10]
+        store.record(ids[row], "drop" if airport[row] else "keep")
+        queue.sync(store, [ids[row]])
+    features = noise_features(queue.pairs.iloc[queue.order])
+    place = {row: i for i, row in enumerate(queue.order)}
+    expected = fit_noise_model(features, [place[r] for r in decided], airport[decided])
+    assert expected is not None
+    assert queue.select(order="learned").tolist() == queue.order[np.argsort(-expected, kind="stable")].tolist()
+    learned = queue.summary()["learned"]
+    undecided = np.ones(len(queue.order), dtype=bool)
+    undecided[[place[r] for r in decided]] = False
+    estimate = (airport[decided].sum() + expected[undecided].sum()) / len(queue.order)
+    assert learned == {"decisions": 10, "estimate": pytest.approx(estimate)}
+
+
+def test_a_rule_covers_the_undecided_pairs_of_the_filter_above_the_cut(files, tmp_path):
+    queue = ReviewQueue.load(*files, detector="rrsitr")
+    chance = 1 - queue.pairs["reliability"].to_numpy()
+    first = queue.pairs["pair_id"].iat[queue.order[0]]
+    decide(queue, tmp_path, first, "keep")
+    rule = queue.rule(min_noisy_probability=0.7, category="beach")
+    rows = [queue.row_of[pair_id] for pair_id in rule["pair_ids"]]
+    expected = [row for row in queue.order if chance[row] >= 0.7 and queue.pairs["category"].iat[row] == "beach"
+                and queue.pairs["pair_id"].iat[row] != first]
+    assert rows == expected and rule["pairs"] == len(expected)
+    assert rule["expected_noise"] == pytest.approx(chance[expected].mean())
+    assert rule["rule"] == "undecided pairs with category=beach whose the detector's noisy probability is at least 0.7"
+    with pytest.raises(NctoolError, match="outside \\[0, 1\\]"):
+        queue.rule(min_noisy_probability=1.5)
+
+
+def test_a_blind_review_shows_only_its_reviewer_and_agreement_shows_both(files, tmp_path):
+    queue = ReviewQueue.load(*files, detector="rrsitr")
+    blind = ReviewQueue.load(*files, detector="rrsitr", blind="bo")
+    ids = queue.pairs["pair_id"].to_numpy()[queue.order]
+    with DecisionStore(tmp_path / "d.sqlite", reviewer="ana") as store:
+        for pair_id, ana, bo in zip(ids[:4], ["drop", "keep", "keep", "fix"], ["drop", "drop", "keep", "drop"]):
+            store.record(pair_id, ana, new_caption="a harbour" if ana == "fix" else None)
+            store.record(pair_id, bo, reviewer="bo")
+        store.record(ids[4], "drop")  # ana alone
+        queue.sync(store)
+        blind.sync(store)
+    assert blind.summary()["reviewed"] == 4 and blind.summary()["agreement"] is None
+    assert {c["pair_id"]: c["decision"]["action"] for c in blind.page(state="dropped")["cards"]} == {
+        ids[0]: "drop", ids[1]: "drop", ids[3]: "drop"}
+    with pytest.raises(NctoolError, match="blind review"):
+        blind.select(state="disagreed")
+    assert queue.summary()["reviewed"] == 5  # everyone's: the newest decision of each pair (bo's on the first 4)
+    assert queue.summary()["agreement"] == {"reviewers": ["ana", "bo"], "pairs": 4, "agree": 0.75,
+                                            "kappa": pytest.approx(0.5), "disagree": 1}
+    assert [c["pair_id"] for c in queue.page(state="disagreed")["cards"]] == [ids[1]]
+
+
+def test_api_bulk_actions_rules_and_their_undo(client, files):
+    pairs = client.get("/api/queue", params={"limit": 4}).json()["cards"]
+    ids = [card["pair_id"] for card in pairs]
+    body = client.post("/api/bulk", json={"action": "drop", "pair_ids": ids[:3]}).json()
+    assert body["pair_ids"] == ids[:3] and {d["action"] for d in body["decisions"].values()} == {"drop"}
+    assert body["batch"]["rule"] == "3 selected pairs" and body["summary"]["actions"]["drop"] == 3
+    preview = client.get("/api/rule", params={"min_noisy_probability": 0.5, "label": "noisy"}).json()
+    assert preview["pairs"] == client.get("/api/queue", params={"label": "noisy", "state": "undecided"}).json()[
+        "total"] and "pair_ids" not in preview
+    rule = {"label": "noisy", "min_noisy_probability": 0.5}
+    stale = client.post("/api/bulk", json={"action": "drop", "rule": rule, "expect": preview["pairs"] + 1})
+    assert stale.status_code == 409 and f"covers {preview['pairs']} pairs" in stale.json()["error"]
+    applied = client.post("/api/bulk", json={"action": "drop", "rule": rule, "expect": preview["pairs"]}).json()
+    assert len(applied["pair_ids"]) == preview["pairs"] and not set(applied["pair_ids"]) & set(ids[:3])
+    undone = client.post("/api/undo", json={}).json()
+    assert undone["pair_ids"] == applied["pair_ids"] and set(undone["decisions"].values()) == {None}
+    undone = client.post("/api/undo", json={"pair_id": ids[1]}).json()
+    assert undone["pair_ids"] == ids[:3] and client.get("/api/summary").json()["reviewed"] == 0
+    for bad in [{"action": "drop", "pair_ids": []}, {"action": "drop", "pair_ids": "p04"},
+                {"action": "drop", "rule": rule}, {"action": 3, "pair_ids": ids}]:
+        assert client.post("/api/bulk", json=bad).status_code == 422, bad
+    assert client.post("/api/bulk", json={"action": "fix", "pair_ids": ids[:1]}).status_code == 422
+    assert client.post("/api/bulk", json={"action": "drop", "pair_ids": ["nope"]}).status_code == 404
+    assert client.get("/api/rule", params={"min_noisy_probability": "lots"}).status_code == 400
