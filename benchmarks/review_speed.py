@@ -4,7 +4,9 @@ Writes a synthetic dataset (N pairs, 5 captions per image, one small PNG shared 
 time goes to making images) and an rrsitr scores file with 5 suggestions per flagged pair, then
 times, in this process: building the app (reading both files, the queue index, opening the
 decisions store), the first /api/queue page (resume=1, 25 cards), /api/summary, a filtered page
-(label + caption search) and the first thumbnail.
+(label + caption search), the first thumbnail, then the grid's requests: a 60-tile page, one in the
+audit order, two bulk actions of 30 pairs (the learner fits), a page in the learned order, a rule's
+preview, the undo of a bulk action and the summary with decisions.
 
     .venv/bin/python benchmarks/review_speed.py --pairs 100000 --out /tmp/review-speed
 """
@@ -68,9 +70,10 @@ def main() -> None:
     data_path, scores_path = write_files(args.out, args.pairs)
     (args.out / "scores.decisions.sqlite").unlink(missing_ok=True)
     rows: list = []
-    app = timed("build the app (read files, queue index, decisions store)", lambda: review_app(data_path, scores_path),
-                rows)
-    with TestClient(app) as client:
+    app = timed("build the app (read files, queue index, decisions store)",
+                lambda: review_app(data_path, scores_path, token="t", reviewer="ana"), rows)
+    # as the page itself sends requests: its Host, the token, same-origin JSON writes
+    with TestClient(app, base_url="http://127.0.0.1:8765", headers={"X-Nctool-Token": "t"}) as client:
         page = timed("first page: GET /api/queue?resume=1&limit=25",
                      lambda: client.get("/api/queue", params={"resume": 1, "limit": 25}).json(), rows)
         timed("GET /api/summary", lambda: client.get("/api/summary").json(), rows)
@@ -78,6 +81,24 @@ def main() -> None:
             "/api/queue", params={"label": "noisy", "q": "bridge", "limit": 25}).json(), rows)
         timed("first thumbnail: GET /api/image/{pair_id}",
               lambda: client.get("/api/image/" + page["cards"][0]["pair_id"]).content, rows)
+        time.sleep(3)  # a person reads the first page; meanwhile the server imports scikit-learn (learning.warm_up)
+        grid = timed("grid page: GET /api/queue?resume=1&limit=60",
+                     lambda: client.get("/api/queue", params={"resume": 1, "limit": 60}).json(), rows)
+        timed("audit-order grid page: order=audit, limit=60",
+              lambda: client.get("/api/queue", params={"order": "audit", "limit": 60}).json(), rows)
+        write = {"Origin": "http://127.0.0.1:8765", "Sec-Fetch-Site": "same-origin"}
+        ids = [card["pair_id"] for card in grid["cards"]]
+        for action, chosen in (("keep", ids[:30]), ("drop", ids[30:])):
+            timed(f"bulk {action} of 30 selected pairs: POST /api/bulk (the learner refits)", lambda: client.post(
+                "/api/bulk", json={"action": action, "pair_ids": chosen}, headers=write).json(), rows)
+        timed("learned-order grid page: order=learned, limit=60",
+              lambda: client.get("/api/queue", params={"order": "learned", "limit": 60}).json(), rows)
+        timed("rule preview: GET /api/rule?min_noisy_probability=0.9",
+              lambda: client.get("/api/rule", params={"min_noisy_probability": 0.9}).json(), rows)
+        timed("undo the last bulk action: POST /api/undo",
+              lambda: client.post("/api/undo", json={}, headers=write).json(), rows)
+        timed("GET /api/summary with decisions (audit, learner, agreement)",
+              lambda: client.get("/api/summary").json(), rows)
     print(f"{args.pairs:,} pairs, {page['total']:,} in the queue\n\n| step | seconds |\n|---|---|")
     for what, seconds in rows:
         print(f"| {what} | {seconds:.3f} |")

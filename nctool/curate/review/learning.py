@@ -13,6 +13,9 @@ figure to quote.
 
 from __future__ import annotations
 
+import importlib
+import threading
+
 import numpy as np
 import pandas as pd
 
@@ -26,13 +29,20 @@ _EVIDENCE = ("noisy_probability", "loss", "loss_std", "similarity", "caption_agr
              "sibling_agreement")
 
 
+def warm_up() -> None:
+    """Import scikit-learn in the background (1-2 s), so the curator's first fit does not wait for it."""
+    threading.Thread(target=importlib.import_module, args=("sklearn.linear_model",), daemon=True).start()
+
+
 def noise_features(pairs: pd.DataFrame) -> np.ndarray:
-    """The model's inputs for every row of `pairs`: each column standardised over the rows, a missing value
-    at the column's mean (0). Columns: every `reliability*` column, the evidence present, caption words."""
+    """The model's inputs for every row of `pairs`: each column's percentile ranks (scores of different
+    detectors live on different scales; ranks make them alike), standardised over the rows, a missing
+    value at the column's mean (0). Columns: every `reliability*` column, the evidence present, caption words."""
     names = [name for name in pairs if name.startswith("reliability")] + [name for name in _EVIDENCE if name in pairs]
     columns = [pairs[name].to_numpy(dtype=float) for name in names]
     columns.append(pairs["caption"].str.split().str.len().to_numpy(dtype=float))
     matrix = np.column_stack(columns)
+    matrix = pd.DataFrame(matrix).rank(pct=True).to_numpy()  # ranks kept the demo's learned order ahead (docs)
     mean, spread = np.nanmean(matrix, axis=0), np.nanstd(matrix, axis=0)
     matrix = (matrix - mean) / np.where(spread > 0, spread, 1.0)
     return np.nan_to_num(matrix, nan=0.0)

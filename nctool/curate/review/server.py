@@ -41,6 +41,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from nctool.curate.review.learning import warm_up
 from nctool.curate.review.page import page_config
 from nctool.curate.review.queue import ReviewQueue
 from nctool.curate.review.security import SECURITY_HEADERS, Guard
@@ -93,6 +94,7 @@ def review_app(data_path: str | os.PathLike, scores_path: str | os.PathLike, *, 
     thumbnails = Thumbnails(data_path, resolve_root(data_path, image_root))
     store = DecisionStore(decisions_file(scores_path, decisions), reviewer=reviewer)
     queue.blind = store.reviewer if blind else None
+    warm_up()
     stale = queue.sync(store)
     app = _app(queue, thumbnails, store, Middleware(Guard, host=host, token=token))
     app.state.notes = [stale] if stale else []  # decisions not shown (another version of the pair): the CLI warns
