@@ -41,18 +41,19 @@ def truth_of(queue: ReviewQueue) -> np.ndarray:
     return queue.pairs["noisy"].to_numpy(dtype=bool)
 
 
-def run_order(queue: ReviewQueue, store: DecisionStore, order: str, decisions: int) -> list[dict]:
-    """Decide `decisions` pairs in `order`, each the first undecided one the queue shows at that moment.
-    At each checkpoint: the truly noisy among the next 100 undecided pairs the order shows, all found so
-    far, and how well the queue's chance of noise (the learner's once fitted) ranks the undecided pairs
-    (AUROC) against the detector's reliability on the same pairs."""
+def run_order(queue: ReviewQueue, store: DecisionStore, order: str, decisions: int, warm_up: int = 0) -> list[dict]:
+    """Decide `decisions` pairs in `order` (the first `warm_up` of them in the uncertain order), each the first
+    undecided one the queue shows at that moment. At each checkpoint: the truly noisy among the next 100
+    undecided pairs the order shows, all found so far, and how well the queue's chance of noise (the
+    learner's once fitted) ranks the undecided pairs against the detector's reliability on the same pairs:
+    AUROC, and R-precision (of the R noisy pairs left, the share among the first R ranked)."""
     from nctool.metrics import detection_metrics
 
     truth, ids = truth_of(queue), queue.pairs["pair_id"].to_numpy()
     reliability = queue.pairs["reliability"].to_numpy()
     rows, found = [], 0
     for done in range(1, decisions + 1):
-        first = queue.select(order=order, state="undecided")[0]
+        first = queue.select(order=order if done > warm_up else "uncertain", state="undecided")[0]
         store.record(ids[first], "drop" if truth[first] else "keep")
         queue.sync(store, [ids[first]])
         found += truth[first]
@@ -60,20 +61,27 @@ def run_order(queue: ReviewQueue, store: DecisionStore, order: str, decisions: i
             upcoming = queue.select(order=order, state="undecided")
             chance = np.empty(len(queue.pairs))
             chance[queue.order] = queue.noise_chance()
-            rows.append({"order": order, "decisions": done, "noisy in next 100": int(truth[upcoming[:100]].sum()),
+            left = truth[upcoming]
+            top = int(left.sum())
+            by_detector = upcoming[np.argsort(reliability[upcoming], kind="stable")]
+            rows.append({"order": order + (f" ({warm_up} uncertain first)" if warm_up else ""), "decisions": done,
+                         "noisy in next 100": int(truth[upcoming[:100]].sum()),
                          "found so far": int(found), "learned from": queue.summary()["learned"]["decisions"],
                          "AUROC left, queue": detection_metrics(truth[upcoming], chance[upcoming])["auroc"],
-                         "AUROC left, detector": detection_metrics(truth[upcoming], -reliability[upcoming])["auroc"]})
+                         "AUROC left, detector": detection_metrics(truth[upcoming], -reliability[upcoming])["auroc"],
+                         "R-precision left, queue": truth[upcoming[np.argsort(-chance[upcoming], kind="stable")][
+                             :top]].mean(),
+                         "R-precision left, detector": truth[by_detector[:top]].mean()})
     return rows
 
 
 def orders(args) -> pd.DataFrame:
     rows = []
-    for order in ("noisiest", "uncertain", "learned"):
+    for order, warm_up in (("noisiest", 0), ("uncertain", 0), ("learned", 0), ("learned", 50)):
         queue = ReviewQueue.load(args.data, args.scores, detector=args.detector)
         with tempfile.TemporaryDirectory() as folder, DecisionStore(Path(folder) / "d.sqlite", reviewer="sim") as store:
             start = time.perf_counter()
-            rows += run_order(queue, store, order, max(CHECKPOINTS))
+            rows += run_order(queue, store, order, max(CHECKPOINTS), warm_up)
             print(f"{order}: {(time.perf_counter() - start) / max(CHECKPOINTS):.3f} s per decision", flush=True)
     return pd.DataFrame(rows)
 

@@ -13,7 +13,7 @@ from nctool.cli.filter import ScoredDetector
 from nctool.curate.labelstudio import export_tasks, import_annotations
 from nctool.curate.review.gallery import write_gallery
 from nctool.curate.review.security import new_token
-from nctool.curate.review.server import bind, decisions_file, export, is_loopback, review_app, serve
+from nctool.curate.review.server import bind, decisions_file, export, findings, is_loopback, review_app, serve
 
 
 @app.command()
@@ -58,6 +58,10 @@ def review(
     if export_to is not None:
         out = export(scores, export_to, decisions=decisions, data=data)
         console.print(f"decisions -> {out}")
+        found = findings(data, scores, detector=detector.value, decisions=decisions)
+        for line in (found["audit_text"], found["agreement_text"]):
+            if line:
+                console.print(line, soft_wrap=True, highlight=False, markup=False)
         return
     if static is not None:
         with progress_bar() as progress:

@@ -291,8 +291,11 @@ def _write_decisions(decisions: pd.DataFrame, out: str | os.PathLike) -> Path:
     return Path(out)
 
 
-def read_decisions(path: str | os.PathLike) -> pd.DataFrame:
+def read_decisions(path: str | os.PathLike, *, by_reviewer: bool = False) -> pd.DataFrame:
     """The current decisions in a decision store (.sqlite) or in its Parquet export (`export_decisions`).
+
+    With `by_reviewer`, each reviewer's current decision of each pair from a store (a Parquet export
+    holds one decision per pair, so it reads the same either way).
 
     Returns one row per decided pair, columns DECISION_COLUMNS (`row_hash` null where the file has
     none). A store is opened read-only, so one in a read-only place reads too. Raises NctoolError for a
@@ -311,7 +314,7 @@ def read_decisions(path: str | os.PathLike) -> pd.DataFrame:
         connection = _connect(path, read_only=True)
         try:
             with _store_errors(path):
-                return _current(connection)
+                return _current(connection, by_reviewer=by_reviewer)
         finally:
             connection.close()
     if magic.startswith(_PARQUET_MAGIC):

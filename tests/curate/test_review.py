@@ -615,6 +615,8 @@ def test_cli_maps_flags_to_the_library(monkeypatch):
     monkeypatch.setattr(review_cli, "write_gallery", lambda *a, **k: calls.setdefault("gallery", (a, k)) and
                         {"pairs": 3, "out": a[2]})
     monkeypatch.setattr(review_cli, "export", lambda *a, **k: calls.setdefault("export", (a, k))[0][1])
+    monkeypatch.setattr(review_cli, "findings", lambda *a, **k: calls.setdefault("findings", (a, k)) and
+                        {"audit_text": "audit: 40.0 % noisy", "agreement_text": "ana vs bo: kappa 0.50"})
     served_app = SimpleNamespace(state=SimpleNamespace(notes=[]))
     monkeypatch.setattr(review_cli, "review_app", lambda *a, **k: calls.setdefault("app", (a, k)) and served_app)
     monkeypatch.setattr(review_cli, "serve", lambda app, sock: calls.setdefault("serve", sock.getsockname()))
@@ -627,6 +629,9 @@ def test_cli_maps_flags_to_the_library(monkeypatch):
     result = invoke("review", "d.parquet", "--scores", "s.parquet", "--export", "x.parquet", "--decisions", "m.sqlite")
     assert result.exit_code == 0 and str(calls["export"][0][1]) == "x.parquet"
     assert str(calls["export"][1]["decisions"]) == "m.sqlite"
+    assert calls["findings"] == ((Path("d.parquet"), Path("s.parquet")), {"detector": "rrsitr",
+                                                                         "decisions": Path("m.sqlite")})
+    assert "audit: 40.0 % noisy\nana vs bo: kappa 0.50\n" in result.output
     result = invoke("review", "d.parquet", "--scores", "s.parquet", "--port", "0", "--reviewer", "bo",
                     "--blind")
     assert result.exit_code == 0, result.output
@@ -773,3 +778,30 @@ def test_api_bulk_actions_rules_and_their_undo(client, files):
     assert client.post("/api/bulk", json={"action": "fix", "pair_ids": ids[:1]}).status_code == 422
     assert client.post("/api/bulk", json={"action": "drop", "pair_ids": ["nope"]}).status_code == 404
     assert client.get("/api/rule", params={"min_noisy_probability": "lots"}).status_code == 400
+
+
+def test_export_prints_the_audit_and_the_agreement(files, tmp_path):
+    from nctool.curate.review.audit import MIN_AUDIT, audit_order, audit_share
+    from nctool.metrics import cohen_kappa
+
+    data = review_data(images=20, captions=3)
+    data_path, scores_path = write_table(data, tmp_path / "big.parquet"), tmp_path / "big-scores.parquet"
+    write_table(review_scores(data), scores_path)
+    queue = ReviewQueue.load(data_path, scores_path, detector="rrsitr")
+    audit = queue.order[audit_order(queue.pairs["pair_id"].to_numpy()[queue.order])]
+    ids, noisy = queue.pairs["pair_id"].to_numpy()[audit], queue.pairs["noisy"].to_numpy()[audit]
+    with DecisionStore(default_decisions_path(scores_path), reviewer="ana") as store:
+        for pair_id, truth in zip(ids[:MIN_AUDIT], noisy[:MIN_AUDIT]):
+            store.record(pair_id, "drop" if truth else "keep")
+        store.record(ids[0], "keep" if noisy[0] else "drop", reviewer="bo")
+        store.record(ids[1], "drop" if noisy[1] else "keep", reviewer="bo")
+    result = run_cli("review", data_path, "--scores", scores_path, "--export", tmp_path / "out.parquet")
+    # bo's decision on the first pair is its newest: the export (last write wins) and the audit follow it
+    actions = ["keep" if noisy[0] else "drop"] + ["drop" if truth else "keep" for truth in noisy[1:MIN_AUDIT]]
+    report = audit_share(actions + [None] * (len(ids) - MIN_AUDIT))
+    low, high = 100 * report["low"], 100 * report["high"]
+    assert (f"audit: {100 * report['estimate']:.1f} % noisy ({low:.1f}-{high:.1f}, 90 %) from {MIN_AUDIT} decided "
+            f"in a uniform sample") in result.stdout
+    kappa = cohen_kappa(noisy[:2], [not noisy[0], noisy[1]])  # ana's and bo's judgements of the first two
+    kappa = "undefined (one answer throughout)" if kappa is None else f"{kappa:.2f}"
+    assert f"ana vs bo: Cohen's kappa {kappa}, agree on 50 % of 2 pairs, 1 disagree" in result.stdout

@@ -26,7 +26,7 @@ import pandas as pd
 
 from nctool.curate.filtering import filter_pairs, read_scores
 from nctool.curate.review.audit import NOISE_ACTIONS, agreement, audit_order, audit_share
-from nctool.curate.review.learning import LEARN_EVERY, fit_noise_model, noise_features
+from nctool.curate.review.learning import LEARN_EVERY, MIN_PER_CLASS, fit_noise_model, noise_features
 from nctool.data.decisions import DECISION_COLUMNS, DecisionStore, match_decisions
 from nctool.errors import NctoolError
 from nctool.schema import LABELS, column_names, noise_statements, read_table, row_hashes
@@ -327,9 +327,16 @@ class ReviewQueue:
                            "clean_from": _extreme(reliability[labels == "clean"], min)},
             "categories": sorted(self.pairs["category"].dropna().unique().tolist()) if "category" in self.pairs else [],
             "has_truth": noisy is not None, "has_suggestions": self._suggestions,
-            "blind": self.blind, "learned": self.learned_summary(),
-            "audit": audit_share(self._actions[self._audit]), "agreement": self.agreement(),
+            "blind": self.blind, **self.findings(),
         }
+
+    def findings(self) -> dict:
+        """What the curator's decisions say about the queue: the learner (`learned`), the audited share (`audit`,
+        nctool.curate.review.audit.audit_share), two reviewers' agreement (`agreement`), each also as a line
+        (`*_text`) for the page and the CLI."""
+        learned, audit, agreed = self.learned_summary(), audit_share(self._actions[self._audit]), self.agreement()
+        return {"learned": learned, "audit": audit, "agreement": agreed, "learned_text": learned_text(learned),
+                "audit_text": audit_text(audit), "agreement_text": agreement_text(agreed)}
 
     def learned_summary(self) -> dict:
         """How many decisions the curator's model learned from, and its estimate of the noise share: the
@@ -365,6 +372,37 @@ def stated_noise(stated: dict | None) -> str:
     if stated["clean"]:
         text += f", clean {stated['clean']} pairs with est. {100 * stated['clean_contamination']:.1f} % noisy"
     return text
+
+
+def audit_text(audit: dict) -> str:
+    """The audited share (nctool.curate.review.audit.audit_share) in one line."""
+    if audit["estimate"] is None:
+        return (f"audit: decide {audit['needed']} more pairs in the audit order for a noise share "
+                f"({audit['decided']} decided in its sample so far)")
+    text = (f"audit: {100 * audit['estimate']:.1f} % noisy ({100 * audit['low']:.1f}-{100 * audit['high']:.1f}, "
+            f"{100 * audit['level']:.0f} %) from {audit['decided']} decided in a uniform sample")
+    return text + (f"; {audit['skipped']} skipped, left out" if audit["skipped"] else "")
+
+
+def learned_text(learned: dict) -> str:
+    """What the curator's model learned from, in one line."""
+    if learned["estimate"] is None:
+        return (f"the learned order starts after {LEARN_EVERY} decisions with {MIN_PER_CLASS} kept and "
+                f"{MIN_PER_CLASS} dropped or fixed")
+    return (f"learned from {learned['decisions']} decisions: model estimate {100 * learned['estimate']:.1f} % noisy "
+            f"(not a sample: quote the audit)")
+
+
+def agreement_text(agreed: dict | None) -> str:
+    """Two reviewers' agreement in one line ("" with fewer than two reviewers, or in a blind review)."""
+    if agreed is None:
+        return ""
+    first, second = agreed["reviewers"]
+    if not agreed["pairs"]:
+        return f"{first} and {second} have decided no pair in common yet"
+    kappa = "undefined (one answer throughout)" if agreed["kappa"] is None else f"{agreed['kappa']:.2f}"
+    return (f"{first} vs {second}: Cohen's kappa {kappa}, agree on {100 * agreed['agree']:.0f} % of "
+            f"{agreed['pairs']} pairs, {agreed['disagree']} disagree")
 
 
 def _extreme(values: np.ndarray, pick) -> float | None:

@@ -46,7 +46,7 @@ from nctool.curate.review.page import page_config
 from nctool.curate.review.queue import ReviewQueue
 from nctool.curate.review.security import SECURITY_HEADERS, Guard
 from nctool.curate.review.thumbnails import SIZES, Thumbnails
-from nctool.data.decisions import DecisionStore, default_decisions_path, export_decisions
+from nctool.data.decisions import DecisionStore, default_decisions_path, export_decisions, read_decisions
 from nctool.data.images import BadImage, resolve_root
 from nctool.errors import NctoolError
 from nctool.schema import check_output
@@ -75,6 +75,16 @@ def export(scores_path: str | os.PathLike, out: str | os.PathLike, *,
         raise NctoolError(f"{store_path}: no decisions file there; review first with `nctool review`, "
                           f"or pass the file with --decisions")
     return export_decisions(store_path, out)
+
+
+def findings(data_path: str | os.PathLike, scores_path: str | os.PathLike, *, detector: str | None = None,
+             decisions: str | os.PathLike | None = None) -> dict:
+    """What a review's decisions say (ReviewQueue.findings: the audited share, two reviewers' agreement, the
+    learner), read without writing anything: what `nctool review --export` prints beside the export."""
+    queue = ReviewQueue.load(data_path, scores_path, detector=detector)
+    store_path = decisions_file(scores_path, decisions)
+    queue.load_decisions(read_decisions(store_path), read_decisions(store_path, by_reviewer=True))
+    return queue.findings()
 
 
 def review_app(data_path: str | os.PathLike, scores_path: str | os.PathLike, *, detector: str | None = None,
