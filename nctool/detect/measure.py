@@ -103,8 +103,17 @@ def training_logits(loss_cfg: LossCfg) -> dict[str, Callable[[torch.Tensor, torc
     return logits
 
 
+def row_logits(rows: Encoded, pool: Encoded, loss_cfg: LossCfg) -> dict[str, torch.Tensor]:
+    """Each row's image against every pool caption, [n, pool] per kind of logits (training_logits): the
+    costly part of a row's losses, shared by the pair's and its decoys' (`reference_losses`)."""
+    own = rows.caption_image_index
+    return {part: logits(rows.side("image", part), pool.side("text", part))[own]
+            for part, logits in training_logits(loss_cfg).items()}
+
+
 def reference_losses(rows: Encoded, pool: Encoded, batches: torch.Tensor, loss_cfg: LossCfg,
-                     decoys: tuple[torch.Tensor, dict] | None = None) -> torch.Tensor:
+                     decoys: tuple[torch.Tensor, dict] | None = None,
+                     image_to_texts: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
     """Per-pair loss of each row in each of its reference batches, [n, repeats].
 
     `rows` and `pool` are nctool.model.batches.Encoded (same device as `batches`). For row i
@@ -112,19 +121,22 @@ def reference_losses(rows: Encoded, pool: Encoded, batches: torch.Tensor, loss_c
     the logits training uses (training_logits); only row i's row and column of those matrices are
     computed. With `decoys` (partner, cross): the loss of row i's image paired with the caption of pool
     pair partner[i] instead of its own, `cross[part]` being the pool's logits [pool images, pool pairs].
+    `image_to_texts`: the rows' `row_logits` when the caller has them already (computed here when None).
     """
-    return sum(_two_way_loss(logits, rows, pool, part, batches, decoys)
+    image_to_texts = row_logits(rows, pool, loss_cfg) if image_to_texts is None else image_to_texts
+    return sum(_two_way_loss(logits, rows, pool, part, batches, decoys, image_to_texts[part])
                for part, logits in training_logits(loss_cfg).items())
 
 
 def _two_way_loss(logits: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], rows: Encoded, pool: Encoded,
-                  part: str, batches: torch.Tensor, decoys: tuple[torch.Tensor, dict] | None) -> torch.Tensor:
+                  part: str, batches: torch.Tensor, decoys: tuple[torch.Tensor, dict] | None,
+                  image_to_texts: torch.Tensor) -> torch.Tensor:
     """CE image -> text plus CE text -> image of each row against its batches, for one kind of logits.
 
-    `logits(images, texts)` is [images, texts]; `part` picks the embeddings ("global" or "local").
+    `logits(images, texts)` is [images, texts]; `part` picks the embeddings ("global" or "local");
+    `image_to_texts` is that part of `row_logits`.
     """
     own = rows.caption_image_index
-    image_to_texts = logits(rows.side("image", part), pool.side("text", part))[own]             # [n, pool]
     if decoys is None:
         positive = logits(rows.side("image", part), rows.side("text", part))[own, torch.arange(len(own),
                                                                                                 device=own.device)]
@@ -191,11 +203,14 @@ class ReferencePool:
         self.orders = reference_orders(seed, len(pair_ids), repeats)
         self.members = measure_batch(self.embeddings, self, list(pair_ids), keep_embeddings=True)
 
-    def losses(self, rows: Encoded, pair_ids: Sequence[str]) -> torch.Tensor:
-        """[n, repeats] losses of these rows (embedded on the same device) and pair ids."""
+    def losses(self, rows: Encoded, pair_ids: Sequence[str],
+               image_to_texts: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+        """[n, repeats] losses of these rows (embedded on the same device) and pair ids (`image_to_texts`: their
+        row_logits against this pool, when the caller has them)."""
         own = np.array([self.position.get(pair_id, -1) for pair_id in pair_ids])
         batches = reference_batches(pair_hashes(pair_ids, self.seed), own, self.orders, self.batch_size - 1)
-        return reference_losses(rows, self.embeddings, batches.to(rows.text_global.device), self.loss_cfg)
+        return reference_losses(rows, self.embeddings, batches.to(rows.text_global.device), self.loss_cfg,
+                                image_to_texts=image_to_texts)
 
     def partners(self, pair_ids: Sequence[str], image_ids: np.ndarray,
                  categories: np.ndarray | None = None) -> np.ndarray:
@@ -225,13 +240,16 @@ class ReferencePool:
                               "of at least 2 images")
         return partner
 
-    def decoys(self, rows: Encoded, pair_ids: Sequence[str]) -> dict:
+    def decoys(self, rows: Encoded, pair_ids: Sequence[str],
+               image_to_texts: dict[str, torch.Tensor] | None = None) -> dict:
         """Each row's decoys, its image with a pool caption of another image (`partners`), measured as the pair
         would be: `decoy_similarity` and `decoy_loss` (the mean over the same reference batches, the partner
         left out of them), and `decoy_partner`, the caption's pool position; [n] each, on the rows' device.
         The same, prefixed `scene_`, for a caption of another image of the pair's category (the decoys of
         hard noise), when the data has a `category` column: NaN and -1 where the pool holds no such caption,
-        and everywhere without the column."""
+        and everywhere without the column. `image_to_texts` as for `losses`."""
+        if image_to_texts is None:
+            image_to_texts = row_logits(rows, self.embeddings, self.loss_cfg)
         image_ids = np.asarray(rows.image_ids)[rows.caption_image_index.cpu().numpy()]
         categories = rows.categories if self.pair_categories is not None else None
         image, out = rows.image_global[rows.caption_image_index], {}
@@ -247,7 +265,7 @@ class ReferencePool:
             batches = reference_batches(pair_hashes(pair_ids, self.seed), np.where(found, partner, -1), self.orders,
                                         self.batch_size - 1)
             loss = reference_losses(rows, self.embeddings, batches.to(taken.device), self.loss_cfg,
-                                    (taken, self.cross)).mean(1)
+                                    (taken, self.cross), image_to_texts).mean(1)
             similarity = (image * self.embeddings.text_global[taken]).sum(-1)
             missing = torch.from_numpy(~found).to(taken.device)
             out.update({f"{prefix}decoy_similarity": similarity.masked_fill(missing, float("nan")),
@@ -475,8 +493,10 @@ def measure_batch(emb: Encoded, pool: ReferencePool | None, pair_ids: list[str],
     image = emb.image_global[emb.caption_image_index]
     part = {"similarity": (image * emb.text_global).sum(-1)}
     if pool is not None:
-        loss = pool.losses(emb, pair_ids)
-        part.update(loss=loss.mean(1), loss_std=loss.std(1, correction=0), **pool.decoys(emb, pair_ids))
+        image_to_texts = row_logits(emb, pool.embeddings, pool.loss_cfg)  # once for the pair and both its decoys
+        loss = pool.losses(emb, pair_ids, image_to_texts)
+        part.update(loss=loss.mean(1), loss_std=loss.std(1, correction=0),
+                    **pool.decoys(emb, pair_ids, image_to_texts))
     part = {name: value.float().cpu() if value.is_floating_point() else value.cpu() for name, value in part.items()}
     if keep_embeddings:
         part.update(image_global=image.float(), text_global=emb.text_global.float())
