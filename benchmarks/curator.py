@@ -67,12 +67,18 @@ def run_order(queue: ReviewQueue, store: DecisionStore, order: str, decisions: i
             rows.append({"order": order + (f" ({warm_up} uncertain first)" if warm_up else ""), "decisions": done,
                          "noisy in next 100": int(truth[upcoming[:100]].sum()),
                          "found so far": int(found), "learned from": queue.summary()["learned"]["decisions"],
+                         "learned share error (points)": _points(queue.summary()["learned"]["estimate"],
+                                                                 truth[queue.order].mean()),
                          "AUROC left, queue": detection_metrics(truth[upcoming], chance[upcoming])["auroc"],
                          "AUROC left, detector": detection_metrics(truth[upcoming], -reliability[upcoming])["auroc"],
                          "R-precision left, queue": truth[upcoming[np.argsort(-chance[upcoming], kind="stable")][
                              :top]].mean(),
                          "R-precision left, detector": truth[by_detector[:top]].mean()})
     return rows
+
+
+def _points(estimate: float | None, truth: float) -> float:
+    return float("nan") if estimate is None else 100 * (estimate - truth)
 
 
 def orders(args) -> pd.DataFrame:
