@@ -8,10 +8,11 @@ nothing that was recorded); the current decision of a pair is its newest one tha
 log keeps the whole history. `record_many` records a bulk action (one decision per pair, one
 transaction, one `batch` for all, what the person chose in the `batches` table), which one `undo`
 takes back whole. Each reviewer's own current decisions are there too (`current(reviewer=...)`,
-`by_reviewer=True`): a blind second review and two reviewers' agreement read them. One store may be shared by the threads of a server (one connection,
-guarded by a lock) and by several processes (SQLite serialises the writes). A process opens a store
-once: a second open of the same file in a process that holds it open would drop that process's
-POSIX locks (SQLite's WAL then vanishes under it), so the holder exports through `DecisionStore.export`.
+`by_reviewer=True`): a blind second review and two reviewers' agreement read them. One store may be
+shared by the threads of a server (one connection, guarded by a lock) and by several processes
+(SQLite serialises the writes). A process opens a store once: a second open of the same file in a
+process that holds it open would drop that process's POSIX locks (SQLite's WAL then vanishes under
+it), so the holder exports through `DecisionStore.export`.
 
 Each decision carries the `row_hash` (nctool.schema.row_hashes) of the row the person judged, so a
 decision is never put on another version of the pair (another noise file of the same base data):

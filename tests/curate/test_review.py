@@ -805,3 +805,29 @@ def test_export_prints_the_audit_and_the_agreement(files, tmp_path):
     kappa = cohen_kappa(noisy[:2], [not noisy[0], noisy[1]])  # ana's and bo's judgements of the first two
     kappa = "undefined (one answer throughout)" if kappa is None else f"{kappa:.2f}"
     assert f"ana vs bo: Cohen's kappa {kappa}, agree on 50 % of 2 pairs, 1 disagree" in result.stdout
+
+
+def test_a_sync_in_progress_never_shows_half_of_the_decisions(files, tmp_path, monkeypatch):
+    import threading
+
+    queue = ReviewQueue.load(*files, detector="rrsitr")
+    with DecisionStore(tmp_path / "d.sqlite", reviewer="ana") as store:
+        store.record("p04", "drop")
+        queue.sync(store)
+        store.record("p05", "keep")
+        reached, go_on = threading.Event(), threading.Event()
+        match = ReviewQueue._match
+
+        def slow_match(self, decisions):  # the sync stops midway, its new state half built
+            reached.set()
+            go_on.wait(10)
+            return match(self, decisions)
+
+        monkeypatch.setattr(ReviewQueue, "_match", slow_match)
+        sync = threading.Thread(target=queue.sync, args=(store,))
+        sync.start()
+        assert reached.wait(10)
+        assert queue.decisions["p04"]["action"] == "drop" and queue.summary()["reviewed"] == 1  # the old state, whole
+        go_on.set()
+        sync.join()
+    assert queue.summary()["reviewed"] == 2 and queue.decisions["p05"]["action"] == "keep"

@@ -17,7 +17,11 @@ import pytest
 from cli_helpers import run_cli
 from review_helpers import XSS, write_review_files
 
-from nctool.data.decisions import default_decisions_path, read_decisions
+from nctool.curate.filtering import read_scores
+from nctool.curate.review.audit import audit_order, audit_share
+from nctool.curate.review.queue import audit_text, learned_text
+from nctool.data.decisions import DecisionStore, default_decisions_path, read_decisions
+from nctool.metrics import cohen_kappa
 from nctool.schema import read_table
 
 pytestmark = pytest.mark.slow  # a real Chromium per test
@@ -37,8 +41,8 @@ class ReviewServer:
     `url` is the URL it printed (with this launch's `token`), `root` the same without the token.
     """
 
-    def __init__(self, data_path: Path, scores_path: Path):
-        self.args = ["review", str(data_path), "--scores", str(scores_path), "--reviewer", "ana"]
+    def __init__(self, data_path: Path, scores_path: Path, *options: str, reviewer: str = "ana"):
+        self.args = ["review", str(data_path), "--scores", str(scores_path), "--reviewer", reviewer, *options]
         self.store = default_decisions_path(scores_path)
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
@@ -76,6 +80,11 @@ class ReviewServer:
                                          headers={"Content-Type": "application/json", "X-Nctool-Token": self.token})
         with urllib.request.urlopen(request, timeout=30):
             pass
+
+    def batches(self):
+        """The bulk actions the store holds (DecisionStore.batches)."""
+        with DecisionStore(self.store, reviewer="test") as store:
+            return store.batches()
 
     def decisions(self) -> dict[str, tuple]:
         """What the store holds now: pair_id -> (action, new_caption)."""
@@ -116,6 +125,8 @@ def page(browser):
     opened.set_default_timeout(30_000)
     opened.dialogs = []
     opened.on("dialog", lambda dialog: (opened.dialogs.append(dialog.message), dialog.dismiss()))
+    opened.errors = []  # the page's uncaught script errors
+    opened.on("pageerror", lambda error: opened.errors.append(str(error)))
     opened.refused = []  # what the console says the content security policy refused (a script, a style)
     opened.on("console",
               lambda message: "Content Security Policy" in message.text and opened.refused.append(message.text))
@@ -137,9 +148,24 @@ def focused_id(page) -> str:
 
 
 def wait_for_decision(page, pair_id: str, text: str) -> None:
-    page.wait_for_function("([id, text]) => { const c = document.querySelector(`#cards .card[data-pair-id='${id}']`);"
+    """Wait until the card (or the grid's tile) of `pair_id` shows a decision starting with `text`."""
+    page.wait_for_function("([id, text]) => { const c = document.querySelector(`#cards > [data-pair-id='${id}']`);"
                            " return c && c.querySelector('.decision').textContent.startsWith(text); }",
                            arg=[pair_id, text])
+
+
+def open_grid(page, url: str) -> None:
+    page.goto(url + "#view=grid")
+    page.wait_for_selector("#cards .tile.focused")
+
+
+def tile_ids(page, selector: str = "#cards .tile") -> list[str]:
+    return page.eval_on_selector_all(selector, "tiles => tiles.map(t => t.dataset.pairId)")
+
+
+def has_text(page, selector: str, text: str) -> None:
+    """Wait until `selector` shows exactly `text` (the assertion says what it shows instead)."""
+    sync_api.expect(page.locator(selector)).to_have_text(text, timeout=30_000)
 
 
 def test_queue_loads_lowest_reliability_first(server, page):
@@ -309,6 +335,210 @@ def test_images_enlarging_and_the_export_link_work_with_the_token(server, page, 
     download.value.save_as(tmp_path / "download.parquet")
     assert read_decisions(tmp_path / "download.parquet")[["pair_id", "action"]].values.tolist() == [[first, "drop"]]
     assert page.refused == []  # the content security policy refused nothing of the page's own
+
+
+# ---- the grid: many pairs at once ----
+
+def test_grid_click_and_shift_click_drop_one_bulk_action_that_undo_takes_back_whole(server, page):
+    open_grid(page, server.url)
+    ids = tile_ids(page)
+    assert len(ids) == 21 and ids[0] == "p04"  # lowest reliability first, as the cards
+    first = page.locator("#cards .tile").first
+    assert first.locator(".caption").text_content() == XSS and first.locator(".caption").get_attribute("title") == XSS
+    assert page.locator("img[src='x']").count() == 0
+    tiles = page.locator("#cards .tile")
+    tiles.nth(1).click()
+    tiles.nth(4).click(modifiers=["Shift"])  # 1 to 4
+    tiles.nth(7).click()
+    tiles.nth(3).click()  # unselects 3
+    chosen = [ids[1], ids[2], ids[4], ids[7]]
+    assert tile_ids(page, "#cards .tile.selected") == chosen
+    has_text(page, "#selection-count", "4 selected")
+    page.keyboard.press("d")
+    for pair_id in chosen:
+        wait_for_decision(page, pair_id, "dropped by ana")
+    decisions = read_decisions(server.store)
+    assert sorted(decisions["pair_id"]) == sorted(chosen) and set(decisions["action"]) == {"drop"}
+    (batch,) = set(decisions["batch"])
+    assert server.batches()[["batch", "reviewer", "action", "pairs", "rule", "standing"]].values.tolist() == [
+        [batch, "ana", "drop", 4, "4 selected pairs", 4]]
+    has_text(page, "#status", f"dropped 4 pairs as one bulk action ({batch}); u takes all of them back")
+    has_text(page, "#selection-count", "0 selected")
+    assert "reviewed 4 / left 17" in page.text_content("#progress-text")
+    page.keyboard.press("a")  # no selection: the focused tile (the last clicked, 3) alone
+    wait_for_decision(page, ids[3], "kept by ana")
+    page.keyboard.press("u")  # takes back the keep
+    has_text(page, "#status", f"undone: {ids[3]} is undecided")
+    page.keyboard.press("u")  # takes back the bulk action, all of it
+    has_text(page, "#status", "undone: bulk action of 4 pairs")
+    for pair_id in chosen:
+        wait_for_decision(page, pair_id, "undecided")
+    assert server.decisions() == {}
+    assert server.batches()["standing"].tolist() == [0]
+    assert "reviewed 0 / left 21" in page.text_content("#progress-text")
+    assert page.dialogs == [] and page.refused == [] and page.errors == []
+
+
+def test_a_bulk_action_chosen_by_keys_is_on_disk_before_the_page_shows_it(server, page):
+    open_grid(page, server.url)
+    ids = tile_ids(page)
+    per_row = page.evaluate("() => { const tiles = [...document.querySelectorAll('#cards .tile')];"
+                            " return tiles.filter(t => t.offsetTop === tiles[0].offsetTop).length; }")
+    assert 2 < per_row < 21
+    page.keyboard.press("x")  # the focused tile, the first
+    page.keyboard.press("l")
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press(" ")  # the third
+    page.keyboard.press("j")  # the tile below the third
+    page.keyboard.press("x")
+    assert tile_ids(page, "#cards .tile.selected") == [ids[0], ids[2], ids[2 + per_row]]
+    page.keyboard.press("Escape")
+    has_text(page, "#selection-count", "0 selected")
+    page.keyboard.press("v")  # every undecided tile
+    has_text(page, "#selection-count", "21 selected")
+    page.keyboard.press("i")  # inverted: none
+    has_text(page, "#selection-count", "0 selected")
+    for key in "xhhx":  # the focused tile (below the third), then the one two to its left
+        page.keyboard.press(key)
+    chosen = [ids[per_row], ids[2 + per_row]]
+    assert tile_ids(page, "#cards .tile.selected") == chosen
+    page.keyboard.press("a")
+    for pair_id in chosen:
+        wait_for_decision(page, pair_id, "kept by ana")
+    server.kill()  # no shutdown code runs: what the page was told is on disk
+    decisions = read_decisions(server.store)
+    assert sorted(decisions["pair_id"]) == sorted(chosen) and set(decisions["action"]) == {"keep"}
+    assert decisions["batch"].nunique() == 1 and server.batches()["pairs"].tolist() == [2]
+    assert page.errors == []
+
+
+def test_the_rule_drops_what_its_preview_counted_and_shows_a_changed_count(server, page, files):
+    open_queue(page, server.url)
+    ids = card_ids(page)
+    page.keyboard.press("d")  # the noisiest pair by hand: the rule covers undecided pairs only
+    wait_for_decision(page, ids[0], "dropped by ana")
+    scores = read_scores(files[1])
+    scores = scores[scores["detector"] == "rrsitr"].set_index("pair_id")
+    chance = 1 - scores["reliability"]  # no noisy probability in the scores: the chance of noise is 1 - reliability
+    covered = chance[chance >= 0.8].sort_values(ascending=False)
+    assert covered.index.tolist() == ids[:4]
+    page.keyboard.press("r")
+    page.keyboard.type("0.8")
+    page.keyboard.press("Enter")
+    has_text(page, "#rule-preview", f"3 pairs, expected {100 * covered[ids[1:4]].mean():.0f} % noise")
+    has_text(page, "#rule-confirm", "drop these 3 pairs")
+    server.decide(ids[1], "keep")  # meanwhile, in another tab
+    page.click("#rule-confirm")
+    has_text(page, "#rule-preview",
+             f"changed meanwhile: 2 pairs, expected {100 * covered[ids[2:4]].mean():.0f} % noise")
+    assert "the rule now covers 2 pairs, not 3" in page.text_content("#status")
+    assert server.decisions() == {ids[0]: ("drop", None), ids[1]: ("keep", None)}
+    rule = page.get_attribute("#rule-preview", "title")
+    page.click("#rule-confirm")
+    for pair_id in ids[2:4]:
+        wait_for_decision(page, pair_id, "dropped by ana")
+    assert page.is_hidden("#rule-confirm")
+    assert server.decisions() == {ids[0]: ("drop", None), ids[1]: ("keep", None), ids[2]: ("drop", None),
+                                  ids[3]: ("drop", None)}
+    batches = server.batches()
+    assert batches[["action", "pairs", "rule"]].values.tolist() == [["drop", 2, rule]]
+    batch = read_decisions(server.store).set_index("pair_id").loc[ids[:4], "batch"]
+    assert batch.tolist() == [None, None, batches["batch"][0], batches["batch"][0]]  # the two by hand, the rule's two
+    assert rule == "undecided pairs whose the detector's noisy probability is at least 0.8"
+    assert page.errors == []
+
+
+def test_the_header_states_the_audited_share_of_the_audit_sample(tmp_path, page):
+    data_path, scores_path = write_review_files(tmp_path, images=12)  # 33 scored pairs: MIN_AUDIT is 30
+    server = ReviewServer(data_path, scores_path)
+    server.start()
+    try:
+        open_grid(page, server.url)
+        has_text(page, "#audit", audit_text(audit_share([None] * 33)) + " open the audit order")
+        has_text(page, "#learned", learned_text({"decisions": 0, "estimate": None}))
+        page.click("#audit button")  # to the audit order
+        scores = read_scores(scores_path)
+        scores = scores[scores["detector"] == "rrsitr"].sort_values("reliability", kind="stable")
+        audit = scores["pair_id"].to_numpy()[audit_order(scores["pair_id"].to_numpy())].tolist()
+        page.wait_for_function("n => document.querySelectorAll('#cards .tile').length === n", arg=len(audit))
+        page.reload()  # the order and the view are in the URL
+        page.wait_for_selector("#cards .tile.focused")
+        assert tile_ids(page) == audit and page.input_value("#filters select[name=order]") == "audit"
+        tiles = page.locator("#cards .tile")
+        tiles.nth(0).click()
+        tiles.nth(11).click(modifiers=["Shift"])
+        page.keyboard.press("d")  # the first 12 of the sample are noise
+        wait_for_decision(page, audit[11], "dropped by ana")
+        page.keyboard.press("v")
+        tiles.nth(20).click()  # the 21st is left undecided (skipped)
+        has_text(page, "#selection-count", "20 selected")
+        page.keyboard.press("a")
+        wait_for_decision(page, audit[32], "kept by ana")
+        decided = dict(read_decisions(server.store)[["pair_id", "action"]].values)
+        share = audit_share([decided.get(pair_id) for pair_id in audit])
+        assert (share["decided"], share["skipped"], share["noisy"]) == (32, 1, 12)
+        has_text(page, "#audit", audit_text(share))
+        assert audit_text(share) == (f"audit: {100 * share['estimate']:.1f} % noisy ({100 * share['low']:.1f}-"
+                                     f"{100 * share['high']:.1f}, 90 %) from 32 decided in a uniform sample; "
+                                     f"1 skipped, left out")
+        shown = {name: float(page.get_attribute("#audit", f"data-{name}")) for name in ("estimate", "low", "high")}
+        assert shown == {name: share[name] for name in ("estimate", "low", "high")}
+        assert page.text_content("#learned").startswith("learned from 32 decisions: model estimate ")
+        assert page.errors == []
+    finally:
+        server.kill()
+
+
+def test_a_blind_second_review_and_the_agreement_of_the_two(files, page):
+    ana = ReviewServer(*files)
+    bo = ReviewServer(*files, "--blind", reviewer="bo")  # the same store
+    ana.start()
+    bo.start()
+    try:
+        open_queue(page, ana.url)
+        ids = card_ids(page)[:6]
+        for pair_id, key in zip(ids, "dadada"):
+            page.keyboard.press(key)
+            wait_for_decision(page, pair_id, "dropped by ana" if key == "d" else "kept by ana")
+        assert page.is_hidden("#agreement")
+        blind = page.context.new_page()
+        blind.errors = []
+        blind.on("pageerror", lambda error: blind.errors.append(str(error)))
+        open_grid(blind, bo.url)
+        has_text(blind, "#blind", "blind review: bo")
+        assert tile_ids(blind)[:6] == ids
+        assert set(blind.eval_on_selector_all("#cards .tile .decision", "d => d.map(x => x.textContent)")) == {
+            "undecided"}  # ana's decisions are not shown
+        assert "reviewed 0 / left 21" in blind.text_content("#progress-text")
+        assert "disagreed" not in blind.eval_on_selector_all("#filters select[name=state] option",
+                                                            "options => options.map(o => o.value)")
+        tiles = blind.locator("#cards .tile")
+        tiles.nth(0).click()
+        tiles.nth(2).click(modifiers=["Shift"])
+        blind.keyboard.press("d")
+        wait_for_decision(blind, ids[2], "dropped by bo")
+        tiles.nth(3).click()
+        tiles.nth(5).click(modifiers=["Shift"])
+        blind.keyboard.press("a")
+        wait_for_decision(blind, ids[5], "kept by bo")
+        assert blind.is_hidden("#agreement")
+        with DecisionStore(ana.store, reviewer="test") as store:
+            theirs = store.current(by_reviewer=True).pivot(index="pair_id", columns="reviewer", values="action")
+        noise = theirs.loc[ids].isin(["drop", "fix"])
+        kappa, agree = cohen_kappa(noise["ana"], noise["bo"]), (noise["ana"] == noise["bo"]).mean()
+        page.bring_to_front()
+        page.evaluate("window.dispatchEvent(new Event('focus'))")  # what a curator's returning to the tab does
+        has_text(page, "#agreement", f"ana vs bo: Cohen's kappa {kappa:.2f}, agree on {100 * agree:.0f} % of 6 pairs, "
+                                     f"2 disagree show them")
+        assert float(page.get_attribute("#agreement", "data-kappa")) == kappa
+        page.click("#agreement button")
+        page.wait_for_function("() => document.getElementById('position').textContent === '1\u20132 of 2'")
+        assert sorted(card_ids(page)) == sorted(noise.index[noise["ana"] != noise["bo"]]) == sorted([ids[1], ids[4]])
+        assert page.input_value("#filters select[name=state]") == "disagreed"
+        assert page.errors == [] and blind.errors == []
+    finally:
+        ana.kill()
+        bo.kill()
 
 
 # ---- what a hostile web page gets ----

@@ -14,7 +14,8 @@
 - `page`: the page's one table of keys and its filter choices (`/api/config`).
 - `gallery.write_gallery`: one self-contained HTML file of the lowest-reliability pairs, its cards
   drawn by the page's own renderer (`static/cards.js`), read-only.
-- `static/`: the page (plain HTML, JS and CSS; no build step).
+- `static/`: the page (plain HTML, JS and CSS; no build step): `review.js` the page, `cards.js` a card
+  (shared with the gallery), `grid.js` a tile of the grid view.
 
 Decisions live in a `nctool.data.decisions.DecisionStore` (SQLite beside the scores by default).
 `nctool.curate.labelstudio` hands the same queue to Label Studio and reads its annotations back.

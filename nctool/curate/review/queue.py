@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 from datetime import datetime
 
 import numpy as np
@@ -87,6 +88,7 @@ class ReviewQueue:
         self._learned = None  # its predicted chance of noise per row of `order`; None: not fitted yet
         self._learned_from = 0  # how many decisions it was fitted on
         self._orders: dict[str, np.ndarray] = {}  # each order's rows, until the learner or decisions change
+        self._sync_lock = threading.Lock()
 
     @classmethod
     def load(cls, data_path: str | os.PathLike, scores_path: str | os.PathLike, *,
@@ -118,33 +120,41 @@ class ReviewQueue:
         if pair_ids is None:
             return self.load_decisions(store.current(reviewer=self.blind), store.current(by_reviewer=True))
         pair_ids = [pair_id for pair_id in pair_ids if pair_id in self.row_of]
-        rows = [self.row_of[pair_id] for pair_id in pair_ids]
-        self._actions[rows] = None
-        for actions in self._by_reviewer.values():
-            actions[rows] = None
-        for pair_id in pair_ids:
-            self.decisions.pop(pair_id, None)
         everyone = [decision for reviewer in {*self._by_reviewer, store.reviewer}
                     for decision in store.get(pair_ids, reviewer=reviewer).values()]
-        return self._take(_frame(store.get(pair_ids, reviewer=self.blind).values()), _frame(everyone))
+        return self._take(_frame(store.get(pair_ids, reviewer=self.blind).values()), _frame(everyone), pair_ids)
 
     def load_decisions(self, decisions: pd.DataFrame, by_reviewer: pd.DataFrame | None = None) -> str | None:
         """Replace the decisions the queue knows by a store's current ones (`DecisionStore.current`, in the queue's
         view) and each reviewer's (`current(by_reviewer=True)`; None: only `decisions`); returns what `sync` does."""
-        self._actions[:] = None
-        self.decisions.clear()
-        self._by_reviewer.clear()
-        return self._take(decisions, decisions if by_reviewer is None else by_reviewer)
+        return self._take(decisions, decisions if by_reviewer is None else by_reviewer, None)
 
-    def _take(self, view: pd.DataFrame, everyone: pd.DataFrame) -> str | None:
-        matching, stale = self._match(view)
-        self._actions[self._rows(matching["pair_id"])] = matching["action"].to_numpy(dtype=object)
-        self.decisions.update({decision["pair_id"]: _jsonable(decision) for decision in matching.to_dict("records")})
-        for reviewer, theirs in everyone.groupby("reviewer"):
-            theirs = self._match(theirs)[0]
-            actions = self._by_reviewer.setdefault(reviewer, np.full(len(self.pairs), None, dtype=object))
-            actions[self._rows(theirs["pair_id"])] = theirs["action"].to_numpy(dtype=object)
-        self._learn()
+    def _take(self, view: pd.DataFrame, everyone: pd.DataFrame, pair_ids: list[str] | None) -> str | None:
+        """Put these decisions in place of the known ones of `pair_ids` (None: of every pair).
+
+        The new state is built aside and swapped in at once: the server reads the queue on its event loop
+        while a sync runs in a worker thread, and must see the old decisions or the new, never a half;
+        the lock keeps two syncs (two writes at once) from swapping in each other's half."""
+        with self._sync_lock:
+            if pair_ids is None:
+                actions, decisions, by_reviewer = np.full(len(self.pairs), None, dtype=object), {}, {}
+            else:
+                rows = self._rows(pair_ids)
+                actions, decisions = self._actions.copy(), dict(self.decisions)
+                by_reviewer = {reviewer: theirs.copy() for reviewer, theirs in self._by_reviewer.items()}
+                for known in (actions, *by_reviewer.values()):
+                    known[rows] = None
+                for pair_id in pair_ids:
+                    decisions.pop(pair_id, None)
+            matching, stale = self._match(view)
+            actions[self._rows(matching["pair_id"])] = matching["action"].to_numpy(dtype=object)
+            decisions.update({decision["pair_id"]: _jsonable(decision) for decision in matching.to_dict("records")})
+            for reviewer, theirs in everyone.groupby("reviewer"):
+                theirs = self._match(theirs)[0]
+                known = by_reviewer.setdefault(reviewer, np.full(len(self.pairs), None, dtype=object))
+                known[self._rows(theirs["pair_id"])] = theirs["action"].to_numpy(dtype=object)
+            self._actions, self.decisions, self._by_reviewer = actions, decisions, by_reviewer
+            self._learn()
         return stale
 
     def _match(self, decisions: pd.DataFrame) -> tuple[pd.DataFrame, str | None]:

@@ -18,6 +18,11 @@ function decisionText(decision, actionNames) {
   return text;
 }
 
+// the caption a pair carries now: the corrected one once it is fixed
+function shownCaption(card) {
+  return card.decision && card.decision.action === "fix" ? card.decision.new_caption : card.caption;
+}
+
 // `view`: imageUrl(pairId, imageId) and actionNames ({keep: kept, ...}) always, lazy ({loading: "lazy"}
 // where images come from the server, {} in the gallery whose images are in the file); `controls`
 // only where the card can be acted on (the review page; the gallery is read-only):
@@ -29,8 +34,7 @@ function renderCard(card, index, view) {
                              alt: "image " + card.image_id, ...view.lazy});
   if (controls) picture.addEventListener("click", () => controls.enlarge(card.pair_id));
   const body = el("div", {class: "body"});
-  const caption = el("p", {class: "caption"}, card.decision && card.decision.action === "fix"
-                                               ? card.decision.new_caption : card.caption);
+  const caption = el("p", {class: "caption"}, shownCaption(card));
   const facts = el("p", {class: "facts"});
   facts.append(el("span", {class: "label label-" + card.label}, card.label),
                el("span", {}, "reliability " + card.reliability.toFixed(4)),
