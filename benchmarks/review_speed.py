@@ -55,10 +55,14 @@ def write_files(out: Path, pairs: int, seed: int = 0) -> tuple[Path, Path]:
     return write_table(data, out / "data.parquet"), write_table(scores, out / "scores.parquet")
 
 
-def timed(what: str, call, rows: list) -> object:
-    start = time.perf_counter()
-    result = call()
-    rows.append((what, time.perf_counter() - start))
+def timed(what: str, call, rows: list, repeat: int = 1) -> object:
+    """Run `call` `repeat` times (a read: the same answer each time) and note the median seconds."""
+    seconds = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        result = call()
+        seconds.append(time.perf_counter() - start)
+    rows.append((what + (f" (median of {repeat})" if repeat > 1 else ""), float(np.median(seconds))))
     return result
 
 
@@ -83,22 +87,22 @@ def main() -> None:
               lambda: client.get("/api/image/" + page["cards"][0]["pair_id"]).content, rows)
         time.sleep(3)  # a person reads the first page; meanwhile the server imports scikit-learn (learning.warm_up)
         grid = timed("grid page: GET /api/queue?resume=1&limit=60",
-                     lambda: client.get("/api/queue", params={"resume": 1, "limit": 60}).json(), rows)
+                     lambda: client.get("/api/queue", params={"resume": 1, "limit": 60}).json(), rows, repeat=5)
         timed("audit-order grid page: order=audit, limit=60",
-              lambda: client.get("/api/queue", params={"order": "audit", "limit": 60}).json(), rows)
+              lambda: client.get("/api/queue", params={"order": "audit", "limit": 60}).json(), rows, repeat=5)
         write = {"Origin": "http://127.0.0.1:8765", "Sec-Fetch-Site": "same-origin"}
         ids = [card["pair_id"] for card in grid["cards"]]
         for action, chosen in (("keep", ids[:30]), ("drop", ids[30:])):
             timed(f"bulk {action} of 30 selected pairs: POST /api/bulk (the learner refits)", lambda: client.post(
                 "/api/bulk", json={"action": action, "pair_ids": chosen}, headers=write).json(), rows)
         timed("learned-order grid page: order=learned, limit=60",
-              lambda: client.get("/api/queue", params={"order": "learned", "limit": 60}).json(), rows)
+              lambda: client.get("/api/queue", params={"order": "learned", "limit": 60}).json(), rows, repeat=5)
         timed("rule preview: GET /api/rule?min_noisy_probability=0.9",
-              lambda: client.get("/api/rule", params={"min_noisy_probability": 0.9}).json(), rows)
+              lambda: client.get("/api/rule", params={"min_noisy_probability": 0.9}).json(), rows, repeat=5)
         timed("undo the last bulk action: POST /api/undo",
               lambda: client.post("/api/undo", json={}, headers=write).json(), rows)
         timed("GET /api/summary with decisions (audit, learner, agreement)",
-              lambda: client.get("/api/summary").json(), rows)
+              lambda: client.get("/api/summary").json(), rows, repeat=5)
     print(f"{args.pairs:,} pairs, {page['total']:,} in the queue\n\n| step | seconds |\n|---|---|")
     for what, seconds in rows:
         print(f"| {what} | {seconds:.3f} |")

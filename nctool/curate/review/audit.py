@@ -44,8 +44,11 @@ def audit_share(actions, *, level: float = AUDIT_LEVEL) -> dict:
     prefix's length), `decided`, `skipped`, `noisy`, `estimate`, `low`, `high` (None below MIN_AUDIT
     decided), `level`, `population` and `needed` (decisions still needed before a share is stated).
     """
-    decided = np.array([action is not None for action in actions], dtype=bool)
-    noisy = np.array([action in NOISE_ACTIONS for action in actions], dtype=bool)
+    actions = np.asarray(actions, dtype=object)
+    decided = actions != None  # noqa: E711 (elementwise on an object array)
+    noisy = np.zeros(len(actions), dtype=bool)
+    for action in NOISE_ACTIONS:
+        noisy |= actions == action
     covered = np.cumsum(decided) >= AUDIT_COVERAGE * np.arange(1, len(decided) + 1)
     ends = np.flatnonzero(covered & decided)
     sample = int(ends[-1]) + 1 if len(ends) else 0
