@@ -14,6 +14,7 @@ from nctool.curate.labelstudio import export_tasks, import_annotations
 from nctool.curate.review.gallery import write_gallery
 from nctool.curate.review.security import new_token
 from nctool.curate.review.server import bind, decisions_file, export, findings, is_loopback, review_app, serve
+from nctool.errors import NctoolError
 
 
 @app.command()
@@ -58,7 +59,11 @@ def review(
     if export_to is not None:
         out = export(scores, export_to, decisions=decisions, data=data)
         console.print(f"decisions -> {out}")
-        found = findings(data, scores, detector=detector.value, decisions=decisions)
+        try:  # the export is written; what its decisions say needs the data and scores too
+            found = findings(data, scores, detector=detector.value, decisions=decisions)
+        except NctoolError as exc:
+            console_err.print(f"[yellow]note:[/] no audit or agreement line: {exc}", soft_wrap=True, highlight=False)
+            return
         for line in (found["audit_text"], found["agreement_text"]):
             if line:
                 console.print(line, soft_wrap=True, highlight=False, markup=False)

@@ -831,3 +831,13 @@ def test_a_sync_in_progress_never_shows_half_of_the_decisions(files, tmp_path, m
         go_on.set()
         sync.join()
     assert queue.summary()["reviewed"] == 2 and queue.decisions["p05"]["action"] == "keep"
+
+
+def test_export_writes_the_decisions_even_when_the_audit_cannot_be_read(files, tmp_path):
+    data_path, scores_path = files
+    with DecisionStore(default_decisions_path(scores_path), reviewer="ana") as store:
+        store.record("p04", "drop")
+    result = invoke("review", data_path, "--scores", scores_path, "--detector", "neighbors", "--export",
+                    tmp_path / "out.parquet")
+    assert result.exit_code == 0 and read_decisions(tmp_path / "out.parquet")["pair_id"].tolist() == ["p04"]
+    assert "note: no audit or agreement line:" in result.output and "neighbors" in result.output
