@@ -81,9 +81,11 @@ class TrainCfg:
     amp_cpu: bool           # bf16 autocast on CPU
     seed: int
     drop_last: bool
+    classes_per_batch: int = 0  # hard negatives: each batch holds pairs of about this many scene classes; 0: random
 
     def __post_init__(self):
         _at_least("train.epochs", self.epochs, 1)
+        _at_least("train.classes_per_batch", self.classes_per_batch, 0)
         _at_least("train.batch_size", self.batch_size, 2)
         _positive("train.lr", self.lr)
         _positive("train.grad_clip", self.grad_clip)

@@ -118,9 +118,36 @@ def build_optimizer(model: torch.nn.Module, cfg: TrainCfg) -> torch.optim.AdamW:
         lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps)
 
 
-def epoch_order(seed: int, epoch: int, rows: np.ndarray) -> np.ndarray:
-    """The shuffled train rows of one epoch: a pure function of (seed, epoch), so resume repeats it."""
-    return rows[np.random.default_rng([seed, epoch]).permutation(len(rows))]
+def epoch_order(seed: int, epoch: int, rows: np.ndarray, *, classes: np.ndarray | None = None,
+                images: np.ndarray | None = None, batch_size: int = 0, classes_per_batch: int = 0) -> np.ndarray:
+    """The shuffled train rows of one epoch: a pure function of (seed, epoch), so resume repeats it.
+
+    With `classes_per_batch` k > 0 (hard negatives, `train.classes_per_batch`): each run of
+    `batch_size` rows is made of k groups of `batch_size // k` pairs of one scene class each (`classes`,
+    per row of `rows`; the groups are shuffled, so two may share a class), so a pair's
+    in-batch negatives are mostly captions of other images of its own class. Within a class the pairs
+    come one caption per image per round (`images`, per row), so a batch's share of one class seldom
+    holds two captions of one image (a false negative).
+    """
+    rng = np.random.default_rng([seed, epoch])
+    if not classes_per_batch:
+        return rows[rng.permutation(len(rows))]
+    group = max(batch_size // classes_per_batch, 1)
+    groups = []
+    for name in np.unique(classes):
+        members = np.flatnonzero(classes == name)
+        members = members[rng.permutation(len(members))]
+        image_ids, first = np.unique(images[members], return_inverse=True)
+        # rank of each row among its image's rows: round r holds the r-th caption of every image, in a shuffled
+        # image order
+        rounds = np.zeros(len(members), dtype=np.int64)
+        seen = np.zeros(len(image_ids), dtype=np.int64)
+        for i, image in enumerate(first):
+            rounds[i], seen[image] = seen[image], seen[image] + 1
+        image_rank = rng.permutation(len(image_ids))[first]
+        members = members[np.lexsort((image_rank, rounds))]
+        groups += [members[start:start + group] for start in range(0, len(members), group)]
+    return rows[np.concatenate([groups[i] for i in rng.permutation(len(groups))])]
 
 
 @dataclass
@@ -272,6 +299,10 @@ def prepare(data_path: Path, out_dir: Path, recipe: Recipe | None, decisions, im
     batch, n_train = recipe.train.batch_size, len(rows["train"])
     if n_train == 0:
         raise NctoolError(f"{data_path}: the train split is empty; nctool train needs rows with split='train'")
+    if recipe.train.classes_per_batch and "category" not in df:
+        raise NctoolError(f"{data_path}: train.classes_per_batch={recipe.train.classes_per_batch} draws each batch "
+                          f"from a few scene classes, and the data has no `category` column; add it (nctool ingest "
+                          f"--category-column) or set train.classes_per_batch=0")
     if batch > n_train:
         raise NctoolError(f"train.batch_size={batch} does not fit the {n_train} train rows; lower it, e.g. "
                           f"--batch-size {max(2, n_train // 2)}")
@@ -333,7 +364,12 @@ def train_one_epoch(run: Run, state: TrainState, stop: dict, progress: Progress)
                                               started=state.rrsitr_on) == "rrsitr"
         state.epoch_labels[:] = -1
     objective = "rrsitr" if state.rrsitr_on else "infonce"
-    order = epoch_order(cfg.seed, state.epoch, run.rows["train"])
+    train_rows, grouping = run.rows["train"], {}
+    if cfg.classes_per_batch:
+        frame = run.data.frame
+        grouping = {"classes": frame["category"].to_numpy()[train_rows], "batch_size": cfg.batch_size,
+                    "images": frame["image_id"].to_numpy()[train_rows], "classes_per_batch": cfg.classes_per_batch}
+    order = epoch_order(cfg.seed, state.epoch, train_rows, **grouping)
     run.ddp_model.train()
     started, pairs = time.perf_counter(), 0
     while state.batch < run.steps_per_epoch:

@@ -19,7 +19,15 @@ from nctool.errors import NctoolError
 from nctool.model.checkpoint import read_checkpoint, save_checkpoint
 from nctool.model.clip import load_trained_model
 from nctool.model.losses import NOISY
-from nctool.model.train import TrainingInterrupted, build_optimizer, image_folds, lr_factor, train, train_folds
+from nctool.model.train import (
+    TrainingInterrupted,
+    build_optimizer,
+    epoch_order,
+    image_folds,
+    lr_factor,
+    train,
+    train_folds,
+)
 from nctool.runtime import pick_device
 from nctool.schema import read_table, write_table
 
@@ -307,3 +315,22 @@ def test_train_folds_flag_reaches_the_library(monkeypatch, tmp_path):
     assert kwargs["device"] == "cpu" and "kept (finished before)" in result.output
     refused = invoke("train", "d.parquet", "--out", str(tmp_path / "oof"), "--folds", "3", "--resume")
     assert isinstance(refused.exception, NctoolError) and "--folds: not with --resume" in str(refused.exception)
+
+
+def test_hard_negative_batches_hold_few_classes_and_one_caption_per_image():
+    # 4 classes x 10 images x 5 captions; batches of 20 from 2 classes: groups of 10 pairs of one class
+    rows = np.arange(200) + 1000
+    images = np.repeat(np.arange(40), 5)
+    classes = images // 10
+    order = epoch_order(7, 2, rows, classes=classes, images=images, batch_size=20, classes_per_batch=2)
+    assert sorted(order.tolist()) == rows.tolist()  # every pair once
+    assert order.tolist() == epoch_order(7, 2, rows, classes=classes, images=images, batch_size=20,
+                                         classes_per_batch=2).tolist()  # (seed, epoch) alone decide it
+    position = order - 1000
+    for start in range(0, 200, 20):
+        batch = position[start:start + 20]
+        assert len(np.unique(classes[batch])) <= 2  # two groups of 10, each of one class (maybe the same one)
+        for group in (batch[:10], batch[10:]):
+            assert len(np.unique(classes[group])) == 1 and len(np.unique(images[group])) == 10  # no false negative
+    plain = epoch_order(7, 2, rows)
+    assert sorted(plain.tolist()) == rows.tolist() and plain.tolist() != order.tolist()
