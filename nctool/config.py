@@ -127,15 +127,17 @@ class Recipe:
                 raise NctoolError(f"{source}: section [{name}] is missing; every recipe needs "
                                   f"{', '.join(f'[{s}]' for s in SECTIONS)} (see nctool/recipes/demo.toml)")
             expected = {f.name: f.type for f in fields(section_cls)}
+            # a key added after checkpoints were written has a default: those checkpoints load with it
+            optional = {f.name for f in fields(section_cls) if f.default is not dataclasses.MISSING}
             for key, value in values.items():
                 if key not in expected:
                     raise NctoolError(f"{source}: unknown key {name}.{key}; known keys: {known_keys()}")
-            missing = [key for key in expected if key not in values]
+            missing = [key for key in expected if key not in values and key not in optional]
             if missing:
                 raise NctoolError(f"{source}: key {name}.{missing[0]} is missing; add it "
                                   f"(nctool/recipes/demo.toml lists every key)")
             sections[name] = section_cls(**{key: _typed(f"{name}.{key}", values[key], expected[key])
-                                             for key in expected})
+                                             for key in expected if key in values})
         return cls(**sections)
 
     def to_dict(self) -> dict:

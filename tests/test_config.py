@@ -126,3 +126,12 @@ def test_finetune_recipe_is_the_demo_without_warm_up():
                if demo[section][key] != value}
     assert changed == {"loss.infonce_warmup_epochs": 0, "loss.warmup_min_learned": 0.0, "train.epochs": 3,
                        "train.lr": 1e-4, "train.warmup_steps": 0}
+
+
+def test_a_recipe_of_before_a_key_with_a_default_loads_with_that_default():
+    table = load_recipe("demo").to_dict()
+    del table["train"]["classes_per_batch"]  # what a checkpoint of before hard negatives stores
+    assert Recipe.from_dict(table, "old checkpoint").train.classes_per_batch == 0
+    del table["train"]["epochs"]  # a key without a default is still required
+    with pytest.raises(NctoolError, match="key train.epochs is missing"):
+        Recipe.from_dict(table, "old checkpoint")
