@@ -142,10 +142,10 @@ def score(data_path: str | os.PathLike, *, out: str | os.PathLike, model: ModelS
     folds = model.fold_runs() if model is not None else None  # an out-of-fold run: its fold models
     if folds is not None:
         _check_out_of_fold(model, chosen, suggest, engine, embeddings)
-    index = read_index(data_path, splits, fingerprint=embeddings is not None or engine is not None or folds is not None,
-                       captions=suggest > 0)
-    dev = runtime.pick_device(device)
     needs = set().union(*(detector.needs for detector in chosen))
+    index = read_index(data_path, splits, fingerprint=embeddings is not None or engine is not None or folds is not None,
+                       captions=suggest > 0 or "captions" in needs)
+    dev = runtime.pick_device(device)
     keep_embeddings = "embeddings" in needs or suggest > 0  # the pool (loss and decoys) is always measured
     embedded = None
     if embeddings is None and engine is not None:
@@ -163,6 +163,8 @@ def score(data_path: str | os.PathLike, *, out: str | os.PathLike, model: ModelS
                                                device=dev, keep_embeddings=keep_embeddings)
     captions = index.captions
     del index  # the scored ids are in the evidence now
+    if "captions" in needs:
+        evidence.caption = captions.loc[evidence.pair_id].to_numpy()
     frames, shares = [], {}
     for i, detector in enumerate(chosen):
         frames.append(detector.detect(evidence))

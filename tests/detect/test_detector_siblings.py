@@ -80,7 +80,7 @@ def test_labels_follow_the_shared_cosine_options():
     assert (out["label"] == np.where(2 * out["reliability"] - 1 >= 0.7, "clean", "noisy")).all()
     assert (SiblingsDetector(keep_fraction=10 / 11).detect(evidence)["label"] == "noisy").tolist() == \
         [i == OUTLIER for i in range(11)]
-    assert detector_options()["keep_fraction"][1][-1] == "siblings"
+    assert "siblings" in detector_options()["keep_fraction"][1]
 
 
 @pytest.mark.parametrize("options, message", [

@@ -44,7 +44,8 @@ def clustered_evidence(loss=None) -> tuple[Evidence, np.ndarray]:
     evidence = Evidence(pair_id=np.array([f"p{i:02d}" for i in range(24)]),
                         image_id=np.array([f"img{i // captions}" for i in range(24)]),
                         similarity=(image_rows * text).sum(1).double().numpy(), loss=loss,
-                        image_global=image_rows, text_global=text)
+                        image_global=image_rows, text_global=text,
+                        caption=np.array([f"caption {i}" for i in range(24)]))  # no attribute words: cosine decides
     return evidence, noisy
 
 
@@ -220,15 +221,16 @@ def test_loss_gmm_is_monotone_in_the_loss():
 
 def test_make_detectors_hands_each_detector_its_own_options():
     chosen = make_detectors(["similarity", "all"], {"neighbors": 3, "keep_fraction": 0.5, "clean_from": 0.9})
-    assert [d.name for d in chosen] == ["similarity", "rrsitr", "loss-gmm", "neighbors", "siblings"]
-    similarity, _, gmm, neighbors, _ = chosen
+    assert [d.name for d in chosen] == ["similarity", "rrsitr", "loss-gmm", "neighbors", "siblings", "attributes"]
+    similarity, _, gmm, neighbors, _, _ = chosen
     assert (similarity.keep_fraction, similarity.threshold) == (0.5, None) and not hasattr(similarity, "neighbors")
     assert (gmm.clean_from, gmm.noisy_below) == (0.9, 0.25)
     assert (neighbors.neighbors, neighbors.keep_fraction) == (3, 0.5)
 
 
 @pytest.mark.parametrize("names, options, message", [
-    (["clip"], {}, "detector 'clip': unknown; choose from rrsitr, similarity, loss-gmm, neighbors, siblings or all"),
+    (["clip"], {}, "detector 'clip': unknown; choose from rrsitr, similarity, loss-gmm, neighbors, siblings, "
+                   "attributes or all"),
     ([], {}, "detector '': unknown"),
     (["similarity"], {"k": 3},
      "detector option 'k': unknown; detectors take noisy_from, max_contamination, scene_decoys, training_split, "
@@ -247,10 +249,11 @@ def test_make_detectors_refuses(names, options, message):
 
 
 def test_registry_is_the_one_list_of_detectors():
-    assert detector_names() == tuple(DETECTORS) == ("rrsitr", "similarity", "loss-gmm", "neighbors", "siblings")
+    assert detector_names() == tuple(DETECTORS) == ("rrsitr", "similarity", "loss-gmm", "neighbors", "siblings",
+                                                    "attributes")
     assert all(cls.description and "\n" not in cls.description for cls in DETECTORS.values())
     options = detector_options()
-    assert (options["keep_fraction"][1] == ("similarity", "neighbors", "siblings")
+    assert (options["keep_fraction"][1] == ("similarity", "neighbors", "siblings", "attributes")
             and options["neighbors"][1] == ("neighbors",))
     assert options["threshold"][0].flag == "--threshold" and options["clean_from"][0].flag == "--clean-from"
     with pytest.raises(NctoolError, match="rrsitr: no option 'threshold'; its options are noisy_from, "
@@ -284,7 +287,7 @@ def test_a_new_detector_is_one_registered_class(monkeypatch):
     ({"name": "quiet", "description": ""}, "needs a name and a one-line description"),
     ({"name": "needy", "description": "x", "needs": frozenset({"pixels"})}, r"needs \['pixels'\]"),
     ({"name": "clash", "description": "x", "options": (Option("keep_fraction", float, 0.3, "other default"),)},
-     "option 'keep_fraction' differs from similarity, neighbors, siblings's"),
+     "option 'keep_fraction' differs from similarity, neighbors, siblings, attributes's"),
 ])
 def test_register_refuses_a_malformed_detector(monkeypatch, attributes, message):
     monkeypatch.setattr(detector_base, "DETECTORS", dict(DETECTORS))

@@ -10,7 +10,8 @@ Registered here (formulas in each class):
 - `similarity`: cosine of image and caption (the CLIP-score filter of LAION / DataComp);
 - `loss-gmm`:   two-component Gaussian mixture on the same loss (the NCR family's split);
 - `neighbors`:  training-free agreement of each pair with its nearest neighbours (LEMoN-like).
-- `siblings`:   agreement of each caption with the other captions of its image, by their reliability.
+- `siblings`:   agreement of each caption with the other captions of its image, by their reliability;
+- `attributes`: the cosine and how far the caption's counts, colours and places are backed by its siblings.
 """
 
 from __future__ import annotations
@@ -35,10 +36,11 @@ from nctool.detect.detectors.similarity import SimilarityDetector
 from nctool.detect.detectors.loss_gmm import LossGMMDetector
 from nctool.detect.detectors.neighbors import NeighborsDetector
 from nctool.detect.detectors.siblings import SiblingsDetector
+from nctool.detect.detectors.attributes import AttributesDetector
 # isort: on
 
 __all__ = [
-    "CHUNK_ELEMENTS", "DETECTORS", "Detector", "Evidence", "LossGMMDetector", "NeighborsDetector", "Option",
-    "RRSITRDetector", "SiblingsDetector", "SimilarityDetector", "detector_names", "detector_options",
-    "loss_reliability", "make_detectors", "register",
+    "AttributesDetector", "CHUNK_ELEMENTS", "DETECTORS", "Detector", "Evidence", "LossGMMDetector",
+    "NeighborsDetector", "Option", "RRSITRDetector", "SiblingsDetector", "SimilarityDetector", "detector_names",
+    "detector_options", "loss_reliability", "make_detectors", "register",
 ]

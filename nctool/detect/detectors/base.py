@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 
 _LABELS = np.asarray(LABELS)  # indexed by losses' split codes
 CHUNK_ELEMENTS = 2**24  # similarity entries the neighbour search holds at a time
-EVIDENCE_KINDS = frozenset({"loss", "embeddings"})
+EVIDENCE_KINDS = frozenset({"loss", "embeddings", "captions"})
 
 
 @dataclass
@@ -66,6 +66,7 @@ class Evidence:
     image_global: torch.Tensor | None = None  # [N, D] L2-normalised, the pair's image (neighbors; any device)
     text_global: torch.Tensor | None = None   # [N, D] L2-normalised, the pair's caption (neighbors)
     seed: int = 0                        # the run's seed, for detectors that draw at random
+    caption: np.ndarray | None = None    # [N] str, the pair's caption (detectors that need "captions")
 
 
 @dataclass(frozen=True)

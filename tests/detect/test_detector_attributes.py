@@ -1,0 +1,78 @@
+import numpy as np
+import pytest
+from cli_helpers import invoke
+
+from nctool.detect.detectors import AttributesDetector, Evidence, make_detectors
+from nctool.detect.detectors.attributes import attribute_sets, attribute_support
+from nctool.errors import NctoolError
+
+
+def test_attribute_words_are_counts_colours_places_and_shapes():
+    assert attribute_sets(["Two WHITE planes in the lower-left corner, near a runway.", "a harbour"]) == [
+        frozenset({"two", "white", "lower", "left", "corner"}), frozenset()]
+
+
+def test_support_is_the_share_of_words_another_caption_of_the_image_uses():
+    words = [frozenset({"two", "white"}), frozenset({"two", "red"}), frozenset(), frozenset({"red"})]
+    image = np.array(["a", "a", "a", "b"])
+    support = attribute_support(words, image)
+    # "two" is backed, "white" is not; "red" of the second is not backed in its image (the 4th is image b)
+    assert support[:2].tolist() == [0.5, 0.5] and np.isnan(support[2]) and np.isnan(support[3])  # no words / alone
+    # a decoy: pair 0's image with the caption words {red, left}: "red" is in image a's captions
+    decoys = attribute_support(words, image, [frozenset({"red", "left"}), frozenset(), frozenset({"two"}),
+                                              frozenset({"blue"})])
+    assert decoys[0] == 0.5 and np.isnan(decoys[1]) and decoys[2] == 1.0 and decoys[3] == 0.0
+
+
+def evidence() -> Evidence:
+    """Image a: three captions; the third names another image's detail (red, four). Image b alone."""
+    return Evidence(pair_id=np.array(["a0", "a1", "a2", "b0"]), image_id=np.array(["a", "a", "a", "b"]),
+                    similarity=np.array([0.3, 0.3, 0.3, 0.2]),
+                    caption=np.array(["two white planes", "two planes, white", "four red planes", "a field"]),
+                    decoy_similarity=np.array([0.1, 0.2, 0.3, 0.0]), decoy_caption=np.array([3, 2, 0, 1]))
+
+
+def test_the_score_is_the_cosine_moved_by_the_standardised_support():
+    frame = AttributesDetector().detect(evidence())
+    # supports 1, 1, 0 (b0: no words, its cosine alone); z(u) over the defined: (1, 1, 0) -> +0.7071, +0.7071, -1.4142
+    cosine = np.array([0.3, 0.3, 0.3, 0.2])
+    z_c = (cosine - cosine.mean()) / cosine.std()
+    z_u = np.array([1, 1, 0]) - 2 / 3
+    z_u = z_u / np.array([1, 1, 0]).std()
+    vote = np.r_[(z_c[:3] + z_u) / 2, z_c[3]]
+    expected = cosine.mean() + cosine.std() * vote
+    assert frame["reliability"].to_numpy() == pytest.approx((expected + 1) / 2)
+    assert frame["attribute_support"].to_numpy()[:3].tolist() == [1.0, 1.0, 0.0]
+    assert frame["reliability"].iat[2] < frame["reliability"].iat[0]  # the wrong detail costs it
+
+
+def test_decoys_are_scored_against_every_caption_of_the_pair_image():
+    detector = AttributesDetector(attribute_weight=1.0)
+    score, columns, decoys = detector.score(evidence())
+    # decoy 1: image a with "four red planes" (pair a2's caption): backed by a2 itself, support 1
+    # decoy 0: image a with "a field": no words, its cosine alone
+    cosine = np.array([0.3, 0.3, 0.3, 0.2])
+    z = (np.array([0.1, 0.2]) - cosine.mean()) / cosine.std()
+    z_u = (1 - 2 / 3) / np.array([1, 1, 0]).std()
+    assert decoys[0] == pytest.approx(cosine.mean() + cosine.std() * z[0])
+    assert decoys[1] == pytest.approx(cosine.mean() + cosine.std() * (z[1] + z_u) / 2)
+
+
+def test_no_captions_and_a_bad_weight_are_one_line_errors():
+    with pytest.raises(NctoolError, match="holds no captions"):
+        AttributesDetector().score(Evidence(pair_id=np.array(["a"]), image_id=np.array(["a"]), similarity=np.ones(1)))
+    with pytest.raises(NctoolError, match="attribute weight -1: must be at least 0"):
+        make_detectors(["attributes"], {"attribute_weight": -1.0})
+
+
+def test_cli_maps_the_attribute_weight(monkeypatch):
+    import nctool.detect.score
+
+    calls = []
+    monkeypatch.setattr(nctool.detect.score, "score", lambda *args, **kwargs: calls.append(kwargs) or
+                        {"out": "s.parquet", "pairs": 3, "splits": ["train"], "labels": [], "noise_share": [],
+                         "detectors": [{"detector": "attributes", "clean": 2, "ambiguous": 0, "noisy": 1}]})
+    result = invoke("score", "d.parquet", "--checkpoint", "m.pt", "--detector", "attributes", "--attribute-weight",
+                    "2", "--out", "s.parquet")
+    assert result.exit_code == 0, result.output
+    assert calls[0]["detectors"] == ["attributes"] and calls[0]["options"]["attribute_weight"] == 2.0
