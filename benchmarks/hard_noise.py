@@ -10,9 +10,13 @@ included), by the model's global cosine.
 - within-class AUROC: own captions against the class's other captions, over all images' pairs.
 
     .venv/bin/python benchmarks/hard_noise.py DATA CHECKPOINT [CHECKPOINT ...] [--split test]
+    .venv/bin/python benchmarks/hard_noise.py DATA CHECKPOINT --detect [--kind category --rate 0.4 --seed 42 ...]
 
 DATA is a clean dataset with `category` (e.g. `nctool synth`'s); each CHECKPOINT an `nctool train`
-best.pt (or an nctool checkpoint the demo's base wrote).
+best.pt (or an nctool checkpoint the demo's base wrote). With `--detect`, DATA's train split is noised
+(each kind, rate and noise seed) and every detector scores it zero-shot with CHECKPOINT as the
+`finetune` recipe's model (`nctool score --model NAME --pretrained CHECKPOINT`, random decoys); prints the
+detection AUROC of each detector per cell.
 """
 
 from __future__ import annotations
@@ -67,12 +71,48 @@ def measure(data_path: Path, checkpoint: Path, split: str) -> dict:
             **within_class(similarity, caption_image, image_class)}
 
 
+def detect(data_path: Path, checkpoint: Path, kinds: list[str], rates: list[float], seeds: list[int]) -> None:
+    import tempfile
+
+    import pandas as pd
+
+    from nctool.data.noise import inject
+    from nctool.detect.measure import ModelSource
+    from nctool.detect.score import score
+    from nctool.schema import write_table
+
+    clean, rows = read_table(data_path), []
+    from nctool.model.checkpoint import read_checkpoint
+
+    name = read_checkpoint(checkpoint)["config"]["model"]["name"]  # nctool-tiny, nctool-tiny-128, ...
+    model = ModelSource(model=name, pretrained=str(checkpoint), recipe="finetune")
+    with tempfile.TemporaryDirectory() as folder:
+        for kind in kinds:
+            for rate in rates:
+                for seed in seeds:
+                    noisy = write_table(inject(clean, rate, kind, seed=seed)[0], Path(folder) / "noisy.parquet")
+                    result = score(noisy, out=Path(folder) / "scores.parquet", model=model, detectors=["all"],
+                                   options={"scene_decoys": False})
+                    rows.append({"kind": kind, "rate": rate, "seed": seed,
+                                 **{row["detector"]: row["auroc"] for row in result["detectors"]}})
+                    print(rows[-1], flush=True)
+    print(pd.DataFrame(rows).to_string(index=False, float_format=lambda value: f"{value:.3f}"))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data", type=Path)
     parser.add_argument("checkpoints", type=Path, nargs="+")
     parser.add_argument("--split", default="test")
+    parser.add_argument("--detect", action="store_true")
+    parser.add_argument("--kind", action="append")
+    parser.add_argument("--rate", type=float, action="append")
+    parser.add_argument("--seed", type=int, action="append")
     args = parser.parse_args()
+    if args.detect:
+        for checkpoint in args.checkpoints:
+            detect(args.data, checkpoint, args.kind or ["category"], args.rate or [0.2, 0.4, 0.6], args.seed or [42])
+        return
     torch.set_grad_enabled(False)
     for checkpoint in args.checkpoints:
         row = measure(args.data, checkpoint, args.split)
