@@ -301,8 +301,8 @@ def prepare(data_path: Path, out_dir: Path, recipe: Recipe | None, decisions, im
         raise NctoolError(f"{data_path}: the train split is empty; nctool train needs rows with split='train'")
     if recipe.train.classes_per_batch and "category" not in df:
         raise NctoolError(f"{data_path}: train.classes_per_batch={recipe.train.classes_per_batch} draws each batch "
-                          f"from a few scene classes, and the data has no `category` column; add it (nctool ingest "
-                          f"--category-column) or set train.classes_per_batch=0")
+                          f"from a few scene classes, and the data has no `category` column; add one (nctool ingest "
+                          f"reads it from image names such as airport_12.jpg) or set train.classes_per_batch=0")
     if batch > n_train:
         raise NctoolError(f"train.batch_size={batch} does not fit the {n_train} train rows; lower it, e.g. "
                           f"--batch-size {max(2, n_train // 2)}")

@@ -197,6 +197,12 @@ def test_bad_inputs_are_one_line_errors(noisy_data, full_run, tmp_path):
         train(noisy_data, out_dir=tmp_path / "c", resume=True)
     with pytest.raises(NctoolError, match="loss.kind 'triplet': unknown objective"):
         train(noisy_data, out_dir=tmp_path / "d", recipe=_recipe().with_values({"loss.kind": "triplet"}))
+    no_category = tmp_path / "no_category.parquet"
+    write_table(read_table(noisy_data).drop(columns="category"), no_category)
+    with pytest.raises(NctoolError, match="classes_per_batch=4 draws each batch from a few scene classes, and the data "
+                                          "has no `category` column"):
+        train(no_category, out_dir=tmp_path / "e", recipe=_recipe().with_values({"train.classes_per_batch": 4}))
+    assert not (tmp_path / "e").exists()
     for device in ("tpu", "cuda:x"):
         with pytest.raises(NctoolError, match=f"--device {device}"):
             pick_device(device)
