@@ -73,3 +73,15 @@ def test_suggestions_shrink_to_the_candidates_and_none_flagged_gives_no_rows():
     assert a1["suggested_pair_ids"] == ["b#1", "b#0", "c#0"] and a1["suggested_caption_scores"] == [1.0, 0.5, 0.5]
     assert a1["suggested_image_ids"] == ["b", "c"]  # every image but a
     assert suggestions(evidence(), CAPTIONS, np.zeros(5, dtype=bool), k=2).empty
+
+
+def test_a_caption_that_names_the_image_details_moves_up():
+    # a#1 (image a) gets candidates b#1 (cosine 1), b#0 (0.5), c#0 (0.5); image a's captions use two, white, one,
+    # red: c#0 {two, white} support 1, b#1 {four, red} 1/2, b#0 {two, red, blue} 2/3
+    captions = ["two white planes", "a red one", "two red blue planes", "four red planes", "two white planes here"]
+    fixes = suggestions(evidence(), captions, np.array([False, True, False, False, False]), k=3)
+    [a1] = fixes.to_dict("records")
+    # z(cosine) over (1, .5, .5): (1.414, -.707, -.707); z(support) over (1/2, 2/3, 1): (-1.069, -0.267, 1.336)
+    # sums: b#1 0.345, b#0 -0.974, c#0 0.629
+    assert a1["suggested_pair_ids"] == ["c#0", "b#1", "b#0"]
+    assert a1["suggested_caption_scores"] == [0.5, 1.0, 0.5]  # still each candidate's cosine
