@@ -89,12 +89,11 @@ def demo(
     overrides: OverridesOption = None,
 ) -> None:
     """The whole pipeline on embedded synthetic data: synth -> inject -> train -> score -> filter -> retrain."""
-    from nctool.report.demo import run_demo
+    from nctool.report.demo import base_recipe, run_demo
 
     extra = overrides or []
     chosen = load_recipe("demo" if from_scratch else "finetune", extra)
-    # the base: the demo recipe with plain InfoNCE for 2 epochs (benchmarks/README.md, the fine-tune regime)
-    base = None if from_scratch else load_recipe("demo", ["loss.kind=infonce", "train.epochs=2", *extra])
+    base = None if from_scratch else base_recipe(extra)  # the pretrained base's (nctool.report.demo.BASE_OVERRIDES)
     with progress_bar() as progress:
         report = run_demo(out, recipe=chosen, base_recipe=base, images=images, base_images=base_images, rate=rate,
                           seed=seed, progress=progress)
