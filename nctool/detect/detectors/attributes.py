@@ -40,15 +40,17 @@ def attribute_support(words: list[frozenset[str]], image_id: np.ndarray,
     """For each pair i: the share of its caption's attribute words that some other caption of its image
     also uses (NaN when its caption has none, or its image has no other caption).
 
-    With `candidates` (one set per pair), the same for candidate i's words against every caption of
-    pair i's image (a decoy: pair i's image with another image's caption).
+    With `candidates` (one set per pair), the same for candidate i's words against the same other
+    captions (a decoy: pair i's image with another image's caption, checked against exactly what the
+    pair is checked against, so that under the null the two are alike; with pair i's own caption among
+    them, decoys stated a noisy-set precision of 95 % that measured 81 % at 80 % caption noise, 89 % without).
     """
     codes = pd.factorize(image_id)[0]
     members = pd.Series(np.arange(len(codes))).groupby(codes).agg(list).to_numpy()
     support = np.full(len(codes), np.nan)
     for i, code in enumerate(codes):
         own = words[i] if candidates is None else candidates[i]
-        siblings = [j for j in members[code] if j != i or candidates is not None]
+        siblings = [j for j in members[code] if j != i]
         if not own or not siblings:
             continue
         seen = frozenset().union(*(words[j] for j in siblings))
@@ -70,7 +72,7 @@ class AttributesDetector(_CosineScoreDetector):
         s_i = mean(c) + std(c) * (z(c)_i + lam * z(u)_i) / (1 + lam)    (z(c)_i alone where u_i is undefined)
 
     lam is `attribute_weight`. A decoy (image i, another image's caption) is scored in the data's
-    context: its words against every caption of image i, standardised with the pairs' means and spreads.
+    context: its words against S(i), standardised with the pairs' means and spreads.
     Evidence: `similarity` (c), `attribute_support` (u; NaN without attribute words or siblings).
     """
 
