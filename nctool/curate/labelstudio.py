@@ -261,19 +261,19 @@ def import_annotations(data_path: str | os.PathLike, scores_path: str | os.PathL
                             "reviewer": reviewer if reviewer is not None else _annotator(annotation, where)})
     # in time order (an annotation without a time first, in file order): the newest is the pair's current one
     planned.sort(key=lambda decision: (decision["time"] is not None, decision["time"] or _EPOCH))
-    recorded, reviewers = Counter(), set()
     with DecisionStore(store_path) as store:
         current = {pair_id: _parse_time(decision["time"]) for pair_id, decision in
                    store.get([decision["pair_id"] for decision in planned]).items()}
+        newer = []
         for decision in planned:
             newest = current.get(decision["pair_id"])
             if newest is not None and (decision["time"] is None or decision["time"] <= newest):
                 skipped["older"] += 1
-                continue
-            store.record(decision["pair_id"], decision["action"], new_caption=decision["new_caption"],
-                         reviewer=decision["reviewer"], row_hash=queue.row_hash(decision["pair_id"]))
-            recorded[decision["action"]] += 1
-            reviewers.add(decision["reviewer"])
+            else:
+                newer.append({**decision, "row_hash": queue.row_hash(decision["pair_id"])})
+        store.record_each(newer)  # one transaction: the whole file or nothing
+    recorded = Counter(decision["action"] for decision in newer)
+    reviewers = {decision["reviewer"] for decision in newer}
     return {"recorded": {action: recorded[action] for action in ACTIONS},
             "skipped": {reason: skipped[reason] for reason in ("cancelled", "undecided", "older")},
             "unannotated": unannotated, "tasks": len(tasks),

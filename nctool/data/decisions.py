@@ -148,12 +148,23 @@ class DecisionStore:
         Returns the decision: `pair_id`, `action`, `new_caption`, `time` (ISO-8601 UTC), `reviewer`, `row_hash`,
         `batch` (None: a decision of its own).
         """
-        decision = {"pair_id": pair_id, "action": action, "new_caption": new_caption, "time": _now(),
-                    "reviewer": self.reviewer if reviewer is None else reviewer, "row_hash": row_hash, "batch": None}
-        _check_decision(decision, "decision")
+        return self.record_each([{"pair_id": pair_id, "action": action, "new_caption": new_caption,
+                                  "reviewer": reviewer, "row_hash": row_hash}])[0]
+
+    def record_each(self, decisions: Sequence[dict]) -> list[dict]:
+        """Append several decisions of their own (each a dict of `record`'s arguments: `pair_id`, `action`,
+        optional `new_caption`, `reviewer`, `row_hash`) in one transaction: all on disk when this returns,
+        or none (an import is never half applied). Returns them as `record` does, in order."""
+        time = _now()
+        made = [{"pair_id": decision["pair_id"], "action": decision["action"],
+                 "new_caption": decision.get("new_caption"), "time": time,
+                 "reviewer": self.reviewer if decision.get("reviewer") is None else decision["reviewer"],
+                 "row_hash": decision.get("row_hash"), "batch": None} for decision in decisions]
+        for decision in made:
+            _check_decision(decision, "decision")
         with self._transaction() as connection:
-            connection.execute(_INSERT, tuple(decision.values()))
-        return decision
+            connection.executemany(_INSERT, [tuple(decision.values()) for decision in made])
+        return made
 
     def record_many(self, pair_ids: Sequence[str], action: str, *, rule: str,
                     row_hashes: Sequence[str | None] | None = None, reviewer: str | None = None) -> dict:
@@ -230,11 +241,10 @@ class DecisionStore:
     def get(self, pair_ids: Sequence[str], *, reviewer: str | None = None) -> dict[str, dict]:
         """The current decision of each of `pair_ids` that has one (by `reviewer`; None: anyone), by pair_id."""
         pair_ids = list(dict.fromkeys(pair_ids))
-        found = {}
+        found, (where, parameters) = {}, _where(reviewer=reviewer)
         with self._lock, _store_errors(self.path):
             for start in range(0, len(pair_ids), _IDS_PER_QUERY):
                 chunk = pair_ids[start:start + _IDS_PER_QUERY]
-                where, parameters = _where(reviewer=reviewer)
                 query = _CURRENT.format(where=f"{where} AND pair_id IN ({', '.join('?' * len(chunk))})", group="")
                 found.update({row[0]: dict(zip(DECISION_COLUMNS, row))
                               for row in self._connection.execute(query, (*parameters, *chunk))})

@@ -493,3 +493,13 @@ def test_a_store_held_by_another_process_says_so(review_files, command, monkeypa
     assert isinstance(result.exception, NctoolError), result.output
     message = str(result.exception)
     assert "\n" not in message and message.startswith(f"{store}: another process holds the decision store")
+
+
+def test_record_each_is_one_transaction(store):
+    made = store.record_each([{"pair_id": "p0", "action": "keep"},
+                              {"pair_id": "p1", "action": "fix", "new_caption": "a quay", "reviewer": "bob"}])
+    assert [(d["pair_id"], d["reviewer"], d["batch"]) for d in made] == [("p0", "ann", None), ("p1", "bob", None)]
+    assert store.get(["p1"])["p1"]["new_caption"] == "a quay"
+    with pytest.raises(NctoolError, match="fix without a new caption"):
+        store.record_each([{"pair_id": "p2", "action": "drop"}, {"pair_id": "p3", "action": "fix"}])
+    assert sorted(store.current()["pair_id"]) == ["p0", "p1"]  # p2 was not recorded either

@@ -96,10 +96,10 @@ class ReviewQueue:
     def _static_summary(self) -> dict:
         """The parts of the header that the decisions do not change: the histogram, the label thresholds, the
         scene classes, the truth, computed once."""
-        labels = self.pairs["label"].to_numpy()[self.order]
-        reliability = self.pairs["reliability"].to_numpy()[self.order]
+        labels = self._cells["label"][self.order]
+        reliability = self._cells["reliability"][self.order]
         edges = np.linspace(0, 1, HISTOGRAM_BINS + 1)
-        noisy = self.pairs["noisy"].to_numpy()[self.order] if "noisy" in self.pairs else None
+        noisy = self._cells["noisy"][self.order] if "noisy" in self._cells else None
         return {
             "detector": self.detector, "pairs": len(self.order),
             "noise_share": self.statement,  # the detector's, as `nctool score` stated it; None: not stated
@@ -209,10 +209,10 @@ class ReviewQueue:
         if self._learned is not None:
             return self._learned
         if "noisy_probability" in self.pairs:
-            chance = self.pairs["noisy_probability"].to_numpy(dtype=float)[self.order]
+            chance = self._cells["noisy_probability"][self.order].astype(float)
             if not np.isnan(chance).any():
                 return chance
-        return 1 - self.pairs["reliability"].to_numpy(dtype=float)[self.order]
+        return 1 - self._cells["reliability"][self.order].astype(float)
 
     def rows_in(self, order: str) -> np.ndarray:
         """The scored rows in one of ORDERS."""
@@ -245,9 +245,9 @@ class ReviewQueue:
         rows = self.rows_in(order)
         keep = np.ones(len(rows), dtype=bool)
         if label is not None:
-            keep &= self.pairs["label"].to_numpy()[rows] == label
+            keep &= self._cells["label"][rows] == label
         if category is not None:
-            categories = self.pairs["category"].to_numpy()[rows] if "category" in self.pairs else None
+            categories = self._cells["category"][rows] if "category" in self._cells else None
             keep &= categories == category
         if state == DISAGREED:
             keep &= self._disagreed()[rows]
@@ -307,7 +307,7 @@ class ReviewQueue:
         picked = rows[chance[rows] >= min_noisy_probability]
         shown = ", ".join(f"{name}={value}" for name, value in sorted(filters.items()) if value and name != "order")
         source = "the learned" if self._learned is not None else "the detector's"
-        return {"pair_ids": self.pairs["pair_id"].to_numpy()[picked].tolist(), "pairs": len(picked),
+        return {"pair_ids": self._cells["pair_id"][picked].tolist(), "pairs": len(picked),
                 "expected_noise": float(chance[picked].mean()) if len(picked) else None,
                 "rule": (f"undecided pairs{' with ' + shown if shown else ''} whose {source} noisy probability is at "
                          f"least {min_noisy_probability:g}")}
