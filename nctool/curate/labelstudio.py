@@ -232,11 +232,11 @@ def import_annotations(data_path: str | os.PathLike, scores_path: str | os.PathL
     `older` than the pair's current decision), `unannotated` (tasks without annotations), `tasks`,
     `reviewers` (of the recorded decisions, sorted) and `store`.
     """
+    tasks = _read_export(export_path)  # first: a folder given as the export is named as one
     store_path = check_output(store_path, data_path, scores_path, export_path)
     if reviewer is not None and is_blank(reviewer):
         raise NctoolError(f"reviewer {reviewer!r}: blank; name who decided, or leave it out to record the "
                           f"Label Studio annotators")
-    tasks = _read_export(export_path)
     queue = ReviewQueue.load(data_path, scores_path, detector=detector)
     planned, skipped, unannotated = [], Counter(), 0
     for index, task in enumerate(tasks, 1):

@@ -327,6 +327,9 @@ def test_a_file_that_is_not_json_is_refused_and_records_nothing(tmp_path, files)
         import_annotations(data_path, scores_path, tmp_path / "export.json", store_path)
     with pytest.raises(NctoolError, match=r"missing.json: file not found"):
         import_annotations(data_path, scores_path, tmp_path / "missing.json", store_path)
+    (tmp_path / "exports").mkdir()  # a folder holding the store's folder: named as a folder, not as a place read
+    with pytest.raises(NctoolError, match=r"exports: is a folder; give the JSON file Label Studio exported"):
+        import_annotations(data_path, scores_path, tmp_path / "exports", tmp_path / "exports" / "d.sqlite")
     assert store_log(store_path) == [("p04", "keep", None, "ana", None)]
 
 
