@@ -11,7 +11,8 @@ import pytest
 from cli_helpers import invoke, run_cli
 from PIL import Image
 
-from nctool.data.synth import CAPTIONS_PER_IMAGE, CATEGORIES, generate, synthesize
+from nctool.data.synth import CAPTIONS_PER_IMAGE, CATEGORIES, generate, synthesize, true_of_image
+from nctool.data.synth.captions import could_write, fact
 from nctool.errors import NctoolError
 from nctool.schema import read_table, write_table
 
@@ -65,6 +66,26 @@ def test_images_do_not_depend_on_dataset_size():
     cols = ["pair_id", "image_id", "caption", "category"]
     pd.testing.assert_frame_equal(small[cols], large[cols].iloc[:len(small)])
     assert small["image"].tolist() == large["image"].iloc[:len(small)].tolist()
+
+
+def test_could_write_inverts_the_caption_writer_on_hand_made_facts():
+    facts = [fact(["two planes", "two white planes"], ["parked on the left"]), fact(["a runway"], ["crossing the airport"],
+                                                                                   plural=False)]
+    assert could_write("an airport with two white planes parked on the left.", facts, ("airport",))
+    assert could_write("in the airport, two planes are parked on the left and a runway is crossing the airport.",
+                       facts, ("airport",))
+    assert not could_write("an airport with three white planes parked on the left.", facts, ("airport",))  # count
+    assert not could_write("an airport with two white planes parked on the right.", facts, ("airport",))  # place
+    assert not could_write("a harbor with two white planes parked on the left.", facts, ("airport",))  # scene
+    assert not could_write("an airport with two planes parked on the left and two white planes parked on the left.",
+                           facts, ("airport",))  # one fact stated twice: the writer never does that
+
+
+def test_every_caption_is_true_of_its_own_image_and_not_of_another_class(demo):
+    for index in range(2 * len(CATEGORIES)):
+        captions = demo.loc[demo["image_id"] == f"synth/{index:06d}", "caption"]
+        assert all(true_of_image(c, index) for c in captions)
+        assert not any(true_of_image(c, index + 1) for c in captions)
 
 
 def test_schema_round_trip(demo, tmp_path):

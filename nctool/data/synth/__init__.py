@@ -18,26 +18,39 @@ import numpy as np
 import pandas as pd
 
 from nctool.data.synth.canvas import Canvas
-from nctool.data.synth.captions import CAPTIONS_PER_IMAGE, write_captions
+from nctool.data.synth.captions import CAPTIONS_PER_IMAGE, Fact, could_write, write_captions
 from nctool.data.synth.scenes import SCENES
 from nctool.errors import NctoolError
 from nctool.progress import Progress
 from nctool.schema import SPLITS, check_output, write_table
 
-__all__ = ["CAPTIONS_PER_IMAGE", "CATEGORIES", "check_options", "generate", "render", "synthesize"]
+__all__ = ["CAPTIONS_PER_IMAGE", "CATEGORIES", "check_options", "generate", "render", "synthesize", "true_of_image"]
 
 # In name order, whatever the order the scenes are declared in: image i is of class i % len(CATEGORIES).
 CATEGORIES = sorted(SCENES)
 
 
-def render(index: int, *, size: int = 64, seed: int = 0) -> tuple[str, bytes, list[str]]:
-    """Image `index` of the dataset for `seed`: (class, PNG bytes, captions). Classes take turns."""
+def _draw(index: int, size: int, seed: int) -> tuple[str, Canvas, list[Fact], tuple[str, ...], np.random.Generator]:
+    """Image `index` drawn: its class, canvas, facts, scene nouns, and its generator, ready for the captions."""
     category = CATEGORIES[index % len(CATEGORIES)]
     rng = np.random.default_rng([seed, index])  # one stream per image: independent of batching
     canvas = Canvas(size, rng)
     draw, nouns = SCENES[category]
-    facts = draw(canvas, rng)
+    return category, canvas, draw(canvas, rng), nouns, rng
+
+
+def render(index: int, *, size: int = 64, seed: int = 0) -> tuple[str, bytes, list[str]]:
+    """Image `index` of the dataset for `seed`: (class, PNG bytes, captions). Classes take turns."""
+    category, canvas, facts, nouns, rng = _draw(index, size, seed)
     return category, canvas.png(), write_captions(nouns, facts, rng)
+
+
+def true_of_image(caption: str, index: int, *, size: int = 64, seed: int = 0) -> bool:
+    """Whether `caption` states only what is visible in image `index` of the dataset for (`size`, `seed`):
+    the caption writer could have written it from that image's facts. A caption moved from another
+    image of the same class is sometimes true of its new image, and then no detector should flag it."""
+    _, _, facts, nouns, _ = _draw(index, size, seed)
+    return could_write(caption, facts, nouns)
 
 
 def _assign_splits(categories: np.ndarray, fractions: np.ndarray, rng: np.random.Generator) -> list[str]:

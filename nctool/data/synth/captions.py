@@ -7,6 +7,7 @@ in the picture.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from itertools import product
 from typing import Sequence
@@ -171,3 +172,34 @@ def write_captions(nouns: Sequence[str], facts: list[Fact], rng: np.random.Gener
             if len(out) == CAPTIONS_PER_IMAGE:
                 return out
     raise RuntimeError(f"synth: scene '{nouns[0]}' has too few facts for {CAPTIONS_PER_IMAGE} distinct captions")
+
+
+def could_write(caption: str, facts: list[Fact], nouns: Sequence[str]) -> bool:
+    """Whether `write_captions(nouns, facts, ...)` could have written `caption`: its inverse, used to tell
+    whether a caption moved from another image is nonetheless true of this one.
+
+    Each template becomes a regular expression whose fields may only take the strings these facts and
+    nouns give, so the match itself checks every stated detail; two-fact captions must state two facts.
+    """
+    phrases: dict[str, set[int]] = {}
+    clauses: dict[str, set[int]] = {}
+    for i, f in enumerate(facts):
+        be = "are" if f.plural else "is"
+        for head, pred in f.variants:
+            phrases.setdefault(f"{head} {pred}", set()).add(i)
+            clauses.setdefault(f"{head} {be} {pred}", set()).add(i)
+    allowed = {"a_scene": [f"{article(n)} {n}" for n in nouns],
+               "this_scene": [f"{w} {n}" for w in ("this", "the") for n in nouns],
+               "be": ["is", "are"], "np": phrases, "np2": phrases, "cl": clauses, "cl2": clauses}
+    text = caption.strip().removesuffix(".")
+    for template in _ONE + _TWO:
+        pattern = re.sub(r"\\\{(\w+)\\\}", lambda m: f"(?P<{m[1]}>" + "|".join(
+            re.escape(s) for s in sorted(allowed[m[1]], key=len, reverse=True)) + ")", re.escape(template))
+        match = re.fullmatch(pattern, text)
+        if match is None:
+            continue
+        stated = [phrases.get(match.groupdict().get(k) or "", set()) | clauses.get(match.groupdict().get(c) or "", set())
+                  for k, c in (("np", "cl"), ("np2", "cl2"))]
+        if not stated[1] or len(stated[0] | stated[1]) > 1:  # one fact, or two different ones
+            return True
+    return False
