@@ -56,7 +56,8 @@ def main() -> None:
         injected = data["noisy"].to_numpy(bool)
         wrong = truly_wrong(data, seed=args.synth_seed, size=args.size)
         share = 1 - wrong.sum() / injected.sum()
-        line = f"{path}: {injected.sum()} injected, {share:.1%} true of their new image, ceiling AUROC {1 - share / 2:.3f}"
+        line = (f"{path}: {injected.sum()} injected, {share:.1%} true of their new image, "
+                f"ceiling AUROC {1 - share / 2:.3f}")
         if args.scores:
             scores = read_scores(args.scores[k])
             kept = ~injected | wrong

@@ -69,8 +69,8 @@ def test_images_do_not_depend_on_dataset_size():
 
 
 def test_could_write_inverts_the_caption_writer_on_hand_made_facts():
-    facts = [fact(["two planes", "two white planes"], ["parked on the left"]), fact(["a runway"], ["crossing the airport"],
-                                                                                   plural=False)]
+    facts = [fact(["two planes", "two white planes"], ["parked on the left"]),
+             fact(["a runway"], ["crossing the airport"], plural=False)]
     assert could_write("an airport with two white planes parked on the left.", facts, ("airport",))
     assert could_write("in the airport, two planes are parked on the left and a runway is crossing the airport.",
                        facts, ("airport",))

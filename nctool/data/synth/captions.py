@@ -198,7 +198,8 @@ def could_write(caption: str, facts: list[Fact], nouns: Sequence[str]) -> bool:
         match = re.fullmatch(pattern, text)
         if match is None:
             continue
-        stated = [phrases.get(match.groupdict().get(k) or "", set()) | clauses.get(match.groupdict().get(c) or "", set())
+        fields = match.groupdict()
+        stated = [phrases.get(fields.get(k) or "", set()) | clauses.get(fields.get(c) or "", set())
                   for k, c in (("np", "cl"), ("np2", "cl2"))]
         if not stated[1] or len(stated[0] | stated[1]) > 1:  # one fact, or two different ones
             return True
