@@ -16,6 +16,7 @@ from nctool.detect.detectors import (
     NeighborsDetector,
     Option,
     RRSITRDetector,
+    SiblingsDetector,
     SimilarityDetector,
     detector_names,
     detector_options,
@@ -295,11 +296,14 @@ def test_register_refuses_a_malformed_detector(monkeypatch, attributes, message)
         register(type("Bad", (Detector,), attributes))
 
 
-def test_a_decoy_holding_the_pairs_own_caption_scores_as_the_pair():
-    # neighbors scores a decoy in the data's context: with its own caption a "decoy" is the pair itself
+@pytest.mark.parametrize("detector", [NeighborsDetector(neighbors=3), SiblingsDetector()], ids=lambda d: d.name)
+def test_a_decoy_holding_the_pairs_own_caption_scores_as_the_pair(detector):
+    # a decoy is scored in the data's context, against exactly what its pair is checked against: with its
+    # own caption a "decoy" is the pair itself (siblings once compared a decoy with its pair's own caption too)
     evidence, _ = clustered_evidence()
+    evidence.image_id[-1] = "alone"  # a pair without siblings keeps its cosine, and so does its decoy
     evidence.decoy_similarity, evidence.decoy_caption = evidence.similarity.copy(), np.arange(24)
-    score, _, decoys = NeighborsDetector(neighbors=3).score(evidence)
+    score, _, decoys = detector.score(evidence)
     np.testing.assert_allclose(decoys, score, rtol=1e-6)
 
 

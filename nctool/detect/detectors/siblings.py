@@ -36,8 +36,8 @@ class SiblingsDetector(_CosineScoreDetector):
     for a clear match, near 0 for a clear mismatch, whatever the model's cosine range. A pair
     without siblings keeps its own similarity. No weight is tuned on labels. Cost: N x D per round.
     A decoy (image i, caption t of another image) is scored in the data's context: its siblings are
-    every caption of image i, weighted as in the last round, and its terms are standardised with the
-    pairs' means and spreads.
+    S(i), pair i's own siblings weighted as in the last round (i's own caption, which its pair is not
+    compared with, is left out too), and its terms are standardised with the pairs' means and spreads.
     Evidence: `similarity` (c), `sibling_agreement` (a of the last round; NaN without siblings).
     """
 
@@ -77,33 +77,26 @@ class SiblingsDetector(_CosineScoreDetector):
         decoys = None
         if evidence.decoy_caption is not None:
             caption = texts[torch.from_numpy(evidence.decoy_caption).to(texts.device)]
-            decoy_agreement = _image_mean(texts, codes, weights, caption)
-            vote = (_standardized(evidence.decoy_similarity, cosine)
-                    + self.sibling_weight * _standardized(decoy_agreement, agreement[has])) / (1 + self.sibling_weight)
-            decoys = cosine.mean() + cosine.std() * vote
+            decoy_agreement = np.where(has, _sibling_mean(texts, codes, weights, caption), np.nan)
+            vote = _standardized(evidence.decoy_similarity, cosine)
+            vote[has] = (vote[has] + self.sibling_weight * _standardized(decoy_agreement[has], agreement[has])
+                         ) / (1 + self.sibling_weight)
+            decoys = np.where(has, cosine.mean() + cosine.std() * vote, evidence.decoy_similarity)
         return score, {"similarity": cosine, "sibling_agreement": agreement}, decoys
 
 
-def _image_mean(texts: torch.Tensor, codes: torch.Tensor, weights: torch.Tensor, captions: torch.Tensor) -> np.ndarray:
-    """For each pair i: sum over every pair j of its image of w_j t_j . c_i, over the sum of those w_j (c_i: the
-    caption of i's decoy)."""
+def _sibling_mean(texts: torch.Tensor, codes: torch.Tensor, weights: torch.Tensor,
+                  captions: torch.Tensor | None = None) -> np.ndarray:
+    """For each pair i: sum over the other pairs j of its image (codes) of w_j t_j . c_i, over the sum of
+    those w_j, where c_i is i's own caption t_i or, given `captions`, the caption of i's decoy: a decoy is
+    checked against exactly the siblings its pair is checked against. Meaningless (0/0) for a pair alone
+    on its image."""
     import torch
 
+    captions = texts if captions is None else captions.to(texts.dtype)
     groups = int(codes.max()) + 1
     weighted = torch.zeros(groups, texts.shape[1], dtype=texts.dtype, device=texts.device)
     weighted.index_add_(0, codes, weights[:, None] * texts)
     total = torch.zeros(groups, dtype=texts.dtype, device=texts.device).index_add_(0, codes, weights)
-    return ((captions.to(texts.dtype) * weighted[codes]).sum(1) / total[codes]).cpu().numpy()
-
-
-def _sibling_mean(texts: torch.Tensor, codes: torch.Tensor, weights: torch.Tensor) -> np.ndarray:
-    """For each pair i: sum over the other pairs j of its image (codes) of w_j t_j . t_i, over the sum of
-    those w_j. Meaningless (0/0) for a pair alone on its image."""
-    import torch
-
-    groups = int(codes.max()) + 1
-    weighted = torch.zeros(groups, texts.shape[1], dtype=texts.dtype, device=texts.device)
-    weighted.index_add_(0, codes, weights[:, None] * texts)
-    total = torch.zeros(groups, dtype=texts.dtype, device=texts.device).index_add_(0, codes, weights)
-    own = weights * (texts * texts).sum(1)
-    return (((texts * weighted[codes]).sum(1) - own) / (total[codes] - weights)).cpu().numpy()
+    own = weights * (texts * captions).sum(1)
+    return (((captions * weighted[codes]).sum(1) - own) / (total[codes] - weights)).cpu().numpy()
