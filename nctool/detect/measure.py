@@ -320,14 +320,14 @@ class ModelSource:
 
     `pretrained` (with `model` only): an open_clip tag, an open_clip checkpoint file or an nctool
     checkpoint (nctool.model.clip.create_model); None for random init. `recipe` (with `model` only): a
-    recipe name or TOML path for the loss settings, the reference batch size (train.batch_size) and
-    model.mask_padding; default ZERO_SHOT_RECIPE.
+    recipe name, TOML path or loaded Recipe for the loss settings, the reference batch size
+    (train.batch_size) and model.mask_padding; default ZERO_SHOT_RECIPE.
     """
 
     checkpoint: str | os.PathLike | None = None
     model: str | None = None
     pretrained: str | os.PathLike | None = None
-    recipe: str | os.PathLike | None = None
+    recipe: str | os.PathLike | Recipe | None = None
 
     def __post_init__(self):
         if self.checkpoint is None and self.model is None:
@@ -355,7 +355,9 @@ class ModelSource:
     def resolved(self) -> ModelSource:
         """This source with its existing files as absolute paths (Ray actors may run in another folder)."""
         def absolute(value):
-            return str(Path(value).resolve()) if value is not None and Path(value).exists() else value
+            if value is None or isinstance(value, Recipe) or not Path(value).exists():
+                return value
+            return str(Path(value).resolve())
         return ModelSource(absolute(self.checkpoint), self.model, absolute(self.pretrained), absolute(self.recipe))
 
     def fold_runs(self) -> tuple[list[ModelSource], dict] | None:
@@ -375,7 +377,7 @@ class ModelSource:
         if self.checkpoint is not None:
             trained, settings, _ = load_trained_model(self.checkpoint, device)
             return trained, settings
-        settings = load_recipe(self.recipe or ZERO_SHOT_RECIPE)
+        settings = self.recipe if isinstance(self.recipe, Recipe) else load_recipe(self.recipe or ZERO_SHOT_RECIPE)
         return (create_model(self.model, self.pretrained, mask_padding=settings.model.mask_padding).to(device).eval(),
                 settings)
 

@@ -13,7 +13,7 @@ from nctool.detect.detectors import detector_names
 from nctool.errors import NctoolError
 from nctool.model.checkpoint import read_checkpoint
 from nctool.report.bench import METHODS, run_bench
-from nctool.report.demo import HELD_OUT
+from nctool.report.demo import HELD_OUT, STATED_SCORES
 from nctool.schema import read_table, write_table
 
 TINY = ["--set", "train.epochs=1", "--set", "train.batch_size=10", "--set", "train.warmup_steps=2",
@@ -99,6 +99,9 @@ def test_demo_cli_end_to_end(tmp_path):
         config = json.loads((tmp_path / "demo" / "runs" / "caption-shuffle-0.40" / run / "config.json").read_text())
         assert config["model"]["pretrained"] == str(base / "run" / "best.pt")
     assert (tmp_path / "demo" / "results.md").exists()
+    # the labels it states come from the base, which never trained on the noisy pairs (in-sample shares run low)
+    assert "rrsitr scored by the base model, which never trained on these pairs" in " ".join(done.stdout.split())
+    assert (tmp_path / "demo" / "runs" / "caption-shuffle-0.40" / STATED_SCORES).is_file()
     # one checkpoint per run: best.pt (weights, no optimizer state) stays, the resume file last.pt goes
     runs = [Path(run) for run in pd.read_csv(tmp_path / "demo" / "results.csv")["run"].dropna()]
     assert {"vanilla-s3", "rrsitr-s3"} <= {r.name for r in runs}  # filtered too when the filter keeps a batch
