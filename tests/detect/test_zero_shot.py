@@ -61,6 +61,9 @@ def test_zero_shot_recipe_defaults_to_the_papers_settings(files):
     assert (recipe.loss.g1, recipe.loss.g2) == (5.0, 18.0) and model.model_name == "nctool-tiny"
     assert not model.training and model.pretrained is None
     assert ModelSource(model="nctool-tiny", recipe="demo").load()[1] == load_recipe("demo")
+    loaded = load_recipe("demo", ["train.batch_size=7"])  # a recipe already loaded, overrides and all (the demo's)
+    assert ModelSource(model="nctool-tiny", recipe=loaded).load()[1] is loaded
+    assert ModelSource(model="nctool-tiny", recipe=loaded).resolved().recipe is loaded
 
 
 def test_local_features_of_a_model_without_patch_tokens_are_refused(files, tmp_path):
