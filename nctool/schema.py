@@ -224,6 +224,15 @@ class Fingerprint:
         return self._digest.hexdigest()
 
 
+def pair_set_digest(pair_ids) -> str:
+    """One hash of a set of pair ids, whatever their order: the train pairs a model learned (kept in its
+    checkpoint), which `score` compares with the pairs it is asked to judge."""
+    digest = hashlib.blake2b(digest_size=16)
+    for pair_id in np.sort(np.asarray(pair_ids, dtype=str)):
+        digest.update(f"{pair_id}\n".encode())
+    return digest.hexdigest()
+
+
 def dataset_fingerprint(df: pd.DataFrame) -> str:
     """The Fingerprint of a whole frame."""
     fingerprint = Fingerprint()

@@ -156,6 +156,12 @@ def score_command(
             console_err.print(f"[yellow]note:[/] {row['detector']}: no clean set reaches "
                               f"{100 * row['max_contamination']:g} % estimated noise: not enough evidence to call "
                               f"any pair clean at that rate (--max-contamination sets it)", highlight=False)
+    if result.get("in_sample"):
+        console_err.print(f"[yellow]note:[/] {checkpoint} trained on these very pairs, so the figures above are in "
+                          f"sample: it has learned its noisy pairs, and the stated share ran low (3-4 points on "
+                          f"average, up to 14, docs/labels.md); for figures to act on, score out of fold: `nctool "
+                          f"train {data} --folds 3 --out FOLDER`, then `nctool score {data} --checkpoint FOLDER`",
+                          highlight=False)
     console.print(f"wrote {result['out']} (next: nctool filter {data} --scores {result['out']} --out CLEAN.parquet)")
 
 

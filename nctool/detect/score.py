@@ -58,6 +58,7 @@ from nctool.detect.ray import RayEngine
 from nctool.detect.suggest import SUGGESTION_COLUMNS, suggestions
 from nctool.errors import NctoolError
 from nctool.metrics import detection_table, label_table, statement_table
+from nctool.model.checkpoint import read_checkpoint
 from nctool.model.train import image_folds
 from nctool.progress import Progress, silent
 from nctool.schema import (
@@ -66,6 +67,7 @@ from nctool.schema import (
     check_output,
     check_splits,
     hex_row_hashes,
+    pair_set_digest,
     row_group_count,
 )
 
@@ -127,7 +129,9 @@ def score(data_path: str | os.PathLike, *, out: str | os.PathLike, model: ModelS
         (nctool.metrics.label_table rows; empty without ground truth) and `noise_share` (one row per
         detector that estimates it: `detector`, `estimate`, `low`, `high`, `level` and, with ground
         truth, nctool.metrics.statement_table's `truth`, `clean_truth` and `noisy_truth`); `embedded`: the summary of
-        nctool.detect.shards.embed when this run embedded into a folder, else None.
+        nctool.detect.shards.embed when this run embedded into a folder, else None; `in_sample`: True when one
+        checkpoint scored the train split and had trained on exactly these pairs (checked with the train
+        split alone), so that the stated figures are in sample.
     """
     if model is None and (embeddings is None or engine is not None):
         raise NctoolError(f"score: {NO_MODEL}")
@@ -162,6 +166,7 @@ def score(data_path: str | os.PathLike, *, out: str | os.PathLike, model: ModelS
         evidence, facts = shards.read_evidence(embeddings, data_path, index, splits=splits, pool=pool,
                                                device=dev, keep_embeddings=keep_embeddings)
     captions = index.captions
+    in_sample = _trained_on(model, folds, splits, index.scored_ids)
     del index  # the scored ids are in the evidence now
     if "captions" in needs:
         evidence.caption = captions.loc[evidence.pair_id].to_numpy()
@@ -184,7 +189,15 @@ def score(data_path: str | os.PathLike, *, out: str | os.PathLike, model: ModelS
     return {"out": str(out), "pairs": len(evidence.pair_id), "splits": splits,
             "detectors": [row for frame in frames for row in detection_table(frame, truth)],
             "labels": [row for frame in frames for row in label_table(frame, truth)], "noise_share": share_rows,
-            "embedded": embedded}
+            "embedded": embedded, "in_sample": in_sample}
+
+
+def _trained_on(model: ModelSource | None, folds, splits: list[str], scored_ids: np.ndarray) -> bool:
+    """Whether the one checkpoint scoring the train split trained on exactly these pairs: then its figures
+    are in sample, and its noisy pairs, learned, look cleaner than fresh decoys (docs/labels.md)."""
+    if model is None or model.checkpoint is None or folds is not None or list(splits) != ["train"]:
+        return False
+    return read_checkpoint(model.checkpoint).get("trained_pairs") == pair_set_digest(scored_ids)
 
 
 def _write_scores(out: str | os.PathLike, frames: list[pd.DataFrame], row_hash: np.ndarray,

@@ -50,6 +50,7 @@ from nctool.schema import (
     check_output,
     column_names,
     dataset_fingerprint,
+    pair_set_digest,
     read_table,
     write_json,
 )
@@ -189,6 +190,7 @@ class Run:
     truth: np.ndarray | None             # `noisy` ground truth per row, when the data carry it
     trusted: torch.Tensor                # bool per row: a person kept or fixed the pair (nctool.data.decisions)
     fingerprint: str                     # nctool.schema.dataset_fingerprint of the data
+    trained_pairs: str                   # nctool.schema.pair_set_digest of the pairs it trains on
     device: torch.device
     rank: int
     world: int
@@ -332,8 +334,9 @@ def prepare(data_path: Path, out_dir: Path, recipe: Recipe | None, decisions, im
     truth = df["noisy"].to_numpy(dtype=bool) if "noisy" in df else None
     trusted = torch.tensor(df["decision"].isin(TRUSTED).to_numpy() if "decision" in df else
                            np.zeros(len(df), dtype=bool))
-    return Run(recipe, out_dir, data, rows, truth, trusted, fingerprint, dev, rank, world, ddp_model, steps, log,
-               notes), state
+    trained_pairs = pair_set_digest(df["pair_id"].to_numpy()[rows["train"]])
+    return Run(recipe, out_dir, data, rows, truth, trusted, fingerprint, trained_pairs, dev, rank, world, ddp_model,
+               steps, log, notes), state
 
 
 def _with_decisions(df: pd.DataFrame, path: str | Path) -> tuple[pd.DataFrame, list[str]]:
@@ -488,11 +491,12 @@ def test(run: Run, state: TrainState, progress: Progress) -> dict:
 def _best_payload(run: Run, state: TrainState, val_mr: float | None) -> dict:
     """best.pt: what scoring and fine-tuning need (weights, recipe, data), without the optimiser."""
     return {"model": state.model.state_dict(), "config": run.recipe.to_dict(), "epoch": state.epoch,
-            "val_mr": val_mr, "dataset": run.fingerprint}
+            "val_mr": val_mr, "dataset": run.fingerprint, "trained_pairs": run.trained_pairs}
 
 
 def _last_payload(run: Run, state: TrainState) -> dict:
-    return {**state.state_dict(), "config": run.recipe.to_dict(), "dataset": run.fingerprint}
+    return {**state.state_dict(), "config": run.recipe.to_dict(), "dataset": run.fingerprint,
+            "trained_pairs": run.trained_pairs}
 
 
 def _first_difference(given: Recipe, saved: Recipe) -> str:

@@ -39,7 +39,7 @@ from nctool.model.clip import LocalGrams, create_model, load_trained_model
 from nctool.model.objectives import batch_logits
 from nctool.model.train import image_folds
 from nctool.model.transforms import preprocess_for
-from nctool.schema import LABELS, noise_statements, row_hashes, write_table
+from nctool.schema import LABELS, noise_statements, pair_set_digest, row_hashes, write_table
 
 BATCH = 20
 
@@ -345,6 +345,32 @@ def test_score_cli_refuses_an_empty_caption_in_one_line(files, tmp_path, capsys,
     assert len(stderr.splitlines()) == 1 and "Traceback" not in stderr
 
 
+def test_a_checkpoint_judging_the_pairs_it_trained_on_is_said_to_be_in_sample(files, tmp_path):
+    folder, df = files
+    payload = read_checkpoint(folder / "model.pt")
+    learned = pair_set_digest(df.loc[df["split"] == "train", "pair_id"])
+    save_checkpoint({**payload, "trained_pairs": learned}, tmp_path / "learned.pt")
+    options = {"detectors": ["similarity"], "pool": PoolSpec(0, 2, 60), "batch_size": 16}
+    learner = ModelSource(checkpoint=tmp_path / "learned.pt")
+    ran = score(folder / "data.parquet", model=learner, out=tmp_path / "a.parquet", **options)
+    assert ran["in_sample"] is True
+    # another checkpoint (no record of its pairs), and the same one judging val too: no claim either way
+    assert run_score(folder, "b.parquet", detectors=["similarity"])[0]["in_sample"] is False
+    both = score(folder / "data.parquet", model=learner, out=tmp_path / "c.parquet", splits=["train", "val"], **options)
+    assert both["in_sample"] is False
+
+
+def test_score_cli_says_when_its_figures_are_in_sample(monkeypatch):
+    monkeypatch.setattr(nctool.detect.score, "score", lambda *args, **kwargs: {
+        "out": "s.parquet", "pairs": 3, "splits": ["train"], "labels": [], "noise_share": [], "in_sample": True,
+        "detectors": [{"detector": "rrsitr", "clean": 2, "ambiguous": 0, "noisy": 1}]})
+    result = invoke("score", "data.parquet", "--checkpoint", "m.pt", "--out", "s.parquet")
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.output.split())
+    assert "m.pt trained on these very pairs, so the figures above are in sample" in said
+    assert "`nctool train data.parquet --folds 3 --out FOLDER`" in said
+
+
 def test_score_flags_reach_the_library(monkeypatch):
     calls = []
     monkeypatch.setattr(nctool.detect.score, "score", lambda *args, **kwargs: calls.append((args, kwargs)) or
@@ -374,6 +400,7 @@ def test_score_flags_reach_the_library(monkeypatch):
                                   "threshold": 0.3, "neighbors": 7, "clean_from": 0.8, "noisy_below": 0.1}}
     assert "similarity" in result.output and "noise share" in result.output and "wrote s.parquet" in result.output
     assert "30.0 % (20.0-40.0)" in result.output and "4.0 % (2.0-6.0)" in result.output
+    assert "in sample" not in result.output
     calls.clear()
     assert invoke("score", "d", "--checkpoint", "m", "--out", "s").exit_code == 0
     assert calls[0][1]["detectors"] == ["rrsitr"] and calls[0][1]["splits"] == ["train"] and calls[0][1]["suggest"] == 0

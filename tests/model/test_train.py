@@ -29,7 +29,7 @@ from nctool.model.train import (
     train_folds,
 )
 from nctool.runtime import pick_device
-from nctool.schema import read_table, write_table
+from nctool.schema import pair_set_digest, read_table, write_table
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +75,7 @@ def test_weight_decay_only_on_matrices():
 
 
 @pytest.mark.slow
-def test_training_writes_run_folder_and_logs_split_quality(full_run):
+def test_training_writes_run_folder_and_logs_split_quality(full_run, noisy_data):
     out, result = full_run
     assert {p.name for p in out.iterdir()} == {"best.pt", "last.pt", "metrics.jsonl", "config.json", "results.json"}
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
@@ -89,6 +89,9 @@ def test_training_writes_run_folder_and_logs_split_quality(full_run):
     # the test split is scored with best.pt, which holds the best val mR's weights, not the optimiser
     best = read_checkpoint(out / "best.pt")
     assert "optimizer" not in best and best["val_mr"] == max(r["val_mr"] for r in epochs)
+    # which pairs it learned, for `score` to tell an in-sample judgement (the 160 train rows, in any order)
+    frame = read_table(noisy_data)
+    assert best["trained_pairs"] == pair_set_digest(frame.loc[frame["split"] == "train", "pair_id"][::-1])
     assert result["best_epoch"] == best["epoch"] and result["test"]["mr"] > 0
     assert json.loads((out / "config.json").read_text()) == _recipe().to_dict()
 
@@ -301,6 +304,8 @@ def test_each_fold_model_trains_without_its_fold(noisy_data, tmp_path):
     fold = image_folds(train_rows["image_id"].to_numpy(), 2)
     for k, run in enumerate(result["runs"]):
         assert run["notes"][0] == f"fold {k} of 2: trained on {(fold != k).sum()} train pairs, the fold's left out"
+        learned = read_checkpoint(tmp_path / "oof" / f"fold-{k}" / "best.pt")["trained_pairs"]
+        assert learned == pair_set_digest(train_rows["pair_id"][fold != k])
     manifest = json.loads((tmp_path / "oof" / "folds.json").read_text())
     assert manifest["folds"] == 2 and manifest["runs"] == ["fold-0/best.pt", "fold-1/best.pt"]
     again = train_folds(noisy_data, out_dir=tmp_path / "oof", recipe=_recipe(epochs=1), folds=2)
