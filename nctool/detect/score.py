@@ -180,6 +180,8 @@ def score(data_path: str | os.PathLike, *, out: str | os.PathLike, model: ModelS
     if suggest:
         flagged = np.any([frame["label"].to_numpy() != "clean" for frame in frames], axis=0)
         suggested = suggestions(evidence, captions.loc[evidence.pair_id].to_numpy(), flagged, k=suggest)
+    if in_sample:  # said with every statement, so that whoever reads the file (review, gallery) can say it
+        shares = {name: {**stated, "in_sample": True} for name, stated in shares.items()}
     _write_scores(out, frames, facts["row_hash"], suggested, metadata={NOISE_SHARE_KEY: json.dumps(shares)})
     truth = pd.Series(facts["noisy"], index=evidence.pair_id) if "noisy" in facts else None
     if truth is None:

@@ -15,6 +15,7 @@ import nctool.model.clip
 from nctool.cli import main
 from nctool.config import load_recipe
 from nctool.curate.filtering import filter_file
+from nctool.curate.review.queue import stated_noise
 from nctool.data import noise, synth
 from nctool.detect.detectors import detector_names, detector_options
 from nctool.detect.measure import (
@@ -354,6 +355,8 @@ def test_a_checkpoint_judging_the_pairs_it_trained_on_is_said_to_be_in_sample(fi
     learner = ModelSource(checkpoint=tmp_path / "learned.pt")
     ran = score(folder / "data.parquet", model=learner, out=tmp_path / "a.parquet", **options)
     assert ran["in_sample"] is True
+    stated = noise_statements(tmp_path / "a.parquet")["similarity"]  # what review and the gallery read
+    assert stated["in_sample"] is True and "in sample" in stated_noise(stated)
     # another checkpoint (no record of its pairs), and the same one judging val too: no claim either way
     assert run_score(folder, "b.parquet", detectors=["similarity"])[0]["in_sample"] is False
     both = score(folder / "data.parquet", model=learner, out=tmp_path / "c.parquet", splits=["train", "val"], **options)
