@@ -14,7 +14,9 @@ model, detector), the share from:
   distribution, within c log log n / sqrt(n), n = N M / (N + M), c = 0.05 (Patra and Sen, 2016).
 
 Prints, per model and estimator, the mean and worst absolute error (points), the share of rows within
-3 points and the mean signed error.
+3 points and the mean signed error. Then the noisy set (estimated precision at least 0.95) cut with the
+share `nctool score` states and with the bottom of its interval: its least and mean measured precision,
+the rows below 0.9 and its mean recall, over the rows whose share is pinned.
 """
 
 from __future__ import annotations
@@ -85,6 +87,19 @@ def patra_sen(x: np.ndarray, decoys: np.ndarray, c: float = 0.05) -> float:
     return 1 - high
 
 
+def noisy_set_rows(x: np.ndarray, decoys: np.ndarray, groups: np.ndarray, truth: np.ndarray, tag: dict) -> list[dict]:
+    """The noisy set at the stated share and at the bottom of its interval, against the truth (none unpinned)."""
+    stated = calibration.decoy_calibration(x, decoys, groups, groups)
+    if stated.share is None or stated.share_interval[1] - stated.share_interval[0] > calibration.MAX_SHARE_WIDTH:
+        return []
+    rows = []
+    for name, share in (("stated", stated.share), ("interval's bottom", stated.share_interval[0])):
+        chosen = calibration.noisy_precisions(x, decoys, share) >= 0.95
+        rows.append({**tag, "share": name, "precision": truth[chosen].mean() if chosen.any() else np.nan,
+                     "recall": (truth & chosen).sum() / truth.sum()})
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("lab", type=Path)
@@ -93,7 +108,7 @@ def main() -> None:
     parser.add_argument("--kind", default="caption-shuffle")
     args = parser.parse_args()
     (args.lab / "arrays").mkdir(exist_ok=True)
-    rows = []
+    rows, noisy_sets = [], []
     for noisy in sorted(args.lab.glob("*.parquet")):
         match = re.fullmatch(r"(.+)-(\d\.\d\d)-s(\d+)", noisy.stem)
         if match is None or match[1] != args.kind or (args.seed and int(match[3]) not in args.seed):
@@ -112,8 +127,10 @@ def main() -> None:
                 np.savez(cache, **captured_scores(noisy, model, detectors))
             arrays = np.load(cache, allow_pickle=True)
             noisy_share = truth.loc[arrays["pair_id"]].mean()
+            labels = truth.loc[arrays["pair_id"]].to_numpy(bool)
             for detector in [key[:-2] for key in arrays.files if key.endswith(".x")]:
                 x, decoys = arrays[f"{detector}.x"], arrays[f"{detector}.decoys"]
+                noisy_sets += noisy_set_rows(x, decoys, arrays["groups"], labels, {"model": model_name})
                 estimates = {"storey": storey(x, decoys, arrays["groups"], 0.95),
                              "storey<=0.8": storey(x, decoys, arrays["groups"], 0.8),
                              "patra-sen": patra_sen(x, decoys)}
@@ -125,6 +142,11 @@ def main() -> None:
         mean_abs=lambda e: e.abs().mean(), worst=lambda e: e.abs().max(), within_3=lambda e: (e.abs() <= 3).mean(),
         mean="mean", rows="size")
     print(summary.round(2).to_string())
+    sets = pd.DataFrame(noisy_sets).groupby(["model", "share"]).agg(
+        least_precision=("precision", "min"), mean_precision=("precision", "mean"),
+        below_090=("precision", lambda p: int((p < 0.9).sum())), rows=("precision", "size"),
+        mean_recall=("recall", "mean"))
+    print(sets.round(3).to_string())
 
 
 if __name__ == "__main__":
