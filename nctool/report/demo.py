@@ -24,6 +24,8 @@ from nctool.report.bench import run_bench, train_once
 from nctool.schema import check_output, noise_statements, read_table, write_table
 
 HELD_OUT = CATEGORIES[::3]  # scene classes the base never sees
+BASE_SEED_OFFSET = 97  # the base corpus is synth seed + 97 (100 for the default 3): never the target's images
+STATED_SCORES = "base-scores.parquet"  # the base's out-of-sample scores of the noisy train pairs, beside the runs
 BASE_OVERRIDES = ("loss.kind=infonce", "train.epochs=10")
 """The base's recipe: the demo recipe with plain InfoNCE for 10 epochs. Ten rather than two tell an
 image's own captions from the others of its scene class better (within-class AUROC 0.595 against
@@ -33,8 +35,6 @@ image's own captions from the others of its scene class better (within-class AUR
 def base_recipe(extra=()) -> Recipe:
     """The recipe `build_base` trains the base with (BASE_OVERRIDES, then `extra`)."""
     return load_recipe("demo", [*BASE_OVERRIDES, *extra])
-STATED_SCORES = "base-scores.parquet"  # the base's out-of-sample scores of the noisy train pairs, beside the runs
-BASE_SEED_OFFSET = 97  # the base corpus is synth seed + 97 (100 for the default 3): never the target's images
 
 
 def build_base(out_dir: str | Path, *, recipe: Recipe, images: int = 1000, seed: int = 100,
