@@ -199,7 +199,8 @@ def _trained_on(model: ModelSource | None, folds, splits: list[str], scored_ids:
     are in sample, and its noisy pairs, learned, look cleaner than fresh decoys (docs/labels.md)."""
     if model is None or model.checkpoint is None or folds is not None or list(splits) != ["train"]:
         return False
-    return read_checkpoint(model.checkpoint).get("trained_pairs") == pair_set_digest(scored_ids)
+    # mapped, not read: the weights were loaded to score, and a second copy would double the peak memory
+    return read_checkpoint(model.checkpoint, mmap=True).get("trained_pairs") == pair_set_digest(scored_ids)
 
 
 def _write_scores(out: str | os.PathLike, frames: list[pd.DataFrame], row_hash: np.ndarray,

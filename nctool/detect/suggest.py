@@ -25,7 +25,8 @@ import pandas as pd
 import torch
 
 from nctool.detect.detectors import CHUNK_ELEMENTS, Evidence
-from nctool.detect.detectors.attributes import attribute_sets
+from nctool.detect.detectors.attributes import attribute_sets, image_members
+from nctool.detect.detectors.base import _standardized
 from nctool.errors import NctoolError
 
 RERANK_POOL = 50
@@ -136,7 +137,7 @@ def _reranked(rows: np.ndarray, cosines: np.ndarray, codes: np.ndarray, queries:
     over its M candidates, the first k kept. support: the share of a candidate's attribute words that the
     captions of the query's image use (the candidates' mean where a candidate has none); a query whose
     candidates' supports do not vary keeps the cosine order."""
-    members = pd.Series(np.arange(len(codes))).groupby(codes).agg(list).to_numpy()
+    members = image_members(codes)
     order = np.empty((len(queries), min(k, rows.shape[1])), dtype=np.int64)
     for q, query in enumerate(queries):
         seen = frozenset().union(*(words[j] for j in members[codes[query]]))
@@ -146,12 +147,7 @@ def _reranked(rows: np.ndarray, cosines: np.ndarray, codes: np.ndarray, queries:
             order[q] = np.arange(order.shape[1])
             continue
         support[~defined] = support[defined].mean()
-        combined = _z(cosines[q]) + _z(support)
+        combined = _standardized(cosines[q]) + _standardized(support)
         order[q] = np.argsort(-combined, kind="stable")[:order.shape[1]]
     picked = np.arange(len(queries))[:, None]
     return rows[picked, order], cosines[picked, order]
-
-
-def _z(values: np.ndarray) -> np.ndarray:
-    spread = values.std()
-    return (values - values.mean()) / spread if spread > 0 else np.zeros_like(values)

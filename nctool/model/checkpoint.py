@@ -30,14 +30,15 @@ def save_checkpoint(payload: dict, dest: str | Path) -> Path:
     return Path(dest)
 
 
-def read_checkpoint(path: str | Path) -> dict:
-    """The payload of an nctool checkpoint, loaded without running any code stored in the file."""
+def read_checkpoint(path: str | Path, *, mmap: bool = False) -> dict:
+    """The payload of an nctool checkpoint, loaded without running any code stored in the file; with `mmap`,
+    its tensors are mapped from the file rather than read (to look at its other entries)."""
     path = Path(path)
     if not path.is_file():
         raise NctoolError(f"{path}: checkpoint not found; train one with `nctool train` (runs/NAME/best.pt)")
     try:
         with quiet_pickle_protocol():
-            payload = torch.load(path, map_location="cpu", weights_only=True)
+            payload = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except Exception as exc:  # unpickling refusals and corrupt files surface as several types
         unsafe = "weights_only" in str(exc) or "Unsupported global" in str(exc)
         reason = "it stores Python objects beyond tensors, numbers and text, which could run code" if unsafe \

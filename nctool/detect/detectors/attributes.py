@@ -35,6 +35,11 @@ def attribute_sets(captions) -> list[frozenset[str]]:
             for caption in captions]
 
 
+def image_members(codes: np.ndarray) -> np.ndarray:
+    """Per image code (0 .. n-1), the list of rows holding its captions."""
+    return pd.Series(np.arange(len(codes))).groupby(codes).agg(list).to_numpy()
+
+
 def attribute_support(words: list[frozenset[str]], image_id: np.ndarray,
                       candidates: list[frozenset[str]] | None = None) -> np.ndarray:
     """For each pair i: the share of its caption's attribute words that some other caption of its image
@@ -46,7 +51,7 @@ def attribute_support(words: list[frozenset[str]], image_id: np.ndarray,
     them, decoys stated a noisy-set precision of 95 % that measured 81 % at 80 % caption noise, 89 % without).
     """
     codes = pd.factorize(image_id)[0]
-    members = pd.Series(np.arange(len(codes))).groupby(codes).agg(list).to_numpy()
+    members = image_members(codes)
     support = np.full(len(codes), np.nan)
     for i, code in enumerate(codes):
         own = words[i] if candidates is None else candidates[i]
