@@ -96,3 +96,32 @@ def train(
         summary_table(f"Test (best epoch {result['best_epoch']})",
                       [{k: t[k] for k in ("i2t_r1", "i2t_r5", "i2t_r10", "t2i_r1", "t2i_r5", "t2i_r10", "mr")}])
     console.print(f"run folder: {out}  (best.pt, last.pt, metrics.jsonl, config.json)")
+
+
+@app.command("train-tagger")
+def train_tagger(
+    data: Annotated[Path, typer.Argument(help="Dataset Parquet (nctool schema) whose captions can be trusted: a "
+                                              "clean corpus, not the noisy data it will judge.")],
+    out: Annotated[Path, typer.Option(help="Tagger file to write, e.g. tagger.pt.")],
+    epochs: Annotated[int, typer.Option(help="Passes over the train split's images.")] = 12,
+    batch_size: Annotated[int, typer.Option(help="Images per step.")] = 64,
+    lr: Annotated[float, typer.Option(help="Peak learning rate (one-cycle schedule).")] = 2e-3,
+    min_count: Annotated[int, typer.Option(
+        help="Learn the attribute words its captions use at least this often.")] = 20,
+    image_size: Annotated[int, typer.Option(help="Pixels the tagger reads, a multiple of 8 (images are resized and "
+                                                 "centre-cropped to it).")] = 64,
+    seed: Annotated[int, typer.Option(help="Random seed of the weights and the batch order.")] = 0,
+    image_root: Annotated[Optional[Path], typer.Option(help="Folder for relative image paths.")] = None,
+    device: Annotated[Optional[str], typer.Option(help="cpu, cuda, cuda:1 (default: CUDA if present).")] = None,
+) -> None:
+    """Train a word tagger: which counts, colours and places an image's captions name (for `score --tagger`)."""
+    from nctool.model.tagger import train_tagger as run_tagger_training
+    from nctool.schema import check_output
+
+    check_output(out, data)
+    with progress_bar() as progress:
+        result = run_tagger_training(data, out, epochs=epochs, batch_size=batch_size, lr=lr, min_count=min_count,
+                                     image_size=image_size, seed=seed, image_root=image_root, device=device,
+                                     progress=progress)
+    summary_table("Word tagger", [{key: result[key] for key in ("images", "words", "train_loss", "val_loss")}])
+    console.print(f"next: nctool score DATA --checkpoint RUN --detector attributes --tagger {out} --out scores.parquet")

@@ -147,6 +147,12 @@ def score(data_path: str | os.PathLike, *, out: str | os.PathLike, model: ModelS
     if folds is not None:
         _check_out_of_fold(model, chosen, suggest, engine, embeddings)
     needs = set().union(*(detector.needs for detector in chosen))
+    tagger = None
+    if "tags" in needs:  # loaded before any work, so a wrong file is refused at once
+        from nctool.model.tagger import image_word_probabilities, load_tagger
+
+        check_output(out, options["tagger"])
+        tagger = load_tagger(options["tagger"])
     index = read_index(data_path, splits, fingerprint=embeddings is not None or engine is not None or folds is not None,
                        captions=suggest > 0 or "captions" in needs)
     dev = runtime.pick_device(device)
@@ -170,6 +176,9 @@ def score(data_path: str | os.PathLike, *, out: str | os.PathLike, model: ModelS
     del index  # the scored ids are in the evidence now
     if "captions" in needs:
         evidence.caption = captions.loc[evidence.pair_id].to_numpy()
+    if tagger is not None:
+        evidence.image_words = image_word_probabilities(tagger, data_path, evidence.image_id, image_root=image_root,
+                                                        device=dev, progress=progress)
     frames, shares = [], {}
     for i, detector in enumerate(chosen):
         frames.append(detector.detect(evidence))

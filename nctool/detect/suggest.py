@@ -24,8 +24,9 @@ import numpy as np
 import pandas as pd
 import torch
 
+from nctool.data.words import attribute_sets
 from nctool.detect.detectors import CHUNK_ELEMENTS, Evidence
-from nctool.detect.detectors.attributes import attribute_sets, image_members
+from nctool.detect.detectors.attributes import image_members
 from nctool.detect.detectors.base import _standardized
 from nctool.errors import NctoolError
 

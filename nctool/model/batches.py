@@ -69,8 +69,8 @@ class PairData:
         self.image_ids = list(image_ids)
         self.image_index = torch.from_numpy(codes).long()
         first_images = self.frame["image"].iloc[self.frame["image_id"].drop_duplicates().index].tolist()
-        self.pixels = _decode_all(first_images, Path(root), cache_size or preprocess.image_size,
-                                  decode_workers(workers), progress)
+        self.pixels = decode_images(first_images, Path(root), cache_size or preprocess.image_size,
+                                    workers=workers, progress=progress)
         self.tokens = preprocess.tokenizer(self.frame["caption"].tolist())
         self.train_transform, self.eval_transform = preprocess.train, preprocess.eval
 
@@ -88,10 +88,13 @@ class PairData:
         return images, self.tokens[rows]
 
 
-def _decode_all(images: list[dict], root: Path, size: int, workers: int, progress: Progress | None) -> torch.Tensor:
+def decode_images(images: list[dict], root: Path, size: int, *, workers: int | None = None,
+                  progress: Progress | None = None) -> torch.Tensor:
+    """uint8 [len(images), 3, size, size]: each image (the `image` struct) resized, shorter side to `size`
+    (bicubic), and centre-cropped, by `decode_workers(workers)` threads."""
     pixels = torch.empty((len(images), 3, size, size), dtype=torch.uint8)
     # threads, not processes: PIL releases the GIL while it decodes and resizes
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+    with ThreadPoolExecutor(max_workers=decode_workers(workers)) as pool:
         for done, tensor in enumerate(pool.map(lambda image: _decode(image, root, size), images), 1):
             pixels[done - 1] = tensor
             if progress:

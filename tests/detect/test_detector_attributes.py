@@ -2,8 +2,9 @@ import numpy as np
 import pytest
 from cli_helpers import invoke
 
+from nctool.data.words import ImageWords, attribute_sets
 from nctool.detect.detectors import AttributesDetector, Evidence, make_detectors
-from nctool.detect.detectors.attributes import attribute_sets, attribute_support
+from nctool.detect.detectors.attributes import attribute_support
 from nctool.errors import NctoolError
 
 
@@ -59,11 +60,58 @@ def test_decoys_are_scored_against_the_pair_siblings():
     assert decoys[1] == pytest.approx(cosine.mean() + cosine.std() * (z[1] + z_u) / 2)
 
 
+def read_by_a_tagger(probability_of_two_and_white) -> ImageWords:
+    """A tagger that knows two words, "two" and "white", each at 0.5 in the reference."""
+    probability = np.array(probability_of_two_and_white, dtype=float)
+    return ImageWords(vocab=("two", "white"), reference=np.full_like(probability, 0.5), probability=probability)
+
+
+def test_a_tagger_adds_a_third_vote_read_from_the_image(tmp_path):
+    tagger = tmp_path / "tagger.pt"
+    tagger.touch()  # the detector only names it; scoring reads it
+    detector = make_detectors(["attributes"], {"tagger": str(tagger)})[0]
+    assert "tags" in detector.needs and "tags" not in AttributesDetector.needs
+    seen = evidence()
+    # images a and b: the tagger finds "two" and "white" likely in a (0.9 each), "two" unlikely in b
+    seen.image_words = read_by_a_tagger([[0.9, 0.9]] * 3 + [[0.1, 0.5]])
+    score, columns, decoys = detector.score(seen)
+    # v: a0, a1 use {two, white}: log(1.8); a2 {four, red}: none the tagger knows; b0 no words
+    v = columns["tagger_support"]
+    assert v[:2] == pytest.approx([np.log(1.8)] * 2) and np.isnan(v[2]) and np.isnan(v[3])
+    cosine = np.array([0.3, 0.3, 0.3, 0.2])
+    z_c = (cosine - cosine.mean()) / cosine.std()
+    z_u = (np.array([1, 1, 0]) - 2 / 3) / np.array([1, 1, 0]).std()
+    vote = np.r_[(z_c[:2] + z_u[:2] + 0) / 3, (z_c[2] + z_u[2]) / 2, z_c[3]]  # z(v) is 0: both defined v are equal
+    assert score == pytest.approx(cosine.mean() + cosine.std() * vote)
+    # decoy 2: image a with a0's caption {two, white}, read in a: v = log(1.8), the pairs' mean, so z(v) = 0
+    z_d = (0.3 - cosine.mean()) / cosine.std()
+    assert decoys[2] == pytest.approx(cosine.mean() + cosine.std() * (z_d + z_u[0] + 0) / 3)
+
+
+def test_with_a_tagger_a_decoy_holding_its_own_caption_scores_as_its_pair(tmp_path):
+    (tmp_path / "tagger.pt").touch()
+    detector = make_detectors(["attributes"], {"tagger": str(tmp_path / "tagger.pt"), "tagger_weight": 2.0})[0]
+    seen = evidence()
+    seen.image_words = read_by_a_tagger([[0.9, 0.2], [0.8, 0.7], [0.3, 0.1], [0.5, 0.5]])
+    seen.decoy_similarity, seen.decoy_caption = seen.similarity.copy(), np.arange(4)
+    score, _, decoys = detector.score(seen)
+    np.testing.assert_allclose(decoys, score)
+
+
+def test_without_the_tagger_reading_a_tagger_detector_refuses(tmp_path):
+    (tmp_path / "tagger.pt").touch()
+    detector = make_detectors(["attributes"], {"tagger": str(tmp_path / "tagger.pt")})[0]
+    with pytest.raises(NctoolError, match="the tagger's reading"):
+        detector.score(evidence())
+
+
 def test_no_captions_and_a_bad_weight_are_one_line_errors():
-    with pytest.raises(NctoolError, match="holds no captions"):
+    with pytest.raises(NctoolError, match="the evidence lacks the captions"):
         AttributesDetector().score(Evidence(pair_id=np.array(["a"]), image_id=np.array(["a"]), similarity=np.ones(1)))
     with pytest.raises(NctoolError, match="attribute weight -1: must be at least 0"):
         make_detectors(["attributes"], {"attribute_weight": -1.0})
+    with pytest.raises(NctoolError, match="tagger weight -0.5: must be at least 0"):
+        make_detectors(["attributes"], {"tagger_weight": -0.5})
 
 
 def test_cli_maps_the_attribute_weight(monkeypatch):

@@ -491,3 +491,22 @@ def test_decoy_captions_come_from_another_image_and_same_scene_ones_from_the_sam
     # the only pool captions of the pair's category on another image: b for a, a for b, d for c, c for d; e has no
     # other image of z in the pool and f no w
     assert list(pool.pair_images[scene[:4]]) == ["b", "a", "d", "c"] and scene[4] == scene[5] == -1
+
+
+def test_a_tagger_reads_each_pair_image_for_the_attributes_detector(files, tmp_path):
+    from nctool.data.words import attribute_sets
+    from nctool.model.tagger import load_tagger, train_tagger
+
+    folder, df = files
+    train_tagger(folder / "data.parquet", tmp_path / "tagger.pt", epochs=1, batch_size=8, min_count=1, image_size=32)
+    summary, scores = run_score(folder, tmp_path / "scores.parquet", detectors=["attributes"],
+                                options={"tagger": str(tmp_path / "tagger.pt")})
+    assert summary["pairs"] == len(scores) == (df["split"] == "train").sum()
+    vocab = set(load_tagger(tmp_path / "tagger.pt").vocab)
+    captions = df.set_index("pair_id").loc[scores["pair_id"], "caption"]
+    read = [bool(words & vocab) for words in attribute_sets(captions)]  # a caption with a word the tagger knows
+    assert any(read) and scores["tagger_support"].notna().tolist() == read
+    with pytest.raises(NctoolError, match="model.pt: not a word tagger"):  # refused before any work
+        run_score(folder, tmp_path / "other.parquet", detectors=["attributes"],
+                  options={"tagger": str(folder / "model.pt")})
+    assert not (tmp_path / "other.parquet").exists()

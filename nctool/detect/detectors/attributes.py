@@ -3,36 +3,12 @@ agree with what the other captions of its image say?"""
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 import pandas as pd
 
+from nctool.data.words import attribute_sets
 from nctool.detect.detectors.base import Evidence, Option, _CosineScoreDetector, _standardized, register
 from nctool.errors import NctoolError
-
-ATTRIBUTE_WORDS = frozenset((
-    # counts
-    "no one two three four five six seven eight nine ten eleven twelve twenty thirty forty fifty hundred "
-    "many several few single some lots dozens numerous pair couple "
-    # colours and tones
-    "white red blue green yellow gray grey black brown orange purple pink dark light bright colorful colourful "
-    # places in the picture
-    "left right top bottom upper lower middle center centre corner side edge "
-    # orientation and shape
-    "horizontal horizontally vertical vertically diagonal diagonally parallel curved straight round square "
-    "rectangular circular long short wide narrow large small big tiny huge"
-).split())
-"""The words that carry the detail a caption of another image of the same scene class gets wrong
-(English; the one list the detector reads)."""
-
-_WORD = re.compile(r"[a-z]+")
-
-
-def attribute_sets(captions) -> list[frozenset[str]]:
-    """The ATTRIBUTE_WORDS of each caption (lower-cased whole words)."""
-    return [frozenset(word for word in _WORD.findall(str(caption).lower()) if word in ATTRIBUTE_WORDS)
-            for caption in captions]
 
 
 def image_members(codes: np.ndarray) -> np.ndarray:
@@ -76,9 +52,18 @@ class AttributesDetector(_CosineScoreDetector):
                                                           S(i): the other captions of i's image
         s_i = mean(c) + std(c) * (z(c)_i + lam * z(u)_i) / (1 + lam)    (z(c)_i alone where u_i is undefined)
 
-    lam is `attribute_weight`. A decoy (image i, another image's caption) is scored in the data's
-    context: its words against S(i), standardised with the pairs' means and spreads.
-    Evidence: `similarity` (c), `attribute_support` (u; NaN without attribute words or siblings).
+    lam is `attribute_weight`. With a `tagger` (nctool.model.tagger, trained on a corpus whose captions
+    can be trusted), a third vote reads the words from the image itself, which helps most where the
+    siblings are noisy too:
+
+        v_i = mean over w in A(t_i) of log(p(w | x_i) / p(w))    p(w | x): the tagger; p(w): its base rate
+        s_i = mean(c) + std(c) * (z(c)_i + lam * z(u)_i + mu * z(v)_i) / (1 + lam + mu)
+
+    mu is `tagger_weight`; a vote that is undefined for a pair drops out of its mean. A decoy (image i,
+    another image's caption) is scored in the data's context: its words against S(i) and against the
+    tagger's reading of x_i, standardised with the pairs' means and spreads.
+    Evidence: `similarity` (c), `attribute_support` (u; NaN without attribute words or siblings),
+    `tagger_support` (v, with a tagger; NaN without words the tagger knows).
     """
 
     name = "attributes"
@@ -86,36 +71,59 @@ class AttributesDetector(_CosineScoreDetector):
                    "captions of its image")
     needs = frozenset({"captions"})
     options = _CosineScoreDetector.options + (
-        Option("attribute_weight", float, 1.0, "weight of the attribute support against the direct cosine"),)
+        Option("attribute_weight", float, 1.0, "weight of the attribute support against the direct cosine"),
+        Option("tagger", str, None, "a word tagger (`nctool train-tagger`): also check the caption's attribute "
+                                    "words against what the tagger reads in its image"),
+        Option("tagger_weight", float, 1.0, "weight of the tagger's reading against the direct cosine"))
     attribute_weight: float
+    tagger: str | None
+    tagger_weight: float
 
     def check(self) -> None:
         super().check()
-        if not self.attribute_weight >= 0:
-            raise NctoolError(f"attribute weight {self.attribute_weight:g}: must be at least 0 "
-                              "(0 keeps the similarity alone)")
+        for name in ("attribute_weight", "tagger_weight"):
+            if not getattr(self, name) >= 0:
+                raise NctoolError(f"{name.replace('_', ' ')} {getattr(self, name):g}: must be at least 0 "
+                                  "(0 leaves that evidence out)")
+        if self.tagger is not None:
+            self.needs = self.needs | {"tags"}  # scoring then reads the images through the tagger
 
     def score(self, evidence: Evidence) -> tuple[np.ndarray, dict, np.ndarray | None]:
-        if evidence.caption is None:
-            raise NctoolError("attributes: the evidence holds no captions; score with nctool.detect.score.score, "
-                              "which reads them for the detectors that need them")
+        if evidence.caption is None or ("tags" in self.needs and evidence.image_words is None):
+            raise NctoolError("attributes: the evidence lacks the captions or the tagger's reading; score with "
+                              "nctool.detect.score.score, which adds what the detectors need")
         words = attribute_sets(evidence.caption)
         cosine = np.asarray(evidence.similarity, dtype=float)
         support = attribute_support(words, evidence.image_id)
-        score = self._combined(cosine, cosine, support, support)
+        terms = [(1.0, cosine), (self.attribute_weight, support)]
+        columns = {"similarity": cosine, "attribute_support": support}
+        if "tags" in self.needs:
+            columns["tagger_support"] = evidence.image_words.support(words)
+            terms.append((self.tagger_weight, columns["tagger_support"]))
+        score = self._combined(terms, terms)
         decoys = None
         if evidence.decoy_caption is not None:
-            decoy_support = attribute_support(words, evidence.image_id, [words[j] for j in evidence.decoy_caption])
-            decoys = self._combined(np.asarray(evidence.decoy_similarity, dtype=float), cosine, decoy_support, support)
-        return score, {"similarity": cosine, "attribute_support": support}, decoys
+            decoy_words = [words[j] for j in evidence.decoy_caption]  # another image's caption, with the pair's image
+            decoy_terms = [(1.0, np.asarray(evidence.decoy_similarity, dtype=float)),
+                           (self.attribute_weight, attribute_support(words, evidence.image_id, decoy_words))]
+            if "tags" in self.needs:
+                decoy_terms.append((self.tagger_weight, evidence.image_words.support(decoy_words)))
+            decoys = self._combined(decoy_terms, terms)
+        return score, columns, decoys
 
-    def _combined(self, cosine: np.ndarray, pairs_cosine: np.ndarray, support: np.ndarray,
-                  pairs_support: np.ndarray) -> np.ndarray:
-        """s of `cosine` and `support`, standardised with the pairs' own means and spreads."""
-        defined = ~np.isnan(pairs_support)
-        vote = _standardized(cosine, pairs_cosine)
-        if defined.any():  # where a caption has no attribute words or no siblings, its cosine alone votes
-            backing = _standardized(np.nan_to_num(support), pairs_support[defined])
-            vote = np.where(np.isnan(support), vote,
-                            (vote + self.attribute_weight * backing) / (1 + self.attribute_weight))
-        return pairs_cosine.mean() + pairs_cosine.std() * vote
+    @staticmethod
+    def _combined(terms: list[tuple[float, np.ndarray]], pairs_terms: list[tuple[float, np.ndarray]]) -> np.ndarray:
+        """s: the weighted mean of the terms' votes, each standardised with the pairs' own mean and spread,
+        on the scale of the pairs' cosine (the first term). A term that is NaN for a row (no attribute words,
+        no siblings) gives that row no vote, so the other terms carry it."""
+        votes = np.zeros(len(terms[0][1]))
+        weights = np.zeros(len(terms[0][1]))
+        for (weight, values), (_, pairs_values) in zip(terms, pairs_terms):
+            defined = ~np.isnan(values)
+            known = pairs_values[~np.isnan(pairs_values)]
+            if weight == 0 or not len(known):
+                continue
+            votes += np.where(defined, weight * _standardized(np.nan_to_num(values), known), 0.0)
+            weights += np.where(defined, weight, 0.0)
+        pairs_cosine = pairs_terms[0][1]
+        return pairs_cosine.mean() + pairs_cosine.std() * votes / weights

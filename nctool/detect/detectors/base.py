@@ -35,12 +35,14 @@ from nctool.schema import LABELS
 if TYPE_CHECKING:
     import torch
 
+    from nctool.data.words import ImageWords
+
 # torch, scipy and sklearn (nctool.model.losses, nctool.detect.calibration) are imported where they are used:
 # the CLI reads this registry to build `nctool score --help`, which should not wait for them.
 
 _LABELS = np.asarray(LABELS)  # indexed by losses' split codes
 CHUNK_ELEMENTS = 2**24  # similarity entries the neighbour search holds at a time
-EVIDENCE_KINDS = frozenset({"loss", "embeddings", "captions"})
+EVIDENCE_KINDS = frozenset({"loss", "embeddings", "captions", "tags"})
 
 
 @dataclass
@@ -67,6 +69,7 @@ class Evidence:
     text_global: torch.Tensor | None = None   # [N, D] L2-normalised, the pair's caption (neighbors)
     seed: int = 0                        # the run's seed, for detectors that draw at random
     caption: np.ndarray | None = None    # [N] str, the pair's caption (detectors that need "captions")
+    image_words: ImageWords | None = None  # a word tagger's reading of the pair's image ("tags")
 
 
 @dataclass(frozen=True)
@@ -92,9 +95,11 @@ class Detector:
 
     Class attributes: `name` (registry key, also the `detector` column), `description` (one line),
     `needs` (the evidence beyond `similarity` it reads: "loss" = loss, loss_std, loss_thresholds;
-    "embeddings" = image_global, text_global; scoring computes only what the chosen detectors
-    need) and `options`. The constructor takes the options as keywords (missing ones get their
-    default) and sets each as an attribute; `check()` refuses bad values.
+    "embeddings" = image_global, text_global; "captions" = caption; "tags" = image_words, read by the
+    word tagger named by the `tagger` option; scoring computes only what the chosen detectors
+    need; an instance may add to its class's needs from its options) and `options`. The constructor
+    takes the options as keywords (missing ones get their default) and sets each as an attribute;
+    `check()` refuses bad values.
     """
 
     name: ClassVar[str] = ""
