@@ -36,17 +36,25 @@ def read_checkpoint(path: str | Path, *, mmap: bool = False) -> dict:
     path = Path(path)
     if not path.is_file():
         raise NctoolError(f"{path}: checkpoint not found; train one with `nctool train` (runs/NAME/best.pt)")
-    try:
-        with quiet_pickle_protocol():
-            payload = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
-    except Exception as exc:  # unpickling refusals and corrupt files surface as several types
-        unsafe = "weights_only" in str(exc) or "Unsupported global" in str(exc)
-        reason = "it stores Python objects beyond tensors, numbers and text, which could run code" if unsafe \
-            else f"{exc.__class__.__name__}"
-        raise NctoolError(f"{path}: not loaded ({reason}); use a checkpoint written by `nctool train`") from None
+    payload = load_payload(path, mmap=mmap, fix="use a checkpoint written by `nctool train`")
     if not is_checkpoint(payload):
         raise NctoolError(f"{path}: not an nctool checkpoint (no model/config); use runs/NAME/best.pt or last.pt")
     return payload
+
+
+def load_payload(path: Path, *, fix: str, mmap: bool = False) -> object:
+    """torch.load(weights_only=True) of an existing file, refused in one line ending in `fix` when it is not a
+    checkpoint at all or would need to run code stored in it."""
+    try:
+        with quiet_pickle_protocol():
+            return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+    except Exception as exc:  # unpickling refusals and corrupt files surface as several types
+        with open(path, "rb") as file:
+            parquet = file.read(4) == b"PAR1"
+        reason = "it is a Parquet file: a dataset or scores, not a checkpoint" if parquet else \
+            "it stores Python objects beyond tensors, numbers and text, which could run code" \
+            if "unsupported global" in str(exc).lower() else f"not a checkpoint file: {exc.__class__.__name__}"
+        raise NctoolError(f"{path}: not loaded ({reason}); {fix}") from None
 
 
 @contextmanager

@@ -28,7 +28,7 @@ from nctool.data.images import resolve_root
 from nctool.data.words import ImageWords, attribute_sets, word_shares
 from nctool.errors import NctoolError
 from nctool.model.batches import decode_images
-from nctool.model.checkpoint import quiet_pickle_protocol, save_checkpoint
+from nctool.model.checkpoint import load_payload, save_checkpoint
 from nctool.progress import Progress, silent
 from nctool.schema import column_names, read_table
 
@@ -85,18 +85,17 @@ def load_tagger(path: str | os.PathLike) -> Tagger:
     path = Path(path)
     if not path.is_file():
         raise NctoolError(f"tagger {path}: not found; train one with `nctool train-tagger DATA --out {path}`")
-    try:
-        with quiet_pickle_protocol():
-            payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # refusals of pickled code and corrupt files surface as several types
-        raise NctoolError(f"tagger {path}: not loaded ({exc.__class__.__name__}); give a file written by "
-                          "`nctool train-tagger`") from None
+    payload = load_payload(path, fix="give a file written by `nctool train-tagger`")
     saved = payload.get(TAGGER_KEY) if isinstance(payload, dict) else None
     if not isinstance(saved, dict):
         raise NctoolError(f"tagger {path}: not a word tagger (a retrieval checkpoint?); give a file written by "
                           "`nctool train-tagger`")
-    network = WordTagger(len(saved["vocab"]), saved["image_size"])
-    network.load_state_dict(saved["state"])
+    try:
+        network = WordTagger(len(saved["vocab"]), saved["image_size"])
+        network.load_state_dict(saved["state"])
+    except (KeyError, RuntimeError, TypeError) as exc:
+        raise NctoolError(f"tagger {path}: damaged ({exc.__class__.__name__}); train it again with "
+                          "`nctool train-tagger`") from None
     return Tagger(network.eval(), tuple(saved["vocab"]), saved["base_rate"].double().numpy(), saved["image_size"])
 
 

@@ -3,6 +3,7 @@
 import os
 import pickle
 
+import pandas as pd
 import pytest
 import torch
 
@@ -35,3 +36,12 @@ def test_a_checkpoint_that_would_run_code_is_refused_without_running_it(tmp_path
     with pytest.raises(NctoolError, match="evil.pt: not loaded .*could run code"):
         read_checkpoint(tmp_path / "evil.pt")
     assert not marker.exists()
+
+
+def test_a_file_that_is_no_checkpoint_is_named_for_what_it_is(tmp_path):
+    pd.DataFrame({"pair_id": ["a"]}).to_parquet(tmp_path / "scores.parquet")
+    with pytest.raises(NctoolError, match="scores.parquet: not loaded .it is a Parquet file: a dataset or scores, not"):
+        read_checkpoint(tmp_path / "scores.parquet")
+    (tmp_path / "notes.txt").write_text("hello")
+    with pytest.raises(NctoolError, match=r"notes.txt: not loaded \(not a checkpoint file: \w+\); use a checkpoint"):
+        read_checkpoint(tmp_path / "notes.txt")

@@ -90,6 +90,9 @@ def test_load_tagger_refuses_what_is_not_a_tagger_in_one_line(tmp_path):
     save_checkpoint({"model": {}, "config": {}}, tmp_path / "retrieval.pt")
     with pytest.raises(NctoolError, match="not a word tagger"):
         load_tagger(tmp_path / "retrieval.pt")
+    save_checkpoint({"word_tagger": {"vocab": ["red"], "image_size": 16, "state": {}}}, tmp_path / "damaged.pt")
+    with pytest.raises(NctoolError, match="damaged.pt: damaged"):
+        load_tagger(tmp_path / "damaged.pt")
     (tmp_path / "broken.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(NctoolError, match="broken.pt: not loaded"):
         load_tagger(tmp_path / "broken.pt")
