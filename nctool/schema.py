@@ -224,13 +224,12 @@ class Fingerprint:
         return self._digest.hexdigest()
 
 
-def pair_set_digest(pair_ids) -> str:
-    """One hash of a set of pair ids, whatever their order: the train pairs a model learned (kept in its
-    checkpoint), which `score` compares with the pairs it is asked to judge."""
-    digest = hashlib.blake2b(digest_size=16)
-    for pair_id in np.sort(np.asarray(pair_ids, dtype=str)):
-        digest.update(f"{pair_id}\n".encode())
-    return digest.hexdigest()
+def pair_id_hashes(pair_ids) -> np.ndarray:
+    """Sorted unique int64 hashes of a set of pair ids: the train pairs a model learned (kept in its
+    checkpoint, 8 bytes a pair), against which `score` counts how many of the pairs it judges the model
+    has seen. Two ids share a hash with odds of about n^2 / 2^64."""
+    return np.unique(np.array([int.from_bytes(hashlib.blake2b(str(pair_id).encode(), digest_size=8).digest(),
+                                              "little", signed=True) for pair_id in pair_ids], dtype=np.int64))
 
 
 def dataset_fingerprint(df: pd.DataFrame) -> str:

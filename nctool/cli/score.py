@@ -157,7 +157,8 @@ def score_command(
                               f"{100 * row['max_contamination']:g} % estimated noise: not enough evidence to call "
                               f"any pair clean at that rate (--max-contamination sets it)", highlight=False)
     if result.get("in_sample"):
-        console_err.print(f"[yellow]note:[/] {checkpoint} trained on these very pairs, so the figures above are in "
+        console_err.print(f"[yellow]note:[/] {checkpoint} trained on {100 * result['in_sample']:.0f} % of these pairs, "
+                          f"so the figures above are in "
                           f"sample: it has learned its noisy pairs, and the stated share ran low (3-4 points on "
                           f"average, up to 14, docs/labels.md); for figures to act on, score out of fold: `nctool "
                           f"train {data} --folds 3 --out FOLDER`, then `nctool score {data} --checkpoint FOLDER`",

@@ -67,7 +67,7 @@ from nctool.schema import (
     check_output,
     check_splits,
     hex_row_hashes,
-    pair_set_digest,
+    pair_id_hashes,
     row_group_count,
 )
 
@@ -129,9 +129,9 @@ def score(data_path: str | os.PathLike, *, out: str | os.PathLike, model: ModelS
         (nctool.metrics.label_table rows; empty without ground truth) and `noise_share` (one row per
         detector that estimates it: `detector`, `estimate`, `low`, `high`, `level` and, with ground
         truth, nctool.metrics.statement_table's `truth`, `clean_truth` and `noisy_truth`); `embedded`: the summary of
-        nctool.detect.shards.embed when this run embedded into a folder, else None; `in_sample`: True when one
-        checkpoint scored the train split and had trained on exactly these pairs (checked with the train
-        split alone), so that the stated figures are in sample.
+        nctool.detect.shards.embed when this run embedded into a folder, else None; `in_sample`: the share of the
+        scored pairs that the one checkpoint scoring them trained on (above 0: the stated figures are in
+        sample and run low), None when unknown (an out-of-fold run, or a checkpoint without that record).
     """
     if model is None and (embeddings is None or engine is not None):
         raise NctoolError(f"score: {NO_MODEL}")
@@ -172,7 +172,7 @@ def score(data_path: str | os.PathLike, *, out: str | os.PathLike, model: ModelS
         evidence, facts = shards.read_evidence(embeddings, data_path, index, splits=splits, pool=pool,
                                                device=dev, keep_embeddings=keep_embeddings)
     captions = index.captions
-    in_sample = _trained_on(model, folds, splits, index.scored_ids)
+    in_sample = _in_sample_share(model, folds, index.scored_ids)
     del index  # the scored ids are in the evidence now
     if "captions" in needs:
         evidence.caption = captions.loc[evidence.pair_id].to_numpy()
@@ -190,7 +190,7 @@ def score(data_path: str | os.PathLike, *, out: str | os.PathLike, model: ModelS
         flagged = np.any([frame["label"].to_numpy() != "clean" for frame in frames], axis=0)
         suggested = suggestions(evidence, captions.loc[evidence.pair_id].to_numpy(), flagged, k=suggest)
     if in_sample:  # said with every statement, so that whoever reads the file (review, gallery) can say it
-        shares = {name: {**stated, "in_sample": True} for name, stated in shares.items()}
+        shares = {name: {**stated, "in_sample": round(in_sample, 4)} for name, stated in shares.items()}
     _write_scores(out, frames, facts["row_hash"], suggested, metadata={NOISE_SHARE_KEY: json.dumps(shares)})
     truth = pd.Series(facts["noisy"], index=evidence.pair_id) if "noisy" in facts else None
     if truth is None:
@@ -203,13 +203,18 @@ def score(data_path: str | os.PathLike, *, out: str | os.PathLike, model: ModelS
             "embedded": embedded, "in_sample": in_sample}
 
 
-def _trained_on(model: ModelSource | None, folds, splits: list[str], scored_ids: np.ndarray) -> bool:
-    """Whether the one checkpoint scoring the train split trained on exactly these pairs: then its figures
-    are in sample, and its noisy pairs, learned, look cleaner than fresh decoys (docs/labels.md)."""
-    if model is None or model.checkpoint is None or folds is not None or list(splits) != ["train"]:
-        return False
+def _in_sample_share(model: ModelSource | None, folds, scored_ids: np.ndarray) -> float | None:
+    """The share of the scored pairs that the one checkpoint scoring them trained on (its noisy pairs, learned,
+    look cleaner than fresh decoys: figures in sample run low, docs/labels.md); None when unknown: no
+    checkpoint, an out-of-fold run (each pair is scored by a model that did not see it), or a checkpoint
+    that keeps no record of its pairs."""
+    if model is None or model.checkpoint is None or folds is not None:
+        return None
     # mapped, not read: the weights were loaded to score, and a second copy would double the peak memory
-    return read_checkpoint(model.checkpoint, mmap=True).get("trained_pairs") == pair_set_digest(scored_ids)
+    trained = read_checkpoint(model.checkpoint, mmap=True).get("trained_pairs")
+    if not isinstance(trained, torch.Tensor):  # older checkpoints kept no record, or a digest of the set
+        return None
+    return float(np.isin(pair_id_hashes(scored_ids), trained.numpy()).mean()) if len(scored_ids) else 0.0
 
 
 def _write_scores(out: str | os.PathLike, frames: list[pd.DataFrame], row_hash: np.ndarray,

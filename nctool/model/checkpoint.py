@@ -53,7 +53,7 @@ def load_payload(path: Path, *, fix: str, mmap: bool = False) -> object:
             parquet = file.read(4) == b"PAR1"
         reason = "it is a Parquet file: a dataset or scores, not a checkpoint" if parquet else \
             "it stores Python objects beyond tensors, numbers and text, which could run code" \
-            if "unsupported global" in str(exc).lower() else f"not a checkpoint file: {exc.__class__.__name__}"
+            if "weights only" in str(exc).lower() else f"not a checkpoint file: {exc.__class__.__name__}"
         raise NctoolError(f"{path}: not loaded ({reason}); {fix}") from None
 
 

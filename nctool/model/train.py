@@ -50,7 +50,7 @@ from nctool.schema import (
     check_output,
     column_names,
     dataset_fingerprint,
-    pair_set_digest,
+    pair_id_hashes,
     read_table,
     write_json,
 )
@@ -190,7 +190,7 @@ class Run:
     truth: np.ndarray | None             # `noisy` ground truth per row, when the data carry it
     trusted: torch.Tensor                # bool per row: a person kept or fixed the pair (nctool.data.decisions)
     fingerprint: str                     # nctool.schema.dataset_fingerprint of the data
-    trained_pairs: str                   # nctool.schema.pair_set_digest of the pairs it trains on
+    trained_pairs: torch.Tensor          # nctool.schema.pair_id_hashes of the pairs it trains on
     device: torch.device
     rank: int
     world: int
@@ -334,7 +334,7 @@ def prepare(data_path: Path, out_dir: Path, recipe: Recipe | None, decisions, im
     truth = df["noisy"].to_numpy(dtype=bool) if "noisy" in df else None
     trusted = torch.tensor(df["decision"].isin(TRUSTED).to_numpy() if "decision" in df else
                            np.zeros(len(df), dtype=bool))
-    trained_pairs = pair_set_digest(df["pair_id"].to_numpy()[rows["train"]])
+    trained_pairs = torch.from_numpy(pair_id_hashes(df["pair_id"].to_numpy()[rows["train"]]))
     return Run(recipe, out_dir, data, rows, truth, trusted, fingerprint, trained_pairs, dev, rank, world, ddp_model,
                steps, log, notes), state
 

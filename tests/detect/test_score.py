@@ -40,7 +40,7 @@ from nctool.model.clip import LocalGrams, create_model, load_trained_model
 from nctool.model.objectives import batch_logits
 from nctool.model.train import image_folds
 from nctool.model.transforms import preprocess_for
-from nctool.schema import LABELS, noise_statements, pair_set_digest, row_hashes, write_table
+from nctool.schema import LABELS, noise_statements, pair_id_hashes, row_hashes, write_table
 
 BATCH = 20
 
@@ -349,28 +349,33 @@ def test_score_cli_refuses_an_empty_caption_in_one_line(files, tmp_path, capsys,
 def test_a_checkpoint_judging_the_pairs_it_trained_on_is_said_to_be_in_sample(files, tmp_path):
     folder, df = files
     payload = read_checkpoint(folder / "model.pt")
-    learned = pair_set_digest(df.loc[df["split"] == "train", "pair_id"])
+    train = df.loc[df["split"] == "train", "pair_id"]
+    # it learned the train pairs but 30 (a curator's dropped ones, say, with `train --decisions`)
+    learned = torch.from_numpy(pair_id_hashes(train[30:]))
     save_checkpoint({**payload, "trained_pairs": learned}, tmp_path / "learned.pt")
     options = {"detectors": ["similarity"], "pool": PoolSpec(0, 2, 60), "batch_size": 16}
     learner = ModelSource(checkpoint=tmp_path / "learned.pt")
     ran = score(folder / "data.parquet", model=learner, out=tmp_path / "a.parquet", **options)
-    assert ran["in_sample"] is True
+    assert ran["in_sample"] == (len(train) - 30) / len(train) == 0.75
     stated = noise_statements(tmp_path / "a.parquet")["similarity"]  # what review and the gallery read
-    assert stated["in_sample"] is True and "in sample" in stated_noise(stated)
-    # another checkpoint (no record of its pairs), and the same one judging val too: no claim either way
-    assert run_score(folder, "b.parquet", detectors=["similarity"])[0]["in_sample"] is False
+    assert stated["in_sample"] == 0.75 and "in sample: its model trained on 75 % of these pairs" in stated_noise(stated)
+    # with val too, the share of all scored pairs; val alone, none
     both = score(folder / "data.parquet", model=learner, out=tmp_path / "c.parquet", splits=["train", "val"], **options)
-    assert both["in_sample"] is False
+    assert both["in_sample"] == 90 / (len(train) + (df["split"] == "val").sum())
+    val = score(folder / "data.parquet", model=learner, out=tmp_path / "d.parquet", splits=["val"], **options)
+    assert val["in_sample"] == 0.0 and "in_sample" not in noise_statements(tmp_path / "d.parquet")["similarity"]
+    # a checkpoint without a record of its pairs: no claim either way
+    assert run_score(folder, "b.parquet", detectors=["similarity"])[0]["in_sample"] is None
 
 
 def test_score_cli_says_when_its_figures_are_in_sample(monkeypatch):
     monkeypatch.setattr(nctool.detect.score, "score", lambda *args, **kwargs: {
-        "out": "s.parquet", "pairs": 3, "splits": ["train"], "labels": [], "noise_share": [], "in_sample": True,
+        "out": "s.parquet", "pairs": 3, "splits": ["train"], "labels": [], "noise_share": [], "in_sample": 0.5,
         "detectors": [{"detector": "rrsitr", "clean": 2, "ambiguous": 0, "noisy": 1}]})
     result = invoke("score", "data.parquet", "--checkpoint", "m.pt", "--out", "s.parquet")
     assert result.exit_code == 0, result.output
     said = " ".join(result.output.split())
-    assert "m.pt trained on these very pairs, so the figures above are in sample" in said
+    assert "m.pt trained on 50 % of these pairs, so the figures above are in sample" in said
     assert "`nctool train data.parquet --folds 3 --out FOLDER`" in said
 
 

@@ -29,7 +29,7 @@ from nctool.model.train import (
     train_folds,
 )
 from nctool.runtime import pick_device
-from nctool.schema import pair_set_digest, read_table, write_table
+from nctool.schema import pair_id_hashes, read_table, write_table
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +91,8 @@ def test_training_writes_run_folder_and_logs_split_quality(full_run, noisy_data)
     assert "optimizer" not in best and best["val_mr"] == max(r["val_mr"] for r in epochs)
     # which pairs it learned, for `score` to tell an in-sample judgement (the 160 train rows, in any order)
     frame = read_table(noisy_data)
-    assert best["trained_pairs"] == pair_set_digest(frame.loc[frame["split"] == "train", "pair_id"][::-1])
+    learned = pair_id_hashes(frame.loc[frame["split"] == "train", "pair_id"][::-1])
+    assert len(learned) == 160 and best["trained_pairs"].numpy().tolist() == learned.tolist()
     assert result["best_epoch"] == best["epoch"] and result["test"]["mr"] > 0
     assert json.loads((out / "config.json").read_text()) == _recipe().to_dict()
 
@@ -305,7 +306,7 @@ def test_each_fold_model_trains_without_its_fold(noisy_data, tmp_path):
     for k, run in enumerate(result["runs"]):
         assert run["notes"][0] == f"fold {k} of 2: trained on {(fold != k).sum()} train pairs, the fold's left out"
         learned = read_checkpoint(tmp_path / "oof" / f"fold-{k}" / "best.pt")["trained_pairs"]
-        assert learned == pair_set_digest(train_rows["pair_id"][fold != k])
+        assert learned.numpy().tolist() == pair_id_hashes(train_rows["pair_id"][fold != k]).tolist()
     manifest = json.loads((tmp_path / "oof" / "folds.json").read_text())
     assert manifest["folds"] == 2 and manifest["runs"] == ["fold-0/best.pt", "fold-1/best.pt"]
     again = train_folds(noisy_data, out_dir=tmp_path / "oof", recipe=_recipe(epochs=1), folds=2)

@@ -388,8 +388,9 @@ def stated_noise(stated: dict | None) -> str:
         text += f"; like same-scene captions {100 * stated['scene_estimate']:.1f} %"
     if stated["clean"]:
         text += f", clean {stated['clean']} pairs with est. {100 * stated['clean_contamination']:.1f} % noisy"
-    if stated.get("in_sample"):
-        text += " (in sample: its model trained on these pairs, so the share runs low)"
+    if stated.get("in_sample"):  # a share since the checkpoints keep their pairs; True in files scored before
+        seen = "" if stated["in_sample"] is True else f" {100 * stated['in_sample']:.0f} % of"
+        text += f" (in sample: its model trained on{seen} these pairs, so the share runs low)"
     return text
 
 
