@@ -56,18 +56,20 @@ class ImageWords:
     reference: np.ndarray    # [pairs, words] the chance in a reference image (its kind of scene, or any)
     probability: np.ndarray  # [pairs, words]
 
-    def support(self, words: list[frozenset[str]]) -> np.ndarray:
-        """Per pair: the mean over its caption's vocabulary words of log(probability / reference), how much
-        likelier the tagger finds them in this image than in the reference (NaN without such words).
+    def support(self, words: list[frozenset[str]], pairs: np.ndarray | None = None) -> np.ndarray:
+        """Per entry i: the mean over the vocabulary words in `words[i]` of log(probability / reference) in the
+        image of pair `pairs[i]` (default: pair i), how much likelier the tagger finds them in that image than
+        in the reference (NaN without such words).
 
-        `words[i]` is checked against pair i's image, so a decoy's words go with its pair's image.
+        So a decoy's words go with its pair's image, and a suggested caption's with the flagged pair's.
         """
+        pairs = np.arange(len(words)) if pairs is None else np.asarray(pairs)
         column = {word: k for k, word in enumerate(self.vocab)}
         floor = 1e-4  # a word the tagger rules out counts as unlikely, not as minus infinity
-        log_ratio = np.log(np.clip(self.probability, floor, 1)) - np.log(np.clip(self.reference, floor, 1))
         support = np.full(len(words), np.nan)
         for i, own in enumerate(words):
             known = [column[word] for word in own if word in column]
             if known:
-                support[i] = log_ratio[i, known].mean()
+                read, reference = self.probability[pairs[i], known], self.reference[pairs[i], known]
+                support[i] = np.mean(np.log(np.clip(read, floor, 1)) - np.log(np.clip(reference, floor, 1)))
         return support

@@ -7,7 +7,8 @@ For a flagged pair (x_i, t_i) of image I, among the scored pairs and by the mode
   support being the share of the candidate's attribute words (nctool.detect.detectors.attributes)
   that the captions of I use. A caption written for I names its counts, colours and places, which
   I's other captions repeat; a caption of a similar image does not. On the demo this raised a
-  noisy pair's repair at top-1 from 2.4 to 6.2 % (benchmarks/README.md);
+  noisy pair's repair at top-1 from 2.4 to 6.2 % (benchmarks/README.md). With a word tagger
+  (`score --tagger`, Evidence.image_words) a third vote reads the candidate's words in I itself;
 - the K images (one per image_id) that best match t_i, other than I.
 
 The search is exact (torch.topk) and runs on the device the embeddings are on, a chunk of queries
@@ -24,7 +25,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from nctool.data.words import attribute_sets
+from nctool.data.words import ImageWords, attribute_sets
 from nctool.detect.detectors import CHUNK_ELEMENTS, Evidence
 from nctool.detect.detectors.attributes import image_members
 from nctool.detect.detectors.base import _standardized
@@ -118,7 +119,7 @@ def suggestions(evidence: Evidence, captions: Sequence[str], flagged: np.ndarray
     caption_rows, caption_scores = top_matches(images[rows], groups[rows], texts, groups, k=max(k, RERANK_POOL),
                                                chunk_elements=chunk_elements)
     caption_rows, caption_scores = _reranked(caption_rows, caption_scores, codes, np.flatnonzero(flagged),
-                                             attribute_sets(captions), k)
+                                             attribute_sets(captions), k, evidence.image_words)
     image_rows, image_scores = top_matches(texts[rows], groups[rows], images[first_rows],
                                            torch.arange(len(image_ids), device=images.device), k=k,
                                            chunk_elements=chunk_elements)
@@ -133,22 +134,27 @@ def suggestions(evidence: Evidence, captions: Sequence[str], flagged: np.ndarray
 
 
 def _reranked(rows: np.ndarray, cosines: np.ndarray, codes: np.ndarray, queries: np.ndarray,
-              words: list[frozenset[str]], k: int) -> tuple[np.ndarray, np.ndarray]:
+              words: list[frozenset[str]], k: int, image_words: ImageWords | None = None
+              ) -> tuple[np.ndarray, np.ndarray]:
     """Each query's candidate captions (rows [Q, M], best cosine first) reordered by z(cosine) + z(support)
-    over its M candidates, the first k kept. support: the share of a candidate's attribute words that the
-    captions of the query's image use (the candidates' mean where a candidate has none); a query whose
-    candidates' supports do not vary keeps the cosine order."""
+    (+ z(tagger support) with `image_words`) over its M candidates, the first k kept. support: the share of
+    a candidate's attribute words that the captions of the query's image use; tagger support: how much
+    likelier the tagger finds them in the query's image than in its kind of scene (ImageWords.support).
+    Where a candidate has no such words it gets the candidates' mean; a vote that does not vary over the
+    candidates adds nothing, so a query without any keeps the cosine order."""
     members = image_members(codes)
     order = np.empty((len(queries), min(k, rows.shape[1])), dtype=np.int64)
     for q, query in enumerate(queries):
         seen = frozenset().union(*(words[j] for j in members[codes[query]]))
-        support = np.array([len(words[c] & seen) / len(words[c]) if words[c] else np.nan for c in rows[q]])
-        defined = ~np.isnan(support)
-        if not defined.any() or support[defined].std() == 0:
-            order[q] = np.arange(order.shape[1])
-            continue
-        support[~defined] = support[defined].mean()
-        combined = _standardized(cosines[q]) + _standardized(support)
+        candidates = [words[c] for c in rows[q]]
+        votes = [np.array([len(own & seen) / len(own) if own else np.nan for own in candidates])]
+        if image_words is not None:
+            votes.append(image_words.support(candidates, np.full(len(candidates), query)))
+        combined = _standardized(cosines[q])
+        for vote in votes:
+            defined = ~np.isnan(vote)
+            if defined.any():
+                combined = combined + _standardized(np.where(defined, vote, vote[defined].mean()))
         order[q] = np.argsort(-combined, kind="stable")[:order.shape[1]]
     picked = np.arange(len(queries))[:, None]
     return rows[picked, order], cosines[picked, order]

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from nctool.data.words import ImageWords
 from nctool.detect.detectors import Evidence
 from nctool.detect.suggest import SUGGESTION_COLUMNS, suggestions, top_matches
 from nctool.errors import NctoolError
@@ -85,3 +86,16 @@ def test_a_caption_that_names_the_image_details_moves_up():
     # sums: b#1 0.345, b#0 -0.974, c#0 0.629
     assert a1["suggested_pair_ids"] == ["c#0", "b#1", "b#0"]
     assert a1["suggested_caption_scores"] == [0.5, 1.0, 0.5]  # still each candidate's cosine
+
+
+def test_the_tagger_reading_of_the_flagged_image_votes_too():
+    # as above, and a tagger reads four and red in image a, not two and white: b#1 {four, red} log(1.8), b#0
+    # {two, red, blue} (log .2 + log 1.8 + 0) / 3, c#0 {two, white} log(.2); z: (1.157, 0.125, -1.283). Sums with
+    # the cosine and sibling votes above: b#1 1.502, b#0 -0.849, c#0 -0.654
+    captions = ["two white planes", "a red one", "two red blue planes", "four red planes", "two white planes here"]
+    read = np.full((5, 5), 0.5)
+    read[1] = [0.1, 0.1, 0.9, 0.9, 0.5]  # pair a#1's image
+    seen = evidence()
+    seen.image_words = ImageWords(("two", "white", "four", "red", "blue"), np.full((5, 5), 0.5), read)
+    [a1] = suggestions(seen, captions, np.array([False, True, False, False, False]), k=3).to_dict("records")
+    assert a1["suggested_pair_ids"] == ["b#1", "c#0", "b#0"]
