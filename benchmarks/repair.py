@@ -1,6 +1,7 @@
 """Repair accuracy of `nctool score --suggest K` on data with injected noise (ground truth needed).
 
 Usage: .venv/bin/python benchmarks/repair.py DATA CHECKPOINT [--k 5] [--detector rrsitr ...] [--out FOLDER]
+       [--tagger TAGGER]
 
 DATA holds `noisy` and `caption_source` (from `nctool inject`) and `category`; CHECKPOINT is a model
 trained on it.
@@ -17,6 +18,8 @@ P(top-n hit) = 1 - C(M - c, n) / C(M, n).
 The image side is measured too: a noisy pair's caption is placed at top-n when the image it was
 written for is among the first n suggested images (chance: n / (scored images - 1)). And, coarser,
 `category top-1`: the top-1 suggested caption was written for an image of the pair's category.
+With `--tagger` (a word tagger, `nctool train-tagger`) both runs also score with `attributes --tagger`,
+so the suggestions are re-ranked by the tagger's reading of the flagged image too.
 """
 
 import argparse
@@ -70,11 +73,15 @@ def main() -> None:
     parser.add_argument("--detector", action="append", default=None, choices=[*detector_names(), "all"])
     parser.add_argument("--out", default=None, help="folder for the two scores files (default: a temp folder)")
     parser.add_argument("--device", default=None)
+    parser.add_argument("--tagger", default=None)
     args = parser.parse_args()
     out = Path(args.out or tempfile.mkdtemp(prefix="repair-"))
     data = read_table(args.data, columns=["pair_id", "image_id", "category", "noisy", "caption_source"])
     runs = {"every pair flagged": (["similarity"], {"threshold": 1.0}),
             f"flagged by {', '.join(args.detector or ['rrsitr'])}": (args.detector or ["rrsitr"], {})}
+    if args.tagger:  # the tagger is read where a chosen detector needs it
+        runs = {name: ([*detectors, "attributes"], {**options, "tagger": args.tagger})
+                for name, (detectors, options) in runs.items()}
     measures = [f"{prefix}top-{n}" for prefix in ("", "chance ", "image ", "image chance ") for n in (1, args.k)]
     measures.append("category top-1")
     print("| flagging | noisy pairs | flagged | " + " | ".join(measures) + " |")

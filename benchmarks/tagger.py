@@ -63,10 +63,11 @@ def main() -> None:
         print(" ".join(f"{key} {value:.3f}" if isinstance(value, float) else f"{key} {value}"
                        for key, value in row.items()), flush=True)
     table = pd.DataFrame(rows)
-    print(table.groupby("noise").agg(lambda v: " / ".join(f"{x:.3f}" for x in v) if v.dtype == float
-                                     else " / ".join(v)).to_markdown())
-    print(table.drop(columns="seed").groupby("noise").mean().round(3).to_markdown())
-
+    columns = [c for c in table.columns if c not in ("noise", "seed")]
+    print("| noise | " + " | ".join(columns) + " |\n|---" * 1 + "|---" * len(columns) + "|")
+    for rate, cells in table.groupby("noise"):  # each cell's AUROC by seed, then their mean
+        print(f"| {rate} | " + " | ".join(" / ".join(f"{x:.3f}" for x in cells[c]) + f" (mean {cells[c].mean():.3f})"
+                                         for c in columns) + " |")
 
 if __name__ == "__main__":
     np.seterr(all="ignore")
