@@ -115,6 +115,8 @@ def score(data_path: str | os.PathLike, *, out: str | os.PathLike, model: ModelS
         The reference pool of the rrsitr loss; its seed also seeds the detectors' draws (Evidence.seed).
     options
         Detector options by name (nctool.detect.detectors.detector_options); each detector takes its own.
+        With `tagger` (a word tagger file, nctool.model.tagger) the scored images are also read through it
+        once, for the detectors that need it (Evidence.image_words; refused before any work if it is not one).
     suggest
         K > 0: give each flagged pair its K best other captions and K best other images
         (nctool.detect.suggest); 0: no suggestions (the columns are null).

@@ -5,7 +5,8 @@ the wrong counts, colours and places (issue 19). A contrastive model at this siz
 them: telling scene kinds apart is enough to win its loss. A tagger is taught them directly: for
 each image, the share of its captions that use each ATTRIBUTE_WORD (multi-label, binary cross-
 entropy), on a corpus whose captions can be trusted. The `attributes` detector then asks, for each
-word a caption uses, how much likelier the tagger finds it in this image than in an average one.
+word a caption uses, how much likelier the tagger finds it in this image than in the other images of
+its kind of scene (`image_word_probabilities`).
 
 The network keeps the layout of its last feature map (flattened, not pooled): "on the left" and "in
 the upper right" are positions. Its checkpoint holds the weights, the vocabulary and the words' base
