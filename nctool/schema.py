@@ -352,7 +352,7 @@ def check_output(out: str | os.PathLike, *inputs: str | os.PathLike | None, fold
     if folder and out.exists() and not out.is_dir():
         raise NctoolError(f"{out}: is a file, not a folder; give a folder for the output, e.g. {out.with_suffix('')}")
     if not folder and out.is_dir():
-        raise NctoolError(f"{out}: is a folder; give a file path for the output, e.g. {out / 'out.parquet'}")
+        raise NctoolError(f"{out}: is a folder; give a file path for the output inside it")
     for source in inputs:
         if source is None:
             continue

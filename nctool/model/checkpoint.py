@@ -22,6 +22,8 @@ from nctool.config import Recipe
 from nctool.errors import NctoolError
 from nctool.schema import atomic_path
 
+TAGGER_KEY = "word_tagger"  # the entry that marks a word tagger's file (nctool.model.tagger)
+
 
 def save_checkpoint(payload: dict, dest: str | Path) -> Path:
     """torch.save to a temp file, then rename: a crash never leaves a half-written checkpoint."""
@@ -37,6 +39,9 @@ def read_checkpoint(path: str | Path, *, mmap: bool = False) -> dict:
     if not path.is_file():
         raise NctoolError(f"{path}: checkpoint not found; train one with `nctool train` (runs/NAME/best.pt)")
     payload = load_payload(path, mmap=mmap, fix="use a checkpoint written by `nctool train`")
+    if isinstance(payload, dict) and TAGGER_KEY in payload:
+        raise NctoolError(f"{path}: a word tagger, not a retrieval model; give it to `nctool score` as --tagger, "
+                          "and runs/NAME/best.pt as --checkpoint")
     if not is_checkpoint(payload):
         raise NctoolError(f"{path}: not an nctool checkpoint (no model/config); use runs/NAME/best.pt or last.pt")
     return payload

@@ -29,11 +29,9 @@ from nctool.data.images import resolve_root
 from nctool.data.words import ImageWords, attribute_sets, word_shares
 from nctool.errors import NctoolError
 from nctool.model.batches import decode_images
-from nctool.model.checkpoint import load_payload, save_checkpoint
+from nctool.model.checkpoint import TAGGER_KEY, load_payload, save_checkpoint
 from nctool.progress import Progress, silent
 from nctool.schema import column_names, read_table
-
-TAGGER_KEY = "word_tagger"  # the checkpoint entry that marks a tagger (a retrieval checkpoint has model/config)
 
 
 class WordTagger(nn.Module):
@@ -117,9 +115,12 @@ def train_tagger(data_path: str | os.PathLike, out: str | os.PathLike, *, epochs
     """
     from nctool.runtime import pick_device
 
-    for name, value, least in (("epochs", epochs, 1), ("batch size", batch_size, 2), ("min count", min_count, 1)):
+    for name, value, least in (("epochs", epochs, 1), ("batch size", batch_size, 2), ("min count", min_count, 1),
+                               ("image size", image_size, 8)):
         if value < least:
             raise NctoolError(f"{name} {value}: must be at least {least}")
+    if image_size % 8:
+        raise NctoolError(f"image size {image_size}: must be a multiple of 8 (the tagger halves it three times)")
     if not lr > 0:
         raise NctoolError(f"lr {lr:g}: must be above 0")
     frame = read_table(data_path, columns=["image_id", "image", "caption", "split"])

@@ -10,7 +10,7 @@ from PIL import Image
 import nctool.model.tagger
 from nctool.data.words import ImageWords, word_shares
 from nctool.errors import NctoolError
-from nctool.model.checkpoint import save_checkpoint
+from nctool.model.checkpoint import read_checkpoint, save_checkpoint
 from nctool.model.tagger import Tagger, WordTagger, image_word_probabilities, load_tagger, train_tagger
 from nctool.schema import write_table
 
@@ -103,12 +103,20 @@ def test_load_tagger_refuses_what_is_not_a_tagger_in_one_line(tmp_path):
     ({"lr": 0.0}, "lr 0: must be above 0"),
     ({"min_count": 1000}, "0 attribute words used 1000 times or more"),
     ({"batch_size": 200}, "at least 200 images"),
+    ({"image_size": 20}, "image size 20: must be a multiple of 8"),
 ])
 def test_train_tagger_refuses_what_cannot_train(tmp_path, options, message):
     write_table(colour_corpus(8), tmp_path / "corpus.parquet")
     with pytest.raises(NctoolError, match=message):
         train_tagger(tmp_path / "corpus.parquet", tmp_path / "tagger.pt", **{"batch_size": 4, **options})
     assert not (tmp_path / "tagger.pt").exists()
+
+
+def test_a_tagger_given_as_a_retrieval_checkpoint_is_named_for_what_it_is(colours):
+    folder, _ = colours
+    with pytest.raises(NctoolError, match="tagger.pt: a word tagger, not a retrieval model; give it to `nctool "
+                                          "score` as --tagger"):
+        read_checkpoint(folder / "tagger.pt")
 
 
 def test_the_network_keeps_the_layout_so_it_can_tell_left_from_right():
