@@ -47,7 +47,7 @@ def main() -> None:
         truth = data.set_index("pair_id")["noisy"]
         row = {"noise": rate, "seed": seed}
         for weight in weights:
-            out = args.grid / f"tagger-{name}-w{weight:g}.parquet"
+            out = args.grid / f"tagger-{name}{f'-folds{args.folds}' if args.folds else ''}-w{weight:g}.parquet"
             score(noisy, out=out, model=ModelSource(checkpoint=run), detectors=["attributes"],
                   options={"tagger": str(args.tagger), "tagger_weight": weight, "scene_decoys": False})
             scores = pd.read_parquet(out).set_index("pair_id")
