@@ -150,6 +150,9 @@ def score(data_path: str | os.PathLike, *, out: str | os.PathLike, model: ModelS
         _check_out_of_fold(model, chosen, suggest, engine, embeddings)
     needs = set().union(*(detector.needs for detector in chosen))
     tagger = None
+    if (options or {}).get("tagger") is not None and "tags" not in needs:  # else it would be silently unused
+        raise NctoolError("--tagger: only the attributes detector reads a tagger; add --detector attributes "
+                          "(or --detector all)")
     if "tags" in needs:  # loaded before any work, so a wrong file is refused at once
         from nctool.model.tagger import image_word_probabilities, load_tagger
 

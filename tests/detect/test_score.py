@@ -515,3 +515,5 @@ def test_a_tagger_reads_each_pair_image_for_the_attributes_detector(files, tmp_p
         run_score(folder, tmp_path / "other.parquet", detectors=["attributes"],
                   options={"tagger": str(folder / "model.pt")})
     assert not (tmp_path / "other.parquet").exists()
+    with pytest.raises(NctoolError, match="--tagger: only the attributes detector reads a tagger; add --detector"):
+        run_score(folder, tmp_path / "other.parquet", detectors=["rrsitr"], options={"tagger": str(tmp_path / "t.pt")})
