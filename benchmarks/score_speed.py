@@ -38,11 +38,11 @@ import torch
 from nctool import runtime
 from nctool.data.images import resolve_root
 from nctool.detect.detectors import detector_names
-from nctool.detect.measure import ModelSource, PoolSpec, ReferencePool, pair_hashes
+from nctool.detect.measure import ModelSource, PoolSpec, ReferencePool
 from nctool.detect.score import score
 from nctool.model.batches import PairData, decode_workers, encode_dataset
 from nctool.model.transforms import preprocess_for
-from nctool.schema import read_table
+from nctool.schema import pair_hashes, read_table
 
 # phases of an end-to-end run: (from the last progress event of, to the last of); None: the run's start
 PHASES = {"model, reading, reference pool": (None, "reference pool"), "stream: decode, embed, losses": (

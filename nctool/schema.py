@@ -224,12 +224,18 @@ class Fingerprint:
         return self._digest.hexdigest()
 
 
+def pair_hashes(pair_ids, seed: int) -> np.ndarray:
+    """A 64-bit hash (blake2b) of (seed, pair_id) per pair, as uint64: picks score's reference pool, seeds its
+    draws, and records the pairs a model learned (pair_id_hashes)."""
+    return np.array([int.from_bytes(hashlib.blake2b(f"{seed}\0{pair_id}".encode(), digest_size=8).digest(), "little")
+                     for pair_id in pair_ids], dtype=np.uint64)
+
+
 def pair_id_hashes(pair_ids) -> np.ndarray:
-    """Sorted unique int64 hashes of a set of pair ids: the train pairs a model learned (kept in its
-    checkpoint, 8 bytes a pair), against which `score` counts how many of the pairs it judges the model
-    has seen. Two ids share a hash with odds of about n^2 / 2^64."""
-    return np.unique(np.array([int.from_bytes(hashlib.blake2b(str(pair_id).encode(), digest_size=8).digest(),
-                                              "little", signed=True) for pair_id in pair_ids], dtype=np.int64))
+    """Sorted unique int64 hashes (pair_hashes, seed 0) of a set of pair ids: the train pairs a model learned
+    (kept in its checkpoint, 8 bytes a pair), against which `score` counts how many of the pairs it judges the
+    model has seen. Two ids share a hash with odds of about n^2 / 2^64."""
+    return np.unique(pair_hashes(pair_ids, 0).view(np.int64))
 
 
 def dataset_fingerprint(df: pd.DataFrame) -> str:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -48,7 +47,7 @@ from nctool.model.objectives import global_similarity, local_logits
 from nctool.model.train import FOLDS_FILE
 from nctool.model.transforms import Preprocess, preprocess_for
 from nctool.progress import Progress
-from nctool.schema import Fingerprint, check_unique_ids, column_names, iter_batches, row_hash_values
+from nctool.schema import Fingerprint, check_unique_ids, column_names, iter_batches, pair_hashes, row_hash_values
 
 # The reference pool's local Grams (model.LocalGrams: images + captions, D*(D+1)/2*4 B each, so 1 GB for a
 # 1000-pair ViT-B/32 pool) are kept on the scoring device when they fit this; otherwise every chunk recomputes them.
@@ -56,12 +55,6 @@ POOL_GRAM_BUDGET_BYTES = 2**31
 DECOY_STREAM = np.uint64(0x5DEECE66D)  # mixed into a pair's hash to draw its decoy's caption apart from its batches
 SAME_SCENE_STREAM = np.uint64(0x2545F4914F6CDD1D)  # the same for its same-scene decoy
 CHUNK_ROWS = 4096  # rows decoded at a time: a row group is streamed in slices of at most this many
-
-
-def pair_hashes(pair_ids: Sequence[str], seed: int) -> np.ndarray:
-    """A 64-bit hash (blake2b) of (seed, pair_id) per pair, as uint64: picks the pool, seeds the draws."""
-    return np.array([int.from_bytes(hashlib.blake2b(f"{seed}\0{pair_id}".encode(), digest_size=8).digest(), "little")
-                     for pair_id in pair_ids], dtype=np.uint64)
 
 
 def reference_orders(seed: int, pool_size: int, repeats: int) -> np.ndarray:

@@ -22,7 +22,6 @@ from nctool.detect.measure import (
     ModelSource,
     PoolSpec,
     ReferencePool,
-    pair_hashes,
     read_index,
     reference_batches,
     reference_losses,
@@ -40,7 +39,7 @@ from nctool.model.clip import LocalGrams, create_model, load_trained_model
 from nctool.model.objectives import batch_logits
 from nctool.model.train import image_folds
 from nctool.model.transforms import preprocess_for
-from nctool.schema import LABELS, noise_statements, pair_id_hashes, row_hashes, write_table
+from nctool.schema import LABELS, noise_statements, pair_hashes, pair_id_hashes, row_hashes, write_table
 
 BATCH = 20
 

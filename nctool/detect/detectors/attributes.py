@@ -56,7 +56,8 @@ class AttributesDetector(_CosineScoreDetector):
     can be trusted), a third vote reads the words from the image itself, which helps most where the
     siblings are noisy too:
 
-        v_i = mean over w in A(t_i) of log(p(w | x_i) / p(w))    p(w | x): the tagger; p(w): its base rate
+        v_i = mean over w in A(t_i) of log(p(w | x_i) / r_i(w))  p(w | x): the tagger; r_i(w): its mean reading over
+                                                          the scored images of x_i's category (else its base rate)
         s_i = mean(c) + std(c) * (z(c)_i + lam * z(u)_i + mu * z(v)_i) / (1 + lam + mu)
 
     mu is `tagger_weight`; a vote that is undefined for a pair drops out of its mean. A decoy (image i,
