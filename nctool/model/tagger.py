@@ -31,7 +31,7 @@ from nctool.errors import NctoolError
 from nctool.model.batches import decode_images
 from nctool.model.checkpoint import TAGGER_KEY, load_payload, save_checkpoint
 from nctool.progress import Progress, silent
-from nctool.schema import column_names, read_table
+from nctool.schema import check_values, column_names, read_table
 
 
 class WordTagger(nn.Module):
@@ -123,7 +123,8 @@ def train_tagger(data_path: str | os.PathLike, out: str | os.PathLike, *, epochs
         raise NctoolError(f"image size {image_size}: must be a multiple of 8 (the tagger halves it three times)")
     if not lr > 0:
         raise NctoolError(f"lr {lr:g}: must be above 0")
-    frame = read_table(data_path, columns=["image_id", "image", "caption", "split"])
+    frame = read_table(data_path, columns=["pair_id", "image_id", "image", "caption", "split"])
+    check_values(frame, str(data_path))  # an empty caption is refused here as by every command
     train, val = (frame[frame["split"] == split].reset_index(drop=True) for split in ("train", "val"))
     counts = pd.Series([w for words in attribute_sets(train["caption"]) for w in words], dtype=object).value_counts()
     vocab = tuple(sorted(counts.index[counts >= min_count]))

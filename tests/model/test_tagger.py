@@ -98,6 +98,15 @@ def test_load_tagger_refuses_what_is_not_a_tagger_in_one_line(tmp_path):
         load_tagger(tmp_path / "broken.pt")
 
 
+def test_train_tagger_refuses_an_empty_caption_in_one_line(tmp_path):
+    corpus = colour_corpus(8)
+    corpus.loc[3, "caption"] = " "
+    write_table(corpus, tmp_path / "corpus.parquet")
+    with pytest.raises(NctoolError, match="pair 'c/1#1' has an empty or null caption"):
+        train_tagger(tmp_path / "corpus.parquet", tmp_path / "tagger.pt", batch_size=4)
+    assert not (tmp_path / "tagger.pt").exists()
+
+
 @pytest.mark.parametrize("options, message", [
     ({"epochs": 0}, "epochs 0: must be at least 1"),
     ({"lr": 0.0}, "lr 0: must be above 0"),
