@@ -1,6 +1,7 @@
-"""What `attributes --tagger` states against the truth, from the score files `benchmarks/tagger.py` left in a grid.
+"""What `attributes --tagger` (or `rrsitr-attributes`) states against the truth, from the score files
+`benchmarks/tagger.py` left in a grid.
 
-    .venv/bin/python benchmarks/labels_tagger.py GRID [--kind caption-shuffle]
+    .venv/bin/python benchmarks/labels_tagger.py GRID [--kind caption-shuffle] [--detector rrsitr-attributes]
 
 Per score file (in sample and, with `-foldsK` in its name, out of fold; each tagger weight): the stated noise
 share (random decoys) against the truth and whether its interval covers it, the clean set's stated and
@@ -21,11 +22,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("grid")
     parser.add_argument("--kind", default="caption-shuffle")
+    parser.add_argument("--detector", default="attributes", choices=["attributes", "rrsitr-attributes"])
     args = parser.parse_args()
     rows = []
-    for path in sorted(glob.glob(f"{args.grid}/tagger-{args.kind}-*-w*.parquet")):
+    prefix = "tagger" if args.detector == "attributes" else args.detector  # as benchmarks/tagger.py names them
+    for path in sorted(glob.glob(f"{args.grid}/{prefix}-{args.kind}-*-w*.parquet")):
         rate, seed, folds, weight = re.search(r"-([\d.]+)-s(\d+)(-folds\d+)?-w([\d.]+)\.parquet$", path).groups()
-        stated = noise_statements(path)["attributes"]
+        stated = noise_statements(path)[args.detector]
         labels = pd.read_parquet(path, columns=["pair_id", "label"])
         truth = pd.read_parquet(f"{args.grid}/synth.{args.kind}-{rate}-s{seed}.parquet", columns=["pair_id", "noisy"])
         noisy = truth.set_index("pair_id")["noisy"].loc[labels["pair_id"]].to_numpy(bool)

@@ -1,13 +1,15 @@
-"""The word tagger's worth to the `attributes` detector over a `benchmarks/finetuned_grid.sh` folder (issue 19).
+"""The word tagger's worth to the attribute detectors over a `benchmarks/finetuned_grid.sh` folder (issue 19).
 
     nctool train-tagger CORPUS --out TAGGER       # CORPUS: captions you trust, e.g. a base corpus
-    .venv/bin/python benchmarks/tagger.py GRID --tagger TAGGER [--kind category] [--weight 0 --weight 1 ...] [--folds 3]
+    .venv/bin/python benchmarks/tagger.py GRID --tagger TAGGER [--kind category] [--weight 0 --weight 0.5 ...]
+        [--folds 3] [--detector rrsitr-attributes]
 
 For each noisy file of --kind in GRID (synth.KIND-RATE-sSEED.parquet) and the model the grid fine-tuned on it
 (ft-NAME/best.pt, or with --folds the out-of-fold run ft-NAME-foldsK), scores the train pairs with
-`attributes --tagger TAGGER` at each --tagger-weight (0: the detector without the tagger; random decoys) and
-prints the AUROCs, the tagger's vote alone (`tagger_support`), and for category noise the same against the
-captions that are really wrong, the moved ones true of their new image left out (benchmarks/hard_noise_truth.py).
+`--detector attributes --tagger TAGGER` (or --detector rrsitr-attributes) at each --tagger-weight (0: the
+detector without the tagger; random decoys) and prints the AUROCs, the tagger's vote alone (`tagger_support`),
+and for category noise the same against the captions that are really wrong, the moved ones true of their new
+image left out (benchmarks/hard_noise_truth.py).
 """
 
 from __future__ import annotations
@@ -33,9 +35,11 @@ def main() -> None:
     parser.add_argument("--kind", default="category")
     parser.add_argument("--weight", type=float, action="append", dest="weights")
     parser.add_argument("--folds", type=int)
+    parser.add_argument("--detector", default="attributes", choices=["attributes", "rrsitr-attributes"])
     parser.add_argument("--synth-seed", type=int, default=3, help="the synth seed of the grid's clean data")
     args = parser.parse_args()
-    weights = args.weights or [0.0, 1.0, 2.0]
+    weights = args.weights or [0.0, 0.5, 2.0]
+    prefix = "tagger" if args.detector == "attributes" else args.detector
     rows = []
     for noisy in sorted(args.grid.glob(f"synth.{args.kind}-*.parquet")):
         name = noisy.stem.removeprefix("synth.")
@@ -47,8 +51,8 @@ def main() -> None:
         truth = data.set_index("pair_id")["noisy"]
         row = {"noise": rate, "seed": seed}
         for weight in weights:
-            out = args.grid / f"tagger-{name}{f'-folds{args.folds}' if args.folds else ''}-w{weight:g}.parquet"
-            score(noisy, out=out, model=ModelSource(checkpoint=run), detectors=["attributes"],
+            out = args.grid / f"{prefix}-{name}{f'-folds{args.folds}' if args.folds else ''}-w{weight:g}.parquet"
+            score(noisy, out=out, model=ModelSource(checkpoint=run), detectors=[args.detector],
                   options={"tagger": str(args.tagger), "tagger_weight": weight, "scene_decoys": False})
             scores = pd.read_parquet(out).set_index("pair_id")
             noise_score = 1 - scores["reliability"]

@@ -40,7 +40,7 @@ import torch
 from nctool import runtime
 from nctool.data.images import resolve_root
 from nctool.detect import shards
-from nctool.detect.detectors import Evidence, make_detectors
+from nctool.detect.detectors import Evidence, detector_options, make_detectors
 from nctool.detect.measure import (
     NO_MODEL,
     Embedder,
@@ -151,8 +151,9 @@ def score(data_path: str | os.PathLike, *, out: str | os.PathLike, model: ModelS
     needs = set().union(*(detector.needs for detector in chosen))
     tagger = None
     if (options or {}).get("tagger") is not None and "tags" not in needs:  # else it would be silently unused
-        raise NctoolError("--tagger: only the attributes detector reads a tagger; add --detector attributes "
-                          "(or --detector all)")
+        readers = detector_options()["tagger"][1]
+        raise NctoolError(f"--tagger: only the {' and '.join(readers)} detectors read a tagger; add "
+                          f"--detector {readers[0]} (or --detector all)")
     if "tags" in needs:  # loaded before any work, so a wrong file is refused at once
         from nctool.model.tagger import image_word_probabilities, load_tagger
 

@@ -3,7 +3,7 @@ import pytest
 from cli_helpers import invoke
 
 from nctool.data.words import ImageWords, attribute_sets
-from nctool.detect.detectors import AttributesDetector, Evidence, make_detectors
+from nctool.detect.detectors import AttributesDetector, Evidence, RRSITRAttributesDetector, make_detectors
 from nctool.detect.detectors.attributes import attribute_support
 from nctool.errors import NctoolError
 
@@ -41,7 +41,7 @@ def test_the_score_is_the_cosine_moved_by_the_standardised_support():
     z_c = (cosine - cosine.mean()) / cosine.std()
     z_u = np.array([1, 1, 0]) - 2 / 3
     z_u = z_u / np.array([1, 1, 0]).std()
-    vote = np.r_[(z_c[:3] + z_u) / 2, z_c[3]]
+    vote = np.r_[(z_c[:3] + 0.5 * z_u) / 1.5, z_c[3]]  # the default attribute weight, 0.5
     expected = cosine.mean() + cosine.std() * vote
     assert frame["reliability"].to_numpy() == pytest.approx((expected + 1) / 2)
     assert frame["attribute_support"].to_numpy()[:3].tolist() == [1.0, 1.0, 0.0]
@@ -81,11 +81,12 @@ def test_a_tagger_adds_a_third_vote_read_from_the_image(tmp_path):
     cosine = np.array([0.3, 0.3, 0.3, 0.2])
     z_c = (cosine - cosine.mean()) / cosine.std()
     z_u = (np.array([1, 1, 0]) - 2 / 3) / np.array([1, 1, 0]).std()
-    vote = np.r_[(z_c[:2] + z_u[:2] + 0) / 3, (z_c[2] + z_u[2]) / 2, z_c[3]]  # z(v) is 0: both defined v are equal
+    # default weights 0.5 and 0.5; z(v) is 0: both defined v are equal
+    vote = np.r_[(z_c[:2] + 0.5 * z_u[:2] + 0) / 2, (z_c[2] + 0.5 * z_u[2]) / 1.5, z_c[3]]
     assert score == pytest.approx(cosine.mean() + cosine.std() * vote)
     # decoy 2: image a with a0's caption {two, white}, read in a: v = log(1.8), the pairs' mean, so z(v) = 0
     z_d = (0.3 - cosine.mean()) / cosine.std()
-    assert decoys[2] == pytest.approx(cosine.mean() + cosine.std() * (z_d + z_u[0] + 0) / 3)
+    assert decoys[2] == pytest.approx(cosine.mean() + cosine.std() * (z_d + 0.5 * z_u[0] + 0) / 2)
 
 
 def test_with_a_tagger_a_decoy_holding_its_own_caption_scores_as_its_pair(tmp_path):
@@ -125,3 +126,30 @@ def test_cli_maps_the_attribute_weight(monkeypatch):
                     "2", "--out", "s.parquet")
     assert result.exit_code == 0, result.output
     assert calls[0]["detectors"] == ["attributes"] and calls[0]["options"]["attribute_weight"] == 2.0
+
+
+def test_rrsitr_attributes_votes_with_the_loss_in_place_of_the_cosine():
+    seen = evidence()
+    seen.loss = np.expm1([0.0, 1.0, 1.0, 2.0])  # -log(1 + l) = 0, -1, -1, -2
+    seen.loss_std = np.zeros(4)
+    frame = RRSITRAttributesDetector().detect(seen)
+    model = np.array([0.0, -1.0, -1.0, -2.0])
+    z_l = (model - model.mean()) / model.std()
+    z_u = (np.array([1, 1, 0]) - 2 / 3) / np.array([1, 1, 0]).std()
+    vote = np.r_[(z_l[:3] + 0.5 * z_u) / 1.5, z_l[3]]  # b0 has no attribute words: the loss alone
+    assert frame["reliability"].to_numpy() == pytest.approx(1 / (1 + np.exp(-vote)))
+    assert frame["loss"].to_numpy() == pytest.approx(seen.loss) and frame["attribute_support"].iat[2] == 0.0
+    # a2 and a1 have the same loss; the wrong detail (four red, backed by no sibling) puts a2 below a1
+    assert frame["reliability"].iat[2] < frame["reliability"].iat[1]
+
+
+def test_rrsitr_attributes_decoy_holding_its_own_caption_and_loss_scores_as_its_pair(tmp_path):
+    (tmp_path / "tagger.pt").touch()
+    detector = make_detectors(["rrsitr-attributes"], {"tagger": str(tmp_path / "tagger.pt")})[0]
+    assert {"loss", "captions", "tags"} <= detector.needs
+    seen = evidence()
+    seen.image_words = read_by_a_tagger([[0.9, 0.2], [0.8, 0.7], [0.3, 0.1], [0.5, 0.5]])
+    seen.loss = np.array([0.5, 2.0, 3.0, 1.0])
+    seen.decoy_loss, seen.decoy_caption = seen.loss.copy(), np.arange(4)
+    vote, _, decoys = detector.votes(seen)
+    np.testing.assert_allclose(decoys, vote)

@@ -222,8 +222,9 @@ def test_loss_gmm_is_monotone_in_the_loss():
 
 def test_make_detectors_hands_each_detector_its_own_options():
     chosen = make_detectors(["similarity", "all"], {"neighbors": 3, "keep_fraction": 0.5, "clean_from": 0.9})
-    assert [d.name for d in chosen] == ["similarity", "rrsitr", "loss-gmm", "neighbors", "siblings", "attributes"]
-    similarity, _, gmm, neighbors, _, _ = chosen
+    assert [d.name for d in chosen] == ["similarity", "rrsitr", "loss-gmm", "neighbors", "siblings", "attributes",
+                                        "rrsitr-attributes"]
+    similarity, _, gmm, neighbors, *_ = chosen
     assert (similarity.keep_fraction, similarity.threshold) == (0.5, None) and not hasattr(similarity, "neighbors")
     assert (gmm.clean_from, gmm.noisy_below) == (0.9, 0.25)
     assert (neighbors.neighbors, neighbors.keep_fraction) == (3, 0.5)
@@ -231,7 +232,7 @@ def test_make_detectors_hands_each_detector_its_own_options():
 
 @pytest.mark.parametrize("names, options, message", [
     (["clip"], {}, "detector 'clip': unknown; choose from rrsitr, similarity, loss-gmm, neighbors, siblings, "
-                   "attributes or all"),
+                   "attributes, rrsitr-attributes or all"),
     ([], {}, "detector '': unknown"),
     (["similarity"], {"k": 3},
      "detector option 'k': unknown; detectors take noisy_from, max_contamination, scene_decoys, training_split, "
@@ -251,11 +252,12 @@ def test_make_detectors_refuses(names, options, message):
 
 def test_registry_is_the_one_list_of_detectors():
     assert detector_names() == tuple(DETECTORS) == ("rrsitr", "similarity", "loss-gmm", "neighbors", "siblings",
-                                                    "attributes")
+                                                    "attributes", "rrsitr-attributes")
     assert all(cls.description and "\n" not in cls.description for cls in DETECTORS.values())
     options = detector_options()
     assert (options["keep_fraction"][1] == ("similarity", "neighbors", "siblings", "attributes")
-            and options["neighbors"][1] == ("neighbors",))
+            and options["neighbors"][1] == ("neighbors",)
+            and options["tagger"][1] == ("attributes", "rrsitr-attributes"))
     assert options["threshold"][0].flag == "--threshold" and options["clean_from"][0].flag == "--clean-from"
     with pytest.raises(NctoolError, match="rrsitr: no option 'threshold'; its options are noisy_from, "
                                           "max_contamination, scene_decoys, training_"):

@@ -497,15 +497,19 @@ def test_decoy_captions_come_from_another_image_and_same_scene_ones_from_the_sam
     assert list(pool.pair_images[scene[:4]]) == ["b", "a", "d", "c"] and scene[4] == scene[5] == -1
 
 
-def test_a_tagger_reads_each_pair_image_for_the_attributes_detector(files, tmp_path):
+def test_a_tagger_reads_each_pair_image_for_the_attribute_detectors(files, tmp_path):
     from nctool.data.words import attribute_sets
     from nctool.model.tagger import load_tagger, train_tagger
 
     folder, df = files
     train_tagger(folder / "data.parquet", tmp_path / "tagger.pt", epochs=1, batch_size=8, min_count=1, image_size=32)
-    summary, scores = run_score(folder, tmp_path / "scores.parquet", detectors=["attributes"],
-                                options={"tagger": str(tmp_path / "tagger.pt")})
+    summary, both = run_score(folder, tmp_path / "scores.parquet", detectors=["attributes", "rrsitr-attributes"],
+                              options={"tagger": str(tmp_path / "tagger.pt")})
+    scores, with_loss = (both[both["detector"] == name].reset_index(drop=True)
+                         for name in ("attributes", "rrsitr-attributes"))
     assert summary["pairs"] == len(scores) == (df["split"] == "train").sum()
+    # both detectors read the same tagger's reading of the same images
+    pd.testing.assert_series_equal(scores["tagger_support"], with_loss["tagger_support"])
     vocab = set(load_tagger(tmp_path / "tagger.pt").vocab)
     captions = df.set_index("pair_id").loc[scores["pair_id"], "caption"]
     read = [bool(words & vocab) for words in attribute_sets(captions)]  # a caption with a word the tagger knows
@@ -514,5 +518,6 @@ def test_a_tagger_reads_each_pair_image_for_the_attributes_detector(files, tmp_p
         run_score(folder, tmp_path / "other.parquet", detectors=["attributes"],
                   options={"tagger": str(folder / "model.pt")})
     assert not (tmp_path / "other.parquet").exists()
-    with pytest.raises(NctoolError, match="--tagger: only the attributes detector reads a tagger; add --detector"):
+    with pytest.raises(NctoolError, match="--tagger: only the attributes and rrsitr-attributes detectors read a "
+                                          "tagger; add --detector attributes"):
         run_score(folder, tmp_path / "other.parquet", detectors=["rrsitr"], options={"tagger": str(tmp_path / "t.pt")})

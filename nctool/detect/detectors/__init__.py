@@ -11,7 +11,8 @@ Registered here (formulas in each class):
 - `loss-gmm`:   two-component Gaussian mixture on the same loss (the NCR family's split);
 - `neighbors`:  training-free agreement of each pair with its nearest neighbours (LEMoN-like).
 - `siblings`:   agreement of each caption with the other captions of its image, by their reliability;
-- `attributes`: the cosine and how far the caption's counts, colours and places are backed by its siblings.
+- `attributes`: the cosine and how far the caption's counts, colours and places are backed by its siblings;
+- `rrsitr-attributes`: the `rrsitr` loss with the same attribute evidence beside it.
 """
 
 from __future__ import annotations
@@ -37,10 +38,11 @@ from nctool.detect.detectors.loss_gmm import LossGMMDetector
 from nctool.detect.detectors.neighbors import NeighborsDetector
 from nctool.detect.detectors.siblings import SiblingsDetector
 from nctool.detect.detectors.attributes import AttributesDetector
+from nctool.detect.detectors.rrsitr_attributes import RRSITRAttributesDetector
 # isort: on
 
 __all__ = [
     "AttributesDetector", "CHUNK_ELEMENTS", "DETECTORS", "Detector", "Evidence", "LossGMMDetector",
-    "NeighborsDetector", "Option", "RRSITRDetector", "SiblingsDetector", "SimilarityDetector", "detector_names",
-    "detector_options", "loss_reliability", "make_detectors", "register",
+    "NeighborsDetector", "Option", "RRSITRAttributesDetector", "RRSITRDetector", "SiblingsDetector",
+    "SimilarityDetector", "detector_names", "detector_options", "loss_reliability", "make_detectors", "register",
 ]

@@ -39,8 +39,72 @@ def attribute_support(words: list[frozenset[str]], image_id: np.ndarray,
     return support
 
 
+ATTRIBUTE_WEIGHT = Option("attribute_weight", float, 0.5, "weight of the attribute support against the model's vote")
+TAGGER = Option("tagger", str, None, "a word tagger (`nctool train-tagger`): also check the caption's attribute words "
+                                     "against what the tagger reads in its image")
+TAGGER_WEIGHT = Option("tagger_weight", float, 0.5, "weight of the tagger's reading against the model's vote "
+                                                    "(2 for hard noise: docs/labels.md)")
+
+
+def combined_vote(terms: list[tuple[float, np.ndarray]], pairs_terms: list[tuple[float, np.ndarray]]) -> np.ndarray:
+    """The weighted mean of the terms' votes, each standardised with the pairs' own mean and spread
+    (`pairs_terms`, the same terms for the scored pairs; the terms themselves when scoring the pairs).
+    A term that is NaN for a row (no attribute words, no siblings) gives that row no vote, so the other
+    terms carry it. The first term (the model's vote) is defined for every row."""
+    votes = np.zeros(len(terms[0][1]))
+    weights = np.zeros(len(terms[0][1]))
+    for (weight, values), (_, pairs_values) in zip(terms, pairs_terms):
+        defined = ~np.isnan(values)
+        known = pairs_values[~np.isnan(pairs_values)]
+        if weight == 0 or not len(known):
+            continue
+        votes += np.where(defined, weight * _standardized(np.nan_to_num(values), known), 0.0)
+        weights += np.where(defined, weight, 0.0)
+    return votes / weights
+
+
+class _AttributeVotes:
+    """The attribute evidence that `attributes` and `rrsitr-attributes` add to their model's vote: the
+    siblings' support u and, with a tagger, the tagger's reading v (formulas in AttributesDetector)."""
+
+    options = (ATTRIBUTE_WEIGHT, TAGGER, TAGGER_WEIGHT)
+    name: str
+    needs: frozenset[str]
+    attribute_weight: float
+    tagger: str | None
+    tagger_weight: float
+
+    def check_attribute_options(self) -> None:
+        for name in ("attribute_weight", "tagger_weight"):
+            if not getattr(self, name) >= 0:
+                raise NctoolError(f"{name.replace('_', ' ')} {getattr(self, name):g}: must be at least 0 "
+                                  "(0 leaves that evidence out)")
+        if self.tagger is not None:
+            self.needs = self.needs | {"tags"}  # scoring then reads the images through the tagger
+
+    def attribute_terms(self, evidence: Evidence) -> tuple[list, list | None, dict]:
+        """(the pairs' terms [(weight, u), (weight, v)], the same for their decoys or None, the columns)."""
+        if evidence.caption is None or ("tags" in self.needs and evidence.image_words is None):
+            raise NctoolError(f"{self.name}: the evidence lacks the captions or the tagger's reading; score with "
+                              "nctool.detect.score.score, which adds what the detectors need")
+        words = attribute_sets(evidence.caption)
+        support = attribute_support(words, evidence.image_id)
+        terms = [(self.attribute_weight, support)]
+        columns = {"attribute_support": support}
+        if "tags" in self.needs:
+            columns["tagger_support"] = evidence.image_words.support(words)
+            terms.append((self.tagger_weight, columns["tagger_support"]))
+        if evidence.decoy_caption is None:
+            return terms, None, columns
+        decoy_words = [words[j] for j in evidence.decoy_caption]  # another image's caption, with the pair's image
+        decoy_terms = [(self.attribute_weight, attribute_support(words, evidence.image_id, decoy_words))]
+        if "tags" in self.needs:
+            decoy_terms.append((self.tagger_weight, evidence.image_words.support(decoy_words)))
+        return terms, decoy_terms, columns
+
+
 @register
-class AttributesDetector(_CosineScoreDetector):
+class AttributesDetector(_AttributeVotes, _CosineScoreDetector):
     """The caption's cosine with its image, and how far its attribute words are backed by its siblings.
 
     Hard noise, a caption of another image of the same scene class, names the right kind of things
@@ -60,9 +124,11 @@ class AttributesDetector(_CosineScoreDetector):
                                                           the scored images of x_i's category (else its base rate)
         s_i = mean(c) + std(c) * (z(c)_i + lam * z(u)_i + mu * z(v)_i) / (1 + lam + mu)
 
-    mu is `tagger_weight`; a vote that is undefined for a pair drops out of its mean. A decoy (image i,
-    another image's caption) is scored in the data's context: its words against S(i) and against the
-    tagger's reading of x_i, standardised with the pairs' means and spreads.
+    mu is `tagger_weight`; a vote that is undefined for a pair drops out of its mean (`combined_vote`).
+    The defaults (0.5, 0.5) are the benchmarks' choice for random noise; hard noise wants mu = 2
+    (benchmarks/README.md). A decoy (image i, another image's caption) is scored in the data's context:
+    its words against S(i) and against the tagger's reading of x_i, standardised with the pairs' means
+    and spreads.
     Evidence: `similarity` (c), `attribute_support` (u; NaN without attribute words or siblings),
     `tagger_support` (v, with a tagger; NaN without words the tagger knows).
     """
@@ -71,60 +137,18 @@ class AttributesDetector(_CosineScoreDetector):
     description = ("the caption's cosine and how far its counts, colours and places are backed by the other "
                    "captions of its image")
     needs = frozenset({"captions"})
-    options = _CosineScoreDetector.options + (
-        Option("attribute_weight", float, 1.0, "weight of the attribute support against the direct cosine"),
-        Option("tagger", str, None, "a word tagger (`nctool train-tagger`): also check the caption's attribute "
-                                    "words against what the tagger reads in its image"),
-        Option("tagger_weight", float, 1.0, "weight of the tagger's reading against the direct cosine"))
-    attribute_weight: float
-    tagger: str | None
-    tagger_weight: float
+    options = _CosineScoreDetector.options + _AttributeVotes.options
 
     def check(self) -> None:
         super().check()
-        for name in ("attribute_weight", "tagger_weight"):
-            if not getattr(self, name) >= 0:
-                raise NctoolError(f"{name.replace('_', ' ')} {getattr(self, name):g}: must be at least 0 "
-                                  "(0 leaves that evidence out)")
-        if self.tagger is not None:
-            self.needs = self.needs | {"tags"}  # scoring then reads the images through the tagger
+        self.check_attribute_options()
 
     def score(self, evidence: Evidence) -> tuple[np.ndarray, dict, np.ndarray | None]:
-        if evidence.caption is None or ("tags" in self.needs and evidence.image_words is None):
-            raise NctoolError("attributes: the evidence lacks the captions or the tagger's reading; score with "
-                              "nctool.detect.score.score, which adds what the detectors need")
-        words = attribute_sets(evidence.caption)
+        terms, decoy_terms, columns = self.attribute_terms(evidence)
         cosine = np.asarray(evidence.similarity, dtype=float)
-        support = attribute_support(words, evidence.image_id)
-        terms = [(1.0, cosine), (self.attribute_weight, support)]
-        columns = {"similarity": cosine, "attribute_support": support}
-        if "tags" in self.needs:
-            columns["tagger_support"] = evidence.image_words.support(words)
-            terms.append((self.tagger_weight, columns["tagger_support"]))
-        score = self._combined(terms, terms)
-        decoys = None
-        if evidence.decoy_caption is not None:
-            decoy_words = [words[j] for j in evidence.decoy_caption]  # another image's caption, with the pair's image
-            decoy_terms = [(1.0, np.asarray(evidence.decoy_similarity, dtype=float)),
-                           (self.attribute_weight, attribute_support(words, evidence.image_id, decoy_words))]
-            if "tags" in self.needs:
-                decoy_terms.append((self.tagger_weight, evidence.image_words.support(decoy_words)))
-            decoys = self._combined(decoy_terms, terms)
-        return score, columns, decoys
-
-    @staticmethod
-    def _combined(terms: list[tuple[float, np.ndarray]], pairs_terms: list[tuple[float, np.ndarray]]) -> np.ndarray:
-        """s: the weighted mean of the terms' votes, each standardised with the pairs' own mean and spread,
-        on the scale of the pairs' cosine (the first term). A term that is NaN for a row (no attribute words,
-        no siblings) gives that row no vote, so the other terms carry it."""
-        votes = np.zeros(len(terms[0][1]))
-        weights = np.zeros(len(terms[0][1]))
-        for (weight, values), (_, pairs_values) in zip(terms, pairs_terms):
-            defined = ~np.isnan(values)
-            known = pairs_values[~np.isnan(pairs_values)]
-            if weight == 0 or not len(known):
-                continue
-            votes += np.where(defined, weight * _standardized(np.nan_to_num(values), known), 0.0)
-            weights += np.where(defined, weight, 0.0)
-        pairs_cosine = pairs_terms[0][1]
-        return pairs_cosine.mean() + pairs_cosine.std() * votes / weights
+        pairs_terms = [(1.0, cosine), *terms]
+        on_cosine_scale = lambda vote: cosine.mean() + cosine.std() * vote  # noqa: E731
+        score = on_cosine_scale(combined_vote(pairs_terms, pairs_terms))
+        decoys = None if decoy_terms is None else on_cosine_scale(combined_vote(
+            [(1.0, np.asarray(evidence.decoy_similarity, dtype=float)), *decoy_terms], pairs_terms))
+        return score, {"similarity": cosine, **columns}, decoys

@@ -243,6 +243,20 @@ class _CalibratedDetector(Detector):
             raise NctoolError(f"max contamination {self.max_contamination:g}: outside (0, 1); give the share of "
                               f"noisy pairs a clean set may hold, e.g. 0.05")
 
+    def _scene_decoy_noise(self, evidence: Evidence,
+                           decoy_noise: Callable[[Evidence], np.ndarray]) -> np.ndarray | None:
+        """The noise scores of the pairs' same-scene decoys (NaN where a pair has none): `decoy_noise`, the
+        detector's noise score of the decoys in `evidence`, on the evidence with the same-scene decoys in place
+        of the random ones. None when `scene_decoys` is off or the data has no `category`."""
+        if not self.scene_decoys or evidence.scene_decoy_caption is None:
+            return None
+        found = evidence.scene_decoy_caption >= 0
+        swapped = dataclasses.replace(evidence, decoy_similarity=evidence.scene_decoy_similarity,
+                                      decoy_loss=evidence.scene_decoy_loss,
+                                      decoy_caption=np.where(found, evidence.scene_decoy_caption, 0))
+        with np.errstate(invalid="ignore"):  # a pair without a same-scene decoy may score NaN; it is dropped here
+            return np.where(found, decoy_noise(swapped), np.nan)
+
     def _calibrated(self, noise: np.ndarray, decoys: np.ndarray | None, evidence: Evidence,
                     scene: np.ndarray | None = None) -> tuple[np.ndarray, Callable[[np.ndarray], dict], dict]:
         """(labels, `state(labels)`: the statement for the final labels, the columns noisy_probability and
@@ -300,13 +314,7 @@ class _CosineScoreDetector(_CalibratedDetector):
 
     def detect(self, evidence: Evidence) -> pd.DataFrame:
         score, columns, decoys = self.score(evidence)
-        scene = None
-        if self.scene_decoys and evidence.scene_decoy_caption is not None:  # the detector over same-scene decoys
-            found = evidence.scene_decoy_caption >= 0
-            swapped = dataclasses.replace(evidence, decoy_similarity=evidence.scene_decoy_similarity,
-                                          decoy_loss=evidence.scene_decoy_loss,
-                                          decoy_caption=np.where(found, evidence.scene_decoy_caption, 0))
-            scene = np.where(found, -self.score(swapped)[2], np.nan)
+        scene = self._scene_decoy_noise(evidence, lambda swapped: -self.score(swapped)[2])
         labels, state, stated = self._calibrated(-score, None if decoys is None else -decoys, evidence, scene)
         columns = {**columns, **stated}
         if self.threshold is not None:
