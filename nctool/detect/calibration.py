@@ -63,8 +63,11 @@ f = pi f_decoy + (1 - pi) f_clean with pi the noise share.
   than any cut needs, nothing is stated (share None) and every pair is ambiguous.
 - Same-scene decoys (`scene_decoys`: a caption of another image of the pair's category) stand for
   hard noise, which random decoys cannot see (on category noise they stated 0-3 % against 20-60 %).
-  When given, their share is stated too and the clean set is cut against them (at the top of their
-  share's interval); the share and the noisy set stay with the random decoys.
+  When given, their share is stated too, the clean set is cut against them (at the top of their
+  share's interval), and the noisy set's precision is the lower of its two estimates: against random
+  decoys alone, `rrsitr-attributes --tagger-weight 4` flagged 233-474 pairs of category noise at a
+  stated 0.95 that measured 0.60-0.82 (hard noise scores milder than random captions, so random decoys
+  overstate the noise in the top set). The share stays with the random decoys.
 The bootstrap resamples images (all pairs of an image, and their decoys, go together): captions of
 one image are not independent.
 """
@@ -267,9 +270,11 @@ class DecoyCalibration:
                     for (pairs, fakes), boot_share in zip(resamples, boot_shares)]
             statement.update(clean_contamination=_contamination(self.x, decoys, share, cut),
                              **dict(zip(("clean_low", "clean_high"), map(float, np.quantile(boot, [tail, 1 - tail])))))
-        if noisy.any():
-            statement["noisy_precision"] = float(min(1.0, self.share * len(self.x) * (self.decoys >= self.x[noisy].min()
-                                                                                        ).mean() / noisy.sum()))
+        if noisy.any():  # against random decoys, and same-scene ones when there are: the lower
+            kinds = [(self.decoys, self.share)] + ([self.scene[:2]] if self.scene is not None else [])
+            statement["noisy_precision"] = min(
+                float(min(1.0, share * len(self.x) * (decoys >= self.x[noisy].min()).mean() / noisy.sum()))
+                for decoys, share in kinds)
         return statement
 
 
@@ -328,7 +333,7 @@ def decoy_calibration(x: np.ndarray, decoys: np.ndarray, groups: np.ndarray, dec
     probability = noisy_probability(x, decoys, share)
     # the clean set holds even at the top of the share's interval, and against same-scene decoys when there are
     q = clean_q_values(x, decoys, share_interval[1]) if scene is None else clean_q_values(x, scene[0], scene[2][1])
-    precision = noisy_precisions(x, decoys, share)
+    precision = noisy_precisions(x, decoys, share, *([] if scene is None else [scene[:2]]))  # against both kinds
     labels = np.where(precision >= noisy_from, "noisy", np.where(q <= max_contamination, "clean", "ambiguous"))
     if share_interval[1] - share_interval[0] > MAX_SHARE_WIDTH:  # the share is not pinned: no set is stated
         labels = np.full(len(x), "ambiguous")
@@ -354,13 +359,17 @@ def _contamination(x: np.ndarray, decoys: np.ndarray, share: float, cut: float) 
     return float(min(1.0, share * len(x) * ((decoys <= cut).sum() + 1) / len(decoys) / max(1, (x <= cut).sum())))
 
 
-def noisy_precisions(x: np.ndarray, decoys: np.ndarray, share: float) -> np.ndarray:
-    """Per pair, the best estimated precision of a noisy set {x >= t} that holds it (module docstring)."""
+def noisy_precisions(x: np.ndarray, decoys: np.ndarray, share: float,
+                     *more: tuple[np.ndarray, float]) -> np.ndarray:
+    """Per pair, the best estimated precision of a noisy set {x >= t} that holds it (module docstring). With
+    `more` kinds of decoys, (decoys, share) each, a set's precision is the lowest of its estimates."""
     x = np.asarray(x, dtype=float)
     order = np.argsort(x, kind="stable")
     above = len(x) - np.searchsorted(np.sort(x), x[order], side="left")         # pairs at or above each score
-    decoys_above = (len(decoys) - np.searchsorted(np.sort(decoys), x[order], side="left")) / len(decoys)
-    precision = np.minimum(1.0, share * len(x) * decoys_above / above)
+    precision = np.ones(len(x))
+    for kind, kind_share in ((decoys, share), *more):
+        kind_above = (len(kind) - np.searchsorted(np.sort(kind), x[order], side="left")) / len(kind)
+        precision = np.minimum(precision, kind_share * len(x) * kind_above / above)
     best = np.maximum.accumulate(precision)                                       # the best over every larger set
     out = np.empty(len(x))
     out[order] = best

@@ -213,9 +213,10 @@ NOISY_FROM = Option("noisy_from", float, 0.95, "labels: the noisy set is the lar
                                              "(share of true mismatches) is at least this")
 MAX_CONTAMINATION = Option("max_contamination", float, 0.05, "labels: the clean set is the largest one whose "
                                                              "estimated share of noisy pairs is at most this")
-SCENE_DECOYS = Option("scene_decoys", bool, True, "labels: when the data has a `category` column, cut the clean set "
-                                                  "against same-scene decoys too (a caption of another image of the "
-                                                  "pair's category), so that hard noise cannot hide in it")
+SCENE_DECOYS = Option("scene_decoys", bool, True, "labels: when the data has a `category` column, cut the clean and "
+                                                  "noisy sets against same-scene decoys too (a caption of another "
+                                                  "image of the pair's category), so that hard noise cannot hide in "
+                                                  "the clean set nor inflate the noisy set's precision")
 
 
 class _CalibratedDetector(Detector):
