@@ -51,11 +51,21 @@ def summary(rows: pd.DataFrame) -> pd.DataFrame:
     decoys["share_error"] = decoys["estimate"] - decoys["truth"]
     decoys["covered"] = (decoys["low"] <= decoys["truth"]) & (decoys["truth"] <= decoys["high"])
     decoys["clean_gap"] = decoys["clean_truth"] - decoys["clean_contamination"]
+    for kind, truth in (("clean", "clean_truth"), ("noisy", "noisy_truth")):  # "k/n": k of the n stated sets
+        if f"{kind}_low" not in decoys:  # score files from before the noisy set's interval
+            decoys[f"{kind}_low"] = decoys[f"{kind}_high"] = np.nan
+        decoys[f"{kind}_covered"] = np.where(decoys[truth].notna() & decoys[f"{kind}_low"].notna(),
+                                             (decoys[f"{kind}_low"] <= decoys[truth])
+                                             & (decoys[truth] <= decoys[f"{kind}_high"]), np.nan)
+    decoys["noisy_low"] = decoys["noisy_low"].astype(float)
+    covered = lambda c: f"{int(c.sum())}/{int(c.notna().sum())}"  # noqa: E731
     return decoys.groupby(["model", "detector"]).agg(
         cells=("truth", "size"), worst_share_error=("share_error", lambda e: e.abs().max()),
         mean_share_error=("share_error", "mean"), coverage=("covered", "mean"),
         worst_clean_gap=("clean_gap", lambda g: g.abs().max()), worst_clean_truth=("clean_truth", "max"),
-        least_noisy_precision=("noisy_truth", "min"), mean_recall=("noisy_recall", "mean")).reset_index()
+        clean_covered=("clean_covered", covered), least_noisy_precision=("noisy_truth", "min"),
+        least_noisy_low=("noisy_low", "min"), noisy_covered=("noisy_covered", covered),
+        mean_recall=("noisy_recall", "mean")).reset_index()
 
 
 def main() -> None:

@@ -184,7 +184,8 @@ def statement_row(row: dict) -> dict:
         if decoys else "-"
     if "truth" in row:
         shown["clean: truly noisy"] = share(row.get("clean_truth")) if decoys else "-"
-    shown["noisy: est. precision"] = share(row["noisy_precision"]) if decoys else "-"
+    shown["noisy: est. precision"] = share(row["noisy_precision"], row.get("noisy_low"), row.get("noisy_high")) \
+        if decoys else "-"
     if "truth" in row:
         shown["noisy: truly noisy"] = share(row.get("noisy_truth")) if decoys else "-"
     return shown

@@ -161,5 +161,5 @@ def _stated(out_dir: Path, tag: str) -> list[str]:
                  "(not enough evidence)")
     if row["noisy"]:
         line += (f"; noisy {row['noisy']:,} pairs, est. precision {row['noisy_precision']:.0%} "
-                 f"(truly {row['noisy_truth']:.0%})")
+                 f"(90 %: {row['noisy_low']:.0%}-{row['noisy_high']:.0%}; truly {row['noisy_truth']:.0%})")
     return [line + "."]

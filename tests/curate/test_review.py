@@ -125,6 +125,10 @@ def test_the_header_shows_the_share_the_scores_file_states(files):
     assert stated_noise({**STATED, "clean": 0}) == "estimated noise 37.5 % (32.2-42.9)"
     assert stated_noise({**STATED, "clean": 0, "scene_estimate": 0.87}) == \
         "estimated noise 37.5 % (32.2-42.9); like same-scene captions 87.0 %"
+    flagged = {**STATED, "clean": 0, "noisy": 120, "noisy_precision": 0.953, "noisy_low": 0.818, "noisy_high": 1.0}
+    assert stated_noise(flagged) == \
+        "estimated noise 37.5 % (32.2-42.9), noisy 120 pairs with est. precision 95 % (82-100)"
+    assert stated_noise({**flagged, "noisy_low": None}) == "estimated noise 37.5 % (32.2-42.9)"  # scored before it
 
 
 def test_summary_counts_progress_noise_share_and_histogram(files, tmp_path):

@@ -126,6 +126,9 @@ def test_separated_scores_are_stated_exactly():
     # no decoy below the clean pairs: the stated contamination is knockoff+'s one decoy's worth, 1/3 * 180 / 60 / 120
     summary = stated.summary()
     assert summary["clean_contamination"] == pytest.approx(1 / 120) and summary["noisy_precision"] == 1.0
+    # the noisy set's precision at the ends of the share's interval: linear in the share, capped at 1
+    assert summary["noisy_low"] == pytest.approx(summary["low"] / summary["estimate"]) and summary["noisy_low"] < 1
+    assert summary["noisy_high"] == 1.0
 
 
 def draw(share, separation, images=1000, captions=5, seed=0):
@@ -148,6 +151,8 @@ def test_decoy_calibration_states_what_a_separated_mixture_holds(share):
     assert clean.sum() > 0.5 * (~noisy).sum()
     assert abs(noisy[clean].mean() - stated.summary()["clean_contamination"]) < 0.02
     assert noisy[flagged].mean() >= 0.9
+    summary = stated.summary()  # the share's interval covers it, and so the precision's covers the measured one
+    assert summary["noisy_low"] <= noisy[flagged].mean() <= summary["noisy_high"]
     order = np.argsort(x)
     assert (np.diff(stated.q_value[order]) >= 0).all() and (np.diff(stated.noisy_probability[order]) >= 0).all()
 
@@ -158,8 +163,12 @@ def test_where_clean_and_noisy_scores_overlap_the_share_errs_high_and_the_clean_
     x, decoys, groups, noisy = draw(0.4, 1.5)
     stated = decoy_calibration(x, decoys, groups, groups)
     assert stated.share_interval[0] > noisy.mean()
-    clean = stated.labels == "clean"
+    clean, flagged = stated.labels == "clean", stated.labels == "noisy"
     assert abs(noisy[clean].mean() - stated.summary()["clean_contamination"]) < 0.02
+    # the noisy set's precision echoes the share: stated 0.95, truly 0.81, and its interval (at the ends of the
+    # share's) reaches down to 0.85, above the truth as the share's interval is
+    summary = stated.summary()
+    assert summary["noisy_precision"] >= 0.95 and noisy[flagged].mean() < 0.82 < summary["noisy_low"] < 0.9
 
 
 def test_the_share_interval_covers_the_truth_at_its_level():

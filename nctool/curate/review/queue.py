@@ -388,6 +388,9 @@ def stated_noise(stated: dict | None) -> str:
         text += f"; like same-scene captions {100 * stated['scene_estimate']:.1f} %"
     if stated["clean"]:
         text += f", clean {stated['clean']} pairs with est. {100 * stated['clean_contamination']:.1f} % noisy"
+    if stated.get("noisy") and stated.get("noisy_low") is not None:  # files scored before the interval lack it
+        text += (f", noisy {stated['noisy']} pairs with est. precision {100 * stated['noisy_precision']:.0f} % "
+                 f"({100 * stated['noisy_low']:.0f}-{100 * stated['noisy_high']:.0f})")
     if stated.get("in_sample"):  # a share since the checkpoints keep their pairs; True in files scored before
         seen = "" if stated["in_sample"] is True else f" {100 * stated['in_sample']:.0f} % of"
         text += f" (in sample: its model trained on{seen} these pairs, so the share runs low)"
