@@ -5,7 +5,7 @@
     .venv/bin/python benchmarks/labels_from_grid.py GRID --base DEMO/base/run/best.pt [--kind caption-shuffle]
 
 For each noisy file of --kind in GRID: the in-sample and out-of-fold score files the grid wrote, and a
-zero-shot one from BASE (`finetune` recipe; rrsitr, similarity, siblings and attributes, random decoys;
+zero-shot one from BASE (`finetune` recipe; DETECTORS below, random decoys;
 written to GRID/zs-NAME.parquet once). Prints `benchmarks/labels.py`'s summary per model and detector.
 """
 
@@ -22,7 +22,7 @@ from nctool.detect.measure import ModelSource
 from nctool.detect.score import score
 from nctool.schema import read_table
 
-DETECTORS = ["rrsitr", "similarity", "siblings", "attributes"]
+DETECTORS = ["rrsitr", "similarity", "siblings", "attributes", "rrsitr-attributes"]
 
 
 def main() -> None:
