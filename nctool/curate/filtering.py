@@ -35,6 +35,7 @@ from nctool.schema import (
     check_output,
     image_root,
     iter_batches,
+    noise_statements,
     read_table,
     row_hashes,
     write_table,
@@ -50,7 +51,8 @@ class FilterResult:
     dropped: pd.DataFrame   # dataset rows dropped, same columns
     summary: list[dict]     # per split and label: kept, dropped (and truly noisy shares with ground truth)
     decisions: dict[str, int] | None = None  # people's decisions applied, per action; None: none given
-    notes: list[str] = field(default_factory=list)  # decisions not applied (made on another version of the pair)
+    notes: list[str] = field(default_factory=list)  # what a person should know: decisions not applied (made on
+    # another version of the pair), a detector that labelled no pair noisy and why (filter_file)
 
 
 def read_scores(path: str | os.PathLike) -> pd.DataFrame:
@@ -164,7 +166,7 @@ def filter_file(data_path: str | os.PathLike, scores_path: str | os.PathLike, *,
     Outputs are checked before anything is read (neither may be a folder, an input or each other)
     and written atomically, with the dataset's image root so relative image paths still resolve.
     Returns `out`, `dropped_out`, `kept` and `dropped` (row counts), `summary` (FilterResult.summary),
-    `decisions` and `notes` (FilterResult.decisions, .notes).
+    `decisions` and `notes` (FilterResult.decisions, .notes, and `unlabelled_note` when noisy pairs were to go).
     """
     check_output(out, data_path, scores_path, decisions)
     if dropped is not None:
@@ -172,9 +174,12 @@ def filter_file(data_path: str | os.PathLike, scores_path: str | os.PathLike, *,
         if Path(dropped).resolve() == Path(out).resolve():
             raise NctoolError(f"{dropped}: given for both the kept and the dropped pairs; give two files")
     check_filter_options(drop, min_reliability)
-    result = filter_pairs(read_table(data_path), read_scores(scores_path), drop=drop,
-                          min_reliability=min_reliability, detector=detector,
+    scores = read_scores(scores_path)
+    result = filter_pairs(read_table(data_path), scores, drop=drop, min_reliability=min_reliability, detector=detector,
                           decisions=None if decisions is None else read_decisions(decisions))
+    name = detector or scores["detector"].iat[0]  # filter_pairs refused a file of several without `detector`
+    note = unlabelled_note(noise_statements(scores_path).get(name), name) if "noisy" in drop else None
+    result.notes += [note] if note else []
     root = image_root(data_path)  # the outputs may live elsewhere: keep relative image paths resolvable
     write_table(result.kept, out, image_root=root)
     if dropped is not None:
@@ -182,6 +187,24 @@ def filter_file(data_path: str | os.PathLike, scores_path: str | os.PathLike, *,
     return {"out": str(out), "dropped_out": None if dropped is None else str(dropped), "kept": len(result.kept),
             "dropped": len(result.dropped), "summary": result.summary, "decisions": result.decisions,
             "notes": result.notes}
+
+
+def unlabelled_note(stated: dict | None, detector: str) -> str | None:
+    """Why a detector labelled no pair noisy, from what it stated (nctool.schema.noise_statements), when its
+    statement says so: no share, a share too wide to pin, no set at the asked precision. None otherwise."""
+    if stated is None or stated.get("method") != "decoys" or stated.get("noisy"):
+        return None
+    if stated["estimate"] is None:
+        why = "it had too few pairs to state a noise share"
+    elif not stated.get("pinned", True):  # files scored before `pinned` labelled only pinned shares
+        why = f"its noise share's interval, {100 * stated['low']:.1f}-{100 * stated['high']:.1f} %, is too wide to pin"
+    else:
+        why = "no set of its pairs reached the precision `score --noisy-from` asked"
+    remedies = ["another detector (e.g. rrsitr-attributes)", "--min-reliability"]
+    if stated.get("in_sample"):  # its model learned these pairs: out-of-fold scores tell them from decoys better
+        remedies.insert(0, "out-of-fold scores (`nctool train --folds 3`)")
+    return (f"{detector} labelled no pair noisy ({why}), so --drop noisy dropped nothing (docs/labels.md); "
+            f"try {', '.join(remedies[:-1])} or {remedies[-1]}")
 
 
 def _check_row_hashes(scored_rows: pd.DataFrame, scores: pd.DataFrame) -> None:

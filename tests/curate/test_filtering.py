@@ -1,14 +1,16 @@
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
 from cli_helpers import invoke, run_cli
 
 from nctool.cli import filter as filter_cli
-from nctool.curate.filtering import SCORE_COLUMNS, filter_file, filter_pairs, read_scores
+from nctool.curate.filtering import SCORE_COLUMNS, filter_file, filter_pairs, read_scores, unlabelled_note
 from nctool.data.decisions import DecisionStore, export_decisions
 from nctool.errors import NctoolError
 from nctool.metrics import detection_table, label_table
-from nctool.schema import row_hashes, write_table
+from nctool.schema import NOISE_SHARE_KEY, row_hashes, write_table
 
 TRAIN = [f"p{i}" for i in range(6)]
 
@@ -201,6 +203,35 @@ def test_filter_file_writes_kept_and_dropped(files):
     assert pd.read_parquet(files / "dropped.parquet")["pair_id"].tolist() == ["p1", "p3"]
     assert len(pd.read_parquet(files / "kept.parquet")) == 8 and result["summary"][-1]["label"] == "unscored"
     assert result["decisions"] is None
+
+
+STATED = {"method": "decoys", "estimate": 0.825, "low": 0.546, "high": 0.859, "pinned": False, "noisy": 0}
+
+
+@pytest.mark.parametrize("stated, why", [
+    (STATED, "its noise share's interval, 54.6-85.9 %, is too wide to pin"),
+    ({**STATED, "pinned": True}, "no set of its pairs reached the precision `score --noisy-from` asked"),
+    ({**STATED, "estimate": None, "low": None, "high": None}, "it had too few pairs to state a noise share"),
+])
+def test_a_detector_that_labelled_no_pair_noisy_says_why(stated, why):
+    assert unlabelled_note(stated, "rrsitr") == (f"rrsitr labelled no pair noisy ({why}), so --drop noisy dropped "
+                                                 f"nothing (docs/labels.md); try another detector (e.g. "
+                                                 f"rrsitr-attributes) or --min-reliability")
+    assert unlabelled_note({**stated, "in_sample": 1.0}, "rrsitr").endswith(
+        "try out-of-fold scores (`nctool train --folds 3`), another detector (e.g. rrsitr-attributes) or "
+        "--min-reliability")
+    assert unlabelled_note({**stated, "noisy": 12}, "rrsitr") is None  # it did label some
+    assert unlabelled_note({**stated, "method": "mixture"}, "loss-gmm") is None and unlabelled_note(None, "x") is None
+
+
+def test_filter_file_says_why_nothing_was_dropped(files):
+    none_noisy = rrsitr_scores().assign(label="ambiguous")
+    write_table(none_noisy, files / "unpinned.parquet", metadata={NOISE_SHARE_KEY: json.dumps({"rrsitr": STATED})})
+    result = filter_file(files / "data.parquet", files / "unpinned.parquet", out=files / "kept.parquet")
+    assert result["dropped"] == 0 and result["notes"] == [unlabelled_note(STATED, "rrsitr")]
+    kept_all = filter_file(files / "data.parquet", files / "unpinned.parquet", out=files / "kept.parquet",
+                           drop=["ambiguous"])
+    assert kept_all["dropped"] == 6 and kept_all["notes"] == []  # noisy pairs were not asked for
 
 
 def test_filter_file_applies_a_decision_store(files):
