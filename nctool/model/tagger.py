@@ -31,7 +31,7 @@ from nctool.errors import NctoolError
 from nctool.model.batches import decode_images
 from nctool.model.checkpoint import TAGGER_KEY, load_payload, save_checkpoint
 from nctool.progress import Progress, silent
-from nctool.schema import check_values, column_names, read_table
+from nctool.schema import check_values, column_names, iter_batches, read_table
 
 
 class WordTagger(nn.Module):
@@ -168,23 +168,38 @@ def train_tagger(data_path: str | os.PathLike, out: str | os.PathLike, *, epochs
 
 def image_word_probabilities(tagger: Tagger, data_path: str | os.PathLike, image_ids: np.ndarray, *,
                              image_root: str | os.PathLike | None = None, device: torch.device | str = "cpu",
-                             progress: Progress = silent) -> ImageWords:
+                             batch_size: int = 4096, progress: Progress = silent) -> ImageWords:
     """What `tagger` reads in the image of each pair (`image_ids`, one per pair, all in `data_path`), and the
     reading each word is weighed against: with a `category` column, the tagger's mean reading over these
     images of the pair's category, so that only what sets this image apart from its kind of scene counts (a
     caption of a similar image names the right kind of things: on the demo's category noise the words
     weighed against their base rate caught 0.72 of it by AUROC, against their category 0.80); without one,
-    or for an image without a category, the base rate of the tagger's corpus."""
-    wanted = pd.unique(np.asarray(image_ids))
+    or for an image without a category, the base rate of the tagger's corpus. The file is streamed
+    `batch_size` rows at a time, so only one batch's images are decoded at once."""
+    wanted = pd.Index(pd.unique(np.asarray(image_ids)))
     columns = ["image_id", "image", *(["category"] if "category" in column_names(data_path) else [])]
-    frame = read_table(data_path, columns=columns).drop_duplicates("image_id").set_index("image_id")
-    frame = frame.loc[wanted].reset_index()
-    _, pixels = _images(frame, resolve_root(data_path, image_root), tagger.image_size, progress)
-    read = tagger.probabilities(pixels, device=device)
+    root = resolve_root(data_path, image_root)
+    read = np.zeros((len(wanted), len(tagger.vocab)))
+    seen, kinds = np.zeros(len(wanted), dtype=bool), np.full(len(wanted), None, dtype=object)
+    for batch in iter_batches(data_path, columns=columns, batch_size=batch_size):
+        batch = batch.drop_duplicates("image_id")
+        at = wanted.get_indexer(batch["image_id"])
+        first = at >= 0
+        first[first] = ~seen[at[first]]  # an image read in an earlier batch is not read again
+        if not first.any():
+            continue
+        batch, at = batch[first].reset_index(drop=True), at[first]
+        _, pixels = _images(batch, root, tagger.image_size, silent)
+        read[at], seen[at] = tagger.probabilities(pixels, device=device), True
+        if "category" in batch:
+            kinds[at] = batch["category"].to_numpy()
+        progress(int(seen.sum()), len(wanted), "read images with the tagger")
+    if not seen.all():
+        raise NctoolError(f"{data_path}: image '{wanted[~seen][0]}' is not in the file; read the file the pairs "
+                          f"are from")
     reference = np.broadcast_to(tagger.base_rate, read.shape).copy()
-    if "category" in frame:
-        kinds = pd.factorize(frame["category"])[0]  # -1: no category
-        for kind in range(kinds.max() + 1):
-            reference[kinds == kind] = read[kinds == kind].mean(0)
-    at = pd.Index(wanted).get_indexer(np.asarray(image_ids))
+    codes = pd.factorize(pd.Series(kinds))[0]  # -1: no category
+    for kind in range(codes.max() + 1):
+        reference[codes == kind] = read[codes == kind].mean(0)
+    at = wanted.get_indexer(np.asarray(image_ids))
     return ImageWords(tagger.vocab, reference[at], read[at])

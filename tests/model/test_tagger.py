@@ -82,6 +82,13 @@ def test_each_word_is_weighed_against_the_reading_of_its_kind_of_scene(colours, 
     np.testing.assert_allclose(read.reference[5], tagger.base_rate)  # no category: the corpus's base rate
     plain = image_word_probabilities(tagger, folder / "corpus.parquet", images)
     np.testing.assert_allclose(plain.reference, [tagger.base_rate] * 6)
+    # streamed three rows at a time (an image's two captions split over batches): the same reading, up to float32
+    # rounding of the network over other batches
+    streamed = image_word_probabilities(tagger, tmp_path / "kinds.parquet", images, batch_size=3)
+    np.testing.assert_allclose(streamed.probability, read.probability, rtol=1e-5)
+    np.testing.assert_allclose(streamed.reference, read.reference, rtol=1e-5)
+    with pytest.raises(NctoolError, match="image 'c/9' is not in the file"):
+        image_word_probabilities(tagger, tmp_path / "kinds.parquet", np.array(["c/0", "c/9"]))
 
 
 def test_load_tagger_refuses_what_is_not_a_tagger_in_one_line(tmp_path):
