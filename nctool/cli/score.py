@@ -156,6 +156,14 @@ def score_command(
             console_err.print(f"[yellow]note:[/] {row['detector']}: no clean set reaches "
                               f"{100 * row['max_contamination']:g} % estimated noise: not enough evidence to call "
                               f"any pair clean at that rate (--max-contamination sets it)", highlight=False)
+    from nctool.detect.calibration import NOISY_PROMISE  # loaded by the scoring already
+
+    for row in result.get("noise_share", []):
+        if row.get("noisy") and row.get("noisy_low") is not None and row["noisy_low"] < NOISY_PROMISE:
+            console_err.print(f"[yellow]note:[/] {row['detector']}: its noisy set ({row['noisy']} pairs, est. "
+                              f"precision {100 * row['noisy_precision']:.0f} %) may be only "
+                              f"{100 * row['noisy_low']:.0f} % noisy at the low end of the noise share's interval: "
+                              f"review it by eye (`nctool review`) before dropping it unseen", highlight=False)
     if result.get("in_sample"):
         console_err.print(f"[yellow]note:[/] {checkpoint} trained on {100 * result['in_sample']:.0f} % of these pairs, "
                           f"so the figures above are in "

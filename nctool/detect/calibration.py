@@ -99,6 +99,9 @@ DECOY_TAIL = 0.25  # decoy_share's cut: the decoys' upper quartile (measured aga
 LAMBDAS = np.round(np.arange(0.05, 0.951, 0.05), 2)
 BOOTSTRAPS = 200  # decoy_calibration's resamples of images
 MAX_CONTAMINATION = 0.05  # clean set: the estimated share of noisy pairs it may hold
+# the precision a noisy set should hold for a curator to drop it unseen: `noisy_from`'s default 0.95 is chosen to keep
+# a set above it; `score` says so when the low end of a set's stated precision is below it
+NOISY_PROMISE = 0.9
 # a cut is used only with this many decoys above it (their count's relative error 1/sqrt(50) = 14 %): with fewer,
 # the smallest estimate of the grid is noise (24 pairs stated a share of 0 and called every pair clean)
 MIN_DECOYS_ABOVE = 50

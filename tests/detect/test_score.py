@@ -384,7 +384,7 @@ def test_score_flags_reach_the_library(monkeypatch):
                         {"out": "s.parquet", "pairs": 3, "splits": ["train"], "labels": [],
                          "noise_share": [{"detector": "similarity", "method": "decoys", "estimate": 0.3, "low": 0.2,
                                           "high": 0.4, "clean": 2, "clean_contamination": 0.04, "clean_low": 0.02,
-                                          "clean_high": 0.06, "noisy_precision": 0.95, "noisy_low": 0.8,
+                                          "clean_high": 0.06, "noisy": 1, "noisy_precision": 0.95, "noisy_low": 0.8,
                                           "noisy_high": 1.0, "max_contamination": 0.05}],
                          "detectors": [{"detector": "similarity", "clean": 2, "ambiguous": 0, "noisy": 1}]})
     result = invoke("score", "data.parquet", "--checkpoint", "m.pt", "--out", "s.parquet", "--detector", "similarity",
@@ -408,7 +408,10 @@ def test_score_flags_reach_the_library(monkeypatch):
                                   "threshold": 0.3, "neighbors": 7, "clean_from": 0.8, "noisy_below": 0.1}}
     assert "similarity" in result.output and "noise share" in result.output and "wrote s.parquet" in result.output
     assert "30.0 % (20.0-40.0)" in result.output and "4.0 % (2.0-6.0)" in result.output
-    assert "95.0 % (80.0-100.0)" in " ".join(result.output.split())
+    said = " ".join(result.output.split())
+    assert "95.0 % (80.0-100.0)" in said
+    assert ("similarity: its noisy set (1 pairs, est. precision 95 %) may be only 80 % noisy at the low end of the "
+            "noise share's interval: review it by eye (`nctool review`) before dropping it unseen") in said
     assert "in sample" not in result.output
     calls.clear()
     assert invoke("score", "d", "--checkpoint", "m", "--out", "s").exit_code == 0
