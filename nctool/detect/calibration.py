@@ -282,7 +282,8 @@ class DecoyCalibration:
             cut = self.x[noisy].min()
             kinds = [(self.decoys, (self.share, *self.share_interval))] + (
                 [(self.scene[0], (self.scene[1], *self.scene[2]))] if self.scene is not None else [])
-            statement.update({name: min(_precision(self.x, decoys, shares[at], cut) for decoys, shares in kinds)
+            statement.update({name: min(_precision(self.x, decoys, shares[at], cut, int(noisy.sum()))
+                                        for decoys, shares in kinds)
                               for at, name in enumerate(("noisy_precision", "noisy_low", "noisy_high"))})
         return statement
 
@@ -368,9 +369,10 @@ def _contamination(x: np.ndarray, decoys: np.ndarray, share: float, cut: float) 
     return float(min(1.0, share * len(x) * ((decoys <= cut).sum() + 1) / len(decoys) / max(1, (x <= cut).sum())))
 
 
-def _precision(x: np.ndarray, decoys: np.ndarray, share: float, cut: float) -> float:
-    """The estimated share of noisy pairs among {x >= cut} (noisy_precisions' estimate at one cut)."""
-    return float(min(1.0, share * len(x) * (decoys >= cut).mean() / max(1, (x >= cut).sum())))
+def _precision(x: np.ndarray, decoys: np.ndarray, share: float, cut: float, flagged: int) -> float:
+    """The estimated share of noisy pairs among the `flagged` pairs of a noisy set whose least noise score is
+    `cut` (noisy_precisions' estimate at one cut: the noisy pairs at or above it, share * N * P_decoy(x >= cut))."""
+    return float(min(1.0, share * len(x) * (decoys >= cut).mean() / flagged))
 
 
 def noisy_precisions(x: np.ndarray, decoys: np.ndarray, share: float,
