@@ -16,9 +16,9 @@ for seed in $SEEDS; do
   mkdir -p "$out"
   [ -f "$out/oracle.parquet" ] || .venv/bin/python - "$noisy" "$out/oracle.parquet" <<'PY'
 import sys
-from nctool.schema import read_table, write_table
+from nctool.schema import image_root, read_table, write_table
 frame = read_table(sys.argv[1])
-write_table(frame[~frame["noisy"].astype(bool)], sys.argv[2])
+write_table(frame[~frame["noisy"].astype(bool)], sys.argv[2], image_root=image_root(sys.argv[1]))  # as `bench` does
 PY
   kept=$out/filtered-$DETECTOR$SUFFIX.parquet
   [ -f "$kept" ] || .venv/bin/nctool filter "$noisy" --scores "$WORK/ft-$name$SUFFIX.scores.parquet" \

@@ -189,7 +189,7 @@ def image_word_probabilities(tagger: Tagger, data_path: str | os.PathLike, image
         if not first.any():
             continue
         batch, at = batch[first].reset_index(drop=True), at[first]
-        _, pixels = _images(batch, root, tagger.image_size, silent)
+        pixels = decode_images(batch["image"].tolist(), root, tagger.image_size)  # one row per image here
         read[at], seen[at] = tagger.probabilities(pixels, device=device), True
         if "category" in batch:
             kinds[at] = batch["category"].to_numpy()
