@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+from scipy.stats import poisson
 
 from nctool.detect.calibration import (
     Mixture,
@@ -86,11 +87,19 @@ def test_decoy_share_refuses(x, decoys, tail, match):
 
 
 def test_clean_q_values_by_hand():
-    # share 0.5 of 4 pairs = 2 noisy; the decoys below t, plus one, stand for them: t=0 -> (0+1)/4 of 2 = 0.5 pairs
-    # among 1, t=1 -> 0.5 among 2, t=2 -> (1+1)/4 -> 1 among 3, t=3 -> 1.5 among 4; the q-value is the least
-    # contamination of any set holding the pair
-    q = clean_q_values(np.array([3.0, 0.0, 2.0, 1.0]), np.array([1.5, 2.5, 3.5, 4.5]), share=0.5)
-    np.testing.assert_allclose(q, [0.375, 0.25, 1 / 3, 0.25])
+    # share 0.1 of 4 pairs, 4 decoys: a set {x <= t} holds 0.1 * U(d) noisy pairs, d the decoys below t and U(d)
+    # the top of its Poisson interval at 95 % one-sided: the mean whose P(count <= d) is 0.05. U(0) = -ln 0.05.
+    # t=0: d=0 -> 0.2996 among 1; t=1: d=0 -> 0.2996 among 2; t=2: d=1 -> 0.4744 among 3; t=3: d=4 -> 0.9154 among
+    # 4; the q-value is the least over every larger set holding the pair: 0.2288, 0.1498, 0.1581, 0.1498
+    bound = {0: -np.log(0.05), 1: 4.7439, 4: 9.1535}
+    for count, mean in bound.items():
+        assert poisson.cdf(count, mean) == pytest.approx(0.05, abs=1e-5)
+    q = clean_q_values(np.array([3.0, 0.0, 2.0, 1.0]), np.array([1.5, 2.5, 2.7, 2.9]), share=0.1, level=0.9)
+    expected = [0.1 * bound[4] / 4, 0.1 * bound[0] / 2, 0.1 * bound[1] / 3, 0.1 * bound[0] / 2]
+    np.testing.assert_allclose(q, expected, rtol=1e-4)
+    # a lower level asks for less: the bound at 80 % one-sided
+    assert (clean_q_values(np.array([3.0, 0.0, 2.0, 1.0]), np.array([1.5, 2.5, 2.7, 2.9]), share=0.1, level=0.6)
+            < q).all()
 
 
 def test_noisy_precisions_by_hand():
@@ -169,6 +178,22 @@ def test_where_clean_and_noisy_scores_overlap_the_share_errs_high_and_the_clean_
     # share's) reaches down to 0.85, above the truth as the share's interval is
     summary = stated.summary()
     assert summary["noisy_precision"] >= 0.95 and noisy[flagged].mean() < 0.82 < summary["noisy_low"] < 0.9
+
+
+def test_a_clean_set_at_high_noise_holds_under_its_stated_top():
+    # 80 % noise, 2,400 pairs (AUROC ~0.96): few decoys fall below any clean cut, so a set is claimed only where the
+    # top of their count's interval keeps it under 5 %; the measured contamination then stays under the stated top
+    # (the higher of the bootstrap's and that bound) in at least 90 % of the draws that claim a set
+    held = []
+    for seed in range(20):
+        x, decoys, groups, noisy = draw(0.8, 2.5, images=600, captions=4, seed=seed)
+        stated = decoy_calibration(x, decoys, groups, groups, bootstraps=50, seed=seed)
+        clean = stated.labels == "clean"
+        if clean.any():
+            summary = stated.summary()
+            assert summary["clean_high"] >= stated.q_value[clean].max()
+            held.append(noisy[clean].mean() <= summary["clean_high"])
+    assert len(held) >= 10 and np.mean(held) >= 0.9
 
 
 def test_the_share_interval_covers_the_truth_at_its_level():
