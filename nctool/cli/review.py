@@ -64,7 +64,7 @@ def review(
         except NctoolError as exc:
             console_err.print(f"[yellow]note:[/] no audit or agreement line: {exc}", soft_wrap=True, highlight=False)
             return
-        for line in (found["audit_text"], found["agreement_text"]):
+        for line in (found["audit_text"], found["audit_labels_text"], found["agreement_text"]):
             if line:
                 console.print(line, soft_wrap=True, highlight=False, markup=False)
         return

@@ -620,7 +620,8 @@ def test_cli_maps_flags_to_the_library(monkeypatch):
                         {"pairs": 3, "out": a[2]})
     monkeypatch.setattr(review_cli, "export", lambda *a, **k: calls.setdefault("export", (a, k))[0][1])
     monkeypatch.setattr(review_cli, "findings", lambda *a, **k: calls.setdefault("findings", (a, k)) and
-                        {"audit_text": "audit: 40.0 % noisy", "agreement_text": "ana vs bo: kappa 0.50"})
+                        {"audit_text": "audit: 40.0 % noisy", "audit_labels_text": "audited labels: clean 1 of 20",
+                         "agreement_text": "ana vs bo: kappa 0.50"})
     served_app = SimpleNamespace(state=SimpleNamespace(notes=[]))
     monkeypatch.setattr(review_cli, "review_app", lambda *a, **k: calls.setdefault("app", (a, k)) and served_app)
     monkeypatch.setattr(review_cli, "serve", lambda app, sock: calls.setdefault("serve", sock.getsockname()))
@@ -635,7 +636,7 @@ def test_cli_maps_flags_to_the_library(monkeypatch):
     assert str(calls["export"][1]["decisions"]) == "m.sqlite"
     assert calls["findings"] == ((Path("d.parquet"), Path("s.parquet")), {"detector": "rrsitr",
                                                                          "decisions": Path("m.sqlite")})
-    assert "audit: 40.0 % noisy\nana vs bo: kappa 0.50\n" in result.output
+    assert "audit: 40.0 % noisy\naudited labels: clean 1 of 20\nana vs bo: kappa 0.50\n" in result.output
     result = invoke("review", "d.parquet", "--scores", "s.parquet", "--port", "0", "--reviewer", "bo",
                     "--blind")
     assert result.exit_code == 0, result.output
@@ -784,13 +785,26 @@ def test_api_bulk_actions_rules_and_their_undo(client, files):
     assert client.get("/api/rule", params={"min_noisy_probability": "lots"}).status_code == 400
 
 
+def test_the_audited_labels_line_sets_each_check_beside_its_stated_rate():
+    from nctool.curate.review.queue import audit_labels_text
+
+    report = {"labels": {"clean": {"decided": 78, "noisy": 3, "estimate": 3 / 78, "low": 0.012, "high": 0.09},
+                         "noisy": {"decided": 20, "noisy": 19, "estimate": 0.95, "low": 0.78, "high": 0.99}}}
+    assert audit_labels_text(report, {"clean_contamination": 0.035, "noisy_precision": 0.96}) == (
+        "audited labels: clean 3 of 78 are noise (3.8 %, 1.2-9.0; stated 3.5 %); noisy 19 of 20 are noise "
+        "(95 %, 78-99; stated 96 %)")
+    assert audit_labels_text({"labels": {}}, None) == audit_labels_text({}, None) == ""
+
+
 def test_export_prints_the_audit_and_the_agreement(files, tmp_path):
     from nctool.curate.review.audit import MIN_AUDIT, audit_order, audit_share
+    from nctool.curate.review.queue import audit_labels_text, audit_text
     from nctool.metrics import cohen_kappa
 
     data = review_data(images=20, captions=3)
     data_path, scores_path = write_table(data, tmp_path / "big.parquet"), tmp_path / "big-scores.parquet"
-    write_table(review_scores(data), scores_path)
+    scores = review_scores(data)  # with the detector's noisy probability: the audit states its assisted share too
+    write_table(scores.assign(noisy_probability=1 - scores["reliability"]), scores_path)
     queue = ReviewQueue.load(data_path, scores_path, detector="rrsitr")
     audit = queue.order[audit_order(queue.pairs["pair_id"].to_numpy()[queue.order])]
     ids, noisy = queue.pairs["pair_id"].to_numpy()[audit], queue.pairs["noisy"].to_numpy()[audit]
@@ -802,10 +816,20 @@ def test_export_prints_the_audit_and_the_agreement(files, tmp_path):
     result = run_cli("review", data_path, "--scores", scores_path, "--export", tmp_path / "out.parquet")
     # bo's decision on the first pair is its newest: the export (last write wins) and the audit follow it
     actions = ["keep" if noisy[0] else "drop"] + ["drop" if truth else "keep" for truth in noisy[1:MIN_AUDIT]]
-    report = audit_share(actions + [None] * (len(ids) - MIN_AUDIT))
+    report = audit_share(actions + [None] * (len(ids) - MIN_AUDIT),
+                         predicted=1 - queue.pairs["reliability"].to_numpy()[audit],
+                         labels=queue.pairs["label"].to_numpy()[audit])
     low, high = 100 * report["low"], 100 * report["high"]
-    assert (f"audit: {100 * report['estimate']:.1f} % noisy ({low:.1f}-{high:.1f}, 90 %) from {MIN_AUDIT} decided "
-            f"in a uniform sample") in result.stdout
+    assisted = report["assisted"]
+    assert audit_text(report) == (
+        f"audit: {100 * report['estimate']:.1f} % noisy ({low:.1f}-{high:.1f}, 90 %) from {MIN_AUDIT} decided in a "
+        f"uniform sample; with the detector's scores {100 * assisted['estimate']:.1f} % ({100 * assisted['low']:.1f}-"
+        f"{100 * assisted['high']:.1f})")
+    assert audit_text(report) in result.stdout
+    clean = report["labels"]["clean"]
+    line = audit_labels_text(report, None)
+    assert line.startswith(f"audited labels: clean {clean['noisy']} of {clean['decided']} are noise")
+    assert line in result.stdout
     kappa = cohen_kappa(noisy[:2], [not noisy[0], noisy[1]])  # ana's and bo's judgements of the first two
     kappa = "undefined (one answer throughout)" if kappa is None else f"{kappa:.2f}"
     assert f"ana vs bo: Cohen's kappa {kappa}, agree on 50 % of 2 pairs, 1 disagree" in result.stdout

@@ -19,7 +19,7 @@ from review_helpers import XSS, write_review_files
 
 from nctool.curate.filtering import read_scores
 from nctool.curate.review.audit import audit_order, audit_share
-from nctool.curate.review.queue import audit_text, learned_text
+from nctool.curate.review.queue import audit_labels_text, audit_text, learned_text
 from nctool.data.decisions import DecisionStore, default_decisions_path, read_decisions
 from nctool.metrics import cohen_kappa
 from nctool.schema import read_table
@@ -455,6 +455,7 @@ def test_the_header_states_the_audited_share_of_the_audit_sample(tmp_path, page)
     try:
         open_grid(page, server.url)
         has_text(page, "#audit", audit_text(audit_share([None] * 33)) + " open the audit order")
+        assert page.locator("#audit-labels").is_hidden()  # no label is checked before the audit states a share
         has_text(page, "#learned", learned_text({"decisions": 0, "estimate": None}))
         page.click("#audit button")  # to the audit order
         scores = read_scores(scores_path)
@@ -475,9 +476,13 @@ def test_the_header_states_the_audited_share_of_the_audit_sample(tmp_path, page)
         page.keyboard.press("a")
         wait_for_decision(page, audit[32], "kept by ana")
         decided = dict(read_decisions(server.store)[["pair_id", "action"]].values)
-        share = audit_share([decided.get(pair_id) for pair_id in audit])
+        labels = scores.set_index("pair_id").loc[audit, "label"].to_numpy()
+        share = audit_share([decided.get(pair_id) for pair_id in audit], labels=labels)
         assert (share["decided"], share["skipped"], share["noisy"]) == (32, 1, 12)
         has_text(page, "#audit", audit_text(share))
+        # each label's sampled pairs checked: the line the server wrote, shown as it is
+        assert share["labels"] and audit_labels_text(share, None).startswith("audited labels: ")
+        has_text(page, "#audit-labels", audit_labels_text(share, None))
         assert audit_text(share) == (f"audit: {100 * share['estimate']:.1f} % noisy ({100 * share['low']:.1f}-"
                                      f"{100 * share['high']:.1f}, 90 %) from 32 decided in a uniform sample; "
                                      f"1 skipped, left out")

@@ -351,9 +351,13 @@ class ReviewQueue:
         """What the curator's decisions say about the queue: the learner (`learned`), the audited share (`audit`,
         nctool.curate.review.audit.audit_share), two reviewers' agreement (`agreement`), each also as a line
         (`*_text`) for the page and the CLI."""
-        learned, audit, agreed = self.learned_summary(), audit_share(self._actions[self._audit]), self.agreement()
+        predicted = self._cells["noisy_probability"][self._audit] if "noisy_probability" in self._cells else None
+        audit = audit_share(self._actions[self._audit], predicted=predicted,
+                            labels=self._cells["label"][self._audit])
+        learned, agreed = self.learned_summary(), self.agreement()
         return {"learned": learned, "audit": audit, "agreement": agreed, "learned_text": learned_text(learned),
-                "audit_text": audit_text(audit), "agreement_text": agreement_text(agreed)}
+                "audit_text": audit_text(audit), "audit_labels_text": audit_labels_text(audit, self.statement),
+                "agreement_text": agreement_text(agreed)}
 
     def learned_summary(self) -> dict:
         """How many decisions the curator's model learned from, and its estimate of the noise share: the
@@ -404,7 +408,29 @@ def audit_text(audit: dict) -> str:
                 f"({audit['decided']} decided in its sample so far)")
     text = (f"audit: {100 * audit['estimate']:.1f} % noisy ({100 * audit['low']:.1f}-{100 * audit['high']:.1f}, "
             f"{100 * audit['level']:.0f} %) from {audit['decided']} decided in a uniform sample")
+    if audit.get("assisted"):
+        assisted = audit["assisted"]
+        text += (f"; with the detector's scores {100 * assisted['estimate']:.1f} % "
+                 f"({100 * assisted['low']:.1f}-{100 * assisted['high']:.1f})")
     return text + (f"; {audit['skipped']} skipped, left out" if audit["skipped"] else "")
+
+
+def audit_labels_text(audit: dict, stated: dict | None) -> str:
+    """The audit's check of the clean and noisy labels (nctool.curate.review.audit.audit_share's `labels`) beside
+    the rates they were stated with, in one line ("" before the audit states a share)."""
+    checks = audit.get("labels") or {}
+    stated = stated or {}
+    parts = []
+    for label, rate in (("clean", "clean_contamination"), ("noisy", "noisy_precision")):
+        if label in checks:
+            check, digits = checks[label], 1 if label == "clean" else 0
+            low, high = 100 * check["low"], 100 * check["high"]
+            part = (f"{label} {check['noisy']} of {check['decided']} are noise "
+                    f"({100 * check['estimate']:.{digits}f} %, {low:.{digits}f}-{high:.{digits}f}")
+            if stated.get(rate) is not None:
+                part += f"; stated {100 * stated[rate]:.{digits}f} %"
+            parts.append(part + ")")
+    return "audited labels: " + "; ".join(parts) if parts else ""
 
 
 def learned_text(learned: dict) -> str:

@@ -78,6 +78,11 @@ function showSummary(summary) {
   document.getElementById("noise-share").textContent = noise;
   // the lines are the server's (nctool.curate.review.queue: audit_text, learned_text, agreement_text)
   showAudit(summary.audit, summary.audit_text);
+  const checked = document.getElementById("audit-labels");
+  checked.textContent = summary.audit_labels_text;
+  checked.hidden = !summary.audit_labels_text;
+  checked.title = "the audit sample's decided pairs of each label: the share of noise among them, against the " +
+                  "rate the label was stated with";
   showLearned(summary.learned, summary.learned_text);
   showAgreement(summary.agreement, summary.agreement_text);
   const blind = document.getElementById("blind");
