@@ -30,7 +30,6 @@ from __future__ import annotations
 import hashlib
 
 import numpy as np
-from scipy.stats import t as student
 
 from nctool.metrics import cohen_kappa, wilson_interval
 from nctool.schema import LABELS
@@ -106,6 +105,8 @@ def assisted_share(noise: np.ndarray, predicted: np.ndarray, chosen: np.ndarray,
     """
     if np.isnan(predicted).any() or len(chosen) < 2:
         return None
+    from scipy.stats import t as student  # here, not at the top: the CLI imports this module at start
+
     residual = noise.astype(float) - predicted[chosen]
     n, population = len(residual), len(predicted)
     estimate = float(predicted.mean() + residual.mean())
