@@ -1,14 +1,15 @@
 """The audit's share with the detector's help against the audit alone and the decoys alone (issue 17).
 
-    .venv/bin/python benchmarks/clean_sets.py GRID [GRID ...] --base BASE.pt      # captures GRID/arrays/ once
+    .venv/bin/python benchmarks/labels_from_arrays.py GRID [GRID ...] --base BASE.pt      # captures GRID/arrays/ once
     .venv/bin/python benchmarks/audit_assisted.py GRID [GRID ...] [--decisions 50 100 200] [--audits 300]
 
-For each cell and model whose scores `clean_sets.py` captured, and each of rrsitr, similarity and
+For each cell and model whose scores `labels_from_arrays.py` captured, and each of rrsitr, similarity and
 rrsitr-attributes: `decoy_calibration` states the share and each pair's noisy_probability from the
 captured scores; then --audits uniform samples of each size in --decisions stand for a curator's audit
 (decisions = the truth). Per model and sample size, over every cell and detector: the mean absolute error
-(points), how often the 90 % interval holds the truth and its mean width, for the audit alone
-(`audit_share`: Wilson) and with the detector's help (`assisted_share`); and the decoys' own share error.
+(points), how often it is within 3 points, how often the 90 % interval holds the truth and its mean width,
+for the audit alone (`audit_share`: Wilson) and with the detector's help (`assisted_share`); and the decoys'
+own share error.
 """
 
 from __future__ import annotations
@@ -62,6 +63,8 @@ def main() -> None:
                                      "helped_holds": helped["low"] <= share <= helped["high"],
                                      "helped_width": helped["high"] - helped["low"]})
     table = pd.DataFrame(rows)
+    for kind in ("decoys", "audit", "helped"):
+        table[f"{kind}_within_3"] = table[f"{kind}_error"] <= 0.03
     points = [c for c in table if c.endswith(("error", "width"))]
     table[points] *= 100
     with pd.option_context("display.width", 200):

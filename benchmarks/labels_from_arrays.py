@@ -1,16 +1,19 @@
-"""The clean sets `nctool score` states against the truth, from scores captured once per cell (issue 17).
+"""What `nctool score` states against the truth, from scores captured once per cell (issue 17).
 
-    .venv/bin/python benchmarks/clean_sets.py GRID [GRID ...] --base DEMO/base/run/best.pt
+    .venv/bin/python benchmarks/labels_from_arrays.py GRID [GRID ...] --base DEMO/base/run/best.pt
 
 Each GRID is a `benchmarks/finetuned_grid.sh` folder (noisy files synth.KIND-RATE-sSEED.parquet, fine-tuned
 runs ft-NAME/best.pt, fold runs ft-NAME-folds3/) or a folder of noisy files alone (zero-shot only). Every
 cell is scored by the base (zero-shot) and by the runs that exist, while the pairs' and decoys' noise
 scores are captured from `decoy_calibration`'s inputs (random decoys; kept in GRID/arrays/, which a
 rerun reads). The labels and statements are then made from those arrays by the code at hand, so a
-change to the calibration is measured on the same scores. Prints, per model and rate: the cells x
-detectors that state a clean set, its mean size and recall of the clean pairs, the worst gap between
+change to the calibration is measured on the same scores. Prints, per model and rate, the clean sets:
+the cells x detectors that state one, its mean size and recall of the clean pairs, the worst gap between
 measured and stated contamination (points), the worst measured contamination, the sets measured
 above the asked 5 % + 1 point, and how often the stated interval holds the measured contamination.
+Then per model and detector, the share and the noisy set: the worst and mean absolute share error
+(points), how often the share's interval holds the truth, the least measured precision of a noisy set,
+how often its stated interval holds it, and the mean recall of the noisy pairs.
 """
 
 from __future__ import annotations
@@ -46,8 +49,12 @@ def cell_rows(arrays, truth: np.ndarray, tag: dict) -> list[dict]:
     for detector in [key[:-2] for key in arrays.files if key.endswith(".x")]:
         groups = arrays["groups"]
         stated = decoy_calibration(arrays[f"{detector}.x"], arrays[f"{detector}.decoys"], groups, groups)
-        summary, clean = stated.summary(), stated.labels == "clean"
-        rows.append({**tag, "detector": detector, "clean": int(clean.sum()),
+        summary, clean, noisy = stated.summary(), stated.labels == "clean", stated.labels == "noisy"
+        rows.append({**tag, "detector": detector, "truth": truth.mean(), "share": summary["estimate"],
+                     "share_low": summary["low"], "share_high": summary["high"], "noisy": int(noisy.sum()),
+                     "precision": truth[noisy].mean() if noisy.any() else np.nan,
+                     "precision_low": summary["noisy_low"], "precision_high": summary["noisy_high"],
+                     "noisy_recall": (noisy & truth).sum() / truth.sum(), "clean": int(clean.sum()),
                      "stated": summary["clean_contamination"], "low": summary["clean_low"],
                      "high": summary["clean_high"], "measured": truth[clean].mean() if clean.any() else np.nan,
                      "recall": (clean & ~truth).sum() / (~truth).sum()})
@@ -84,8 +91,18 @@ def main() -> None:
     cells = table.groupby(["model", "rate"])
     summary = summary.reindex(cells.size().index).fillna({"sets": 0, "over_6": 0, "interval_holds": 0})
     summary["of_rows"], summary["clean_recall"] = cells.size(), cells["recall"].mean()
+    stated = table[table["share"].notna()].assign(
+        error=lambda t: 100 * (t["share"] - t["truth"]).abs(),
+        share_held=lambda t: (t["share_low"] <= t["truth"]) & (t["truth"] <= t["share_high"]),
+        precision_held=lambda t: t["precision"].between(t["precision_low"], t["precision_high"]))
+    shares = stated.groupby(["model", "detector"]).agg(
+        cells=("error", "size"), worst_error=("error", "max"), mean_error=("error", "mean"),
+        share_held=("share_held", "sum"), noisy_sets=("noisy", lambda n: int((n > 0).sum())),
+        least_precision=("precision", "min"), precision_held=("precision_held", "sum"),
+        noisy_recall=("noisy_recall", "mean"))
     with pd.option_context("display.width", 200):
         print(summary.round(3).to_string())
+        print(shares.round(3).to_string())
 
 
 if __name__ == "__main__":
