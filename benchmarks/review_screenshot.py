@@ -1,5 +1,6 @@
-"""Retake docs/review.png: the review page's grid on the demo's data, 80 pairs of the audit order and the 40
-noisiest decided from the ground truth (a throwaway decision store), four tiles selected, a rule previewed.
+"""Retake docs/review.png: the review page's grid on the demo's data, scored by its base (out of sample, as the
+demo states its labels), 200 pairs of the audit order and the 40 noisiest decided from the ground truth (a
+throwaway decision store), four tiles selected, a rule previewed.
 
     .venv/bin/python benchmarks/review_screenshot.py DEMO_FOLDER      # what `nctool demo --out DEMO_FOLDER` left
 """
@@ -18,12 +19,12 @@ from nctool.curate.review.queue import ReviewQueue
 from nctool.data.decisions import DecisionStore
 
 D = Path(sys.argv[1])
-data, scores = D / "data/caption-shuffle-0.40.parquet", D / "runs/caption-shuffle-0.40/rrsitr-s3/scores.parquet"
+data, scores = D / "data/caption-shuffle-0.40.parquet", D / "runs/caption-shuffle-0.40/base-scores.parquet"
 store_path = Path(tempfile.mkdtemp()) / "decisions.sqlite"
 queue = ReviewQueue.load(data, scores, detector="rrsitr")
 ids, truth = queue.pairs["pair_id"].to_numpy(), queue.pairs["noisy"].to_numpy(bool)
 with DecisionStore(store_path, reviewer="ana") as store:
-    for row in queue.select(order="audit")[:80]:
+    for row in queue.select(order="audit")[:200]:
         store.record(ids[row], "drop" if truth[row] else "keep")
     for row in queue.select(order="noisiest")[:40]:
         if ids[row] not in store.get([ids[row]]):
