@@ -3,13 +3,13 @@
     .venv/bin/python benchmarks/labels_from_arrays.py GRID [GRID ...] --base BASE.pt      # captures GRID/arrays/ once
     .venv/bin/python benchmarks/audit_assisted.py GRID [GRID ...] [--decisions 50 100 200] [--audits 300]
 
-For each cell and model whose scores `labels_from_arrays.py` captured, and each of rrsitr, similarity and
-rrsitr-attributes: `decoy_calibration` states the share and each pair's noisy_probability from the
-captured scores; then --audits uniform samples of each size in --decisions stand for a curator's audit
-(decisions = the truth). Per model and sample size, over every cell and detector: the mean absolute error
-(points), how often it is within 3 points, how often the 90 % interval holds the truth and its mean width,
-for the audit alone (`audit_share`: Wilson) and with the detector's help (`assisted_share`); and the decoys'
-own share error.
+For each cell of --kind and model whose scores `labels_from_arrays.py` captured (GRID/arrays/), and each of
+rrsitr, similarity and rrsitr-attributes: `decoy_calibration` states the share and each pair's
+noisy_probability from the captured scores; then --audits uniform samples of each size in --decisions stand
+for a curator's audit (decisions = the truth). Per model and sample size, over every cell and detector: the
+mean absolute error (points), how often it is within 3 points, how often the 90 % interval holds the truth and
+its mean width, for the audit alone (`audit_share`: Wilson) and with the detector's help (`assisted_share`);
+and the decoys' own share error.
 """
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from labels_from_arrays import captured_cells
 
 from nctool.curate.review.audit import assisted_share
 from nctool.detect.calibration import decoy_calibration
 from nctool.metrics import wilson_interval
-from nctool.schema import read_table
 
 DETECTORS = ["rrsitr", "similarity", "rrsitr-attributes"]
 
@@ -33,35 +33,28 @@ def main() -> None:
     parser.add_argument("grids", type=Path, nargs="+")
     parser.add_argument("--decisions", type=int, nargs="+", default=[50, 100, 200])
     parser.add_argument("--audits", type=int, default=300)
+    parser.add_argument("--kind", default="caption-shuffle")
     args = parser.parse_args()
-    rows, seen = [], set()
-    for grid in args.grids:
-        for cache in sorted((grid / "arrays").glob("*.npz")):
-            name, model = cache.stem.rsplit(".", 1)
-            if (name, model) in seen:  # the same cell captured in two grids
+    rows = []
+    for _, _, model, arrays, noisy in captured_cells(args.grids, args.kind):
+        share = noisy.mean()
+        for detector in [d for d in DETECTORS if f"{d}.x" in arrays.files]:
+            groups = arrays["groups"]
+            stated = decoy_calibration(arrays[f"{detector}.x"], arrays[f"{detector}.decoys"], groups, groups)
+            if stated.share is None:
                 continue
-            seen.add((name, model))
-            arrays = np.load(cache, allow_pickle=True)
-            truth = read_table(grid / f"synth.{name}.parquet", columns=["pair_id", "noisy"]).set_index("pair_id")
-            noisy = truth.loc[arrays["pair_id"], "noisy"].to_numpy(bool)
-            share = noisy.mean()
-            for detector in [d for d in DETECTORS if f"{d}.x" in arrays.files]:
-                groups = arrays["groups"]
-                stated = decoy_calibration(arrays[f"{detector}.x"], arrays[f"{detector}.decoys"], groups, groups)
-                if stated.share is None:
-                    continue
-                rng = np.random.default_rng(0)
-                for n in args.decisions:
-                    for _ in range(args.audits):
-                        chosen = rng.choice(len(noisy), n, replace=False)
-                        found = int(noisy[chosen].sum())
-                        low, high = wilson_interval(found, n, level=0.9, population=len(noisy))
-                        helped = assisted_share(noisy[chosen], stated.noisy_probability, chosen, level=0.9)
-                        rows.append({"model": model, "decisions": n, "decoys_error": abs(stated.share - share),
-                                     "audit_error": abs(found / n - share), "audit_holds": low <= share <= high,
-                                     "audit_width": high - low, "helped_error": abs(helped["estimate"] - share),
-                                     "helped_holds": helped["low"] <= share <= helped["high"],
-                                     "helped_width": helped["high"] - helped["low"]})
+            rng = np.random.default_rng(0)
+            for n in args.decisions:
+                for _ in range(args.audits):
+                    chosen = rng.choice(len(noisy), n, replace=False)
+                    found = int(noisy[chosen].sum())
+                    low, high = wilson_interval(found, n, level=0.9, population=len(noisy))
+                    helped = assisted_share(noisy[chosen], stated.noisy_probability, chosen, level=0.9)
+                    rows.append({"model": model, "decisions": n, "decoys_error": abs(stated.share - share),
+                                 "audit_error": abs(found / n - share), "audit_holds": low <= share <= high,
+                                 "audit_width": high - low, "helped_error": abs(helped["estimate"] - share),
+                                 "helped_holds": helped["low"] <= share <= helped["high"],
+                                 "helped_width": helped["high"] - helped["low"]})
     table = pd.DataFrame(rows)
     for kind in ("decoys", "audit", "helped"):
         table[f"{kind}_within_3"] = table[f"{kind}_error"] <= 0.03

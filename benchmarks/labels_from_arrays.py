@@ -43,6 +43,29 @@ def models(grid: Path, name: str, base: Path) -> dict[str, ModelSource]:
     return found
 
 
+def captured_cells(grids: list[Path], kind: str, base: Path | None = None):
+    """Each (cell name, rate, model, captured arrays, truth per captured pair) of `grids`' noisy files of `kind`,
+    once per (cell, model) however many grids hold the cell. With `base`, a cell's scores not captured yet are
+    captured into GRID/arrays/ first; without it, only the captured ones are read."""
+    seen = set()
+    for grid in grids:
+        (grid / "arrays").mkdir(exist_ok=True)
+        for noisy in sorted(grid.glob(f"synth.{kind}-*.parquet")):
+            name = noisy.stem.removeprefix("synth.")
+            rate = float(re.fullmatch(rf"{re.escape(kind)}-([\d.]+)-s\d+", name)[1])
+            truth = read_table(noisy, columns=["pair_id", "noisy"]).set_index("pair_id")["noisy"]
+            for model in ("zero-shot", "fine-tuned", "out-of-fold"):
+                cache = grid / "arrays" / f"{name}.{model}.npz"
+                sources = models(grid, name, base) if base is not None and not cache.exists() else {}
+                if model in sources:
+                    np.savez(cache, **captured_scores(noisy, sources[model], DETECTORS))
+                if (name, model) in seen or not cache.exists():
+                    continue
+                seen.add((name, model))
+                arrays = np.load(cache, allow_pickle=True)
+                yield name, rate, model, arrays, truth.loc[arrays["pair_id"]].to_numpy(bool)
+
+
 def cell_rows(arrays, truth: np.ndarray, tag: dict) -> list[dict]:
     """One row per detector: the clean set decoy_calibration states from the captured scores, against the truth."""
     rows = []
@@ -68,20 +91,9 @@ def main() -> None:
     parser.add_argument("--kind", default="caption-shuffle")
     args = parser.parse_args()
     rows = []
-    for grid in args.grids:
-        (grid / "arrays").mkdir(exist_ok=True)
-        for noisy in sorted(grid.glob(f"synth.{args.kind}-*.parquet")):
-            name = noisy.stem.removeprefix("synth.")
-            rate = float(re.fullmatch(rf"{re.escape(args.kind)}-([\d.]+)-s\d+", name)[1])
-            truth = read_table(noisy, columns=["pair_id", "noisy"]).set_index("pair_id")["noisy"]
-            for model, source in models(grid, name, args.base).items():
-                cache = grid / "arrays" / f"{name}.{model}.npz"
-                if not cache.exists():
-                    np.savez(cache, **captured_scores(noisy, source, DETECTORS))
-                arrays = np.load(cache, allow_pickle=True)
-                rows += cell_rows(arrays, truth.loc[arrays["pair_id"]].to_numpy(bool),
-                                  {"cell": name, "rate": rate, "model": model})
-    table = pd.DataFrame(rows).drop_duplicates(["cell", "model", "detector"])
+    for name, rate, model, arrays, truth in captured_cells(args.grids, args.kind, args.base):
+        rows += cell_rows(arrays, truth, {"cell": name, "rate": rate, "model": model})
+    table = pd.DataFrame(rows)
     claimed = table[table["clean"] > 0].assign(gap=lambda t: 100 * (t["measured"] - t["stated"]),
                                                held=lambda t: t["measured"].between(t["low"], t["high"]))
     summary = claimed.groupby(["model", "rate"]).agg(

@@ -76,13 +76,9 @@ function showSummary(summary) {
   let noise = summary.noise_text;
   if (summary.true_noise_share !== null) noise += ` (ground truth ${(100 * summary.true_noise_share).toFixed(1)} %)`;
   document.getElementById("noise-share").textContent = noise;
-  // the lines are the server's (nctool.curate.review.queue: audit_text, learned_text, agreement_text)
-  showAudit(summary.audit, summary.audit_text);
-  const checked = document.getElementById("audit-labels");
-  checked.textContent = summary.audit_labels_text;
-  checked.hidden = !summary.audit_labels_text;
-  checked.title = "the audit sample's decided pairs of each label: the share of noise among them, against the " +
-                  "rate the label was stated with";
+  // the lines are the server's (nctool.curate.review.queue: audit_text, audit_labels_text, learned_text,
+  // agreement_text)
+  showAudit(summary.audit, summary.audit_text, summary.audit_labels_text);
   showLearned(summary.learned, summary.learned_text);
   showAgreement(summary.agreement, summary.agreement_text);
   const blind = document.getElementById("blind");
@@ -94,7 +90,7 @@ function showSummary(summary) {
 }
 
 // the noise share audited from the audit order's random sample (nctool.curate.review.audit): the figure to quote
-function showAudit(audit, text) {
+function showAudit(audit, text, labelsText) {
   const line = document.getElementById("audit");
   for (const name of ["estimate", "low", "high", "decided", "skipped", "sample"]) line.dataset[name] = audit[name];
   line.replaceChildren(text);
@@ -102,6 +98,12 @@ function showAudit(audit, text) {
   line.title = `a uniform random sample: the audit order's first ${audit.sample} of ${audit.population} pairs ` +
                `(${audit.noisy} noisy of ${audit.decided} decided); the interval holds the share with ` +
                `${percent(audit.level, 0)} % confidence`;
+  // each label's audited pairs against the rate it was stated with; hidden until the audit states a share
+  const checked = document.getElementById("audit-labels");
+  checked.textContent = labelsText;
+  checked.hidden = !labelsText;
+  checked.title = "the audit sample's decided pairs of each label: the share of noise among them, against the " +
+                  "rate the label was stated with";
 }
 
 // the curator's model (nctool.curate.review.learning): what the learned order and its estimate stand on
